@@ -1,0 +1,35 @@
+"""faasd: functions as a service on one machine.
+
+One asyncio process plays Fission's three parts. The path of a call::
+
+    client ──HTTP──▶ gateway.handle            (faasd/gateway.py)
+                      │  RouteTable.match(method, path) -> function, params
+                      │     (in memory, swapped atomically on every write;
+                      │      /function/<name> reaches any function)
+                      ▼
+                    PoolManager.lease(function)   (faasd/pool.py)
+                      │  warm instance?  ── yes ──▶ use it
+                      │  no: take a pre-started container from the
+                      │      environment's pool (start one if empty),
+                      │      POST the code to /v2/specialize (one per
+                      │      function, concurrent first calls share it),
+                      │      refill the pool in the background
+                      ▼
+                    proxy.forward(request, instance)  (faasd/proxy.py)
+                      │  method, path, query, headers, body; params in
+                      │  X-Faasd-Params; function timeout -> 504
+                      ▼
+                    runtime container (runtimes/<lang>/server)
+                      │  calls the user's function
+                      ▼
+    client ◀──────── response streamed back; lease released; an instance
+                     idle past --idle-timeout is removed by the reaper
+
+The admin API (faasd/api.py) writes through the controller
+(faasd/controller.py) to SQLite (faasd/store.py) and the code blobs
+(faasd/codestore.py), then rebuilds the in-memory catalog the gateway reads.
+Docker is reached only through faasd/docker_backend.py, behind the
+ContainerBackend protocol of faasd/backend.py.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,167 @@
+"""The admin API under /v1: thin handlers over the controller.
+
+Reads come from the in-memory catalog; writes go through the controller.
+Every error is a FaasdError, turned into JSON by the middleware in app.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from faasd import __version__
+from faasd.catalog import Catalog
+from faasd.controller import Controller
+from faasd.errors import BadRequest, NotFound
+from faasd.pool import PoolManager
+from faasd.validation import json_object
+
+
+class _Jsonable(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One kind of registry object and the controller calls that change it."""
+
+    kind: str  # as users say it: "environment", "function", "route"
+    path: str
+    items: Callable[[Catalog], Mapping[str, _Jsonable]]
+    create: Callable[[dict[str, Any]], Awaitable[_Jsonable]]
+    update: Callable[[str, dict[str, Any]], Awaitable[_Jsonable]]
+    delete: Callable[[web.Request, str], Awaitable[None]]
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    return json_object(body)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+class AdminApi:
+    def __init__(self, controller: Controller, pool: PoolManager) -> None:
+        self._controller = controller
+        self._pool = pool
+        c = controller
+        self.resources = (
+            Resource(
+                "environment",
+                "/v1/environments",
+                lambda cat: cat.environments,
+                c.create_environment,
+                c.update_environment,
+                lambda _req, name: c.delete_environment(name),
+            ),
+            Resource(
+                "function",
+                "/v1/functions",
+                lambda cat: cat.functions,
+                c.create_function,
+                c.update_function,
+                lambda req, name: c.delete_function(name, force=_flag(req, "force")),
+            ),
+            Resource(
+                "route",
+                "/v1/triggers/http",
+                lambda cat: cat.triggers,
+                c.create_trigger,
+                c.update_trigger,
+                lambda _req, name: c.delete_trigger(name),
+            ),
+        )
+
+    def add_routes(self, app: web.Application) -> None:
+        router = app.router
+        for res in self.resources:
+            router.add_get(res.path, self._lister(res))
+            router.add_post(res.path, self._creator(res))
+            router.add_get(res.path + "/{name}", self._getter(res))
+            router.add_patch(res.path + "/{name}", self._updater(res))
+            router.add_put(res.path + "/{name}", self._updater(res))
+            router.add_delete(res.path + "/{name}", self._deleter(res))
+        router.add_get("/v1/functions/{name}/code", self.function_code)
+        router.add_get("/v1/status", self.status)
+
+    def _one(self, res: Resource, name: str) -> _Jsonable:
+        item = res.items(self._controller.catalog).get(name)
+        if item is None:
+            raise NotFound(f"{res.kind} '{name}' not found")
+        return item
+
+    def _lister(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            items = res.items(self._controller.catalog).values()
+            function = request.query.get("function")
+            listed = [i.to_json() for i in sorted(items, key=lambda i: i.to_json()["name"])]
+            if function is not None:
+                listed = [i for i in listed if i.get("function") == function]
+            return web.json_response({"items": listed})
+
+        return handler
+
+    def _getter(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            return web.json_response(self._one(res, request.match_info["name"]).to_json())
+
+        return handler
+
+    def _creator(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            created = await res.create(await read_json(request))
+            return web.json_response(created.to_json(), status=201)
+
+        return handler
+
+    def _updater(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            updated = await res.update(request.match_info["name"], await read_json(request))
+            return web.json_response(updated.to_json())
+
+        return handler
+
+    def _deleter(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            await res.delete(request, request.match_info["name"])
+            return web.Response(status=204)
+
+        return handler
+
+    async def function_code(self, request: web.Request) -> web.Response:
+        code = self._controller.function_code(request.match_info["name"])
+        return web.Response(body=code, content_type="text/plain", charset="utf-8")
+
+    async def status(self, request: web.Request) -> web.Response:
+        catalog = self._controller.catalog
+        return web.json_response(
+            {
+                "version": __version__,
+                "environments": [
+                    {
+                        "name": e.name,
+                        "image": e.image,
+                        "poolsize": e.poolsize,
+                        **self._pool.environment_status(e.name),
+                    }
+                    for e in sorted(catalog.environments.values(), key=lambda e: e.name)
+                ],
+                "functions": [
+                    {
+                        "name": f.name,
+                        "environment": f.environment,
+                        "instances": self._pool.instance_count(f.name),
+                    }
+                    for f in sorted(catalog.functions.values(), key=lambda f: f.name)
+                ],
+            }
+        )

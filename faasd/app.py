@@ -1,0 +1,170 @@
+"""The aiohttp application: wiring, error middleware and start/stop order.
+
+Start: HTTP client session -> Docker backend -> SQLite store -> pool (removes
+containers an earlier faasd left) -> controller (loads the registry, fills the
+pools) -> reaper. Stop runs the other way round, after aiohttp has stopped
+accepting and let calls in flight finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from faasd import __version__
+from faasd.api import AdminApi
+from faasd.backend import ContainerBackend
+from faasd.codestore import CodeStore
+from faasd.controller import Controller
+from faasd.docker_backend import DockerBackend
+from faasd.errors import EngineUnavailable, FaasdError, MethodNotAllowed, NotFound
+from faasd.gateway import Gateway
+from faasd.pool import PoolManager
+from faasd.reaper import run_reaper, tick_for
+from faasd.settings import Settings
+from faasd.store import Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: FaasdError) -> web.Response:
+    response = web.json_response(error.to_json(), status=error.status)
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(error.allowed)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except FaasdError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return web.json_response(
+            {"error": {"code": code, "message": exc.text or exc.reason}}, status=exc.status
+        )
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": {"code": "internal", "message": "internal error; see faasd's log"}}, status=500
+        )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    session: aiohttp.ClientSession
+    backend: ContainerBackend
+    store: Store
+    pool: PoolManager
+    controller: Controller
+    reaper: asyncio.Task[None]
+
+    async def close(self) -> None:
+        self.reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reaper
+        await self.pool.shutdown()
+        await self.store.close()
+        if isinstance(self.backend, DockerBackend):
+            self.backend.close()
+        await self.session.close()
+        log.info("faasd stopped; its containers are removed")
+
+
+async def start_services(settings: Settings, backend: ContainerBackend | None = None) -> Services:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # Keep-alive to the runtimes shorter than Node's 5 s server timeout, so a
+    # pooled connection is never one the container is about to close.
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=2.0),
+        auto_decompress=False,
+    )
+    if backend is None:
+        backend = DockerBackend(settings, session)
+    store = await Store.open(settings.database_path)
+    codes = CodeStore(settings.code_dir)
+    pool = PoolManager(
+        backend,
+        lambda fn: codes.get(fn.code_sha256),
+        idle_timeout=settings.idle_timeout,
+        start_concurrency=settings.start_concurrency,
+    )
+    try:
+        await backend.remove_managed()
+    except EngineUnavailable as exc:
+        log.error("%s; functions cannot run until the engine answers (faasd keeps trying)", exc)
+    controller = Controller(
+        store,
+        codes,
+        pool,
+        default_poolsize=settings.default_poolsize,
+        max_code_bytes=settings.max_code_bytes,
+    )
+    await controller.start(settings.stock_environments, settings.state_dir / "initialized")
+    reaper = asyncio.get_running_loop().create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
+    return Services(settings, session, backend, store, pool, controller, reaper)
+
+
+async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
+    services = await start_services(settings, backend)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=2 * settings.max_code_bytes + 65536,
+    )
+    api = AdminApi(services.controller, services.pool)
+    gateway = Gateway(services.controller, services.pool, services.session, settings.max_body_bytes)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def metrics(_request: web.Request) -> web.Response:
+        catalog = services.controller.catalog
+        lines = [
+            "# TYPE faasd_functions gauge",
+            f"faasd_functions {len(catalog.functions)}",
+            "# TYPE faasd_routes gauge",
+            f"faasd_routes {catalog.routes.size}",
+            "# TYPE faasd_pool_ready gauge",
+            *(
+                f'faasd_pool_ready{{environment="{name}"}} {services.pool.ready_count(name)}'
+                for name in catalog.environments
+            ),
+            "# TYPE faasd_instances gauge",
+            *(
+                f'faasd_instances{{function="{name}"}} {services.pool.instance_count(name)}'
+                for name in catalog.functions
+            ),
+        ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def unknown_admin_path(request: web.Request) -> web.Response:
+        raise NotFound(f"no admin API endpoint {request.method} {request.path}")
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    api.add_routes(app)
+    app.router.add_route("*", "/v1/{tail:.*}", unknown_admin_path)
+    app.router.add_route("*", "/v1", unknown_admin_path)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+
+    async def close(_app: web.Application) -> None:
+        await services.close()
+
+    app.on_cleanup.append(close)
+    app["services"] = services
+    return app

@@ -1,0 +1,66 @@
+"""The narrow interface between the pool and whatever runs containers.
+
+faasd/docker_backend.py implements it on the Docker engine; tests/fakes.py
+implements it in memory for the unit tests of the pool's bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from faasd.entities import Environment
+
+
+@dataclass(frozen=True)
+class Container:
+    """A runtime container that is started and answers its health check."""
+
+    id: str
+    environment: str
+    url: str  # base URL of the runtime server, e.g. http://172.18.0.5:8888
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """What a generic container is told to become."""
+
+    function: str
+    filename: str
+    code: bytes
+    entrypoint: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpecializeResult:
+    load_ms: float
+    # The runtime's own message when the code failed to load, e.g.
+    # "SyntaxError: Unexpected token ')' (hello.js:3)". The container then
+    # answers every call with that error, so it still serves the function.
+    load_error: str | None = None
+
+
+class ContainerBackend(Protocol):
+    async def start(self, env: Environment, function: str = "") -> Container:
+        """Start a generic container of ``env`` and return once it answers its health check.
+
+        Raises EngineUnavailable (or its subclass ImageNotFound).
+        """
+        ...
+
+    async def specialize(self, container: Container, spec: Specialization) -> SpecializeResult:
+        """Load a function into a generic container. Raises UpstreamError if it is gone."""
+        ...
+
+    async def stop(self, container: Container) -> None:
+        """Remove the container; a container that is already gone is not an error."""
+        ...
+
+    async def remove_managed(self) -> int:
+        """Remove every container this faasd (its state dir) ever started; return the count."""
+        ...
+
+    async def count_managed(self) -> int:
+        """How many containers of this faasd exist now."""
+        ...

@@ -1,0 +1,49 @@
+"""What the request path reads: an immutable snapshot of the registry.
+
+The controller builds a new Catalog after every write and swaps it in with
+one assignment, so a call sees either the old registry or the new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from faasd.entities import Environment, Function, HttpTrigger
+from faasd.routing import RouteTable
+
+
+@dataclass(frozen=True)
+class Catalog:
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+    functions: Mapping[str, Function] = field(default_factory=dict)
+    triggers: Mapping[str, HttpTrigger] = field(default_factory=dict)
+    routes: RouteTable = field(default_factory=RouteTable)
+
+    @classmethod
+    def build(
+        cls,
+        environments: Iterable[Environment],
+        functions: Iterable[Function],
+        triggers: Iterable[HttpTrigger],
+    ) -> Catalog:
+        trigger_map = {t.name: t for t in triggers}
+        return cls(
+            environments=MappingProxyType({e.name: e for e in environments}),
+            functions=MappingProxyType({f.name: f for f in functions}),
+            triggers=MappingProxyType(trigger_map),
+            routes=RouteTable((t.method, t.url, t.function) for t in trigger_map.values()),
+        )
+
+    def replace(
+        self,
+        environments: Iterable[Environment] | None = None,
+        functions: Iterable[Function] | None = None,
+        triggers: Iterable[HttpTrigger] | None = None,
+    ) -> Catalog:
+        return Catalog.build(
+            self.environments.values() if environments is None else environments,
+            self.functions.values() if functions is None else functions,
+            self.triggers.values() if triggers is None else triggers,
+        )

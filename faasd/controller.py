@@ -1,0 +1,280 @@
+"""The controller: every change to the registry goes through here.
+
+A write is validated, stored in SQLite (and the code in the code store),
+then the in-memory Catalog is rebuilt and swapped in, and the pool is told.
+Writes are serialized by one lock, so SQLite and the catalog never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from faasd import validation as check
+from faasd.catalog import Catalog
+from faasd.codestore import CodeStore
+from faasd.entities import Environment, Function, HttpTrigger
+from faasd.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.pool import PoolManager
+from faasd.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 60
+EXTENSIONS = {"node": ".js", "python": ".py"}
+
+
+def _get(mapping: Any, kind: str, name: str) -> Any:
+    try:
+        return mapping[name]
+    except KeyError:
+        raise NotFound(f"{kind} '{name}' not found") from None
+
+
+class Controller:
+    def __init__(
+        self,
+        store: Store,
+        codes: CodeStore,
+        pool: PoolManager,
+        *,
+        default_poolsize: int,
+        max_code_bytes: int,
+    ) -> None:
+        self._store = store
+        self._codes = codes
+        self._pool = pool
+        self._default_poolsize = default_poolsize
+        self._max_code_bytes = max_code_bytes
+        self._lock = asyncio.Lock()
+        self.catalog = Catalog()
+
+    async def start(self, stock: dict[str, str], marker: Path) -> None:
+        """Load the registry; on the very first start, register the stock environments."""
+        contents = await self._store.load()
+        self.catalog = Catalog.build(contents.environments, contents.functions, contents.triggers)
+        if not marker.exists():  # noqa: ASYNC240 - once, at start
+            for name, image in stock.items():
+                if name not in self.catalog.environments:
+                    await self.create_environment({"name": name, "image": image})
+                    log.info("registered stock environment %s (%s)", name, image)
+            await asyncio.to_thread(marker.write_text, "stock environments registered\n")
+        for env in self.catalog.environments.values():
+            self._pool.set_environment(env)
+
+    # -- environments -------------------------------------------------------
+
+    async def create_environment(self, body: dict[str, Any]) -> Environment:
+        check.known_fields(body, {"name", "image", "poolsize"})
+        name = check.name(body.get("name"))
+        image = check.image(body.get("image"))
+        poolsize = check.integer(
+            body.get("poolsize", self._default_poolsize), "poolsize", 0, check.MAX_POOLSIZE
+        )
+        async with self._lock:
+            if name in self.catalog.environments:
+                raise Conflict(f"environment '{name}' exists already")
+            now = utcnow()
+            env = Environment(name, image, poolsize, now, now)
+            await self._store.add_environment(env)
+            self.catalog = self.catalog.replace(environments=[*self.catalog.environments.values(), env])
+        self._pool.set_environment(env)
+        return env
+
+    async def update_environment(self, name: str, body: dict[str, Any]) -> Environment:
+        check.known_fields(body, {"name", "image", "poolsize"})
+        async with self._lock:
+            env: Environment = _get(self.catalog.environments, "environment", name)
+            if body.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new environment instead")
+            changed = dataclasses.replace(
+                env,
+                image=check.image(body["image"]) if "image" in body else env.image,
+                poolsize=(
+                    check.integer(body["poolsize"], "poolsize", 0, check.MAX_POOLSIZE)
+                    if "poolsize" in body
+                    else env.poolsize
+                ),
+                updated_at=utcnow(),
+            )
+            await self._store.update_environment(changed)
+            envs = {**self.catalog.environments, name: changed}
+            self.catalog = self.catalog.replace(environments=envs.values())
+        self._pool.set_environment(changed)
+        return changed
+
+    async def delete_environment(self, name: str) -> None:
+        async with self._lock:
+            _get(self.catalog.environments, "environment", name)
+            users = sorted(f.name for f in self.catalog.functions.values() if f.environment == name)
+            if users:
+                raise Conflict(
+                    f"environment '{name}' is used by function(s) {', '.join(users)}; delete them first"
+                )
+            await self._store.delete_environment(name)
+            self.catalog = self.catalog.replace(
+                environments=[e for e in self.catalog.environments.values() if e.name != name]
+            )
+        self._pool.remove_environment(name)
+
+    # -- functions ----------------------------------------------------------
+
+    def _code(self, body: dict[str, Any]) -> bytes:
+        code = body.get("code")
+        if not isinstance(code, str):
+            raise BadRequest("code is required and must be the function's source text")
+        data = code.encode("utf-8")
+        if len(data) > self._max_code_bytes:
+            raise PayloadTooLarge(f"code is {len(data)} bytes; the limit is {self._max_code_bytes}")
+        if not data.strip():
+            raise BadRequest("code is empty")
+        return data
+
+    def _environment_of(self, body: dict[str, Any]) -> str:
+        env = check.name(body.get("environment"), "environment")
+        if env not in self.catalog.environments:
+            raise BadRequest(f"environment '{env}' does not exist (see GET /v1/environments)")
+        return env
+
+    async def create_function(self, body: dict[str, Any]) -> Function:
+        check.known_fields(body, {"name", "environment", "code", "filename", "entrypoint", "timeout"})
+        name = check.name(body.get("name"))
+        data = self._code(body)
+        async with self._lock:
+            if name in self.catalog.functions:
+                raise Conflict(f"function '{name}' exists already")
+            env = self._environment_of(body)
+            default_ext = next((ext for key, ext in EXTENSIONS.items() if key in env), "")
+            filename = check.filename(body.get("filename") or f"{name}{default_ext}")
+            now = utcnow()
+            fn = Function(
+                name=name,
+                environment=env,
+                filename=filename,
+                entrypoint=check.entrypoint(body.get("entrypoint", "")),
+                timeout=check.integer(body.get("timeout", DEFAULT_TIMEOUT), "timeout", 1, check.MAX_TIMEOUT),
+                code_sha256=await asyncio.to_thread(self._codes.put, data),
+                code_size=len(data),
+                revision=1,
+                created_at=now,
+                updated_at=now,
+            )
+            await self._store.add_function(fn)
+            self.catalog = self.catalog.replace(functions=[*self.catalog.functions.values(), fn])
+        return fn
+
+    async def update_function(self, name: str, body: dict[str, Any]) -> Function:
+        check.known_fields(body, {"name", "environment", "code", "filename", "entrypoint", "timeout"})
+        async with self._lock:
+            fn: Function = _get(self.catalog.functions, "function", name)
+            if body.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new function instead")
+            changes: dict[str, Any] = {}
+            if "code" in body:
+                data = self._code(body)
+                changes["code_sha256"] = await asyncio.to_thread(self._codes.put, data)
+                changes["code_size"] = len(data)
+            if "environment" in body:
+                changes["environment"] = self._environment_of(body)
+            if "filename" in body:
+                changes["filename"] = check.filename(body["filename"])
+            if "entrypoint" in body:
+                changes["entrypoint"] = check.entrypoint(body["entrypoint"])
+            if "timeout" in body:
+                changes["timeout"] = check.integer(body["timeout"], "timeout", 1, check.MAX_TIMEOUT)
+            changed = dataclasses.replace(fn, **changes, revision=fn.revision + 1, updated_at=utcnow())
+            await self._store.update_function(changed)
+            fns = {**self.catalog.functions, name: changed}
+            self.catalog = self.catalog.replace(functions=fns.values())
+            self._forget_code(fn.code_sha256)
+        # Calls from now on get the new revision; old instances finish and go.
+        self._pool.retire_function(name)
+        return changed
+
+    async def delete_function(self, name: str, force: bool = False) -> None:
+        async with self._lock:
+            fn: Function = _get(self.catalog.functions, "function", name)
+            routes = [t for t in self.catalog.triggers.values() if t.function == name]
+            if routes and not force:
+                listed = ", ".join(f"{t.method} {t.url}" for t in routes)
+                raise Conflict(
+                    f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true"
+                )
+            for trigger in routes:
+                await self._store.delete_trigger(trigger.name)
+            await self._store.delete_function(name)
+            self.catalog = self.catalog.replace(
+                functions=[f for f in self.catalog.functions.values() if f.name != name],
+                triggers=[t for t in self.catalog.triggers.values() if t.function != name],
+            )
+            self._forget_code(fn.code_sha256)
+        self._pool.retire_function(name)
+
+    def function_code(self, name: str) -> bytes:
+        fn: Function = _get(self.catalog.functions, "function", name)
+        return self._codes.get(fn.code_sha256)
+
+    def _forget_code(self, sha256: str) -> None:
+        if not any(f.code_sha256 == sha256 for f in self.catalog.functions.values()):
+            self._codes.discard(sha256)
+
+    # -- HTTP triggers ------------------------------------------------------
+
+    def _check_route(self, method: str, url: str, function: str, exclude: str = "") -> None:
+        if function not in self.catalog.functions:
+            raise BadRequest(f"function '{function}' does not exist")
+        key = check.url_key(url)
+        for other in self.catalog.triggers.values():
+            if other.name != exclude and other.method == method and check.url_key(other.url) == key:
+                raise Conflict(
+                    f"route {method} {url} exists already "
+                    f"(route '{other.name}' -> function '{other.function}')"
+                )
+
+    async def create_trigger(self, body: dict[str, Any]) -> HttpTrigger:
+        check.known_fields(body, {"name", "method", "url", "function"})
+        method = check.method(body.get("method", "GET"))
+        url = check.url_pattern(body.get("url"))
+        function = check.name(body.get("function"), "function")
+        async with self._lock:
+            name = body.get("name") or f"{function[:50]}-{secrets.token_hex(4)}"
+            name = check.name(name)
+            if name in self.catalog.triggers:
+                raise Conflict(f"route '{name}' exists already")
+            self._check_route(method, url, function)
+            now = utcnow()
+            trigger = HttpTrigger(name, method, url, function, now, now)
+            await self._store.add_trigger(trigger, check.url_key(url))
+            self.catalog = self.catalog.replace(triggers=[*self.catalog.triggers.values(), trigger])
+        return trigger
+
+    async def update_trigger(self, name: str, body: dict[str, Any]) -> HttpTrigger:
+        check.known_fields(body, {"name", "method", "url", "function"})
+        async with self._lock:
+            trigger: HttpTrigger = _get(self.catalog.triggers, "route", name)
+            if body.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new route instead")
+            changed = dataclasses.replace(
+                trigger,
+                method=check.method(body["method"]) if "method" in body else trigger.method,
+                url=check.url_pattern(body["url"]) if "url" in body else trigger.url,
+                function=check.name(body["function"], "function") if "function" in body else trigger.function,
+                updated_at=utcnow(),
+            )
+            self._check_route(changed.method, changed.url, changed.function, exclude=name)
+            await self._store.update_trigger(changed, check.url_key(changed.url))
+            triggers = {**self.catalog.triggers, name: changed}
+            self.catalog = self.catalog.replace(triggers=triggers.values())
+        return changed
+
+    async def delete_trigger(self, name: str) -> None:
+        async with self._lock:
+            _get(self.catalog.triggers, "route", name)
+            await self._store.delete_trigger(name)
+            self.catalog = self.catalog.replace(
+                triggers=[t for t in self.catalog.triggers.values() if t.name != name]
+            )

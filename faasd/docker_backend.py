@@ -1,0 +1,259 @@
+"""ContainerBackend on the Docker engine, through the ``docker`` SDK.
+
+The SDK is synchronous, so every call runs on a small thread pool, off the
+event loop. Docker's and the runtime's errors become faasd's own errors here
+and nowhere else.
+
+Every container carries the labels ``faasd.managed=true``,
+``faasd.owner=<state dir hash>``, ``faasd.environment=<env>`` and
+``faasd.function=<name>`` (empty for a pooled, generic container: Docker
+labels cannot change after creation, so a pooled container that gets
+specialized is renamed ``faasd-<owner>-<function>-<n>`` instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aiohttp
+import docker
+import docker.errors
+from docker.models.containers import Container as DockerContainer
+
+from faasd.backend import Container, Specialization, SpecializeResult
+from faasd.entities import Environment
+from faasd.errors import EngineUnavailable, ImageNotFound, UpstreamError
+from faasd.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RUNTIME_PORT = 8888
+READY_TIMEOUT = 20.0
+SPECIALIZE_TIMEOUT = 30.0
+
+T = TypeVar("T")
+
+
+class DockerBackend:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self._settings = settings
+        self._session = session
+        self._owner = settings.owner
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker")
+        self._client: docker.DockerClient | None = None
+        self._network_ready = False
+        self._serial = itertools.count(1)
+
+    # -- plumbing ---------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        except docker.errors.ImageNotFound as exc:
+            raise ImageNotFound(f"image not found: {exc.explanation}; build it with 'make images'") from exc
+        except docker.errors.APIError as exc:
+            raise EngineUnavailable(f"Docker engine error: {exc.explanation or exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(f"Docker engine unreachable: {exc}") from exc
+        except OSError as exc:  # requests' connection errors are OSErrors
+            raise EngineUnavailable(f"Docker engine unreachable: {exc}") from exc
+
+    def _docker(self) -> docker.DockerClient:
+        """The client, created on first use; the network is created once."""
+        if self._client is None:
+            client = docker.from_env(timeout=30)
+            client.ping()
+            self._client = client
+        if not self._network_ready:
+            self._ensure_network(self._client)
+            self._network_ready = True
+        return self._client
+
+    def _ensure_network(self, client: docker.DockerClient) -> None:
+        name = self._settings.network
+        if client.networks.list(names=[name]):
+            return
+        try:
+            client.networks.create(name, driver="bridge", labels={"faasd.managed": "true"})
+            log.info("created Docker network %s", name)
+        except docker.errors.APIError:
+            # Another faasd created it at the same moment.
+            if not client.networks.list(names=[name]):
+                raise
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    # -- ContainerBackend ---------------------------------------------------
+
+    async def start(self, env: Environment, function: str = "") -> Container:
+        began = time.monotonic()
+        docker_container = await self._run(self._create_and_start, env, function)
+        container = Container(id=docker_container.id or "", environment=env.name, url="")
+        address = await self._run(self._address, docker_container)
+        container = Container(id=container.id, environment=env.name, url=f"http://{address}:{RUNTIME_PORT}")
+        try:
+            await self._wait_ready(container)
+        except BaseException:
+            await asyncio.shield(self.stop(container))
+            raise
+        log.debug(
+            "started %s for %s in %.0f ms", container.id[:12], env.name, (time.monotonic() - began) * 1000
+        )
+        return container
+
+    def _create_and_start(self, env: Environment, function: str) -> DockerContainer:
+        settings = self._settings
+        name = f"faasd-{self._owner}-{env.name}-{next(self._serial)}-{int(time.time() * 1000) % 100000}"
+        # create + start rather than run(): run() would try to pull a missing image.
+        container = self._docker().containers.create(
+            env.image,
+            detach=True,
+            name=name,
+            labels={
+                "faasd.managed": "true",
+                "faasd.owner": self._owner,
+                "faasd.environment": env.name,
+                "faasd.function": function,
+            },
+            network=settings.network,
+            environment={"PORT": str(RUNTIME_PORT)},
+            mem_limit=f"{settings.container_memory_mb}m",
+            memswap_limit=f"{settings.container_memory_mb}m",
+            pids_limit=128,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=64m,mode=1777"},
+            user="1000:1000",
+        )
+        try:
+            container.start()
+        except docker.errors.APIError:
+            container.remove(force=True)
+            raise
+        return container
+
+    def _address(self, container: DockerContainer) -> str:
+        container.reload()  # run() returns attributes from before the start
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        address = str(networks.get(self._settings.network, {}).get("IPAddress", ""))
+        if not address:
+            raise EngineUnavailable(
+                f"container {container.short_id} has no address on network {self._settings.network}"
+            )
+        return address
+
+    async def _wait_ready(self, container: Container) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        delay = 0.005
+        while True:
+            try:
+                async with self._session.get(
+                    container.url + "/healthz", timeout=aiohttp.ClientTimeout(total=1)
+                ) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                logs = await self._run(self._tail_logs, container.id)
+                raise EngineUnavailable(
+                    f"container of environment {container.environment} did not answer its health "
+                    f"check within {READY_TIMEOUT:.0f} s; its log ends: {logs or '(empty)'}"
+                )
+            if not await self._run(self._is_running, container.id):
+                logs = await self._run(self._tail_logs, container.id)
+                raise EngineUnavailable(
+                    f"container of environment {container.environment} exited at start; "
+                    f"its log ends: {logs or '(empty)'}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _is_running(self, container_id: str) -> bool:
+        try:
+            state = self._docker().api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            return False
+        return bool(state.get("Running"))
+
+    def _tail_logs(self, container_id: str) -> str:
+        try:
+            raw = self._docker().api.logs(container_id, tail=5)
+        except docker.errors.NotFound:
+            return ""
+        return " | ".join(raw.decode(errors="replace").strip().splitlines())[-500:]
+
+    async def specialize(self, container: Container, spec: Specialization) -> SpecializeResult:
+        payload = {
+            "filename": spec.filename,
+            "code": spec.code.decode("utf-8", errors="replace"),
+            "entrypoint": spec.entrypoint,
+            "env": spec.env,
+        }
+        try:
+            async with self._session.post(
+                container.url + "/v2/specialize",
+                json=payload,
+                timeout=aiohttp.ClientTimeout(total=SPECIALIZE_TIMEOUT),
+            ) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(f"the container for {spec.function} did not take the code: {exc!r}") from exc
+        asyncio.get_running_loop().create_task(self._rename(container, spec.function))
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = {}
+        if response.status == 200:
+            return SpecializeResult(load_ms=float(body.get("load_ms", 0.0)))
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        message = error.get("message") or text[:500] or f"status {response.status}"
+        if error.get("code") == "load_error":
+            return SpecializeResult(load_ms=0.0, load_error=message)
+        raise UpstreamError(f"specializing {spec.function} failed: {message}")
+
+    async def _rename(self, container: Container, function: str) -> None:
+        name = f"faasd-{self._owner}-{function}-{next(self._serial)}"
+        try:
+            await self._run(lambda: self._docker().api.rename(container.id, name))
+        except Exception as exc:  # the name is cosmetic; never fail a call over it
+            log.debug("could not rename %s: %s", container.id[:12], exc)
+
+    async def stop(self, container: Container) -> None:
+        await self._run(self._remove, container.id)
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            self._docker().api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # removal already in progress
+                return
+            raise
+
+    def _managed_ids(self) -> list[str]:
+        found = self._docker().api.containers(all=True, filters={"label": f"faasd.owner={self._owner}"})
+        return [str(c["Id"]) for c in found]
+
+    async def count_managed(self) -> int:
+        return len(await self._run(self._managed_ids))
+
+    async def remove_managed(self) -> int:
+        ids = await self._run(self._managed_ids)
+        await asyncio.gather(*(self._run(self._remove, cid) for cid in ids))
+        if ids:
+            log.info("removed %d container(s) labelled faasd.owner=%s", len(ids), self._owner)
+        return len(ids)

@@ -1,0 +1,56 @@
+"""SQLAlchemy tables of the registry; alembic's target metadata."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    image: Mapped[str] = mapped_column(String(255))
+    poolsize: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FunctionRow(Base):
+    __tablename__ = "functions"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    environment: Mapped[str] = mapped_column(
+        String(63), ForeignKey("environments.name", ondelete="RESTRICT"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    entrypoint: Mapped[str] = mapped_column(String(255))
+    timeout: Mapped[int] = mapped_column(Integer)
+    code_sha256: Mapped[str] = mapped_column(String(64))
+    code_size: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HttpTriggerRow(Base):
+    __tablename__ = "http_triggers"
+    __table_args__ = (UniqueConstraint("method", "url_key", name="uq_http_triggers_method_url"),)
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(1024))
+    # The URL pattern with parameter names blanked: /users/{id} and
+    # /users/{name} are the same route.
+    url_key: Mapped[str] = mapped_column(String(1024))
+    function: Mapped[str] = mapped_column(
+        String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,123 @@
+"""Settings, read once from command-line flags and ``FAASD_*`` variables.
+
+Every setting, its flag, its variable and its default are listed in
+:data:`OPTIONS`; nothing else in faasd reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from faasd import __version__
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: str
+    help: str
+    kind: type = str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "127.0.0.1", "address to listen on"),
+    Option("port", "8080", "port for the admin API and the function routes", int),
+    Option("state_dir", "./.faasd", "where the database, code blobs and logs live"),
+    Option("idle_timeout", "120", "seconds without calls before a function's instance is removed", float),
+    Option("default_poolsize", "3", "pool size of the stock environments", int),
+    Option("network", "faasd", "Docker network that faasd creates and puts containers on"),
+    Option("nodejs_image", "faasd/runtime-nodejs:latest", "image of the stock nodejs environment"),
+    Option("python_image", "faasd/runtime-python:latest", "image of the stock python environment"),
+    Option("max_body_bytes", str(6 * 1024 * 1024), "largest request body a function accepts", int),
+    Option("max_code_bytes", str(10 * 1024 * 1024), "largest function source accepted", int),
+    Option("container_memory_mb", "256", "memory limit of each runtime container", int),
+    Option("start_concurrency", "4", "container starts in flight at once (engine protection)", int),
+    Option("log_level", "info", "debug, info, warning or error"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path = Path(".faasd")
+    idle_timeout: float = 120.0
+    default_poolsize: int = 3
+    network: str = "faasd"
+    nodejs_image: str = "faasd/runtime-nodejs:latest"
+    python_image: str = "faasd/runtime-python:latest"
+    max_body_bytes: int = 6 * 1024 * 1024
+    max_code_bytes: int = 10 * 1024 * 1024
+    container_memory_mb: int = 256
+    start_concurrency: int = 4
+    log_level: str = "info"
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "faasd.db"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.state_dir / "code"
+
+    @property
+    def owner(self) -> str:
+        """Label value marking the containers of the faasd that uses this state dir.
+
+        Two faasd processes with different state dirs on one engine never remove
+        each other's containers.
+        """
+        return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+
+    @property
+    def stock_environments(self) -> dict[str, str]:
+        return {"nodejs": self.nodejs_image, "python": self.python_image}
+
+
+def _env_name(option: Option) -> str:
+    return "FAASD_" + option.name.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faasd",
+        description="faasd: functions as a service on one machine.",
+        epilog="Every flag can also be set with its FAASD_* variable, e.g. FAASD_PORT.",
+    )
+    parser.add_argument("--version", action="version", version=f"faasd {__version__}")
+    for option in OPTIONS:
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            dest=option.name,
+            default=None,
+            help=f"{option.help} (${_env_name(option)}, default {option.default})",
+        )
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every option: flag, then ``FAASD_*`` variable, then default."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    values: dict[str, object] = {}
+    for option in OPTIONS:
+        raw = getattr(args, option.name)
+        if raw is None:
+            raw = environ.get(_env_name(option), option.default)
+        try:
+            values[option.name] = option.kind(raw)
+        except ValueError:
+            parser.error(f"--{option.name.replace('_', '-')}: {raw!r} is not a valid {option.kind.__name__}")
+    values["state_dir"] = Path(str(values["state_dir"]))
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.idle_timeout <= 0:
+        parser.error("--idle-timeout must be positive")
+    if not 0 < settings.port < 65536:
+        parser.error("--port must be between 1 and 65535")
+    return settings

@@ -1,0 +1,225 @@
+"""The registry in SQLite: environments, functions and HTTP triggers.
+
+Opened with alembic's migrations applied, WAL journal and foreign keys on.
+Queries return the plain values of faasd/entities.py. Only the controller
+calls this module; the request path never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from faasd.entities import Environment, Function, HttpTrigger
+from faasd.errors import Conflict
+from faasd.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without a zone; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def migrate(database: Path) -> None:
+    """Bring the database at ``database`` to the newest alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("faasd_migrations")))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{database}")
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _environment(row: EnvironmentRow) -> Environment:
+    return Environment(
+        name=row.name,
+        image=row.image,
+        poolsize=row.poolsize,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _function(row: FunctionRow) -> Function:
+    return Function(
+        name=row.name,
+        environment=row.environment,
+        filename=row.filename,
+        entrypoint=row.entrypoint,
+        timeout=row.timeout,
+        code_sha256=row.code_sha256,
+        code_size=row.code_size,
+        revision=row.revision,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _trigger(row: HttpTriggerRow) -> HttpTrigger:
+    return HttpTrigger(
+        name=row.name,
+        method=row.method,
+        url=row.url,
+        function=row.function,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+@dataclass(frozen=True)
+class Contents:
+    """Everything in the registry, read once at start."""
+
+    environments: list[Environment]
+    functions: list[Function]
+    triggers: list[HttpTrigger]
+
+
+Row = EnvironmentRow | FunctionRow | HttpTriggerRow
+RowType = type[EnvironmentRow] | type[FunctionRow] | type[HttpTriggerRow]
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, database: Path) -> Store:
+
+        database.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate, database)
+        engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+        event.listen(engine.sync_engine, "connect", _set_pragmas)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def load(self) -> Contents:
+        async with self._sessions() as session:
+            envs = (await session.scalars(select(EnvironmentRow))).all()
+            fns = (await session.scalars(select(FunctionRow))).all()
+            triggers = (await session.scalars(select(HttpTriggerRow))).all()
+        return Contents(
+            environments=[_environment(r) for r in envs],
+            functions=[_function(r) for r in fns],
+            triggers=[_trigger(r) for r in triggers],
+        )
+
+    async def _insert(self, row: Row) -> None:
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError as exc:
+            raise Conflict(f"{row.__tablename__[:-1]} '{row.name}' conflicts with an existing one") from exc
+
+    async def _update(self, model: RowType, name: str, fields: dict[str, Any]) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(model).where(model.name == name).values(**fields))
+
+    async def _delete(self, model: RowType, name: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(delete(model).where(model.name == name))
+
+    # environments
+    async def add_environment(self, env: Environment) -> None:
+        await self._insert(
+            EnvironmentRow(
+                name=env.name,
+                image=env.image,
+                poolsize=env.poolsize,
+                created_at=env.created_at,
+                updated_at=env.updated_at,
+            )
+        )
+
+    async def update_environment(self, env: Environment) -> None:
+        fields = {"image": env.image, "poolsize": env.poolsize, "updated_at": env.updated_at}
+        await self._update(EnvironmentRow, env.name, fields)
+
+    async def delete_environment(self, name: str) -> None:
+        await self._delete(EnvironmentRow, name)
+
+    # functions
+    async def add_function(self, fn: Function) -> None:
+        await self._insert(FunctionRow(**_function_fields(fn), name=fn.name, created_at=fn.created_at))
+
+    async def update_function(self, fn: Function) -> None:
+        await self._update(FunctionRow, fn.name, _function_fields(fn))
+
+    async def delete_function(self, name: str) -> None:
+        await self._delete(FunctionRow, name)
+
+    # HTTP triggers
+    async def add_trigger(self, trigger: HttpTrigger, url_key: str) -> None:
+        await self._insert(
+            HttpTriggerRow(
+                name=trigger.name,
+                method=trigger.method,
+                url=trigger.url,
+                url_key=url_key,
+                function=trigger.function,
+                created_at=trigger.created_at,
+                updated_at=trigger.updated_at,
+            )
+        )
+
+    async def update_trigger(self, trigger: HttpTrigger, url_key: str) -> None:
+        fields = {
+            "method": trigger.method,
+            "url": trigger.url,
+            "url_key": url_key,
+            "function": trigger.function,
+            "updated_at": trigger.updated_at,
+        }
+        try:
+            await self._update(HttpTriggerRow, trigger.name, fields)
+        except IntegrityError as exc:
+            raise Conflict(f"route {trigger.method} {trigger.url} exists already") from exc
+
+    async def delete_trigger(self, name: str) -> None:
+        await self._delete(HttpTriggerRow, name)
+
+
+def _function_fields(fn: Function) -> dict[str, Any]:
+    return {
+        "environment": fn.environment,
+        "filename": fn.filename,
+        "entrypoint": fn.entrypoint,
+        "timeout": fn.timeout,
+        "code_sha256": fn.code_sha256,
+        "code_size": fn.code_size,
+        "revision": fn.revision,
+        "updated_at": fn.updated_at,
+    }
+
+
+__all__ = ["Base", "Contents", "Store", "migrate", "utcnow"]

@@ -1,0 +1,108 @@
+"""Checks of user input. Each failure is a BadRequest that names the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from faasd.errors import BadRequest
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+ENTRYPOINT_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]{0,254}$")
+PARAM_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,62})\}$")
+SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Paths faasd answers itself; no route may claim them.
+RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/function")
+
+MAX_POOLSIZE = 50
+MAX_TIMEOUT = 3600
+
+
+def name(value: Any, field: str = "name") -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{field} is required and must be a string")
+    if not NAME_RE.match(value):
+        raise BadRequest(
+            f"{field} {value!r} is invalid: use lower-case letters, digits and hyphens, "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def image(value: Any) -> str:
+    if not isinstance(value, str) or not IMAGE_RE.match(value) or len(value) > 255:
+        raise BadRequest(f"image {value!r} is not a valid image reference (e.g. faasd/runtime-nodejs:latest)")
+    return value
+
+
+def integer(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{field} must be a whole number")
+    if not low <= value <= high:
+        raise BadRequest(f"{field} must be between {low} and {high}, got {value}")
+    return value
+
+
+def filename(value: Any) -> str:
+    if not isinstance(value, str) or not FILENAME_RE.match(value) or ".." in value:
+        raise BadRequest(f"filename {value!r} is invalid: a plain file name such as hello.js")
+    return value
+
+
+def entrypoint(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest("entrypoint must be a string")
+    if value and not ENTRYPOINT_RE.match(value):
+        raise BadRequest(f"entrypoint {value!r} is invalid: a function name such as main")
+    return value
+
+
+def method(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in METHODS:
+        raise BadRequest(f"method {value!r} is invalid: one of {', '.join(METHODS)}")
+    return value.upper()
+
+
+def url_pattern(value: Any) -> str:
+    """A route's URL: literal segments and ``{param}`` segments, e.g. /users/{id}."""
+    if not isinstance(value, str) or not value:
+        raise BadRequest("url is required and must be a string such as /hello")
+    if not value.startswith("/") or len(value) > 1024:
+        raise BadRequest(f"url {value!r} is invalid: it must start with / and be at most 1024 characters")
+    if "?" in value or "#" in value:
+        raise BadRequest(f"url {value!r} is invalid: no query string or fragment")
+    normalized = value.rstrip("/") or "/"
+    for prefix in RESERVED_PREFIXES:
+        if normalized == prefix or normalized.startswith(prefix + "/"):
+            raise BadRequest(f"url {value!r} is reserved: {prefix} belongs to faasd")
+    seen: set[str] = set()
+    for segment in normalized.strip("/").split("/") if normalized != "/" else []:
+        param = PARAM_RE.match(segment)
+        if param:
+            if param.group(1) in seen:
+                raise BadRequest(f"url {value!r} names the parameter {param.group(1)!r} twice")
+            seen.add(param.group(1))
+        elif not segment or not SEGMENT_RE.match(segment):
+            raise BadRequest(f"url {value!r} has an invalid segment {segment!r}")
+    return normalized
+
+
+def url_key(pattern: str) -> str:
+    """The pattern with parameter names blanked, for duplicate detection."""
+    return "/".join("{}" if PARAM_RE.match(s) else s for s in pattern.split("/"))
+
+
+def json_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def known_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; accepted: {', '.join(sorted(allowed))}")

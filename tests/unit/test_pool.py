@@ -1,0 +1,218 @@
+"""The pool's bookkeeping against the in-memory backend."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from faasd.entities import Environment, Function
+from faasd.pool import PoolManager
+from tests.fakes import FakeBackend
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def env(name: str = "nodejs", poolsize: int = 3, image: str = "img:1") -> Environment:
+    return Environment(name, image, poolsize, NOW, NOW)
+
+
+def fn(name: str = "hello", environment: str = "nodejs", revision: int = 1) -> Function:
+    return Function(name, environment, f"{name}.js", "", 60, "sha", 1, revision, NOW, NOW)
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def pool(backend: FakeBackend, clock: Clock) -> PoolManager:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock)
+    manager.set_environment(env())
+    await manager.settle()
+    return manager
+
+
+async def test_pool_fills_to_its_size(pool: PoolManager, backend: FakeBackend) -> None:
+    assert pool.ready_count("nodejs") == 3
+    assert backend.starts == 3
+
+
+async def test_first_call_takes_a_pooled_container_and_the_pool_refills(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
+    lease = await pool.lease(fn())
+    # The call got a container that was already running: no start on its path.
+    assert lease.url.startswith("http://fake/c")
+    assert backend.specialized == {lease.instance.container.id: "hello"}
+    lease.release()
+    await pool.settle()
+    assert pool.ready_count("nodejs") == 3
+    assert backend.starts == 4
+    assert pool.instance_count("hello") == 1
+
+
+async def test_warm_calls_reuse_the_instance(pool: PoolManager, backend: FakeBackend) -> None:
+    first = await pool.lease(fn())
+    first.release()
+    second = await pool.lease(fn())
+    second.release()
+    assert first.instance is second.instance
+    assert backend.specializations == 1
+
+
+async def test_concurrent_first_calls_share_one_specialization(pool: PoolManager, backend: FakeBackend) -> None:
+    backend.specialize_gate = asyncio.Event()
+    waiting = [asyncio.create_task(pool.lease(fn())) for _ in range(10)]
+    await asyncio.sleep(0)
+    backend.specialize_gate.set()
+    leases = await asyncio.gather(*waiting)
+    assert backend.specializations == 1
+    assert len({id(lease.instance) for lease in leases}) == 1
+    assert leases[0].instance.inflight == 10
+    for lease in leases:
+        lease.release()
+    assert leases[0].instance.inflight == 0
+
+
+async def test_a_specialized_container_never_serves_another_function(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
+    a = await pool.lease(fn("a"))
+    b = await pool.lease(fn("b"))
+    assert a.instance.container.id != b.instance.container.id
+    assert backend.specialized[a.instance.container.id] == "a"
+    assert backend.specialized[b.instance.container.id] == "b"
+
+
+async def test_empty_pool_starts_a_container_on_demand(backend: FakeBackend, clock: Clock) -> None:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock)
+    manager.set_environment(env(poolsize=0))
+    lease = await manager.lease(fn())
+    assert backend.starts == 1
+    assert backend.specialized == {lease.instance.container.id: "hello"}
+
+
+async def test_a_dead_pooled_container_is_replaced_by_the_next(pool: PoolManager, backend: FakeBackend) -> None:
+    backend.gone.add("c1")
+    lease = await pool.lease(fn())
+    assert lease.instance.container.id == "c2"
+    await pool.settle()
+    assert "c1" not in backend.running
+
+
+async def test_idle_instances_are_reaped_but_never_in_flight(
+    pool: PoolManager, backend: FakeBackend, clock: Clock
+) -> None:
+    busy = await pool.lease(fn("busy"))
+    idle = await pool.lease(fn("idle"))
+    idle.release()
+    clock.now += 121
+    assert pool.reap_idle() == 1
+    await pool.settle()
+    assert pool.instance_count("idle") == 0
+    assert idle.instance.container.id not in backend.running
+    assert pool.instance_count("busy") == 1
+    assert busy.instance.container.id in backend.running
+    busy.release()
+    clock.now += 60
+    assert pool.reap_idle() == 0  # released 60 s ago: not idle long enough yet
+    clock.now += 61
+    assert pool.reap_idle() == 1
+
+
+async def test_update_lets_calls_in_flight_finish_then_removes_old_instance(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
+    old = await pool.lease(fn(revision=1))
+    pool.retire_function("hello")
+    new = await pool.lease(fn(revision=2))
+    assert new.instance is not old.instance
+    await pool.settle()
+    assert old.instance.container.id in backend.running  # still serving its call
+    old.release()
+    await pool.settle()
+    assert old.instance.container.id not in backend.running
+    assert new.instance.container.id in backend.running
+
+
+async def test_a_stale_revision_is_not_served(pool: PoolManager) -> None:
+    old = await pool.lease(fn(revision=1))
+    old.release()
+    new = await pool.lease(fn(revision=2))
+    assert new.instance is not old.instance
+    assert pool.instance_count("hello") == 1
+
+
+async def test_discard_destroys_the_instance_and_the_next_call_gets_a_fresh_one(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
+    lease = await pool.lease(fn())
+    lease.discard()
+    lease.release()
+    await pool.settle()
+    assert lease.instance.container.id not in backend.running
+    again = await pool.lease(fn())
+    assert again.instance is not lease.instance
+
+
+async def test_poolsize_changes_take_effect(pool: PoolManager, backend: FakeBackend) -> None:
+    pool.set_environment(env(poolsize=5))
+    await pool.settle()
+    assert pool.ready_count("nodejs") == 5
+    pool.set_environment(env(poolsize=1))
+    await pool.settle()
+    assert pool.ready_count("nodejs") == 1
+    assert len(backend.running) == 1
+
+
+async def test_image_change_replaces_the_pooled_containers(pool: PoolManager, backend: FakeBackend) -> None:
+    before = set(backend.running)
+    pool.set_environment(env(image="img:2"))
+    await pool.settle()
+    assert pool.ready_count("nodejs") == 3
+    assert not before & set(backend.running)
+
+
+async def test_engine_failures_surface_and_the_pool_recovers(backend: FakeBackend, clock: Clock) -> None:
+    backend.fail_starts = True
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock)
+    manager.set_environment(env(poolsize=0))
+    with pytest.raises(Exception, match="engine unreachable"):
+        await manager.lease(fn())
+    backend.fail_starts = False
+    lease = await manager.lease(fn())
+    assert lease.instance.container.id in backend.running
+
+
+async def test_shutdown_removes_every_container(pool: PoolManager, backend: FakeBackend) -> None:
+    await pool.lease(fn("a"))
+    await pool.lease(fn("b"))
+    await pool.shutdown()
+    assert backend.running == {}
+    with pytest.raises(Exception, match="shutting down"):
+        await pool.lease(fn("c"))
+
+
+async def test_status_counts(pool: PoolManager) -> None:
+    await pool.lease(fn("a"))
+    await pool.settle()
+    status = pool.environment_status("nodejs")
+    assert status["pool_ready"] == 3
+    assert status["specialized"] == 1
+
