@@ -76,7 +76,9 @@ async def test_warm_calls_reuse_the_instance(pool: PoolManager, backend: FakeBac
     assert backend.specializations == 1
 
 
-async def test_concurrent_first_calls_share_one_specialization(pool: PoolManager, backend: FakeBackend) -> None:
+async def test_concurrent_first_calls_share_one_specialization(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
     backend.specialize_gate = asyncio.Event()
     waiting = [asyncio.create_task(pool.lease(fn())) for _ in range(10)]
     await asyncio.sleep(0)
@@ -108,7 +110,9 @@ async def test_empty_pool_starts_a_container_on_demand(backend: FakeBackend, clo
     assert backend.specialized == {lease.instance.container.id: "hello"}
 
 
-async def test_a_dead_pooled_container_is_replaced_by_the_next(pool: PoolManager, backend: FakeBackend) -> None:
+async def test_a_dead_pooled_container_is_replaced_by_the_next(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
     backend.gone.add("c1")
     lease = await pool.lease(fn())
     assert lease.instance.container.id == "c2"
@@ -215,4 +219,3 @@ async def test_status_counts(pool: PoolManager) -> None:
     status = pool.environment_status("nodejs")
     assert status["pool_ready"] == 3
     assert status["specialized"] == 1
-

@@ -1,0 +1,51 @@
+# faasd: `make run` serves, `make test` tests; both do all set-up first.
+VENV      ?= .venv
+PYTHON    ?= python3
+STATE_DIR ?= .faasd
+BIN       := $(VENV)/bin
+export DOCKER_BUILDKIT := 0
+export FAASD_STATE_DIR := $(STATE_DIR)
+
+.PHONY: run test unit integration images engine venv lint bench clean
+
+## run: set everything up, then serve faasd in the foreground on 127.0.0.1:8080
+run: venv images
+	$(BIN)/faasd
+
+## test: set everything up, then run the whole test suite (unit + real engine)
+test: venv images
+	$(BIN)/pytest
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv images
+	$(BIN)/pytest tests/integration tests/runtimes
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	    && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	  else echo "python3 -m venv failed: install python3-venv" >&2; exit 1; fi; }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+## engine: make sure a Docker engine answers (installs and starts one on Debian as root)
+engine:
+	@bash scripts/ensure-docker.sh
+
+## images: build the runtime images (only when missing or changed)
+images: engine
+	@bash scripts/build-images.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,344 @@
+"""A synchronous client for faasd's HTTP API, on the standard library's urllib.
+
+One method per API call. Every failure is translated here, at one boundary,
+into :mod:`faas_cli.errors`: an error answer becomes :class:`ApiError` carrying
+the daemon's message, a socket failure :class:`DaemonUnreachable`, an answer
+that is not faasd's JSON a plain :class:`CliError`. Nothing above this module
+sees urllib's exceptions.
+
+Redirects are not followed (the API never redirects, and ``faas function test``
+shows a function's 3xx as it is), and proxies from the environment are not used
+for a daemon on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import socket
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import IO, Any
+
+from faas_cli.errors import ApiError, CliError, DaemonUnreachable
+
+Json = dict[str, Any]
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+API_TIMEOUT = 60.0
+"""Seconds to wait for an admin API answer."""
+INVOKE_TIMEOUT = 600.0
+"""Seconds to wait for a function's answer; the daemon enforces the function's own timeout."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer, whatever its status."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def normalize_server(server: str) -> str:
+    """``server`` without a trailing slash; a :class:`CliError` unless it is an http(s) URL."""
+    url = server.strip().rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CliError(f"invalid server URL {server!r}; expected one like {DEFAULT_SERVER}")
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (proxies are skipped for it)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def error_message(status: int, reason: str, body: bytes) -> tuple[str, str]:
+    """The ``(code, message)`` of an error answer.
+
+    faasd's shape is ``{"error": {"code": ..., "message": ...}}``; for anything
+    else (a proxy's HTML page, an empty body) the message is the status line and
+    the body's first line.
+    """
+    try:
+        error = json.loads(body)["error"]
+        code, message = error.get("code", ""), error["message"]
+        if isinstance(message, str) and message.strip():
+            return (code if isinstance(code, str) else "", message)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    text = body.decode("utf-8", errors="replace").strip()
+    first = text.splitlines()[0][:200] if text else ""
+    message = f"HTTP {status} {reason}".rstrip()
+    return ("", f"{message}: {first}" if first else message)
+
+
+def _socket_reason(error: BaseException) -> str:
+    """A short, lower-case reason for a failure to talk to the daemon."""
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, socket.gaierror):
+        return "unknown host"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS error: {error.reason or error}"
+    if isinstance(error, http.client.RemoteDisconnected | ConnectionResetError):
+        return "connection closed without an answer"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand back a 3xx as it is instead of following it."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
+
+def _user_agent() -> str:
+    try:
+        return f"faas/{metadata.version('faasd')}"
+    except metadata.PackageNotFoundError:
+        return "faas"
+
+
+class FaasClient:
+    """faasd's API: environments, functions, HTTP triggers, status, and invoking.
+
+    ``token``, when given, is sent as ``Authorization: Bearer <token>`` on every
+    request.
+    """
+
+    def __init__(
+        self, server: str = DEFAULT_SERVER, token: str | None = None, timeout: float = API_TIMEOUT
+    ) -> None:
+        self.server = normalize_server(server)
+        self._token = token or None
+        self._timeout = timeout
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if is_loopback(urllib.parse.urlsplit(self.server).hostname or ""):
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+        self._user_agent = _user_agent()
+
+    # -- daemon ------------------------------------------------------------
+
+    def health(self) -> Json:
+        return self._json("GET", "/healthz")
+
+    def status(self) -> Json:
+        return self._json("GET", "/v1/status")
+
+    # -- environments ------------------------------------------------------
+
+    def create_environment(self, name: str, image: str | None = None, poolsize: int | None = None) -> Json:
+        payload = _given(name=name, image=image, poolsize=poolsize)
+        return self._json("POST", "/v1/environments", payload)
+
+    def list_environments(self) -> list[Json]:
+        return self._items("/v1/environments")
+
+    def get_environment(self, name: str) -> Json:
+        return self._json("GET", f"/v1/environments/{_segment(name)}")
+
+    def update_environment(self, name: str, image: str | None = None, poolsize: int | None = None) -> Json:
+        payload = _given(image=image, poolsize=poolsize)
+        return self._json("PATCH", f"/v1/environments/{_segment(name)}", payload)
+
+    def delete_environment(self, name: str) -> None:
+        self._call("DELETE", f"/v1/environments/{_segment(name)}")
+
+    # -- functions ---------------------------------------------------------
+
+    def create_function(
+        self,
+        name: str,
+        environment: str,
+        code: str,
+        filename: str | None = None,
+        entrypoint: str | None = None,
+        timeout: int | None = None,
+    ) -> Json:
+        payload = _given(
+            name=name,
+            environment=environment,
+            code=code,
+            filename=filename,
+            entrypoint=entrypoint,
+            timeout=timeout,
+        )
+        return self._json("POST", "/v1/functions", payload)
+
+    def list_functions(self) -> list[Json]:
+        return self._items("/v1/functions")
+
+    def get_function(self, name: str) -> Json:
+        return self._json("GET", f"/v1/functions/{_segment(name)}")
+
+    def get_function_code(self, name: str) -> str:
+        return self._call("GET", f"/v1/functions/{_segment(name)}/code").text
+
+    def update_function(
+        self,
+        name: str,
+        *,
+        code: str | None = None,
+        filename: str | None = None,
+        environment: str | None = None,
+        entrypoint: str | None = None,
+        timeout: int | None = None,
+    ) -> Json:
+        payload = _given(
+            code=code,
+            filename=filename,
+            environment=environment,
+            entrypoint=entrypoint,
+            timeout=timeout,
+        )
+        return self._json("PATCH", f"/v1/functions/{_segment(name)}", payload)
+
+    def delete_function(self, name: str) -> None:
+        self._call("DELETE", f"/v1/functions/{_segment(name)}")
+
+    # -- HTTP triggers -----------------------------------------------------
+
+    def create_trigger(self, method: str, url: str, function: str, name: str | None = None) -> Json:
+        payload = _given(name=name, method=method, url=url, function=function)
+        return self._json("POST", "/v1/triggers/http", payload)
+
+    def list_triggers(self, function: str | None = None) -> list[Json]:
+        query = f"?{urllib.parse.urlencode({'function': function})}" if function else ""
+        return self._items(f"/v1/triggers/http{query}")
+
+    def get_trigger(self, name: str) -> Json:
+        return self._json("GET", f"/v1/triggers/http/{_segment(name)}")
+
+    def update_trigger(
+        self,
+        name: str,
+        method: str | None = None,
+        url: str | None = None,
+        function: str | None = None,
+    ) -> Json:
+        payload = _given(method=method, url=url, function=function)
+        return self._json("PATCH", f"/v1/triggers/http/{_segment(name)}", payload)
+
+    def delete_trigger(self, name: str) -> None:
+        self._call("DELETE", f"/v1/triggers/http/{_segment(name)}")
+
+    # -- invoking ----------------------------------------------------------
+
+    def function_url(self, name: str, path: str = "") -> str:
+        """The URL that reaches function ``name`` without a route, plus a sub-path."""
+        suffix = ""
+        if path:
+            suffix = urllib.parse.quote(
+                path if path.startswith("/") else f"/{path}", safe="/?&=%:+,;@!$'()*~"
+            )
+        return f"{self.server}/function/{_segment(name)}{suffix}"
+
+    def invoke(
+        self,
+        name: str,
+        method: str = "GET",
+        path: str = "",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Call function ``name`` through ``/function/<name>``; any status is returned."""
+        return self._send(method, self.function_url(name, path), body, dict(headers or {}), INVOKE_TIMEOUT)
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _json(self, method: str, path: str, payload: Json | None = None) -> Json:
+        reply = self._call(method, path, payload)
+        try:
+            data = json.loads(reply.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise CliError(f"unexpected answer from {self.server}{path}: not a JSON object")
+        return data
+
+    def _items(self, path: str) -> list[Json]:
+        items = self._json("GET", path).get("items")
+        if not isinstance(items, list):
+            raise CliError(f"unexpected answer from {self.server}{path}: no 'items' list")
+        return [item for item in items if isinstance(item, dict)]
+
+    def _call(self, method: str, path: str, payload: Json | None = None) -> Reply:
+        """One API request; an answer other than 2xx raises :class:`ApiError`."""
+        headers = {"Accept": "application/json"}
+        body = None
+        if payload is not None:
+            body = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        reply = self._send(method, f"{self.server}{path}", body, headers, self._timeout)
+        if not 200 <= reply.status < 300:
+            code, message = error_message(reply.status, reply.reason, reply.body)
+            if reply.status == 401 and self._token is None:
+                message += "; set FAAS_TOKEN to the daemon's API token"
+            raise ApiError(reply.status, code, message)
+        return reply
+
+    def _send(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float
+    ) -> Reply:
+        """One HTTP exchange; socket failures become :class:`DaemonUnreachable`."""
+        sent = {"User-Agent": self._user_agent}
+        if self._token:
+            sent["Authorization"] = f"Bearer {self._token}"
+        sent.update(headers)
+        request = urllib.request.Request(url, data=body, headers=sent, method=method.upper())
+        try:
+            with self._opener.open(request, timeout=timeout) as response:
+                return Reply(response.status, response.reason, dict(response.headers), response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return Reply(error.code, error.reason, dict(error.headers), error.read())
+        except urllib.error.URLError as error:
+            reason = error.reason if isinstance(error.reason, BaseException) else error
+            raise DaemonUnreachable(self.server, _socket_reason(reason)) from None
+        except TimeoutError:
+            raise CliError(f"faasd at {self.server} did not answer within {timeout:g}s") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+        except ValueError as error:  # http.client rejects a URL with spaces or control characters
+            raise CliError(f"invalid request URL {url!r}: {error}") from None
+
+
+def _segment(name: str) -> str:
+    """``name`` quoted as one path segment."""
+    return urllib.parse.quote(name, safe="")
+
+
+def _given(**fields: Any) -> Json:
+    """The fields that are not None: PATCH sends only what the user gave."""
+    return {key: value for key, value in fields.items() if value is not None}

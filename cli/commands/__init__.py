@@ -1,0 +1,1 @@
+"""One module per command group: env, function, route; deploy and status at the top."""

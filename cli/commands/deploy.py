@@ -1,0 +1,171 @@
+"""`faas deploy FILE`: create or update a function and its routes in one step.
+
+The plan is made before anything is written: the routes are checked first, so a
+URL taken by another function stops the deploy before the function changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from faas_cli.client import FaasClient
+from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.options import Timeout, client_of
+from faas_cli.sources import read_source
+
+DEFAULT_METHOD = "GET"
+
+
+def function_name_for(path: Path) -> str:
+    """The function name a file deploys as: its stem, lower-cased, ``_`` as ``-``."""
+    return path.stem.lower().replace("_", "-")
+
+
+def route_for(name: str, route: str | None) -> str:
+    """The route's URL: ``route`` as given (with a leading ``/``), else ``/NAME``."""
+    if not route:
+        return f"/{name}"
+    return route if route.startswith("/") else f"/{route}"
+
+
+def methods_for(methods: Iterable[str] | None) -> list[str]:
+    """Upper-cased methods, each once, in the order given; ``GET`` when none."""
+    chosen: list[str] = []
+    for method in methods or ():
+        upper = method.strip().upper()
+        if upper and upper not in chosen:
+            chosen.append(upper)
+    return chosen or [DEFAULT_METHOD]
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Which of the wanted methods on ``url`` need a new trigger."""
+
+    url: str
+    create: list[str]
+    present: list[str]
+
+
+def plan_routes(
+    triggers: Sequence[dict[str, Any]], function: str, url: str, methods: Sequence[str]
+) -> RoutePlan:
+    """Compare the wanted ``methods`` on ``url`` with the existing ``triggers``.
+
+    A method+URL already routed to ``function`` is kept; one routed to another
+    function is a :class:`CliError` naming that function and trigger.
+    """
+    create: list[str] = []
+    present: list[str] = []
+    for method in methods:
+        owner = next(
+            (
+                trigger
+                for trigger in triggers
+                if str(trigger.get("method", "")).upper() == method and trigger.get("url") == url
+            ),
+            None,
+        )
+        if owner is None:
+            create.append(method)
+        elif owner.get("function") == function:
+            present.append(method)
+        else:
+            raise CliError(
+                f"route {method} {url} already calls function '{owner.get('function')}' "
+                f"(trigger '{owner.get('name')}'); choose another URL with --route"
+            )
+    return RoutePlan(url=url, create=create, present=present)
+
+
+@reports_errors
+def deploy(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Source file of the function.", show_default=False)
+    ],
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Environment to run in; needed to create the function, moves it when updating.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Function name (default: FILE's stem, lower-case, '_' as '-').",
+            show_default=False,
+        ),
+    ] = None,
+    route: Annotated[
+        str | None,
+        typer.Option("--route", help="URL pattern of the route (default: /NAME).", show_default=False),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            help="HTTP method of the route; repeat for more (default: GET).",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Timeout = None,
+) -> None:
+    """Create or update a function from FILE and route a URL to it; print the URL last."""
+    function = name or function_name_for(file)
+    _deploy(
+        client_of(ctx),
+        file,
+        function,
+        env,
+        route_for(function, route),
+        methods_for(method),
+        timeout,
+    )
+
+
+def _deploy(
+    client: FaasClient,
+    file: Path,
+    name: str,
+    env: str | None,
+    url: str,
+    methods: list[str],
+    timeout: int | None,
+) -> None:
+    source = read_source(file)
+    plan = plan_routes(client.list_triggers(), name, url, methods)
+    if _exists(client, name):
+        client.update_function(
+            name, code=source.code, filename=source.filename, environment=env, timeout=timeout
+        )
+        typer.echo(f"function '{name}' updated")
+    elif env is None:
+        raise CliError(f"function '{name}' does not exist yet; give --env to create it")
+    else:
+        client.create_function(name, env, source.code, filename=source.filename, timeout=timeout)
+        typer.echo(f"function '{name}' created in environment '{env}'")
+    for method in plan.present:
+        typer.echo(f"route {method} {url} exists")
+    for method in plan.create:
+        client.create_trigger(method, url, name)
+        typer.echo(f"route {method} {url} created")
+    typer.echo(f"{client.server}{url}")
+
+
+def _exists(client: FaasClient, name: str) -> bool:
+    try:
+        client.get_function(name)
+    except ApiError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True

@@ -1,0 +1,72 @@
+"""`faas env`: environments, a runtime image and its pool of warm containers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from faas_cli.errors import CliError, reports_errors
+from faas_cli.options import Output, client_of
+from faas_cli.output import Column, OutputFormat, print_item, print_items
+
+app = typer.Typer(
+    help="Environments: a runtime image and its pool of pre-started containers.",
+    no_args_is_help=True,
+)
+
+COLUMNS = (
+    Column("NAME", "name"),
+    Column("IMAGE", "image"),
+    Column("POOLSIZE", "poolsize"),
+    Column("UPDATED", "updated_at"),
+)
+
+Name = Annotated[str, typer.Option("--name", help="Environment name.")]
+Image = Annotated[
+    str | None,
+    typer.Option(help="Runtime container image (the daemon's default for NAME when omitted)."),
+]
+Poolsize = Annotated[
+    int | None, typer.Option(min=0, help="Number of warm, unspecialized containers to keep.")
+]
+
+
+@app.command()
+@reports_errors
+def create(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None) -> None:
+    """Create an environment."""
+    env = client_of(ctx).create_environment(name, image=image, poolsize=poolsize)
+    typer.echo(f"environment '{env.get('name', name)}' created")
+
+
+@app.command("list")
+@reports_errors
+def list_(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
+    """List environments."""
+    print_items(client_of(ctx).list_environments(), COLUMNS, output)
+
+
+@app.command()
+@reports_errors
+def get(ctx: typer.Context, name: Name, output: Output = OutputFormat.table) -> None:
+    """Show one environment."""
+    print_item(client_of(ctx).get_environment(name), COLUMNS, output)
+
+
+@app.command()
+@reports_errors
+def update(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None) -> None:
+    """Change an environment's image or pool size."""
+    if image is None and poolsize is None:
+        raise CliError("nothing to update; give --image or --poolsize")
+    client_of(ctx).update_environment(name, image=image, poolsize=poolsize)
+    typer.echo(f"environment '{name}' updated")
+
+
+@app.command()
+@reports_errors
+def delete(ctx: typer.Context, name: Name) -> None:
+    """Delete an environment."""
+    client_of(ctx).delete_environment(name)
+    typer.echo(f"environment '{name}' deleted")

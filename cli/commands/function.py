@@ -1,0 +1,210 @@
+"""`faas function` (alias `fn`): functions, their code, and calling them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from faas_cli.client import FaasClient
+from faas_cli.errors import CliError, reports_errors
+from faas_cli.options import (
+    CodeFile,
+    Entrypoint,
+    EnvironmentOfFunction,
+    FunctionName,
+    Output,
+    Timeout,
+    client_of,
+)
+from faas_cli.output import Column, OutputFormat, print_item, print_items
+from faas_cli.sources import read_source
+
+app = typer.Typer(help="Functions: code that runs in an environment.", no_args_is_help=True)
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value}s"
+
+
+COLUMNS = (
+    Column("NAME", "name"),
+    Column("ENV", "environment"),
+    Column("FILENAME", "filename"),
+    Column("ENTRYPOINT", "entrypoint"),
+    Column("TIMEOUT", "timeout", _seconds),
+    Column("SIZE", "code_size"),
+    Column("UPDATED", "updated_at"),
+)
+
+
+@app.command()
+@reports_errors
+def create(
+    ctx: typer.Context,
+    name: FunctionName,
+    env: EnvironmentOfFunction,
+    code: CodeFile,
+    entrypoint: Entrypoint = None,
+    timeout: Timeout = None,
+) -> None:
+    """Create a function from a source file."""
+    source = read_source(code)
+    client_of(ctx).create_function(
+        name,
+        env,
+        source.code,
+        filename=source.filename,
+        entrypoint=entrypoint,
+        timeout=timeout,
+    )
+    typer.echo(f"function '{name}' created")
+
+
+@app.command()
+@reports_errors
+def get(
+    ctx: typer.Context,
+    name: FunctionName,
+    output: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Print the metadata (table or json; json includes the code) instead of the code.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print a function's code, or with -o its metadata."""
+    client = client_of(ctx)
+    if output is None:
+        code = client.get_function_code(name)
+        typer.echo(code, nl=not code.endswith("\n"))
+        return
+    function = client.get_function(name)
+    if output is OutputFormat.json:
+        function = {**function, "code": client.get_function_code(name)}
+    print_item(function, COLUMNS, output)
+
+
+@app.command("list")
+@reports_errors
+def list_(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
+    """List functions."""
+    print_items(client_of(ctx).list_functions(), COLUMNS, output)
+
+
+@app.command()
+@reports_errors
+def update(
+    ctx: typer.Context,
+    name: FunctionName,
+    code: Annotated[Path | None, typer.Option("--code", help="New source file.", show_default=False)] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Move the function to this environment.")] = None,
+    entrypoint: Entrypoint = None,
+    timeout: Timeout = None,
+) -> None:
+    """Change a function's code, environment, entrypoint or timeout."""
+    if code is None and env is None and entrypoint is None and timeout is None:
+        raise CliError("nothing to update; give --code, --env, --entrypoint or --timeout")
+    source = read_source(code) if code is not None else None
+    client_of(ctx).update_function(
+        name,
+        code=source.code if source else None,
+        filename=source.filename if source else None,
+        environment=env,
+        entrypoint=entrypoint,
+        timeout=timeout,
+    )
+    typer.echo(f"function '{name}' updated")
+
+
+@app.command()
+@reports_errors
+def delete(ctx: typer.Context, name: FunctionName) -> None:
+    """Delete a function."""
+    client_of(ctx).delete_function(name)
+    typer.echo(f"function '{name}' deleted")
+
+
+@app.command("test")
+@reports_errors
+def call(
+    ctx: typer.Context,
+    name: FunctionName,
+    method: Annotated[str, typer.Option("--method", "-X", help="HTTP method.")] = "GET",
+    body: Annotated[
+        str | None,
+        typer.Option(
+            "--body",
+            "-b",
+            help="Request body; like curl -d, its type is form-urlencoded unless -H sets one.",
+            show_default=False,
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            help="Request header 'Name: value'; repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    path: Annotated[str, typer.Option(help="Sub-path after /function/NAME, e.g. /users/7?full=1.")] = "",
+) -> None:
+    """Call a function through /function/NAME; print the status line, then the body.
+
+    Exits with 1 when the status is 400 or above (the body is printed anyway).
+    """
+    headers = parse_headers(header or [])
+    _call(client_of(ctx), name, method, body, headers, path)
+
+
+def _call(
+    client: FaasClient, name: str, method: str, body: str | None, headers: dict[str, str], path: str
+) -> None:
+    reply = client.invoke(
+        name,
+        method=method,
+        path=path,
+        body=body.encode() if body is not None else None,
+        headers=headers,
+    )
+    typer.echo(status_line(reply.status, reply.reason))
+    if reply.body:
+        text = reply.text
+        typer.echo(text, nl=not text.endswith("\n"))
+    if reply.status >= 400:
+        raise CliError(f"function '{name}' answered {status_line(reply.status, reply.reason)}")
+
+
+def status_line(status: int, reason: str) -> str:
+    """``HTTP 200 OK``: the first line `faas function test` prints."""
+    return f"HTTP {status} {reason}".rstrip()
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` -> ``('Name', 'value')``; a usage error without a name and a colon."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name or any(char.isspace() for char in name):
+        raise typer.BadParameter(
+            f"{text!r} is not a header; write it as 'Name: value'",
+            param_hint="'-H' / '--header'",
+        )
+    return name, value.strip()
+
+
+def parse_headers(texts: Iterable[str]) -> dict[str, str]:
+    """Headers from repeated ``-H``; a later one of the same name (any case) wins."""
+    headers: dict[str, str] = {}
+    for text in texts:
+        name, value = parse_header(text)
+        for existing in [key for key in headers if key.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = value
+    return headers

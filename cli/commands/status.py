@@ -1,0 +1,58 @@
+"""`faas status`: is the daemon up, and what is warm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from faas_cli.client import FaasClient
+from faas_cli.errors import reports_errors
+from faas_cli.options import Output, client_of
+from faas_cli.output import Column, OutputFormat, table_of, to_json
+
+ENVIRONMENT_COLUMNS = (
+    Column("ENVIRONMENT", "name"),
+    Column("IMAGE", "image"),
+    Column("POOLSIZE", "poolsize"),
+    Column("READY", "pool_ready"),
+    Column("SPECIALIZED", "specialized"),
+)
+FUNCTION_COLUMNS = (
+    Column("FUNCTION", "name"),
+    Column("ENVIRONMENT", "environment"),
+    Column("INSTANCES", "instances"),
+)
+
+
+@reports_errors
+def status(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
+    """Show the daemon's health and version, its environment pools and function instances."""
+    _status(client_of(ctx), output)
+
+
+def _status(client: FaasClient, output: OutputFormat) -> None:
+    health = client.health()
+    report = client.status()
+    if output is OutputFormat.json:
+        typer.echo(to_json({"server": client.server, "health": health, **report}))
+        return
+    typer.echo(render_status(client.server, health, report))
+
+
+def render_status(server: str, health: dict[str, Any], report: dict[str, Any]) -> str:
+    """The table form of `faas status`: a headline, then pools, then instances."""
+    version = report.get("version") or health.get("version") or "?"
+    lines = [f"faasd {version} at {server}: {health.get('status', '?')}", ""]
+    environments = [env for env in report.get("environments") or [] if isinstance(env, dict)]
+    functions = [fn for fn in report.get("functions") or [] if isinstance(fn, dict)]
+    if environments:
+        lines.append(table_of(environments, ENVIRONMENT_COLUMNS))
+    else:
+        lines.append("no environments; create one with 'faas env create --name NAME'")
+    lines.append("")
+    if functions:
+        lines.append(table_of(functions, FUNCTION_COLUMNS))
+    else:
+        lines.append("no functions; deploy one with 'faas deploy FILE --env ENV'")
+    return "\n".join(lines)

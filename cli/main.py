@@ -1,0 +1,66 @@
+"""The `faas` command: global options, and the command groups of faas_cli/commands."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Annotated
+
+import typer
+
+from faas_cli.client import DEFAULT_SERVER
+from faas_cli.commands import deploy, env, function, route, status
+from faas_cli.options import Connection
+
+app = typer.Typer(
+    name="faas",
+    no_args_is_help=True,
+    # A traceback is shown only for a bug; never print local variables (the token).
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(env.app, name="env")
+app.add_typer(function.app, name="function", help="Functions: code that runs in an environment (alias: fn).")
+app.add_typer(function.app, name="fn", hidden=True)
+app.add_typer(
+    route.app,
+    name="route",
+    help="HTTP triggers: a method and URL pattern that call a function (alias: httptrigger).",
+)
+app.add_typer(route.app, name="httptrigger", hidden=True)
+app.command()(deploy.deploy)
+app.command()(status.status)
+
+
+def version_text() -> str:
+    try:
+        return f"faas {metadata.version('faasd')}"
+    except metadata.PackageNotFoundError:
+        return "faas (version unknown)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    server: Annotated[
+        str, typer.Option("--server", envvar="FAAS_URL", help="Base URL of the faasd daemon.")
+    ] = DEFAULT_SERVER,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="FAAS_TOKEN", hidden=True, show_default=False, show_envvar=False),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Manage and call functions on a faasd daemon.
+
+    Set FAAS_TOKEN when the daemon requires an API token.
+    """
+    ctx.obj = Connection(server=server, token=token)

@@ -1,0 +1,545 @@
+'use strict';
+// faasd Node.js runtime: a generic container that is specialized exactly once
+// with one function's source, then hands every request to that function.
+// Standard library only; runs on Node 18 and 20. The wire contract is
+// described in runtimes/README.md and is identical for every language.
+
+const http = require('http');
+const fs = require('fs');
+const path = require('path');
+const util = require('util');
+const { pathToFileURL } = require('url');
+const { spawnSync } = require('child_process');
+
+const PORT = parseInt(process.env.PORT || '8888', 10);
+const CODE_DIR = process.env.FAASD_CODE_DIR || '/tmp/faasd-function';
+const MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024;
+const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
+// A line that starts an ES module statement: `export default`, `export const`,
+// `import x from` ... (a dynamic `import(` is valid CommonJS and does not count).
+const ESM_RE = /^[ \t]*(export\s+(default\b|async\b|function\b|const\b|let\b|var\b|class\b|\{)|import\s*[\w{*'"])/m;
+
+// State machine: generic -> loading -> ready | failed. Never back.
+let state = 'generic';
+let loadError = null; // {code, message, location} after a failed load
+let fn = null; // the resolved entrypoint
+let form = null; // 'callback' | 'return'
+let fileName = null;
+
+// ---------------------------------------------------------------- helpers
+
+function sendJson(res, status, obj, extraHeaders) {
+  const body = Buffer.from(JSON.stringify(obj));
+  const headers = Object.assign(
+    { 'content-type': 'application/json', 'content-length': body.length },
+    extraHeaders || {}
+  );
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+function sendError(res, status, code, message, extra) {
+  sendJson(res, status, { error: Object.assign({ code, message }, extra || {}) });
+}
+
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (limit && size > limit) {
+        const err = new Error(`request body larger than ${limit} bytes`);
+        err.tooLarge = true;
+        reject(err);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// Strips the code directory from a text so paths read `hello.js`.
+function shortenPaths(text) {
+  if (!text) return text;
+  const dir = CODE_DIR.endsWith('/') ? CODE_DIR : CODE_DIR + '/';
+  return text
+    .split(pathToFileURL(dir).href)
+    .join('')
+    .split(dir)
+    .join('');
+}
+
+// The first `<file>:<line>` of the function's own file found in a stack.
+function findLocation(err) {
+  const stack = err && typeof err.stack === 'string' ? err.stack : '';
+  const dirs = [CODE_DIR, pathToFileURL(CODE_DIR).href].map(escapeRe).join('|');
+  const re = new RegExp(`(?:${dirs})/([^\\s:()]+):(\\d+)`);
+  const m = re.exec(stack);
+  return m ? `${m[1]}:${m[2]}` : null;
+}
+
+function errorType(err) {
+  if (err instanceof Error || (err && typeof err.message === 'string')) {
+    const name = err.name || (err.constructor && err.constructor.name) || 'Error';
+    return typeof err.code === 'string' && !name.includes(err.code) ? `${name} [${err.code}]` : name;
+  }
+  return 'Error';
+}
+
+function errorText(err) {
+  if (err instanceof Error || (err && typeof err.message === 'string')) {
+    let msg = String(err.message);
+    // require() appends the require chain, which says nothing new.
+    const cut = msg.indexOf('\nRequire stack:');
+    if (cut >= 0) msg = msg.slice(0, cut);
+    return shortenPaths(msg).trim();
+  }
+  return `a non-Error value was thrown: ${util.inspect(err, { depth: 2, breakLength: Infinity })}`;
+}
+
+function describe(err) {
+  const text = errorText(err);
+  const type = errorType(err);
+  return text ? `${type}: ${text}` : type;
+}
+
+function printStack(prefix, err) {
+  const stack = err && err.stack ? err.stack : util.inspect(err);
+  process.stderr.write(`${prefix}: ${stack}\n`);
+}
+
+// ------------------------------------------------------------ specialize
+
+function validateSpecialize(doc) {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    return 'the body must be a JSON object';
+  }
+  if (typeof doc.filename !== 'string' || !FILENAME_RE.test(doc.filename)) {
+    return '"filename" must be a plain file name such as "hello.js" (letters, digits, "._-")';
+  }
+  if (typeof doc.code !== 'string') return '"code" must be a string';
+  if (doc.entrypoint != null && typeof doc.entrypoint !== 'string') {
+    return '"entrypoint" must be a string';
+  }
+  if (doc.env != null) {
+    if (typeof doc.env !== 'object' || Array.isArray(doc.env)) return '"env" must be an object';
+    for (const [k, v] of Object.entries(doc.env)) {
+      if (!k || k.includes('=') || k.includes('\0')) return `"env" has an invalid name ${JSON.stringify(k)}`;
+      if (!['string', 'number', 'boolean'].includes(typeof v)) {
+        return `"env.${k}" must be a string`;
+      }
+    }
+  }
+  return null;
+}
+
+class EntrypointError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'EntrypointError';
+  }
+}
+
+function resolveEntrypoint(exported, entrypoint, filename) {
+  const isObj = exported !== null && (typeof exported === 'object' || typeof exported === 'function');
+  const names = isObj ? Object.keys(exported) : [];
+  const listing = names.length ? `exports: ${names.join(', ')}` : 'it exports nothing';
+  if (entrypoint) {
+    let key = entrypoint;
+    // Accept "hello.main" for a file hello.js.
+    const stem = filename.replace(/\.[^.]*$/, '');
+    if (key.startsWith(stem + '.') && !(isObj && key in exported)) key = key.slice(stem.length + 1);
+    const cand = isObj ? exported[key] : undefined;
+    if (typeof cand !== 'function') {
+      throw new EntrypointError(
+        `${filename} does not export a function named '${entrypoint}' (${listing})`
+      );
+    }
+    return cand;
+  }
+  if (typeof exported === 'function') return exported;
+  if (isObj) {
+    for (const key of ['default', 'main', 'handler']) {
+      if (typeof exported[key] === 'function') return exported[key];
+    }
+  }
+  throw new EntrypointError(
+    `${filename} exports no function: expected module.exports = function, export default, ` +
+      `or an export named main or handler (${listing})`
+  );
+}
+
+// V8 reports no position for a SyntaxError in an ES module loaded with
+// import(); `node --check` prints it, so ask it (only on this failure path).
+function esmSyntaxLocation(file) {
+  try {
+    const r = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 5000 });
+    return findLocation({ stack: `${r.stderr || ''}` });
+  } catch (err) {
+    return null;
+  }
+}
+
+let loadedFile = null; // {file, isEsm} of the function being loaded
+
+async function loadFunction(doc) {
+  const filename = doc.filename;
+  const isEsm = filename.endsWith('.mjs') || (!filename.endsWith('.cjs') && ESM_RE.test(doc.code));
+  fs.mkdirSync(CODE_DIR, { recursive: true });
+  const file = path.join(CODE_DIR, filename);
+  // A .js file is an ES module when the nearest package.json says so.
+  const pkg = path.join(CODE_DIR, 'package.json');
+  if (isEsm && !filename.endsWith('.mjs')) {
+    fs.writeFileSync(pkg, '{"type": "module"}\n');
+  } else {
+    fs.rmSync(pkg, { force: true });
+  }
+  fs.writeFileSync(file, doc.code);
+  loadedFile = { file, isEsm };
+  let exported;
+  if (isEsm) {
+    exported = await import(pathToFileURL(file).href);
+  } else {
+    exported = require(file);
+  }
+  return resolveEntrypoint(exported, doc.entrypoint || '', filename);
+}
+
+async function handleSpecialize(req, res) {
+  const started = process.hrtime.bigint();
+  if (state !== 'generic') {
+    req.resume();
+    return sendError(res, 409, 'already_specialized', alreadyMessage());
+  }
+  let raw;
+  try {
+    raw = await readBody(req, MAX_SPECIALIZE_BYTES);
+  } catch (err) {
+    if (err.tooLarge) return sendError(res, 413, 'bad_request', err.message);
+    return sendError(res, 400, 'bad_request', `could not read the request body: ${err.message}`);
+  }
+  // Checked again: another specialization may have started while we read.
+  if (state !== 'generic') return sendError(res, 409, 'already_specialized', alreadyMessage());
+  let doc;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    return sendError(res, 400, 'bad_request', `the body is not valid JSON: ${err.message}`);
+  }
+  const invalid = validateSpecialize(doc);
+  if (invalid) return sendError(res, 400, 'bad_request', invalid);
+
+  state = 'loading';
+  fileName = doc.filename;
+  for (const [k, v] of Object.entries(doc.env || {})) process.env[k] = String(v);
+  try {
+    fn = await loadFunction(doc);
+  } catch (err) {
+    let location = findLocation(err);
+    if (!location && err instanceof SyntaxError && loadedFile && loadedFile.isEsm) {
+      location = esmSyntaxLocation(loadedFile.file);
+    }
+    location = location || doc.filename;
+    const hasLine = /:\d+$/.test(location);
+    const message = describe(err) + (hasLine ? ` (${location})` : '');
+    loadError = { code: 'load_error', message, location };
+    state = 'failed';
+    printStack(`faasd-runtime: failed to load ${doc.filename}`, err);
+    console.log(`faasd-runtime: specialization of ${doc.filename} failed: ${message}`);
+    return sendJson(res, 500, { error: loadError });
+  }
+  form = fn.length >= 2 ? 'callback' : 'return';
+  state = 'ready';
+  const loadMs = Number(process.hrtime.bigint() - started) / 1e6;
+  console.log(
+    `faasd-runtime: specialized ${doc.filename} (${form} form) in ${loadMs.toFixed(1)} ms`
+  );
+  return sendJson(res, 200, { status: 'specialized', load_ms: Math.round(loadMs * 1000) / 1000 });
+}
+
+function alreadyMessage() {
+  if (state === 'loading') return `this container is already loading ${fileName}`;
+  if (state === 'failed') return `this container already tried to load ${fileName} and failed`;
+  return `this container is already specialized with ${fileName}`;
+}
+
+// ------------------------------------------------------------ invocation
+
+function parseQuery(search) {
+  const query = {};
+  for (const [k, v] of new URLSearchParams(search)) {
+    if (!Object.prototype.hasOwnProperty.call(query, k)) query[k] = v;
+    else if (Array.isArray(query[k])) query[k].push(v);
+    else query[k] = [query[k], v];
+  }
+  return query;
+}
+
+function mediaType(contentType) {
+  return (contentType || '').split(';')[0].trim().toLowerCase();
+}
+
+function charsetOf(contentType) {
+  const m = /;\s*charset="?([^";\s]+)"?/i.exec(contentType || '');
+  const cs = m ? m[1].toLowerCase() : 'utf-8';
+  if (cs === 'utf-8' || cs === 'utf8') return 'utf8';
+  if (cs === 'iso-8859-1' || cs === 'latin1' || cs === 'us-ascii' || cs === 'ascii') return 'latin1';
+  if (cs === 'utf-16le' || cs === 'ucs-2') return 'utf16le';
+  return 'utf8';
+}
+
+class BadRequest extends Error {}
+
+// Body parsing, like Express's json/text/urlencoded parsers but without
+// decoding forms: JSON -> value ({} when empty), text/* and forms -> string,
+// anything else -> Buffer.
+function parseBody(raw, contentType) {
+  const mt = mediaType(contentType);
+  if (mt === 'application/json' || mt.endsWith('+json')) {
+    if (raw.length === 0) return {};
+    try {
+      return JSON.parse(raw.toString(charsetOf(contentType)));
+    } catch (err) {
+      throw new BadRequest(`the request body is not valid JSON: ${err.message}`);
+    }
+  }
+  if (
+    mt.startsWith('text/') ||
+    mt === 'application/x-www-form-urlencoded' ||
+    mt === 'application/xml' ||
+    mt === 'application/javascript'
+  ) {
+    return raw.toString(charsetOf(contentType));
+  }
+  return raw;
+}
+
+function buildRequest(req, raw) {
+  const url = req.url || '/';
+  const q = url.indexOf('?');
+  const headers = {};
+  let paramsHeader;
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k === 'x-faasd-params') paramsHeader = Array.isArray(v) ? v[0] : v;
+    if (k.startsWith('x-faasd-')) continue;
+    headers[k] = v;
+  }
+  let params = {};
+  if (paramsHeader) {
+    try {
+      params = JSON.parse(paramsHeader);
+    } catch (err) {
+      throw new BadRequest(`the X-Faasd-Params header is not valid JSON: ${err.message}`);
+    }
+    if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+      throw new BadRequest('the X-Faasd-Params header must be a JSON object');
+    }
+  }
+  return {
+    method: req.method,
+    url,
+    path: q >= 0 ? url.slice(0, q) : url,
+    query: q >= 0 ? parseQuery(url.slice(q + 1)) : {},
+    headers,
+    params,
+    body: parseBody(raw, req.headers['content-type']),
+    rawBody: raw,
+  };
+}
+
+class FunctionResultError extends TypeError {}
+
+const DROPPED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+// Turns (status, body, headers) from a function into bytes on the wire.
+function writeResult(res, method, status, body, headers) {
+  if (status === undefined || status === null) status = 200;
+  if (typeof status === 'string' && /^\d{3}$/.test(status)) status = Number(status);
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    throw new FunctionResultError(`invalid status code ${util.inspect(status)}: expected 200-599`);
+  }
+  const out = {};
+  if (headers !== undefined && headers !== null) {
+    if (typeof headers !== 'object' || Array.isArray(headers)) {
+      throw new FunctionResultError('headers must be an object of name -> value');
+    }
+    for (const [k, v] of Object.entries(headers)) {
+      if (v === undefined || v === null) continue;
+      if (DROPPED_HEADERS.has(k.toLowerCase())) continue;
+      out[k] = Array.isArray(v) ? v.map(String) : String(v);
+    }
+  }
+  const hasType = Object.keys(out).some((k) => k.toLowerCase() === 'content-type');
+  let payload;
+  let type;
+  if (body === undefined || body === null) {
+    payload = Buffer.alloc(0);
+  } else if (typeof body === 'string') {
+    payload = Buffer.from(body, 'utf8');
+    type = 'text/plain; charset=utf-8';
+  } else if (Buffer.isBuffer(body)) {
+    payload = body;
+    type = 'application/octet-stream';
+  } else if (body instanceof Uint8Array || body instanceof ArrayBuffer) {
+    payload =
+      body instanceof ArrayBuffer
+        ? Buffer.from(body)
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    type = 'application/octet-stream';
+  } else {
+    const text = JSON.stringify(body);
+    if (text === undefined) throw new FunctionResultError(`cannot send a ${typeof body} as a body`);
+    payload = Buffer.from(text, 'utf8');
+    type = 'application/json';
+  }
+  if (status === 204 || status === 304) payload = Buffer.alloc(0);
+  else if (type && !hasType) out['content-type'] = type;
+  if (status !== 204 && status !== 304) out['content-length'] = payload.length;
+  // writeHead validates names and values; it throws before anything is sent.
+  res.writeHead(status, out);
+  res.end(method === 'HEAD' ? undefined : payload);
+}
+
+function isResponseObject(v) {
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    !Buffer.isBuffer(v) &&
+    ('status' in v || 'body' in v || 'headers' in v)
+  );
+}
+
+function writeReturned(res, method, v) {
+  if (v === undefined || v === null) return writeResult(res, method, 204, null, null);
+  if (isResponseObject(v)) return writeResult(res, method, v.status, v.body, v.headers);
+  return writeResult(res, method, 200, v, null);
+}
+
+function functionFailed(res, err) {
+  printStack('faasd-runtime: function error', err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const location = findLocation(err);
+  sendError(res, 500, 'function_error', describe(err), location ? { location } : undefined);
+}
+
+async function handleCall(req, res) {
+  let raw;
+  try {
+    raw = await readBody(req, 0);
+  } catch (err) {
+    return sendError(res, 400, 'bad_request', `could not read the request body: ${err.message}`);
+  }
+  let request;
+  try {
+    request = buildRequest(req, raw);
+  } catch (err) {
+    if (err instanceof BadRequest) return sendError(res, 400, 'bad_request', err.message);
+    throw err;
+  }
+  const context = { request };
+  const method = req.method;
+
+  if (form === 'callback') {
+    let done = false;
+    const callback = (status, body, headers) => {
+      if (done) {
+        process.stderr.write('faasd-runtime: callback called more than once; ignored\n');
+        return;
+      }
+      done = true;
+      try {
+        writeResult(res, method, status, body, headers);
+      } catch (err) {
+        functionFailed(res, err);
+      }
+    };
+    try {
+      const ret = fn(context, callback);
+      if (ret && typeof ret.then === 'function') {
+        ret.then(undefined, (err) => {
+          if (!done) {
+            done = true;
+            functionFailed(res, err);
+          } else printStack('faasd-runtime: function rejected after responding', err);
+        });
+      }
+    } catch (err) {
+      if (!done) {
+        done = true;
+        functionFailed(res, err);
+      } else printStack('faasd-runtime: function threw after responding', err);
+    }
+    return undefined;
+  }
+
+  let value;
+  try {
+    value = await fn(context);
+  } catch (err) {
+    return functionFailed(res, err);
+  }
+  try {
+    writeReturned(res, method, value);
+  } catch (err) {
+    functionFailed(res, err);
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- server
+
+function route(req, res) {
+  const url = req.url || '/';
+  const q = url.indexOf('?');
+  const p = q >= 0 ? url.slice(0, q) : url;
+  if (p === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 2 });
+    res.end(req.method === 'HEAD' ? undefined : 'ok');
+    return undefined;
+  }
+  if (p === '/v2/specialize' && req.method === 'POST') return handleSpecialize(req, res);
+  if (state === 'ready') return handleCall(req, res);
+  req.resume();
+  if (state === 'failed') return sendJson(res, 500, { error: loadError });
+  return sendError(
+    res,
+    503,
+    'not_specialized',
+    state === 'loading'
+      ? 'this container is still loading its function'
+      : 'this container has no function yet: POST /v2/specialize first'
+  );
+}
+
+const server = http.createServer((req, res) => {
+  Promise.resolve()
+    .then(() => route(req, res))
+    .catch((err) => {
+      printStack('faasd-runtime: internal error', err);
+      if (!res.headersSent) sendError(res, 500, 'internal_error', describe(err));
+      else res.destroy();
+    });
+});
+// Idle keep-alive connections stay open longer than a pooling proxy keeps them.
+server.keepAliveTimeout = 75 * 1000;
+server.headersTimeout = 80 * 1000;
+server.requestTimeout = 0;
+
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+
+server.listen(PORT, '0.0.0.0', () => {
+  console.log(`faasd-runtime: nodejs ${process.version} listening on 0.0.0.0:${PORT}`);
+});

@@ -1,0 +1,591 @@
+"""faasd Python runtime.
+
+A generic container that is specialized exactly once with one function's
+source, then hands every request to that function. Standard library only
+(Python 3.11+). The wire contract is described in runtimes/README.md and is
+identical for every language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib.machinery
+import importlib.util
+import inspect
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+sys.dont_write_bytecode = True
+
+PORT = int(os.environ.get("PORT", "8888"))
+CODE_DIR = os.environ.get("FAASD_CODE_DIR", "/tmp/faasd-function")
+MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
+FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+# Idle keep-alive connections are closed after this many seconds.
+IDLE_TIMEOUT = 75.0
+
+
+class BadRequestError(ValueError):
+    """The request cannot be handed to the function (answered 400)."""
+
+
+class EntrypointError(Exception):
+    """The module loaded but does not provide the entrypoint."""
+
+
+class FunctionResultError(TypeError):
+    """The function returned something that is not a response."""
+
+
+# ------------------------------------------------------------ the request
+
+
+class Request:
+    """What a function sees of the HTTP request."""
+
+    def __init__(self, method, path, query_string, query, headers, params, body):
+        self.method: str = method
+        self.path: str = path
+        self.query_string: str = query_string
+        self.query: dict[str, str | list[str]] = query
+        self.headers: dict[str, str] = headers
+        self.params: dict[str, Any] = params
+        self.body: bytes = body
+
+    @property
+    def text(self) -> str:
+        m = re.search(r";\s*charset=\"?([^\";\s]+)", self.headers.get("content-type", ""), re.I)
+        charset = m.group(1) if m else "utf-8"
+        try:
+            return self.body.decode(charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.text)
+        except ValueError as e:
+            raise BadRequestError(f"the request body is not valid JSON: {e}") from e
+
+    # Aliases for code written against Fission's Flask request.
+    @property
+    def data(self) -> bytes:
+        return self.body
+
+    @property
+    def args(self) -> dict[str, str | list[str]]:
+        return self.query
+
+    def get_data(self, as_text: bool = False) -> bytes | str:
+        return self.text if as_text else self.body
+
+    def get_json(self, *args: Any, **kwargs: Any) -> Any:
+        return self.json()
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+class Context:
+    def __init__(self, request: Request):
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"<Context {self.request!r}>"
+
+
+_current: contextvars.ContextVar[Request] = contextvars.ContextVar("faasd_request")
+
+
+class _RequestProxy:
+    """The module-level `request` of a no-argument `def main():` function."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            req = _current.get()
+        except LookupError:
+            raise RuntimeError("`request` is only available while a request is handled") from None
+        return getattr(req, name)
+
+    def __repr__(self) -> str:
+        try:
+            return repr(_current.get())
+        except LookupError:
+            return "<request: none>"
+
+
+# ------------------------------------------------------------ runtime state
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.state = "generic"  # generic -> loading -> ready | failed
+        self.filename = ""
+        self.path = ""
+        self.fn: Any = None
+        self.pass_context = True
+        self.is_async = False
+        self.load_error: dict[str, str] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """One event loop thread shared by every async call (started on demand)."""
+        with self.lock:
+            if self.loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="faasd-async", daemon=True).start()
+                self.loop = loop
+            return self.loop
+
+
+RT = Runtime()
+
+
+def log(message: str) -> None:
+    print(f"faasd-runtime: {message}", flush=True)
+
+
+def short(text: str) -> str:
+    return text.replace(CODE_DIR.rstrip("/") + "/", "")
+
+
+def describe(err: BaseException) -> str:
+    text = short(str(err.msg if isinstance(err, SyntaxError) and err.msg else err)).strip()
+    name = type(err).__name__
+    return f"{name}: {text}" if text else name
+
+
+def location_of(err: BaseException, path: str) -> str | None:
+    """`hello.py:LINE` of the innermost frame in the function's file."""
+    name = os.path.basename(path)
+    if isinstance(err, SyntaxError) and err.filename == path and err.lineno:
+        return f"{name}:{err.lineno}"
+    found = None
+    for frame in traceback.extract_tb(err.__traceback__):
+        if frame.filename == path:
+            found = f"{name}:{frame.lineno}"
+    return found
+
+
+def module_name(filename: str) -> str:
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    if stem.isidentifier() and stem not in sys.modules and stem not in sys.stdlib_module_names:
+        return stem
+    return "faasd_function"
+
+
+def validate_specialize(doc: Any) -> str | None:
+    if not isinstance(doc, dict):
+        return "the body must be a JSON object"
+    filename = doc.get("filename")
+    if not isinstance(filename, str) or not FILENAME_RE.match(filename):
+        return '"filename" must be a plain file name such as "hello.py" (letters, digits, "._-")'
+    if not isinstance(doc.get("code"), str):
+        return '"code" must be a string'
+    if doc.get("entrypoint") is not None and not isinstance(doc["entrypoint"], str):
+        return '"entrypoint" must be a string'
+    env = doc.get("env")
+    if env is not None:
+        if not isinstance(env, dict):
+            return '"env" must be an object'
+        for k, v in env.items():
+            if not k or "=" in k or "\0" in k:
+                return f'"env" has an invalid name {json.dumps(k)}'
+            if not isinstance(v, str | int | float | bool) or "\0" in str(v):
+                return f'"env.{k}" must be a string'
+    return None
+
+
+def load_function(doc: dict[str, Any]) -> None:
+    """Writes the code under CODE_DIR, imports it and resolves the entrypoint."""
+    filename: str = doc["filename"]
+    os.makedirs(CODE_DIR, exist_ok=True)
+    path = os.path.join(CODE_DIR, filename)
+    RT.path = path
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(doc["code"])
+    name = module_name(filename)
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader, origin=path)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.request = _RequestProxy()  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    loader.exec_module(module)
+
+    entry = doc.get("entrypoint") or "main"
+    stem = name if name != "faasd_function" else filename.rsplit(".", 1)[0]
+    if entry.startswith(stem + ".") and not hasattr(module, entry):
+        entry = entry[len(stem) + 1 :]  # "hello.main" for hello.py
+    fn = getattr(module, entry, None)
+    if fn is None:
+        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+        listing = ", ".join(defined) if defined else "none"
+        raise EntrypointError(f"{filename} has no function named '{entry}' (functions defined: {listing})")
+    if not callable(fn):
+        raise EntrypointError(f"'{entry}' in {filename} is a {type(fn).__name__}, not a function")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        pass_context = True
+    else:
+        kinds = [p.kind for p in sig.parameters.values()]
+        pass_context = any(
+            k
+            in (
+                inspect.Parameter.POSITIONAL_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.VAR_POSITIONAL,
+            )
+            for k in kinds
+        )
+    RT.fn = fn
+    RT.pass_context = pass_context
+    RT.is_async = inspect.iscoroutinefunction(fn)
+
+
+# ------------------------------------------------------------ responses
+
+
+def encode_body(body: Any) -> tuple[bytes, str | None]:
+    if body is None:
+        return b"", None
+    if isinstance(body, str):
+        return body.encode("utf-8"), "text/plain; charset=utf-8"
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body), "application/octet-stream"
+    return json.dumps(body).encode("utf-8"), "application/json"
+
+
+def to_response(value: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Turns a function's return value into (status, headers, body)."""
+    status: Any = 200
+    headers: Any = None
+    body = value
+    if value is None:
+        return 204, [], b""
+    if isinstance(value, tuple):
+        if len(value) not in (2, 3):
+            raise FunctionResultError(
+                f"a returned tuple must be (body, status) or (body, status, headers), got {len(value)} items"
+            )
+        body, status = value[0], value[1]
+        headers = value[2] if len(value) == 3 else None
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise FunctionResultError(f"invalid status code {status!r}: expected 200-599")
+    pairs: list[tuple[str, str]] = []
+    if headers is not None:
+        items = headers.items() if hasattr(headers, "items") else headers
+        try:
+            items = list(items)
+        except TypeError:
+            raise FunctionResultError("headers must be a dict of name -> value") from None
+        for item in items:
+            if not (isinstance(item, tuple | list) and len(item) == 2):
+                raise FunctionResultError("headers must be a dict of name -> value")
+            k, v = item
+            if v is None:
+                continue
+            values = v if isinstance(v, list | tuple) else [v]
+            for one in values:
+                k, one = str(k), str(one)
+                if not TOKEN_RE.match(k) or any(c in one for c in "\r\n\0"):
+                    raise FunctionResultError(f"invalid header {k!r}: {one!r}")
+                if k.lower() not in DROPPED_HEADERS:
+                    pairs.append((k, one))
+    data, ctype = encode_body(body)
+    if status in (204, 304):
+        data = b""
+    elif ctype and not any(k.lower() == "content-type" for k, _ in pairs):
+        pairs.append(("Content-Type", ctype))
+    return status, pairs, data
+
+
+def error_body(code: str, message: str, **extra: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, **extra}}).encode()
+
+
+# ------------------------------------------------------------ HTTP
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
+    # Status line, headers and body leave in one send (flushed in respond()),
+    # and no Nagle delay: a keep-alive client never waits for a delayed ACK.
+    wbufsize = 256 * 1024
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # no access log
+        pass
+
+    def version_string(self) -> str:
+        return "faasd-python"
+
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler calls do_<METHOD>; every method is handled.
+        if name.startswith("do_"):
+            return self.dispatch
+        raise AttributeError(name)
+
+    # -- plumbing
+
+    def read_body(self, limit: int | None = None) -> bytes:
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            return self.read_chunked(limit)
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        try:
+            n = int(length)
+        except ValueError:
+            raise BadRequestError("invalid Content-Length") from None
+        if n < 0:
+            raise BadRequestError("invalid Content-Length")
+        if limit is not None and n > limit:
+            self.close_connection = True
+            raise BadRequestError(f"request body larger than {limit} bytes")
+        data = self.rfile.read(n)
+        if len(data) != n:
+            self.close_connection = True
+            raise BadRequestError("the request body ended early")
+        return data
+
+    def read_chunked(self, limit: int | None) -> bytes:
+        parts = []
+        total = 0
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise BadRequestError("invalid chunked encoding") from None
+            if size == 0:
+                break
+            total += size
+            if limit is not None and total > limit:
+                self.close_connection = True
+                raise BadRequestError(f"request body larger than {limit} bytes")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(3)  # CRLF after the chunk
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return b"".join(parts)
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def respond_json(self, status: int, body: bytes) -> None:
+        self.respond(status, [("Content-Type", "application/json")], body)
+
+    def respond_error(self, status: int, code: str, message: str, **extra: str) -> None:
+        self.respond_json(status, error_body(code, message, **extra))
+
+    # -- routing
+
+    def dispatch(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/healthz" and self.command in ("GET", "HEAD"):
+                self.drain()
+                self.respond(200, [("Content-Type", "text/plain; charset=utf-8")], b"ok")
+            elif path == "/v2/specialize" and self.command == "POST":
+                self.specialize()
+            elif RT.state == "ready":
+                self.call()
+            else:
+                self.drain()
+                if RT.state == "failed":
+                    self.respond_json(500, json.dumps({"error": RT.load_error}).encode())
+                else:
+                    why = (
+                        "this container is still loading its function"
+                        if RT.state == "loading"
+                        else "this container has no function yet: POST /v2/specialize first"
+                    )
+                    self.respond_error(503, "not_specialized", why)
+        except BadRequestError as e:
+            self.respond_error(400, "bad_request", str(e))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def drain(self) -> None:
+        try:
+            self.read_body()
+        except BadRequestError:
+            self.close_connection = True
+
+    def already_message(self) -> str:
+        if RT.state == "loading":
+            return f"this container is already loading {RT.filename}"
+        if RT.state == "failed":
+            return f"this container already tried to load {RT.filename} and failed"
+        return f"this container is already specialized with {RT.filename}"
+
+    def specialize(self) -> None:
+        started = time.perf_counter()
+        if RT.state != "generic":
+            self.drain()
+            self.respond_error(409, "already_specialized", self.already_message())
+            return
+        try:
+            raw = self.read_body(MAX_SPECIALIZE_BYTES)
+        except BadRequestError as e:
+            status = 413 if "larger" in str(e) else 400
+            self.respond_error(status, "bad_request", str(e))
+            return
+        try:
+            doc = json.loads(raw)
+        except ValueError as e:
+            self.respond_error(400, "bad_request", f"the body is not valid JSON: {e}")
+            return
+        invalid = validate_specialize(doc)
+        if invalid:
+            self.respond_error(400, "bad_request", invalid)
+            return
+        with RT.lock:
+            if RT.state != "generic":
+                conflict = True
+            else:
+                conflict = False
+                RT.state = "loading"
+                RT.filename = doc["filename"]
+        if conflict:
+            self.respond_error(409, "already_specialized", self.already_message())
+            return
+        for k, v in (doc.get("env") or {}).items():
+            os.environ[k] = str(v)
+        try:
+            load_function(doc)
+        except (Exception, SystemExit) as e:
+            loc = location_of(e, RT.path)
+            message = describe(e) + (f" ({loc})" if loc else "")
+            RT.load_error = {
+                "code": "load_error",
+                "message": message,
+                "location": loc or doc["filename"],
+            }
+            RT.state = "failed"
+            sys.stderr.write(f"faasd-runtime: failed to load {doc['filename']}:\n")
+            traceback.print_exception(e, file=sys.stderr)
+            log(f"specialization of {doc['filename']} failed: {message}")
+            self.respond_json(500, json.dumps({"error": RT.load_error}).encode())
+            return
+        RT.state = "ready"
+        load_ms = (time.perf_counter() - started) * 1000
+        form = ("async " if RT.is_async else "") + ("main(context)" if RT.pass_context else "main()")
+        log(f"specialized {doc['filename']} ({form}) in {load_ms:.1f} ms")
+        body = json.dumps({"status": "specialized", "load_ms": round(load_ms, 3)}).encode()
+        self.respond_json(200, body)
+
+    def build_request(self) -> Request:
+        body = self.read_body()
+        target = self.path
+        path, _, qs = target.partition("?")
+        query: dict[str, str | list[str]] = {}
+        for k, v in parse_qsl(qs, keep_blank_values=True):
+            prev = query.get(k)
+            if prev is None:
+                query[k] = v
+            elif isinstance(prev, list):
+                prev.append(v)
+            else:
+                query[k] = [prev, v]
+        headers: dict[str, str] = {}
+        params_header = None
+        for k, v in self.headers.items():
+            k = k.lower()
+            if k == "x-faasd-params" and params_header is None:
+                params_header = v
+            if k.startswith("x-faasd-"):
+                continue
+            headers[k] = f"{headers[k]}, {v}" if k in headers else v
+        params: Any = {}
+        if params_header:
+            try:
+                params = json.loads(params_header)
+            except ValueError as e:
+                raise BadRequestError(f"the X-Faasd-Params header is not valid JSON: {e}") from e
+            if not isinstance(params, dict):
+                raise BadRequestError("the X-Faasd-Params header must be a JSON object")
+        return Request(self.command, path, qs, query, headers, params, body)
+
+    def call(self) -> None:
+        request = self.build_request()
+        try:
+            value = invoke(request)
+            status, headers, body = to_response(value)
+        except BadRequestError as e:
+            self.respond_error(400, "bad_request", str(e))
+            return
+        except (Exception, SystemExit) as e:
+            sys.stderr.write("faasd-runtime: function error:\n")
+            traceback.print_exception(e, file=sys.stderr)
+            loc = location_of(e, RT.path)
+            extra = {"location": loc} if loc else {}
+            self.respond_error(500, "function_error", describe(e), **extra)
+            return
+        self.respond(status, headers, body)
+
+
+def invoke(request: Request) -> Any:
+    args = (Context(request),) if RT.pass_context else ()
+    if RT.is_async:
+        return run_async(RT.fn, args, request)
+    _current.set(request)
+    value = RT.fn(*args)
+    if inspect.isawaitable(value):
+        value = run_async(None, value, request)
+    return value
+
+
+def run_async(fn: Any, args: Any, request: Request) -> Any:
+    async def runner() -> Any:
+        _current.set(request)
+        return await (fn(*args) if fn is not None else args)
+
+    return asyncio.run_coroutine_threadsafe(runner(), RT.event_loop()).result()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: os._exit(0))
+    server = Server(("0.0.0.0", PORT), Handler)
+    log(f"python {sys.version.split()[0]} listening on 0.0.0.0:{PORT}")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

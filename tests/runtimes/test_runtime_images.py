@@ -1,0 +1,182 @@
+"""The built runtime images, started briefly as containers.
+
+Needs a running Docker engine and the images from scripts/build-images.sh;
+when either is missing the tests FAIL (they do not skip).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import IMAGES, LANGS, RuntimeClient, wait_healthy
+
+pytestmark = pytest.mark.docker
+
+LABEL = {"faasd.test": "runtimes"}
+HELLO = {
+    "nodejs": ("hello.js", "module.exports = async (context) => 'hello ' + context.request.path;\n"),
+    "python": ("hello.py", "def main(context):\n    return 'hello ' + context.request.path\n"),
+}
+SANDBOX = {
+    "nodejs": (
+        "sandbox.js",
+        """
+const fs = require('fs');
+module.exports = () => {
+  let app = 'writable';
+  try { fs.writeFileSync('/app/x', 'x'); } catch (e) { app = e.code; }
+  fs.writeFileSync('/tmp/probe', 'ok');
+  return {uid: process.getuid(), app, tmp: fs.readFileSync('/tmp/probe', 'utf8'),
+          version: process.version};
+};
+""",
+    ),
+    "python": (
+        "sandbox.py",
+        """
+import errno, os, sys
+
+def main():
+    app = "writable"
+    try:
+        open("/app/x", "w").close()
+    except OSError as e:
+        app = errno.errorcode.get(e.errno, str(e.errno))
+    with open("/tmp/probe", "w") as f:
+        f.write("ok")
+    return {"uid": os.getuid(), "app": app, "tmp": open("/tmp/probe").read(),
+            "version": sys.version.split()[0]}
+""",
+    ),
+}
+BROKEN = {
+    "nodejs": ("broken.js", "const a = 1;\nmodule.exports = () => {\n  return a +;\n};\n", 3),
+    "python": ("broken.py", "a = 1\n\ndef main():\n    return a +\n", 4),
+}
+
+
+def docker_client():
+    """The Docker client, or a test FAILURE saying what is missing."""
+    try:
+        import docker
+        from docker.errors import ImageNotFound
+    except ImportError:  # pragma: no cover
+        pytest.fail("the docker SDK is not installed in this environment")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:
+        pytest.fail(f"the Docker engine is not reachable ({e}); start it, then run make images")
+    for image in IMAGES.values():
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            pytest.fail(f"image {image} is missing: run scripts/build-images.sh")
+    return client
+
+
+@pytest.fixture
+def start_container() -> Iterator[Callable[[str], RuntimeClient]]:
+    """Starts a runtime container as faasd will: read-only root, tmpfs /tmp, no caps."""
+    started: list = []
+    client = None
+
+    def start(lang: str) -> RuntimeClient:
+        nonlocal client
+        client = client or docker_client()
+        for old in client.containers.list(all=True, filters={"label": "faasd.test=runtimes"}):
+            if old.id not in {c.id for c in started}:
+                old.remove(force=True)  # left over by an interrupted run
+        c = client.containers.run(
+            IMAGES[lang],
+            detach=True,
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=16m"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit="128m",
+            pids_limit=64,
+            labels=LABEL,
+        )
+        started.append(c)
+        c.reload()  # run() returns the attributes from before the start
+        ip = c.attrs["NetworkSettings"]["IPAddress"]
+        assert ip, f"container {c.short_id} has no IP address"
+        try:
+            wait_healthy(ip, 8888, what=f"{lang} container")
+        except AssertionError as e:
+            logs = c.logs().decode(errors="replace")
+            raise AssertionError(f"{e}\ncontainer logs:\n{logs}") from None
+        rt = RuntimeClient(ip, 8888)
+        rt.container = c  # type: ignore[attr-defined]
+        return rt
+
+    yield start
+    for c in started:
+        try:
+            c.remove(force=True)
+        except Exception:
+            pass
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_container_specialize_and_call(start_container, lang):
+    latencies = []
+    for _ in range(3):
+        rt = start_container(lang)
+        filename, code = HELLO[lang]
+        t0 = time.perf_counter()
+        s = rt.specialize(filename, code)
+        r = rt.get("/first")
+        latencies.append((time.perf_counter() - t0) * 1000)
+        assert s.status == 200, s
+        assert (r.status, r.text) == (200, "hello /first")
+        assert rt.get("/healthz").body == b"ok"
+        assert rt.specialize(filename, code).status == 409
+        logs = rt.container.logs().decode()
+        assert f"specialized {filename}" in logs, logs
+    print(
+        f"\n{lang}: specialize + first call in a container: "
+        f"median {statistics.median(latencies):.1f} ms ({', '.join(f'{x:.1f}' for x in latencies)})"
+    )
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_container_sandbox(start_container, lang):
+    rt = start_container(lang)
+    filename, code = SANDBOX[lang]
+    assert rt.specialize(filename, code).status == 200
+    r = rt.get("/")
+    assert r.status == 200, r
+    doc = r.json()
+    assert doc["uid"] == 1000
+    assert doc["app"] in ("EROFS", "EACCES")
+    assert doc["tmp"] == "ok"
+    print(f"\n{lang}: {json.dumps(doc)}")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_container_load_error(start_container, lang):
+    rt = start_container(lang)
+    filename, code, line = BROKEN[lang]
+    r = rt.specialize(filename, code)
+    assert r.status == 500
+    err = r.json()["error"]
+    assert err["code"] == "load_error"
+    assert err["message"].startswith("SyntaxError: ")
+    assert err["location"] == f"{filename}:{line}"
+    assert err["message"].endswith(f"({filename}:{line})")
+    assert rt.get("/").json() == {"error": err}
+    assert rt.get("/healthz").status == 200
+
+
+def test_container_node_esm(start_container):
+    rt = start_container("nodejs")
+    r = rt.specialize("hello.mjs", "export default async (c) => ({status: 201, body: {ok: true}});")
+    assert r.status == 200, r
+    r = rt.get("/")
+    assert (r.status, r.json()) == (201, {"ok": True})
