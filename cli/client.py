@@ -133,7 +133,7 @@ class FaasClient:
     """faasd's API: environments, functions, HTTP triggers, status, and invoking.
 
     ``token``, when given, is sent as ``Authorization: Bearer <token>`` on every
-    request.
+    admin API request (never to a function).
     """
 
     def __init__(
@@ -296,6 +296,9 @@ class FaasClient:
     def _call(self, method: str, path: str, payload: Json | None = None) -> Reply:
         """One API request; an answer other than 2xx raises :class:`ApiError`."""
         headers = {"Accept": "application/json"}
+        if self._token:
+            # Only the admin API gets the token: a function never sees it.
+            headers["Authorization"] = f"Bearer {self._token}"
         body = None
         if payload is not None:
             body = json.dumps(payload).encode()
@@ -312,10 +315,7 @@ class FaasClient:
         self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float
     ) -> Reply:
         """One HTTP exchange; socket failures become :class:`DaemonUnreachable`."""
-        sent = {"User-Agent": self._user_agent}
-        if self._token:
-            sent["Authorization"] = f"Bearer {self._token}"
-        sent.update(headers)
+        sent = {"User-Agent": self._user_agent, **headers}
         request = urllib.request.Request(url, data=body, headers=sent, method=method.upper())
         try:
             with self._opener.open(request, timeout=timeout) as response:

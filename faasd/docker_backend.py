@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RUNTIME_PORT = 8888
 READY_TIMEOUT = 20.0
 SPECIALIZE_TIMEOUT = 30.0
+RENAME_DELAY = 0.5
 
 T = TypeVar("T")
 
@@ -211,7 +212,9 @@ class DockerBackend:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(f"the container for {spec.function} did not take the code: {exc!r}") from exc
-        asyncio.get_running_loop().create_task(self._rename(container, spec.function))
+        # The name is cosmetic: give it to the container once the first call is answered.
+        loop = asyncio.get_running_loop()
+        loop.call_later(RENAME_DELAY, lambda: loop.create_task(self._rename(container, spec.function)))
         try:
             body = json.loads(text)
         except ValueError:

@@ -248,6 +248,9 @@ class PoolManager:
                 return instance
             raise AssertionError("unreachable")
         finally:
+            pool = self._envs.get(fn.environment)
+            if pool is not None:
+                self._schedule_fill(pool)
             if state.pending is asyncio.current_task():
                 state.pending = None
                 state.pending_revision = -1
@@ -257,9 +260,9 @@ class PoolManager:
         if pool is None:
             raise NotFound(f"environment '{fn.environment}' of function '{fn.name}' does not exist")
         if pool.ready:
-            container = pool.ready.popleft()
-            self._schedule_fill(pool)
-            return container
+            # The refill is scheduled once the specialization is done, so the
+            # container start does not compete with this call for the CPU.
+            return pool.ready.popleft()
         self._schedule_fill(pool)
         log.info("pool of %s is empty: starting a container for %s on demand", fn.environment, fn.name)
         return await self._start(pool.env, fn.name)

@@ -8,6 +8,7 @@ failed test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,10 +16,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
+import docker.errors
 import requests
 
 from faasd.settings import Settings
@@ -59,6 +62,12 @@ def docker_client() -> docker.DockerClient:
     if missing:
         raise AssertionError(f"runtime images missing: {', '.join(missing)}; run 'make images'")
     return client
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    id: str
+    name: str
 
 
 class FaasdProcess:
@@ -116,16 +125,19 @@ class FaasdProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
         for container in self.containers():
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                self.engine.api.remove_container(container.id, force=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     # -- engine views -------------------------------------------------------
 
-    def containers(self, **labels: str) -> list[Any]:
+    def containers(self, **labels: str) -> list[ContainerRef]:
+        """This faasd's containers, by label, in one list call (no inspect that a removal can race)."""
         filters = [f"faasd.owner={self.owner}"] + [f"faasd.{k}={v}" for k, v in labels.items()]
-        return list(self.engine.containers.list(all=True, filters={"label": filters}))
+        found = self.engine.api.containers(all=True, filters={"label": filters})
+        return [ContainerRef(c["Id"], c["Names"][0].lstrip("/")) for c in found]
 
     # -- API ----------------------------------------------------------------
 

@@ -6,13 +6,15 @@ when either is missing the tests FAIL (they do not skip).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import IMAGES, LANGS, RuntimeClient, wait_healthy
+
+from .support import IMAGES, LANGS, RuntimeClient, wait_healthy
 
 pytestmark = pytest.mark.docker
 
@@ -88,9 +90,6 @@ def start_container() -> Iterator[Callable[[str], RuntimeClient]]:
     def start(lang: str) -> RuntimeClient:
         nonlocal client
         client = client or docker_client()
-        for old in client.containers.list(all=True, filters={"label": "faasd.test=runtimes"}):
-            if old.id not in {c.id for c in started}:
-                old.remove(force=True)  # left over by an interrupted run
         c = client.containers.run(
             IMAGES[lang],
             detach=True,
@@ -117,10 +116,8 @@ def start_container() -> Iterator[Callable[[str], RuntimeClient]]:
 
     yield start
     for c in started:
-        try:
+        with contextlib.suppress(Exception):
             c.remove(force=True)
-        except Exception:
-            pass
 
 
 @pytest.mark.parametrize("lang", LANGS)

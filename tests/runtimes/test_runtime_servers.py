@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LANGS, REPO, HostRuntime
+
+from .support import LANGS, REPO, HostRuntime
 
 FILENAME = {"nodejs": "hello.js", "python": "hello.py"}
 
@@ -317,13 +318,14 @@ def test_node_callback_form(start_runtime):
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
 
 
-@pytest.mark.parametrize(
-    "filename,code",
-    [
-        ("hello.mjs", "export default async function (context) {\n  return 'esm ' + context.request.method;\n}\n"),
-        ("hello.js", "import os from 'node:os';\nexport default async (context) => 'esm ' + context.request.method + (os ? '' : '!');\n"),
-    ],
-)  # fmt: skip
+ESM_DEFAULT = "export default async function (context) {\n  return 'esm ' + context.request.method;\n}\n"
+ESM_IMPORT = (
+    "import os from 'node:os';\n"
+    "export default async (context) => 'esm ' + context.request.method + (os ? '' : '!');\n"
+)
+
+
+@pytest.mark.parametrize("filename,code", [("hello.mjs", ESM_DEFAULT), ("hello.js", ESM_IMPORT)])
 def test_node_esm(start_runtime, filename, code):
     rt = start_runtime("nodejs")
     specialized(rt, code, filename=filename)

@@ -1,0 +1,175 @@
+"""Helpers for the runtime tests: an HTTP client and a host-process runner."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIMES = REPO / "runtimes"
+LANGS = ("nodejs", "python")
+SERVER = {"nodejs": RUNTIMES / "nodejs" / "server.js", "python": RUNTIMES / "python" / "server.py"}
+IMAGES = {"nodejs": "faasd/runtime-nodejs:latest", "python": "faasd/runtime-python:latest"}
+READY_TIMEOUT = 10.0
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+class RuntimeClient:
+    """A keep-alive HTTP/1.1 client for one runtime server."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        new_connection: bool = False,
+        chunked: bool = False,
+    ) -> Response:
+        conn = (
+            http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            if new_connection
+            else self.conn
+        )
+        hdrs = dict(headers or {})
+        if isinstance(body, str):
+            body = body.encode()
+        if chunked:
+            data = body
+            body = iter([data[: len(data) // 2], data[len(data) // 2 :]])
+            hdrs["Transfer-Encoding"] = "chunked"
+        conn.request(method, path, body=body, headers=hdrs, encode_chunked=chunked)
+        resp = conn.getresponse()
+        data = resp.read()
+        result = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        if new_connection:
+            conn.close()
+        return result
+
+    def get(self, path: str, **kw: Any) -> Response:
+        return self.request("GET", path, **kw)
+
+    def specialize(
+        self,
+        filename: str,
+        code: str,
+        entrypoint: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Response:
+        doc: dict[str, Any] = {"filename": filename, "code": code}
+        if entrypoint is not None:
+            doc["entrypoint"] = entrypoint
+        if env is not None:
+            doc["env"] = env
+        return self.request(
+            "POST",
+            "/v2/specialize",
+            json.dumps(doc),
+            {"Content-Type": "application/json"},
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def wait_healthy(host: str, port: int, timeout: float = READY_TIMEOUT, what: str = "") -> None:
+    """Bounded polling of GET /healthz until it answers 200."""
+    deadline = time.monotonic() + timeout
+    last: Exception | str = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=1.0)
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            if resp.status == 200 and body == b"ok":
+                return
+            last = f"{resp.status} {body!r}"
+        except OSError as e:
+            last = e
+        time.sleep(0.01)
+    raise AssertionError(f"{what or f'{host}:{port}'} not healthy after {timeout}s: {last}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_command(lang: str) -> list[str]:
+    # FAASD_TEST_NODEJS_CMD / FAASD_TEST_PYTHON_CMD replace the interpreter, e.g.
+    # to run these tests on the image's Node 18 (PORT and FAASD_CODE_DIR are in
+    # the environment):
+    #   FAASD_TEST_NODEJS_CMD="docker run --rm --network host -e PORT -e FAASD_CODE_DIR
+    #   faasd/runtime-nodejs:latest node /app/server.js"
+    override = os.environ.get(f"FAASD_TEST_{lang.upper()}_CMD")
+    if override:
+        return shlex.split(override)
+    if lang == "nodejs":
+        return ["node", str(SERVER["nodejs"])]
+    return [sys.executable, "-u", str(SERVER["python"])]
+
+
+class HostRuntime(RuntimeClient):
+    def __init__(self, lang: str, code_dir: Path):
+        port = free_port()
+        super().__init__("127.0.0.1", port)
+        self.lang = lang
+        self.log_path = code_dir.parent / f"{lang}-{port}.log"
+        env = dict(os.environ, PORT=str(port), FAASD_CODE_DIR=str(code_dir))
+        env.pop("NODE_OPTIONS", None)
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(server_command(lang), env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(self.host, port, what=f"{lang} runtime")
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"{lang} runtime did not start:\n{self.output()}") from None
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
