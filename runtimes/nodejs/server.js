@@ -14,7 +14,7 @@ const { spawnSync } = require('child_process');
 const PORT = parseInt(process.env.PORT || '8888', 10);
 const CODE_DIR = process.env.FAASD_CODE_DIR || '/tmp/faasd-function';
 const MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024;
-const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
+const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
 // A line that starts an ES module statement: `export default`, `export const`,
 // `import x from` ... (a dynamic `import(` is valid CommonJS and does not count).
 const ESM_RE = /^[ \t]*(export\s+(default\b|async\b|function\b|const\b|let\b|var\b|class\b|\{)|import\s*[\w{*'"])/m;
@@ -34,7 +34,8 @@ function sendJson(res, status, obj, extraHeaders) {
     { 'content-type': 'application/json', 'content-length': body.length },
     extraHeaders || {}
   );
-  res.writeHead(status, headers);
+  // An explicit reason: a writeHead that threw may have left a stale one.
+  res.writeHead(status, http.STATUS_CODES[status] || 'Unknown', headers);
   res.end(body);
 }
 

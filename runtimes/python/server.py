@@ -30,7 +30,7 @@ sys.dont_write_bytecode = True
 PORT = int(os.environ.get("PORT", "8888"))
 CODE_DIR = os.environ.get("FAASD_CODE_DIR", "/tmp/faasd-function")
 MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
-FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 # Idle keep-alive connections are closed after this many seconds.

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -139,7 +140,14 @@ def server_command(lang: str) -> list[str]:
     if override:
         return shlex.split(override)
     if lang == "nodejs":
-        return ["node", str(SERVER["nodejs"])]
+        if shutil.which("node"):
+            return ["node", str(SERVER["nodejs"])]
+        # No Node.js on this machine (a bare Debian has none): run the server in
+        # the runtime image, which is what faasd runs anyway.
+        return [
+            "docker", "run", "--rm", "--network", "host", "--label", "faasd.test=runtimes",
+            "-e", "PORT", "-e", "FAASD_CODE_DIR", "faasd/runtime-nodejs:latest", "node", "/app/server.js",
+        ]  # fmt: skip
     return [sys.executable, "-u", str(SERVER["python"])]
 
 

@@ -276,6 +276,22 @@ def test_function_error_500(rt):
     assert rt.get("/").status == 500  # the container keeps serving
 
 
+BAD_HEADER = {
+    "nodejs": "module.exports = async () => ({headers: {'X-Bad': 'a\\r\\nb'}, body: 'x'});\n",
+    "python": "def main():\n    return 'x', 200, {'X-Bad': 'a\\r\\nb'}\n",
+}
+
+
+def test_invalid_response_header_is_function_error(rt):
+    specialized(rt, BAD_HEADER)
+    r = rt.get("/")
+    assert r.status == 500
+    assert r.json()["error"]["code"] == "function_error"
+    assert "X-Bad" in r.json()["error"]["message"]
+    assert "x-bad" not in r.headers
+    assert rt.get("/healthz").body == b"ok"  # same connection, still in sync
+
+
 def test_env_and_entrypoint(rt, start_runtime):
     specialized(rt, ENV, env={"GREETING": "hola", "WHO": "mundo"})
     r = rt.get("/")
