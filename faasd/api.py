@@ -159,7 +159,7 @@ class AdminApi:
                     {
                         "name": f.name,
                         "environment": f.environment,
-                        "instances": self._pool.instance_count(f.name),
+                        **self._pool.function_status(f.name),
                     }
                     for f in sorted(catalog.functions.values(), key=lambda f: f.name)
                 ],

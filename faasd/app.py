@@ -23,7 +23,7 @@ from faasd.backend import ContainerBackend
 from faasd.codestore import CodeStore
 from faasd.controller import Controller
 from faasd.docker_backend import DockerBackend
-from faasd.errors import EngineUnavailable, FaasdError, MethodNotAllowed, NotFound
+from faasd.errors import EngineUnavailable, FaasdError, NotFound
 from faasd.gateway import Gateway
 from faasd.pool import PoolManager
 from faasd.reaper import run_reaper, tick_for
@@ -36,10 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: FaasdError) -> web.Response:
-    response = web.json_response(error.to_json(), status=error.status)
-    if isinstance(error, MethodNotAllowed):
-        response.headers["Allow"] = ", ".join(error.allowed)
-    return response
+    return web.json_response(error.to_json(), status=error.status, headers=error.headers)
 
 
 @web.middleware
@@ -52,9 +49,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return web.json_response(
-            {"error": {"code": code, "message": exc.text or exc.reason}}, status=exc.status
-        )
+        return web.json_response({"error": {"code": code, "message": exc.text or exc.reason}}, status=exc.status)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:

@@ -30,6 +30,7 @@ class Specialization:
     code: bytes
     entrypoint: str
     env: dict[str, str] = field(default_factory=dict)
+    memory_mb: int = 0  # 0: keep the container's own limit
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class ContainerBackend(Protocol):
 
     async def specialize(self, container: Container, spec: Specialization) -> SpecializeResult:
         """Load a function into a generic container. Raises UpstreamError if it is gone."""
+        ...
+
+    async def healthy(self, container: Container) -> bool:
+        """Whether the container answers its health check now (bounded by about a second)."""
         ...
 
     async def stop(self, container: Container) -> None:

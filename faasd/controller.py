@@ -17,15 +17,30 @@ from typing import Any
 from faasd import validation as check
 from faasd.catalog import Catalog
 from faasd.codestore import CodeStore
-from faasd.entities import Environment, Function, HttpTrigger
+from faasd.entities import DEFAULT_TIMEOUT, Environment, Function, HttpTrigger
 from faasd.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from faasd.pool import PoolManager
 from faasd.store import Store, utcnow
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 60
 EXTENSIONS = {"node": ".js", "python": ".py"}
+FUNCTION_FIELDS = {
+    "name",
+    "environment",
+    "code",
+    "filename",
+    "entrypoint",
+    "timeout",
+    "env",
+    "secrets",
+    "memory_mb",
+    "concurrency",
+    "max_instances",
+    "min_instances",
+    "idle_timeout",
+    "queue_timeout",
+}
 
 
 def _get(mapping: Any, kind: str, name: str) -> Any:
@@ -65,6 +80,8 @@ class Controller:
             await asyncio.to_thread(marker.write_text, "stock environments registered\n")
         for env in self.catalog.environments.values():
             self._pool.set_environment(env)
+        for fn in self.catalog.functions.values():
+            self._pool.function_changed(fn)
 
     # -- environments -------------------------------------------------------
 
@@ -72,9 +89,7 @@ class Controller:
         check.known_fields(body, {"name", "image", "poolsize"})
         name = check.name(body.get("name"))
         image = check.image(body.get("image"))
-        poolsize = check.integer(
-            body.get("poolsize", self._default_poolsize), "poolsize", 0, check.MAX_POOLSIZE
-        )
+        poolsize = check.integer(body.get("poolsize", self._default_poolsize), "poolsize", 0, check.MAX_POOLSIZE)
         async with self._lock:
             if name in self.catalog.environments:
                 raise Conflict(f"environment '{name}' exists already")
@@ -112,9 +127,7 @@ class Controller:
             _get(self.catalog.environments, "environment", name)
             users = sorted(f.name for f in self.catalog.functions.values() if f.environment == name)
             if users:
-                raise Conflict(
-                    f"environment '{name}' is used by function(s) {', '.join(users)}; delete them first"
-                )
+                raise Conflict(f"environment '{name}' is used by function(s) {', '.join(users)}; delete them first")
             await self._store.delete_environment(name)
             self.catalog = self.catalog.replace(
                 environments=[e for e in self.catalog.environments.values() if e.name != name]
@@ -140,23 +153,58 @@ class Controller:
             raise BadRequest(f"environment '{env}' does not exist (see GET /v1/environments)")
         return env
 
+    def _settings_of(self, body: dict[str, Any], current: Function | None) -> dict[str, Any]:
+        """The validated optional fields of a function create or update."""
+        fields: dict[str, Any] = {}
+        if "entrypoint" in body:
+            fields["entrypoint"] = check.entrypoint(body["entrypoint"])
+        if "filename" in body:
+            fields["filename"] = check.filename(body["filename"])
+        if "timeout" in body:
+            fields["timeout"] = check.integer(body["timeout"], "timeout", 1, check.MAX_TIMEOUT)
+        if "env" in body:
+            fields["env"] = check.variables(body["env"], "env")
+        if "secrets" in body:
+            fields["secrets"] = check.variables(body["secrets"], "secrets")
+        if "memory_mb" in body:
+            fields["memory_mb"] = check.integer(body["memory_mb"], "memory_mb", 32, 8192)
+        if "concurrency" in body:
+            fields["concurrency"] = check.integer(body["concurrency"], "concurrency", 1, 1000)
+        if "max_instances" in body:
+            fields["max_instances"] = check.integer(body["max_instances"], "max_instances", 1, 100)
+        if "min_instances" in body:
+            fields["min_instances"] = check.integer(body["min_instances"], "min_instances", 0, 100)
+        if "queue_timeout" in body:
+            fields["queue_timeout"] = check.integer(body["queue_timeout"], "queue_timeout", 0, check.MAX_TIMEOUT)
+        if "idle_timeout" in body:
+            idle = body["idle_timeout"]
+            fields["idle_timeout"] = None if idle is None else check.integer(idle, "idle_timeout", 1, 86400)
+        low = fields.get("min_instances", current.min_instances if current else 0)
+        high = fields.get("max_instances", current.max_instances if current else Function.max_instances)
+        if low > high:
+            raise BadRequest(f"min_instances ({low}) cannot be above max_instances ({high})")
+        return fields
+
     async def create_function(self, body: dict[str, Any]) -> Function:
-        check.known_fields(body, {"name", "environment", "code", "filename", "entrypoint", "timeout"})
+        check.known_fields(body, FUNCTION_FIELDS)
         name = check.name(body.get("name"))
         data = self._code(body)
+        fields = self._settings_of(body, None)
         async with self._lock:
             if name in self.catalog.functions:
                 raise Conflict(f"function '{name}' exists already")
             env = self._environment_of(body)
             default_ext = next((ext for key, ext in EXTENSIONS.items() if key in env), "")
-            filename = check.filename(body.get("filename") or f"{name}{default_ext}")
             now = utcnow()
             fn = Function(
+                **{
+                    "filename": f"{name}{default_ext}",
+                    "entrypoint": "",
+                    "timeout": DEFAULT_TIMEOUT,
+                    **fields,
+                },
                 name=name,
                 environment=env,
-                filename=filename,
-                entrypoint=check.entrypoint(body.get("entrypoint", "")),
-                timeout=check.integer(body.get("timeout", DEFAULT_TIMEOUT), "timeout", 1, check.MAX_TIMEOUT),
                 code_sha256=await asyncio.to_thread(self._codes.put, data),
                 code_size=len(data),
                 revision=1,
@@ -165,34 +213,29 @@ class Controller:
             )
             await self._store.add_function(fn)
             self.catalog = self.catalog.replace(functions=[*self.catalog.functions.values(), fn])
+        self._pool.function_changed(fn)
         return fn
 
     async def update_function(self, name: str, body: dict[str, Any]) -> Function:
-        check.known_fields(body, {"name", "environment", "code", "filename", "entrypoint", "timeout"})
+        check.known_fields(body, FUNCTION_FIELDS)
         async with self._lock:
             fn: Function = _get(self.catalog.functions, "function", name)
             if body.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new function instead")
-            changes: dict[str, Any] = {}
+            changes = self._settings_of(body, fn)
             if "code" in body:
                 data = self._code(body)
                 changes["code_sha256"] = await asyncio.to_thread(self._codes.put, data)
                 changes["code_size"] = len(data)
             if "environment" in body:
                 changes["environment"] = self._environment_of(body)
-            if "filename" in body:
-                changes["filename"] = check.filename(body["filename"])
-            if "entrypoint" in body:
-                changes["entrypoint"] = check.entrypoint(body["entrypoint"])
-            if "timeout" in body:
-                changes["timeout"] = check.integer(body["timeout"], "timeout", 1, check.MAX_TIMEOUT)
             changed = dataclasses.replace(fn, **changes, revision=fn.revision + 1, updated_at=utcnow())
             await self._store.update_function(changed)
             fns = {**self.catalog.functions, name: changed}
             self.catalog = self.catalog.replace(functions=fns.values())
             self._forget_code(fn.code_sha256)
         # Calls from now on get the new revision; old instances finish and go.
-        self._pool.retire_function(name)
+        self._pool.function_changed(changed)
         return changed
 
     async def delete_function(self, name: str, force: bool = False) -> None:
@@ -201,9 +244,7 @@ class Controller:
             routes = [t for t in self.catalog.triggers.values() if t.function == name]
             if routes and not force:
                 listed = ", ".join(f"{t.method} {t.url}" for t in routes)
-                raise Conflict(
-                    f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true"
-                )
+                raise Conflict(f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true")
             for trigger in routes:
                 await self._store.delete_trigger(trigger.name)
             await self._store.delete_function(name)
@@ -212,7 +253,7 @@ class Controller:
                 triggers=[t for t in self.catalog.triggers.values() if t.function != name],
             )
             self._forget_code(fn.code_sha256)
-        self._pool.retire_function(name)
+        self._pool.remove_function(name)
 
     def function_code(self, name: str) -> bytes:
         fn: Function = _get(self.catalog.functions, "function", name)
@@ -231,8 +272,7 @@ class Controller:
         for other in self.catalog.triggers.values():
             if other.name != exclude and other.method == method and check.url_key(other.url) == key:
                 raise Conflict(
-                    f"route {method} {url} exists already "
-                    f"(route '{other.name}' -> function '{other.function}')"
+                    f"route {method} {url} exists already (route '{other.name}' -> function '{other.function}')"
                 )
 
     async def create_trigger(self, body: dict[str, Any]) -> HttpTrigger:
@@ -275,6 +315,4 @@ class Controller:
         async with self._lock:
             _get(self.catalog.triggers, "route", name)
             await self._store.delete_trigger(name)
-            self.catalog = self.catalog.replace(
-                triggers=[t for t in self.catalog.triggers.values() if t.name != name]
-            )
+            self.catalog = self.catalog.replace(triggers=[t for t in self.catalog.triggers.values() if t.name != name])

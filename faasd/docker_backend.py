@@ -38,6 +38,7 @@ RUNTIME_PORT = 8888
 READY_TIMEOUT = 20.0
 SPECIALIZE_TIMEOUT = 30.0
 RENAME_DELAY = 0.5
+HEALTH_TIMEOUT = 1.0
 
 T = TypeVar("T")
 
@@ -108,9 +109,7 @@ class DockerBackend:
         except BaseException:
             await asyncio.shield(self.stop(container))
             raise
-        log.debug(
-            "started %s for %s in %.0f ms", container.id[:12], env.name, (time.monotonic() - began) * 1000
-        )
+        log.debug("started %s for %s in %.0f ms", container.id[:12], env.name, (time.monotonic() - began) * 1000)
         return container
 
     def _create_and_start(self, env: Environment, function: str) -> DockerContainer:
@@ -197,6 +196,11 @@ class DockerBackend:
         return " | ".join(raw.decode(errors="replace").strip().splitlines())[-500:]
 
     async def specialize(self, container: Container, spec: Specialization) -> SpecializeResult:
+        if spec.memory_mb and spec.memory_mb != self._settings.container_memory_mb:
+            limit = f"{spec.memory_mb}m"
+            await self._run(
+                lambda: self._docker().api.update_container(container.id, mem_limit=limit, memswap_limit=limit)
+            )
         payload = {
             "filename": spec.filename,
             "code": spec.code.decode("utf-8", errors="replace"),
@@ -233,6 +237,15 @@ class DockerBackend:
             await self._run(lambda: self._docker().api.rename(container.id, name))
         except Exception as exc:  # the name is cosmetic; never fail a call over it
             log.debug("could not rename %s: %s", container.id[:12], exc)
+
+    async def healthy(self, container: Container) -> bool:
+        try:
+            async with self._session.get(
+                container.url + "/healthz", timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
 
     async def stop(self, container: Container) -> None:
         await self._run(self._remove, container.id)

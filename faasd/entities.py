@@ -6,7 +6,8 @@ and pool read them; no SQLAlchemy object escapes faasd/store.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,20 @@ class Environment:
         }
 
 
+# Defaults of a function's scaling and limits, and why:
+DEFAULT_TIMEOUT = 60  # seconds per call; Fission's and a common Lambda setting
+DEFAULT_MEMORY_MB = 256  # container memory limit; Lambda's range starts at 128
+# Calls in flight per instance. Lambda, OpenWhisk and Fn run one call per
+# instance; Knative and OpenFaaS allow many. faasd's runtimes are non-blocking
+# (Node) or threaded (Python) and a container costs ~10-14 MiB and a start on a
+# 2-core machine, so one instance serves many calls; set 1 for Lambda-style
+# isolation of each call.
+DEFAULT_CONCURRENCY = 50
+DEFAULT_MAX_INSTANCES = 10  # past this, calls queue, then get 429
+DEFAULT_MIN_INSTANCES = 0  # scale to zero when idle, like Fission and Lambda
+DEFAULT_QUEUE_TIMEOUT = 10  # seconds a call waits for a free slot at max_instances
+
+
 @dataclass(frozen=True)
 class Function:
     name: str
@@ -45,6 +60,20 @@ class Function:
     revision: int
     created_at: datetime
     updated_at: datetime
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Secret values reach the container at specialization and nothing else:
+    # to_json() lists their names only.
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    memory_mb: int = DEFAULT_MEMORY_MB
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    min_instances: int = DEFAULT_MIN_INSTANCES
+    idle_timeout: int | None = None  # None: the daemon's --idle-timeout
+    queue_timeout: int = DEFAULT_QUEUE_TIMEOUT
+
+    def runtime_env(self) -> dict[str, str]:
+        """What the function's process sees: its variables, then its secrets."""
+        return {**self.env, **self.secrets}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +85,14 @@ class Function:
             "code_sha256": self.code_sha256,
             "code_size": self.code_size,
             "revision": self.revision,
+            "env": dict(self.env),
+            "secrets": sorted(self.secrets),
+            "memory_mb": self.memory_mb,
+            "concurrency": self.concurrency,
+            "max_instances": self.max_instances,
+            "min_instances": self.min_instances,
+            "idle_timeout": self.idle_timeout,
+            "queue_timeout": self.queue_timeout,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }

@@ -16,9 +16,11 @@ class FaasdError(Exception):
     status: int = 500
     code: str = "internal"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Extra response headers, e.g. Retry-After on a 429.
+        self.headers: dict[str, str] = dict(headers or {})
 
     def to_json(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -45,7 +47,7 @@ class MethodNotAllowed(FaasdError):
     code = "method_not_allowed"
 
     def __init__(self, message: str, allowed: list[str]) -> None:
-        super().__init__(message)
+        super().__init__(message, {"Allow": ", ".join(allowed)})
         self.allowed = allowed
 
 
@@ -54,6 +56,20 @@ class Conflict(FaasdError):
 
     status = 409
     code = "conflict"
+
+
+class Unauthorized(FaasdError):
+    """The admin API was called without the right bearer token."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class TooManyRequests(FaasdError):
+    """Every instance of the function is busy and it is at max_instances; retry later."""
+
+    status = 429
+    code = "too_many_requests"
 
 
 class PayloadTooLarge(FaasdError):

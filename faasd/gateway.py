@@ -51,9 +51,7 @@ class Gateway:
         body = await self._read_body(request)
         lease = await self._pool.lease(fn)
         try:
-            return await proxy.forward(
-                self._session, request, lease.url, body, match.params, fn.timeout, fn.name
-            )
+            return await proxy.forward(self._session, request, lease.url, body, match.params, fn.timeout, fn.name)
         except (FunctionTimeout, UpstreamError):
             # The instance is dead or stuck: the next call gets a fresh one.
             lease.discard()

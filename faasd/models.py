@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -37,6 +37,14 @@ class FunctionRow(Base):
     revision: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    env_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    secrets_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    memory_mb: Mapped[int] = mapped_column(Integer, server_default="256")
+    concurrency: Mapped[int] = mapped_column(Integer, server_default="50")
+    max_instances: Mapped[int] = mapped_column(Integer, server_default="10")
+    min_instances: Mapped[int] = mapped_column(Integer, server_default="0")
+    idle_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_timeout: Mapped[int] = mapped_column(Integer, server_default="10")
 
 
 class HttpTriggerRow(Base):
@@ -49,8 +57,6 @@ class HttpTriggerRow(Base):
     # The URL pattern with parameter names blanked: /users/{id} and
     # /users/{name} are the same route.
     url_key: Mapped[str] = mapped_column(String(1024))
-    function: Mapped[str] = mapped_column(
-        String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True
-    )
+    function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

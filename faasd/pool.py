@@ -1,18 +1,23 @@
-"""The pool manager: generic containers per environment, instances per function.
+"""The pool manager: instances of functions, leased to calls, scaled with demand.
 
-State has one owner: every change to the pools and instances happens in this
-module, on the event loop, without awaiting between a check and the change it
-guards. The request path (``lease`` with a warm instance) does not await at all.
+State has one owner: every change to the instances happens in this module, on
+the event loop, without awaiting between a check and the change it guards. A
+call to a function with a free slot does not await at all.
 
-- Each environment keeps ``poolsize`` generic containers started and healthy.
-  Taking one schedules a refill in the background, so a container start is
-  never on a first call's path while the pool has a container.
-- A function's first call takes a pooled container (or starts one when the
-  pool is empty) and specializes it. Concurrent first calls share that one
-  specialization. A specialized container serves only that function.
-- An instance idle past the idle timeout is removed by ``reap_idle``; one with
-  a call in flight never is. An updated function's old instances finish their
-  calls and are then removed.
+- A call gets the least-loaded instance of the function's current revision
+  with a free slot (fewer than ``concurrency`` calls in flight).
+- When every instance is full, the call waits. If the function is below
+  ``max_instances`` and the instances starting cannot absorb the waiting
+  calls, another instance is made: a generic container is taken from the
+  environment's pool (faasd/envpool.py; started on demand when the pool is
+  empty) and specialized with the function's code. Concurrent first calls
+  thus share one specialization. At ``max_instances`` a call waits at most
+  ``queue_timeout`` seconds for a slot, then gets 429 with Retry-After.
+- A specialized container serves only its function. An update makes new
+  calls go to new instances; old ones finish their calls and are removed.
+- The reaper removes instances idle past their idle timeout, one per function
+  per tick, never one with a call in flight and never below ``min_instances``;
+  it replaces instances and pooled containers that fail their health check.
 """
 
 from __future__ import annotations
@@ -21,17 +26,22 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from faasd.backend import Container, ContainerBackend, Specialization
+from faasd.background import Background
 from faasd.entities import Environment, Function
-from faasd.errors import EngineUnavailable, FaasdError, NotFound, ShuttingDown, UpstreamError
+from faasd.envpool import EnvironmentPools
+from faasd.errors import EngineUnavailable, FaasdError, NotFound, ShuttingDown, TooManyRequests, UpstreamError
 
 log = logging.getLogger(__name__)
 
-MAX_FILL_BACKOFF = 30.0
+# A call waiting for an instance that is being made waits at most this long.
+START_WAIT = 120.0
+# Consecutive failed health checks before an idle instance is replaced.
+HEALTH_FAILURES = 2
 
 
 @dataclass(eq=False)
@@ -45,24 +55,15 @@ class Instance:
     inflight: int = 0
     retired: bool = False
     load_error: str | None = None
-
-
-@dataclass(eq=False)
-class _EnvPool:
-    env: Environment
-    ready: deque[Container] = field(default_factory=deque)
-    starting: int = 0
-    # Bumped when the image changes: containers of an older generation are dropped.
-    generation: int = 0
-    filling: asyncio.Task[None] | None = None
-    last_error: str | None = None
+    health_failures: int = 0
 
 
 @dataclass(eq=False)
 class _FunctionState:
+    fn: Function
     instances: list[Instance] = field(default_factory=list)
-    pending: asyncio.Future[Instance] | None = None
-    pending_revision: int = -1
+    starting: int = 0
+    waiters: deque[asyncio.Future[Instance]] = field(default_factory=deque)
 
 
 class Lease:
@@ -106,172 +107,197 @@ class PoolManager:
         self._load_code = load_code
         self.idle_timeout = idle_timeout
         self._clock = clock
-        self._starts = asyncio.Semaphore(start_concurrency)
-        self._envs: dict[str, _EnvPool] = {}
+        self._background = Background(backend)
+        self._envs = EnvironmentPools(backend, self._background, start_concurrency)
         self._functions: dict[str, _FunctionState] = {}
-        self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
 
-    # -- environments -------------------------------------------------------
+    # -- environments (delegated) ---------------------------------------------
 
     def set_environment(self, env: Environment) -> None:
-        """Create the pool of a new environment, or apply a changed size or image."""
-        pool = self._envs.get(env.name)
-        if pool is None:
-            pool = self._envs[env.name] = _EnvPool(env)
-        elif pool.env.image != env.image:
-            pool.generation += 1
-            self._drain(pool, len(pool.ready))
-        pool.env = env
-        surplus = len(pool.ready) - env.poolsize
-        if surplus > 0:
-            self._drain(pool, surplus)
-        self._schedule_fill(pool)
+        self._envs.set_environment(env)
 
     def remove_environment(self, name: str) -> None:
-        pool = self._envs.pop(name, None)
-        if pool is not None:
-            pool.generation += 1
-            self._drain(pool, len(pool.ready))
-
-    def _drain(self, pool: _EnvPool, count: int) -> None:
-        for _ in range(count):
-            self._stop_later(pool.ready.pop())
+        self._envs.remove_environment(name)
 
     def fill_all(self) -> None:
-        """Top up every pool (the reaper calls this, so pools recover after engine trouble)."""
-        for pool in self._envs.values():
-            self._schedule_fill(pool)
+        self._envs.fill_all()
 
-    def _schedule_fill(self, pool: _EnvPool) -> None:
-        if self._closing or (pool.filling is not None and not pool.filling.done()):
-            return
-        if len(pool.ready) + pool.starting >= pool.env.poolsize:
-            return
-        pool.filling = self._spawn(self._fill(pool))
+    # -- functions ------------------------------------------------------------
 
-    async def _fill(self, pool: _EnvPool) -> None:
-        backoff = 0.5
-        while not self._closing and self._envs.get(pool.env.name) is pool:
-            missing = pool.env.poolsize - len(pool.ready) - pool.starting
-            if missing <= 0:
+    def function_changed(self, fn: Function) -> None:
+        """A function was created or updated: newer revisions retire the old instances."""
+        state = self._functions.get(fn.name)
+        if state is None:
+            if fn.min_instances == 0:
                 return
-            results = await asyncio.gather(
-                *(self._start_into(pool) for _ in range(missing)), return_exceptions=True
-            )
-            errors = [r for r in results if isinstance(r, BaseException)]
-            if not errors:
-                backoff = 0.5
-                pool.last_error = None
-                continue
-            message = str(errors[0])
-            if message != pool.last_error:
-                log.warning("could not fill the pool of %s: %s", pool.env.name, message)
-            pool.last_error = message
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_FILL_BACKOFF)
+            state = self._functions[fn.name] = _FunctionState(fn)
+        self._adopt(state, fn)
+        self._ensure_min(state)
+        self._dispatch(state)
 
-    async def _start_into(self, pool: _EnvPool) -> None:
-        generation = pool.generation
-        pool.starting += 1
-        try:
-            container = await self._start(pool.env)
-        finally:
-            pool.starting -= 1
-        if self._closing or pool.generation != generation or self._envs.get(pool.env.name) is not pool:
-            self._stop_later(container)
-        else:
-            pool.ready.append(container)
+    def remove_function(self, name: str) -> None:
+        """The function is gone: its instances finish their calls and go; waiting calls fail."""
+        state = self._functions.pop(name, None)
+        if state is None:
+            return
+        for instance in list(state.instances):
+            self._retire(state, instance)
+        self._fail_waiters(state, NotFound(f"function '{name}' was deleted"))
 
-    async def _start(self, env: Environment, function: str = "") -> Container:
-        async with self._starts:
-            if self._closing:
-                raise ShuttingDown("faasd is shutting down")
-            return await self._backend.start(env, function)
-
-    # -- functions ----------------------------------------------------------
+    def _adopt(self, state: _FunctionState, fn: Function) -> None:
+        if fn.revision < state.fn.revision:
+            return
+        state.fn = fn
+        for instance in list(state.instances):
+            if instance.revision != fn.revision:
+                self._retire(state, instance)
 
     async def lease(self, fn: Function) -> Lease:
-        """An instance of ``fn`` to send one call to; specializes one if there is none."""
+        """A slot on an instance of ``fn``; makes or waits for one when all are busy."""
         if self._closing:
             raise ShuttingDown("faasd is shutting down")
         state = self._functions.get(fn.name)
         if state is None:
-            state = self._functions[fn.name] = _FunctionState()
-        instance = self._pick(state, fn.revision)
-        if instance is None:
-            if state.pending is None or state.pending_revision != fn.revision:
-                state.pending = asyncio.ensure_future(self._specialize(fn, state))
-                state.pending_revision = fn.revision
-            # Shielded: a caller that gives up does not cancel the others' specialization.
-            instance = await asyncio.shield(state.pending)
-        instance.inflight += 1
-        return Lease(self, instance)
+            state = self._functions[fn.name] = _FunctionState(fn)
+        elif fn.revision > state.fn.revision:
+            self._adopt(state, fn)
+        instance = self._free_instance(state)
+        if instance is not None:
+            instance.inflight += 1
+            return Lease(self, instance)
+        return Lease(self, await self._wait_for_slot(state))
 
-    def _pick(self, state: _FunctionState, revision: int) -> Instance | None:
+    def _free_instance(self, state: _FunctionState) -> Instance | None:
         best: Instance | None = None
-        for instance in list(state.instances):
-            if instance.revision != revision:
-                self._retire(state, instance)
-            elif best is None or instance.inflight < best.inflight:
+        limit = state.fn.concurrency
+        for instance in state.instances:
+            if instance.inflight < limit and (best is None or instance.inflight < best.inflight):
                 best = instance
         return best
 
-    async def _specialize(self, fn: Function, state: _FunctionState) -> Instance:
+    async def _wait_for_slot(self, state: _FunctionState) -> Instance:
+        waiter: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        self._scale_up(state)
+        at_max = state.starting == 0
+        wait = float(state.fn.queue_timeout) if at_max else START_WAIT
         try:
-            code = self._load_code(fn)
-            spec = Specialization(fn.name, fn.filename, code, fn.entrypoint)
+            async with asyncio.timeout(wait):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                return waiter.result()
+            waiter.cancel()
+            if at_max:
+                raise TooManyRequests(
+                    f"function '{state.fn.name}' is at max_instances ({state.fn.max_instances}) "
+                    f"and no slot freed within {state.fn.queue_timeout} s",
+                    {"Retry-After": "1"},
+                ) from None
+            raise EngineUnavailable(
+                f"no instance of '{state.fn.name}' could be made within {START_WAIT:.0f} s"
+            ) from None
+        except asyncio.CancelledError:
+            # The caller went away; hand back a slot it may have been given.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())
+            waiter.cancel()
+            raise
+
+    def _scale_up(self, state: _FunctionState) -> None:
+        """Start instances while waiting calls exceed what is being made."""
+        fn = state.fn
+        waiting = sum(1 for w in state.waiters if not w.done())
+        while (
+            waiting > state.starting * fn.concurrency
+            and len(state.instances) + state.starting < fn.max_instances
+            and not self._closing
+        ):
+            self._start_instance(state)
+
+    def _ensure_min(self, state: _FunctionState) -> None:
+        while len(state.instances) + state.starting < state.fn.min_instances and not self._closing:
+            self._start_instance(state)
+
+    def _start_instance(self, state: _FunctionState) -> None:
+        state.starting += 1
+        self._background.spawn(self._make_instance(state, state.fn))
+
+    async def _make_instance(self, state: _FunctionState, fn: Function) -> None:
+        try:
+            instance = await self._specialize(fn)
+        except FaasdError as exc:
+            state.starting -= 1
+            log.warning("could not make an instance of %s: %s", fn.name, exc)
+            if not state.instances and state.starting == 0:
+                self._fail_waiters(state, exc)
+            return
+        except asyncio.CancelledError:
+            state.starting -= 1
+            raise
+        state.starting -= 1
+        if self._closing or self._functions.get(fn.name) is not state or instance.revision != state.fn.revision:
+            instance.retired = True
+            self._background.stop(instance.container)
+            self._scale_up(state)
+            return
+        state.instances.append(instance)
+        self._dispatch(state)
+
+    async def _specialize(self, fn: Function) -> Instance:
+        spec = Specialization(fn.name, fn.filename, self._load_code(fn), fn.entrypoint, fn.runtime_env(), fn.memory_mb)
+        try:
             for attempt in (1, 2):
-                container = await self._take(fn)
+                container, pooled = await self._envs.take(fn.environment, fn.name)
                 try:
                     result = await self._backend.specialize(container, spec)
                 except UpstreamError:
-                    self._stop_later(container)
-                    if attempt == 2:
+                    self._background.stop(container)
+                    if attempt == 2 or not pooled:
                         raise
                     log.warning("a pooled container of %s was gone; taking another", fn.environment)
                     continue
                 except BaseException:
-                    self._stop_later(container)
+                    self._background.stop(container)
                     raise
                 if result.load_error:
                     log.warning("function %s failed to load: %s", fn.name, result.load_error)
                 else:
                     log.info("specialized %s in %.1f ms", fn.name, result.load_ms)
-                instance = Instance(
-                    container, fn.name, fn.revision, self._clock(), load_error=result.load_error
-                )
-                if self._closing:
-                    self._stop_later(container)
-                    raise ShuttingDown("faasd is shutting down")
-                state.instances.append(instance)
-                return instance
+                return Instance(container, fn.name, fn.revision, self._clock(), load_error=result.load_error)
             raise AssertionError("unreachable")
         finally:
-            pool = self._envs.get(fn.environment)
-            if pool is not None:
-                self._schedule_fill(pool)
-            if state.pending is asyncio.current_task():
-                state.pending = None
-                state.pending_revision = -1
+            self._envs.refill(fn.environment)
 
-    async def _take(self, fn: Function) -> Container:
-        pool = self._envs.get(fn.environment)
-        if pool is None:
-            raise NotFound(f"environment '{fn.environment}' of function '{fn.name}' does not exist")
-        if pool.ready:
-            # The refill is scheduled once the specialization is done, so the
-            # container start does not compete with this call for the CPU.
-            return pool.ready.popleft()
-        self._schedule_fill(pool)
-        log.info("pool of %s is empty: starting a container for %s on demand", fn.environment, fn.name)
-        return await self._start(pool.env, fn.name)
+    def _dispatch(self, state: _FunctionState) -> None:
+        """Hand free slots to waiting calls, oldest first."""
+        while state.waiters:
+            if state.waiters[0].done():
+                state.waiters.popleft()
+                continue
+            instance = self._free_instance(state)
+            if instance is None:
+                return
+            instance.inflight += 1
+            state.waiters.popleft().set_result(instance)
+
+    def _fail_waiters(self, state: _FunctionState, error: FaasdError) -> None:
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def _release(self, instance: Instance) -> None:
         instance.inflight -= 1
         instance.last_used = self._clock()
-        if instance.retired and instance.inflight == 0:
-            self._stop_later(instance.container)
+        if instance.retired:
+            if instance.inflight == 0:
+                self._background.stop(instance.container)
+            return
+        state = self._functions.get(instance.function)
+        if state is not None:
+            self._dispatch(state)
 
     def _discard(self, instance: Instance) -> None:
         state = self._functions.get(instance.function)
@@ -279,7 +305,10 @@ class PoolManager:
             state.instances.remove(instance)
         if not instance.retired:
             instance.retired = True
-            self._stop_later(instance.container)
+            self._background.stop(instance.container)
+        if state is not None:
+            self._ensure_min(state)
+            self._scale_up(state)
 
     def _retire(self, state: _FunctionState, instance: Instance) -> None:
         """Out of service now; destroyed when its last call ends."""
@@ -287,66 +316,68 @@ class PoolManager:
             state.instances.remove(instance)
         instance.retired = True
         if instance.inflight == 0:
-            self._stop_later(instance.container)
+            self._background.stop(instance.container)
 
-    def retire_function(self, name: str) -> None:
-        """The function changed or went away: its instances finish their calls and go."""
-        state = self._functions.pop(name, None)
-        if state is not None:
-            for instance in list(state.instances):
-                self._retire(state, instance)
+    # -- upkeep (the reaper calls these) -----------------------------------------
 
     def reap_idle(self) -> int:
-        """Remove instances idle past the idle timeout; return how many."""
+        """Remove, per function, one instance idle past its idle timeout; return how many."""
         now = self._clock()
         reaped = 0
         for name, state in list(self._functions.items()):
-            for instance in list(state.instances):
-                if instance.inflight == 0 and now - instance.last_used >= self.idle_timeout:
-                    log.info("removing idle instance of %s", name)
-                    self._retire(state, instance)
+            idle_limit = state.fn.idle_timeout or self.idle_timeout
+            if len(state.instances) > state.fn.min_instances:
+                idle = [i for i in state.instances if i.inflight == 0 and now - i.last_used >= idle_limit]
+                if idle:
+                    oldest = min(idle, key=lambda i: i.last_used)
+                    log.info("removing an idle instance of %s", name)
+                    self._retire(state, oldest)
                     reaped += 1
-            if not state.instances and state.pending is None:
+            if not state.instances and not state.starting and not state.waiters and state.fn.min_instances == 0:
                 del self._functions[name]
         return reaped
 
+    async def check_health(self) -> int:
+        """Probe idle instances and pooled containers; replace those that fail; return how many."""
+        instances = [i for s in self._functions.values() for i in s.instances if i.inflight == 0]
+        pooled = self._envs.ready()
+        results = await asyncio.gather(
+            *(self._backend.healthy(i.container) for i in instances),
+            *(self._backend.healthy(c) for c in pooled),
+        )
+        replaced = 0
+        for instance, ok in zip(instances, results[: len(instances)], strict=True):
+            instance.health_failures = 0 if ok else instance.health_failures + 1
+            if instance.health_failures >= HEALTH_FAILURES and not instance.retired and instance.inflight == 0:
+                log.warning("an instance of %s stopped answering its health check; replacing it", instance.function)
+                self._discard(instance)
+                replaced += 1
+        for container, ok in zip(pooled, results[len(instances) :], strict=True):
+            if not ok:
+                log.warning("a pooled container of %s stopped answering; replacing it", container.environment)
+                self._envs.discard_ready(container)
+                replaced += 1
+        for state in self._functions.values():
+            self._ensure_min(state)
+        return replaced
+
     # -- background work and shutdown ----------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    def _stop_later(self, container: Container) -> None:
-        self._spawn(self._stop(container))
-
-    async def _stop(self, container: Container) -> None:
-        try:
-            await self._backend.stop(container)
-        except FaasdError as exc:
-            log.warning("could not remove container %s: %s", container.id[:12], exc)
-
     async def settle(self) -> None:
-        """Wait until background work (refills, removals) is done."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait until background work (refills, removals, specializations) is done."""
+        await self._background.settle()
 
     async def shutdown(self) -> None:
         """Stop everything this pool started, including containers still starting."""
         self._closing = True
-        for pool in self._envs.values():
-            if pool.filling is not None:
-                pool.filling.cancel()
-            self._drain(pool, len(pool.ready))
+        self._envs.close()
         for state in self._functions.values():
-            if state.pending is not None:
-                state.pending.cancel()
+            self._fail_waiters(state, ShuttingDown("faasd is shutting down"))
             for instance in state.instances:
                 instance.retired = True
-                self._stop_later(instance.container)
+                self._background.stop(instance.container)
         self._functions.clear()
-        await self.settle()
+        await self._background.settle()
         try:
             await self._backend.remove_managed()
         except EngineUnavailable as exc:
@@ -355,18 +386,18 @@ class PoolManager:
     # -- read-only views ----------------------------------------------------
 
     def environment_status(self, name: str) -> dict[str, Any]:
-        pool = self._envs.get(name)
-        specialized = sum(
-            1
-            for state in self._functions.values()
-            for instance in state.instances
-            if instance.container.environment == name
-        )
+        specialized = sum(1 for s in self._functions.values() for i in s.instances if i.container.environment == name)
+        return {**self._envs.status(name), "specialized": specialized}
+
+    def function_status(self, name: str) -> dict[str, int]:
+        state = self._functions.get(name)
+        if state is None:
+            return {"instances": 0, "starting": 0, "inflight": 0, "waiting": 0}
         return {
-            "pool_ready": len(pool.ready) if pool else 0,
-            "pool_starting": pool.starting if pool else 0,
-            "specialized": specialized,
-            "last_error": pool.last_error if pool else None,
+            "instances": len(state.instances),
+            "starting": state.starting,
+            "inflight": sum(i.inflight for i in state.instances),
+            "waiting": sum(1 for w in state.waiters if not w.done()),
         }
 
     def instance_count(self, function: str) -> int:
@@ -374,5 +405,4 @@ class PoolManager:
         return len(state.instances) if state else 0
 
     def ready_count(self, environment: str) -> int:
-        pool = self._envs.get(environment)
-        return len(pool.ready) if pool else 0
+        return self._envs.ready_count(environment)

@@ -106,17 +106,13 @@ async def forward(
             log.warning("function %s timed out after %ss while streaming", function, timeout)
             _abort(request)
             return response
-        raise FunctionTimeout(
-            f"function '{function}' did not answer within its timeout of {timeout:g} s"
-        ) from None
+        raise FunctionTimeout(f"function '{function}' did not answer within its timeout of {timeout:g} s") from None
     except aiohttp.ClientError as exc:
         if response is not None and response.prepared:
             log.warning("function %s broke off its answer: %r", function, exc)
             _abort(request)
             return response
-        raise UpstreamError(
-            f"function '{function}' failed: its container closed the connection ({exc!r})"
-        ) from exc
+        raise UpstreamError(f"function '{function}' failed: its container closed the connection ({exc!r})") from exc
 
 
 def _abort(request: web.Request) -> None:

@@ -21,5 +21,6 @@ async def run_reaper(pool: PoolManager, tick: float) -> None:
         try:
             pool.reap_idle()
             pool.fill_all()
+            await pool.check_health()
         except Exception:  # the reaper must outlive any one bad tick
             log.exception("reaper tick failed")

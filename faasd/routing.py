@@ -61,9 +61,7 @@ class RouteTable:
         self._by_length: dict[int, list[_Pattern]] = {}
         for pattern in sorted(patterns.values(), key=lambda p: -p.literals):
             self._by_length.setdefault(len(pattern.segments), []).append(pattern)
-        self.size = sum(len(m) for m in self._static.values()) + sum(
-            len(p.methods) for p in patterns.values()
-        )
+        self.size = sum(len(m) for m in self._static.values()) + sum(len(p.methods) for p in patterns.values())
 
     def match(self, method: str, path: str) -> Match:
         parts = split_path(path)
@@ -76,9 +74,7 @@ class RouteTable:
             allowed.extend(static)
         for pattern in self._by_length.get(len(parts), ()):
             if all(lit is None or lit == part for lit, part in zip(pattern.segments, parts, strict=True)):
-                function = pattern.methods.get(method) or (
-                    pattern.methods.get("GET") if method == "HEAD" else None
-                )
+                function = pattern.methods.get(method) or (pattern.methods.get("GET") if method == "HEAD" else None)
                 if function:
                     values = [p for lit, p in zip(pattern.segments, parts, strict=True) if lit is None]
                     return Match(function, dict(zip(pattern.names, values, strict=True)))

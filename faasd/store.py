@@ -8,6 +8,7 @@ calls this module; the request path never does.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +80,14 @@ def _function(row: FunctionRow) -> Function:
         revision=row.revision,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        env=json.loads(row.env_json),
+        secrets=json.loads(row.secrets_json),
+        memory_mb=row.memory_mb,
+        concurrency=row.concurrency,
+        max_instances=row.max_instances,
+        min_instances=row.min_instances,
+        idle_timeout=row.idle_timeout,
+        queue_timeout=row.queue_timeout,
     )
 
 
@@ -219,6 +228,14 @@ def _function_fields(fn: Function) -> dict[str, Any]:
         "code_size": fn.code_size,
         "revision": fn.revision,
         "updated_at": fn.updated_at,
+        "env_json": json.dumps(dict(fn.env), sort_keys=True),
+        "secrets_json": json.dumps(dict(fn.secrets), sort_keys=True),
+        "memory_mb": fn.memory_mb,
+        "concurrency": fn.concurrency,
+        "max_instances": fn.max_instances,
+        "min_instances": fn.min_instances,
+        "idle_timeout": fn.idle_timeout,
+        "queue_timeout": fn.queue_timeout,
     }
 
 

@@ -18,8 +18,12 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
 RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/function")
 
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
 MAX_POOLSIZE = 50
 MAX_TIMEOUT = 3600
+MAX_ENV_ENTRIES = 100
+MAX_ENV_VALUE = 32 * 1024
 
 
 def name(value: Any, field: str = "name") -> str:
@@ -45,6 +49,22 @@ def integer(value: Any, field: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise BadRequest(f"{field} must be between {low} and {high}, got {value}")
     return value
+
+
+def variables(value: Any, field: str) -> dict[str, str]:
+    """Environment variables or secrets: an object of NAME -> string."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be an object of NAME: value strings")
+    if len(value) > MAX_ENV_ENTRIES:
+        raise BadRequest(f"{field} has {len(value)} entries; at most {MAX_ENV_ENTRIES}")
+    for key, item in value.items():
+        if not ENV_NAME_RE.match(key):
+            raise BadRequest(f"{field} name {key!r} is invalid: letters, digits and _, not starting with a digit")
+        if key == "PORT" or key.startswith("FAASD_"):
+            raise BadRequest(f"{field} name {key!r} is reserved for the runtime")
+        if not isinstance(item, str) or len(item) > MAX_ENV_VALUE:
+            raise BadRequest(f"{field} value of {key!r} must be a string of at most {MAX_ENV_VALUE} characters")
+    return dict(value)
 
 
 def filename(value: Any) -> str:

@@ -51,6 +51,9 @@ class FakeBackend:
         self.specialized[container.id] = spec.function
         return SpecializeResult(load_ms=1.0)
 
+    async def healthy(self, container: Container) -> bool:
+        return container.id in self.running and container.id not in self.gone
+
     async def stop(self, container: Container) -> None:
         self.running.pop(container.id, None)
 

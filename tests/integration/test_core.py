@@ -41,9 +41,7 @@ def pooled_ids(daemon: FaasdProcess, env: str) -> set[str]:
 def named_for(daemon: FaasdProcess, function: str) -> list[str]:
     """Ids of the containers specialized for ``function`` (renamed faasd-<owner>-<function>-<n>)."""
     prefix = f"faasd-{daemon.owner}-{function}-"
-    return [
-        c.id for c in daemon.containers() if c.name.startswith(prefix) and c.name[len(prefix) :].isdigit()
-    ]
+    return [c.id for c in daemon.containers() if c.name.startswith(prefix) and c.name[len(prefix) :].isdigit()]
 
 
 def instances_in(daemon: FaasdProcess, env: str) -> int:
@@ -89,9 +87,7 @@ def test_pool_refills_to_its_size_after_a_first_call(faasd: FaasdProcess) -> Non
 
 
 def test_env_create_with_an_image(faasd: FaasdProcess) -> None:
-    result = faasd.faas(
-        "env", "create", "--name", "node2", "--image", "faasd/runtime-nodejs:latest", "--poolsize", "1"
-    )
+    result = faasd.faas("env", "create", "--name", "node2", "--image", "faasd/runtime-nodejs:latest", "--poolsize", "1")
     assert result.returncode == 0, result.stderr
     wait_for(lambda: faasd.env_status("node2")["pool_ready"] == 1, "the node2 pool")
     faasd.create_function("on-node2", "node2", HELLO_JS)
@@ -109,9 +105,7 @@ def test_method_query_headers_and_binary_body_pass_through(faasd: FaasdProcess) 
     faasd.create_function("echo", "nodejs", ECHO_JS)
     faasd.create_route("PUT", "/echo", "echo")
     body = bytes(range(256)) * 64
-    response = requests.put(
-        faasd.url + "/echo?a=1&a=2&b=x", data=body, headers={"X-Custom": "yes"}, timeout=30
-    )
+    response = requests.put(faasd.url + "/echo?a=1&a=2&b=x", data=body, headers={"X-Custom": "yes"}, timeout=30)
     assert response.status_code == 201
     assert response.content == body
     assert response.headers["x-echo-method"] == "PUT"
@@ -131,17 +125,13 @@ def test_unknown_route_is_404_in_json(faasd: FaasdProcess) -> None:
 def test_duplicate_route_is_409(faasd: FaasdProcess) -> None:
     faasd.create_function("dup", "python", HELLO_PY)
     faasd.create_route("GET", "/dup", "dup")
-    response = faasd.api(
-        "POST", "/v1/triggers/http", json={"method": "GET", "url": "/dup", "function": "dup"}
-    )
+    response = faasd.api("POST", "/v1/triggers/http", json={"method": "GET", "url": "/dup", "function": "dup"})
     assert response.status_code == 409
     assert "route GET /dup exists already" in response.json()["error"]["message"]
 
 
 def test_unknown_environment_is_400(faasd: FaasdProcess) -> None:
-    response = faasd.api(
-        "POST", "/v1/functions", json={"name": "orphan", "environment": "cobol", "code": HELLO_PY}
-    )
+    response = faasd.api("POST", "/v1/functions", json={"name": "orphan", "environment": "cobol", "code": HELLO_PY})
     assert response.status_code == 400
     assert response.json()["error"] == {
         "code": "bad_request",
@@ -152,9 +142,7 @@ def test_unknown_environment_is_400(faasd: FaasdProcess) -> None:
 def test_routes_cannot_claim_faasd_paths(faasd: FaasdProcess) -> None:
     faasd.create_function("claimer", "python", HELLO_PY)
     for url in ("/v1/functions", "/healthz", "/metrics"):
-        response = faasd.api(
-            "POST", "/v1/triggers/http", json={"method": "GET", "url": url, "function": "claimer"}
-        )
+        response = faasd.api("POST", "/v1/triggers/http", json={"method": "GET", "url": url, "function": "claimer"})
         assert response.status_code == 400, url
         assert "reserved" in response.json()["error"]["message"]
 
@@ -162,9 +150,7 @@ def test_routes_cannot_claim_faasd_paths(faasd: FaasdProcess) -> None:
 def test_concurrent_first_calls_share_one_specialization(faasd: FaasdProcess) -> None:
     faasd.create_function("burst", "nodejs", HELLO_JS)
     with concurrent.futures.ThreadPoolExecutor(10) as workers:
-        answers = list(
-            workers.map(lambda _: requests.get(faasd.url + "/function/burst", timeout=60), range(10))
-        )
+        answers = list(workers.map(lambda _: requests.get(faasd.url + "/function/burst", timeout=60), range(10)))
     assert [a.status_code for a in answers] == [200] * 10
     assert faasd.instances("burst") == 1
     assert faasd.log().count("specialized burst") == 1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from faasd.entities import Environment, Function
+from faasd.errors import TooManyRequests
 from faasd.pool import PoolManager
 from tests.fakes import FakeBackend
 
@@ -26,8 +28,16 @@ def env(name: str = "nodejs", poolsize: int = 3, image: str = "img:1") -> Enviro
     return Environment(name, image, poolsize, NOW, NOW)
 
 
-def fn(name: str = "hello", environment: str = "nodejs", revision: int = 1) -> Function:
-    return Function(name, environment, f"{name}.js", "", 60, "sha", 1, revision, NOW, NOW)
+def fn(name: str = "hello", environment: str = "nodejs", revision: int = 1, **limits: Any) -> Function:
+    return Function(name, environment, f"{name}.js", "", 60, "sha", 1, revision, NOW, NOW, **limits)
+
+
+async def quiesce(pool: PoolManager) -> None:
+    """Let every ready task run and all background work finish."""
+    for _ in range(3):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await pool.settle()
 
 
 @pytest.fixture
@@ -76,9 +86,7 @@ async def test_warm_calls_reuse_the_instance(pool: PoolManager, backend: FakeBac
     assert backend.specializations == 1
 
 
-async def test_concurrent_first_calls_share_one_specialization(
-    pool: PoolManager, backend: FakeBackend
-) -> None:
+async def test_concurrent_first_calls_share_one_specialization(pool: PoolManager, backend: FakeBackend) -> None:
     backend.specialize_gate = asyncio.Event()
     waiting = [asyncio.create_task(pool.lease(fn())) for _ in range(10)]
     await asyncio.sleep(0)
@@ -92,9 +100,7 @@ async def test_concurrent_first_calls_share_one_specialization(
     assert leases[0].instance.inflight == 0
 
 
-async def test_a_specialized_container_never_serves_another_function(
-    pool: PoolManager, backend: FakeBackend
-) -> None:
+async def test_a_specialized_container_never_serves_another_function(pool: PoolManager, backend: FakeBackend) -> None:
     a = await pool.lease(fn("a"))
     b = await pool.lease(fn("b"))
     assert a.instance.container.id != b.instance.container.id
@@ -110,9 +116,7 @@ async def test_empty_pool_starts_a_container_on_demand(backend: FakeBackend, clo
     assert backend.specialized == {lease.instance.container.id: "hello"}
 
 
-async def test_a_dead_pooled_container_is_replaced_by_the_next(
-    pool: PoolManager, backend: FakeBackend
-) -> None:
+async def test_a_dead_pooled_container_is_replaced_by_the_next(pool: PoolManager, backend: FakeBackend) -> None:
     backend.gone.add("c1")
     lease = await pool.lease(fn())
     assert lease.instance.container.id == "c2"
@@ -144,7 +148,7 @@ async def test_update_lets_calls_in_flight_finish_then_removes_old_instance(
     pool: PoolManager, backend: FakeBackend
 ) -> None:
     old = await pool.lease(fn(revision=1))
-    pool.retire_function("hello")
+    pool.function_changed(fn(revision=2))
     new = await pool.lease(fn(revision=2))
     assert new.instance is not old.instance
     await pool.settle()
@@ -219,3 +223,120 @@ async def test_status_counts(pool: PoolManager) -> None:
     status = pool.environment_status("nodejs")
     assert status["pool_ready"] == 3
     assert status["specialized"] == 1
+
+
+async def test_concurrency_is_enforced_and_the_function_scales_out(pool: PoolManager, backend: FakeBackend) -> None:
+    limited = fn(concurrency=1, max_instances=2, queue_timeout=30)
+    calls = [asyncio.create_task(pool.lease(limited)) for _ in range(5)]
+    await quiesce(pool)
+    done = [c for c in calls if c.done()]
+    assert len(done) == 2  # two instances, one call each; three wait
+    assert pool.instance_count("hello") == 2
+    assert {d.result().instance.inflight for d in done} == {1}
+    first = done[0].result()
+    first.release()
+    await quiesce(pool)
+    assert sum(c.done() for c in calls) == 3
+    assert first.instance.inflight == 1  # the freed slot went to a waiting call
+    for call in calls:
+        if call.done():
+            call.result().release()
+    await asyncio.gather(*calls)
+    assert backend.specializations == 2
+
+
+async def test_at_max_instances_calls_get_429_after_the_queue_timeout(pool: PoolManager) -> None:
+    limited = fn(concurrency=1, max_instances=1, queue_timeout=0)
+    held = await pool.lease(limited)
+    with pytest.raises(TooManyRequests) as refused:
+        await pool.lease(limited)
+    assert refused.value.headers == {"Retry-After": "1"}
+    assert "max_instances (1)" in refused.value.message
+    held.release()
+    (await pool.lease(limited)).release()
+
+
+async def test_least_loaded_instance_gets_the_call(pool: PoolManager) -> None:
+    two = fn(concurrency=2, max_instances=2)
+    a = await pool.lease(two)
+    b = await pool.lease(two)
+    assert a.instance is b.instance
+    c = await pool.lease(two)  # the first is full: a second instance is made
+    assert c.instance is not a.instance
+    a.release()
+    b.release()
+    d = await pool.lease(two)
+    assert d.instance is a.instance  # 0 in flight against 1
+
+
+async def test_a_caller_that_gives_up_while_waiting_does_not_leak_a_slot(pool: PoolManager) -> None:
+    one = fn(concurrency=1, max_instances=1, queue_timeout=30)
+    held = await pool.lease(one)
+    waiting = asyncio.create_task(pool.lease(one))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    held.release()
+    assert held.instance.inflight == 0
+    (await pool.lease(one)).release()
+
+
+async def test_min_instances_are_made_and_never_reaped(pool: PoolManager, clock: Clock) -> None:
+    warm = fn("warm", min_instances=2)
+    pool.function_changed(warm)
+    await pool.settle()
+    assert pool.instance_count("warm") == 2
+    clock.now += 10_000
+    assert pool.reap_idle() == 0
+    assert pool.instance_count("warm") == 2
+
+
+async def test_idle_instances_are_removed_one_at_a_time(pool: PoolManager, clock: Clock) -> None:
+    wide = fn(concurrency=1, max_instances=3)
+    leases = [await pool.lease(wide) for _ in range(3)]
+    for lease in leases:
+        lease.release()
+    clock.now += 121
+    assert [pool.reap_idle() for _ in range(4)] == [1, 1, 1, 0]
+
+
+async def test_a_function_idle_timeout_overrides_the_default(pool: PoolManager, clock: Clock) -> None:
+    quick = fn(idle_timeout=5)
+    (await pool.lease(quick)).release()
+    clock.now += 6
+    assert pool.reap_idle() == 1
+
+
+async def test_an_instance_failing_its_health_check_is_replaced(pool: PoolManager, backend: FakeBackend) -> None:
+    lease = await pool.lease(fn())
+    lease.release()
+    backend.gone.add(lease.instance.container.id)
+    assert await pool.check_health() == 0  # one failure is forgiven
+    assert await pool.check_health() == 1
+    await pool.settle()
+    assert pool.instance_count("hello") == 0
+    assert lease.instance.container.id not in backend.running
+    fresh = await pool.lease(fn())
+    assert fresh.instance is not lease.instance
+
+
+async def test_a_failed_start_fails_the_waiting_calls_at_once(backend: FakeBackend, clock: Clock) -> None:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock)
+    manager.set_environment(env(poolsize=0))
+    backend.fail_starts = True
+    calls = [asyncio.create_task(manager.lease(fn())) for _ in range(3)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all("engine unreachable" in str(r) for r in results)
+
+
+async def test_deleting_a_function_fails_its_waiting_calls(pool: PoolManager) -> None:
+    one = fn(concurrency=1, max_instances=1, queue_timeout=30)
+    held = await pool.lease(one)
+    waiting = asyncio.create_task(pool.lease(one))
+    await asyncio.sleep(0)
+    pool.remove_function("hello")
+    with pytest.raises(Exception, match="was deleted"):
+        await waiting
+    held.release()
+    await pool.settle()

@@ -78,8 +78,7 @@ def test_duplicate_detection_ignores_parameter_names() -> None:
 
 def test_a_thousand_routes_still_match_the_right_one() -> None:
     routes = RouteTable(
-        [("GET", f"/r{i}", f"f{i}") for i in range(500)]
-        + [("POST", f"/p{i}/{{id}}", f"g{i}") for i in range(500)]
+        [("GET", f"/r{i}", f"f{i}") for i in range(500)] + [("POST", f"/p{i}/{{id}}", f"g{i}") for i in range(500)]
     )
     assert routes.match("GET", "/r499").function == "f499"
     assert routes.match("POST", "/p250/9") == Match("g250", {"id": "9"})
