@@ -17,6 +17,7 @@ from faasd import __version__
 from faasd.catalog import Catalog
 from faasd.controller import Controller
 from faasd.errors import BadRequest, NotFound
+from faasd.logs import FunctionLogs
 from faasd.pool import PoolManager
 from faasd.validation import json_object
 
@@ -50,9 +51,10 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 class AdminApi:
-    def __init__(self, controller: Controller, pool: PoolManager) -> None:
+    def __init__(self, controller: Controller, pool: PoolManager, logs: FunctionLogs) -> None:
         self._controller = controller
         self._pool = pool
+        self._logs = logs
         c = controller
         self.resources = (
             Resource(
@@ -91,6 +93,7 @@ class AdminApi:
             router.add_put(res.path + "/{name}", self._updater(res))
             router.add_delete(res.path + "/{name}", self._deleter(res))
         router.add_get("/v1/functions/{name}/code", self.function_code)
+        router.add_get("/v1/functions/{name}/logs", self.function_logs)
         router.add_get("/v1/status", self.status)
 
     def _one(self, res: Resource, name: str) -> _Jsonable:
@@ -140,6 +143,34 @@ class AdminApi:
     async def function_code(self, request: web.Request) -> web.Response:
         code = self._controller.function_code(request.match_info["name"])
         return web.Response(body=code, content_type="text/plain", charset="utf-8")
+
+    async def function_logs(self, request: web.Request) -> web.StreamResponse:
+        """The function's log; with follow=true the answer stays open and streams new records."""
+        name = request.match_info["name"]
+        if name not in self._controller.catalog.functions:
+            raise NotFound(f"function '{name}' not found")
+        tail_arg = request.query.get("tail")
+        try:
+            tail = None if tail_arg is None else max(0, int(tail_arg))
+        except ValueError:
+            raise BadRequest(f"tail must be a whole number, got {tail_arg!r}") from None
+        follow = _flag(request, "follow")
+        queue = self._logs.follow(name) if follow else None
+        try:
+            lines = self._logs.read(name, tail)
+            if queue is None:
+                return web.Response(text="".join(f"{line}\n" for line in lines), content_type="text/plain")
+            response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+            await response.prepare(request)
+            if lines:
+                await response.write("".join(f"{line}\n" for line in lines).encode())
+            while (line := await queue.get()) is not None:
+                await response.write(f"{line}\n".encode())
+            await response.write_eof()
+            return response
+        finally:
+            if queue is not None:
+                self._logs.unfollow(name, queue)
 
     async def status(self, request: web.Request) -> web.Response:
         catalog = self._controller.catalog

@@ -25,6 +25,7 @@ from faasd.controller import Controller
 from faasd.docker_backend import DockerBackend
 from faasd.errors import EngineUnavailable, FaasdError, NotFound
 from faasd.gateway import Gateway
+from faasd.logs import FunctionLogs
 from faasd.pool import PoolManager
 from faasd.reaper import run_reaper, tick_for
 from faasd.settings import Settings
@@ -68,6 +69,7 @@ class Services:
     pool: PoolManager
     controller: Controller
     reaper: asyncio.Task[None]
+    logs: FunctionLogs
 
     async def close(self) -> None:
         self.reaper.cancel()
@@ -76,7 +78,7 @@ class Services:
         await self.pool.shutdown()
         await self.store.close()
         if isinstance(self.backend, DockerBackend):
-            self.backend.close()
+            await self.backend.aclose()
         await self.session.close()
         log.info("faasd stopped; its containers are removed")
 
@@ -93,11 +95,13 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         backend = DockerBackend(settings, session)
     store = await Store.open(settings.database_path)
     codes = CodeStore(settings.code_dir)
+    logs = FunctionLogs(settings.state_dir / "logs")
     pool = PoolManager(
         backend,
         lambda fn: codes.get(fn.code_sha256),
         idle_timeout=settings.idle_timeout,
         start_concurrency=settings.start_concurrency,
+        logs=logs,
     )
     try:
         await backend.remove_managed()
@@ -112,7 +116,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     )
     await controller.start(settings.stock_environments, settings.state_dir / "initialized")
     reaper = asyncio.get_running_loop().create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
-    return Services(settings, session, backend, store, pool, controller, reaper)
+    return Services(settings, session, backend, store, pool, controller, reaper, logs)
 
 
 async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
@@ -121,7 +125,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         middlewares=[error_middleware],
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
-    api = AdminApi(services.controller, services.pool)
+    api = AdminApi(services.controller, services.pool, services.logs)
     gateway = Gateway(services.controller, services.pool, services.session, settings.max_body_bytes)
 
     async def healthz(_request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ implements it in memory for the unit tests of the pool's bookkeeping.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,6 +43,13 @@ class SpecializeResult:
     load_error: str | None = None
 
 
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: str  # RFC 3339, UTC, e.g. 2026-11-27T11:35:55.937Z
+    stream: str  # "stdout" or "stderr"
+    text: str
+
+
 class ContainerBackend(Protocol):
     async def start(self, env: Environment, function: str = "") -> Container:
         """Start a generic container of ``env`` and return once it answers its health check.
@@ -56,6 +64,14 @@ class ContainerBackend(Protocol):
 
     async def healthy(self, container: Container) -> bool:
         """Whether the container answers its health check now (bounded by about a second)."""
+        ...
+
+    def logs(self, container: Container) -> AsyncIterator[LogLine]:
+        """What the container prints, from its start, until it is gone."""
+        ...
+
+    async def exit_reason(self, container: Container) -> str | None:
+        """Why the container stopped answering ("out of memory ..."), or None if it still runs."""
         ...
 
     async def stop(self, container: Container) -> None:

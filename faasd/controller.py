@@ -254,6 +254,7 @@ class Controller:
             )
             self._forget_code(fn.code_sha256)
         self._pool.remove_function(name)
+        self._pool.forget_logs(name)
 
     def function_code(self, name: str) -> bytes:
         fn: Function = _get(self.catalog.functions, "function", name)

@@ -17,8 +17,10 @@ import asyncio
 import itertools
 import json
 import logging
+import os
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -27,7 +29,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container as DockerContainer
 
-from faasd.backend import Container, Specialization, SpecializeResult
+from faasd.backend import Container, LogLine, Specialization, SpecializeResult
 from faasd.entities import Environment
 from faasd.errors import EngineUnavailable, ImageNotFound, UpstreamError
 from faasd.settings import Settings
@@ -52,6 +54,8 @@ class DockerBackend:
         self._client: docker.DockerClient | None = None
         self._network_ready = False
         self._serial = itertools.count(1)
+        self._engine_session: aiohttp.ClientSession | None = None
+        self._engine_base = ""
 
     # -- plumbing ---------------------------------------------------------
 
@@ -91,10 +95,25 @@ class DockerBackend:
             if not client.networks.list(names=[name]):
                 raise
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        if self._engine_session is not None:
+            await self._engine_session.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
+
+    def _engine_http(self) -> tuple[aiohttp.ClientSession, str]:
+        """An aiohttp session to the engine's own API (for streams the SDK would block a thread on)."""
+        if self._engine_session is None:
+            host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+            if host.startswith("unix://"):
+                connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=host[len("unix://") :])
+                self._engine_base = "http://docker"
+            else:
+                connector = aiohttp.TCPConnector()
+                self._engine_base = "http://" + host.split("://", 1)[-1]
+            self._engine_session = aiohttp.ClientSession(connector=connector)
+        return self._engine_session, self._engine_base
 
     # -- ContainerBackend ---------------------------------------------------
 
@@ -247,6 +266,50 @@ class DockerBackend:
         except (aiohttp.ClientError, TimeoutError):
             return False
 
+    async def logs(self, container: Container) -> AsyncIterator[LogLine]:
+        session, base = self._engine_http()
+        url = f"{base}/containers/{container.id}/logs"
+        params = {"follow": "1", "stdout": "1", "stderr": "1", "timestamps": "1"}
+        partial = {1: b"", 2: b""}
+        try:
+            async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=None)) as response:
+                if response.status != 200:
+                    return
+                while True:
+                    try:
+                        header = await response.content.readexactly(8)
+                    except asyncio.IncompleteReadError:
+                        return
+                    kind, size = header[0], struct.unpack(">I", header[4:])[0]
+                    payload = partial.get(kind, b"") + await response.content.readexactly(size)
+                    *lines, partial[kind] = payload.split(b"\n")
+                    for raw in lines:
+                        yield _log_line(raw, "stderr" if kind == 2 else "stdout")
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError) as exc:
+            log.debug("log stream of %s ended: %r", container.id[:12], exc)
+
+    async def exit_reason(self, container: Container) -> str | None:
+        def inspect() -> dict[str, Any] | None:
+            try:
+                return dict(self._docker().api.inspect_container(container.id)["State"])
+            except docker.errors.NotFound:
+                return None
+
+        # A killed container takes a moment to be reported as stopped.
+        for _ in range(20):
+            state = await self._run(inspect)
+            if state is None:
+                return "its container is gone"
+            if not state.get("Running"):
+                if state.get("OOMKilled"):
+                    limit = await self._run(
+                        lambda: self._docker().api.inspect_container(container.id)["HostConfig"]["Memory"]
+                    )
+                    return f"out of memory (limit {int(limit) // (1024 * 1024)} MB)"
+                return f"its process exited with code {state.get('ExitCode')}"
+            await asyncio.sleep(0.05)
+        return None
+
     async def stop(self, container: Container) -> None:
         await self._run(self._remove, container.id)
 
@@ -273,3 +336,11 @@ class DockerBackend:
         if ids:
             log.info("removed %d container(s) labelled faasd.owner=%s", len(ids), self._owner)
         return len(ids)
+
+
+def _log_line(raw: bytes, stream: str) -> LogLine:
+    """Docker's ``<RFC 3339 nano timestamp> <text>`` as a LogLine with millisecond time."""
+    stamp, _, text = raw.decode("utf-8", errors="replace").partition(" ")
+    if len(stamp) > 24 and stamp.endswith("Z"):
+        stamp = stamp[:23] + "Z"
+    return LogLine(stamp, stream, text.rstrip("\r"))

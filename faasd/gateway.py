@@ -52,10 +52,13 @@ class Gateway:
         lease = await self._pool.lease(fn)
         try:
             return await proxy.forward(self._session, request, lease.url, body, match.params, fn.timeout, fn.name)
-        except (FunctionTimeout, UpstreamError):
-            # The instance is dead or stuck: the next call gets a fresh one.
+        except FunctionTimeout:
+            # The instance is stuck: the next call gets a fresh one.
             lease.discard()
             raise
+        except UpstreamError as exc:
+            # The instance died (crash, out of memory): say why; the next call gets a fresh one.
+            raise await self._pool.upstream_failed(lease, exc.message) from None
         finally:
             lease.release()
 

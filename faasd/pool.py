@@ -35,6 +35,7 @@ from faasd.background import Background
 from faasd.entities import Environment, Function
 from faasd.envpool import EnvironmentPools
 from faasd.errors import EngineUnavailable, FaasdError, NotFound, ShuttingDown, TooManyRequests, UpstreamError
+from faasd.logs import FunctionLogs, format_record
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,12 @@ class PoolManager:
         *,
         idle_timeout: float,
         start_concurrency: int = 4,
+        logs: FunctionLogs | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend = backend
+        self._logs = logs
+        self._log_tasks: set[asyncio.Task[None]] = set()
         self._load_code = load_code
         self.idle_timeout = idle_timeout
         self._clock = clock
@@ -144,6 +148,10 @@ class PoolManager:
         for instance in list(state.instances):
             self._retire(state, instance)
         self._fail_waiters(state, NotFound(f"function '{name}' was deleted"))
+
+    def forget_logs(self, name: str) -> None:
+        if self._logs is not None:
+            self._logs.remove(name)
 
     def _adopt(self, state: _FunctionState, fn: Function) -> None:
         if fn.revision < state.fn.revision:
@@ -243,7 +251,35 @@ class PoolManager:
             self._scale_up(state)
             return
         state.instances.append(instance)
+        self._collect_logs(instance)
         self._dispatch(state)
+
+    def _collect_logs(self, instance: Instance) -> None:
+        if self._logs is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._copy_logs(instance, self._logs))
+        self._log_tasks.add(task)
+        task.add_done_callback(self._log_tasks.discard)
+
+    async def _copy_logs(self, instance: Instance, logs: FunctionLogs) -> None:
+        """Copy what the instance prints into its function's log, until it is gone."""
+        cid = instance.container.id
+        async for line in self._backend.logs(instance.container):
+            logs.append(instance.function, [format_record(line.timestamp, cid, line.stream, line.text)])
+        if not instance.retired:
+            reason = await self._backend.exit_reason(instance.container)
+            if reason:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+                logs.append(instance.function, [format_record(stamp, cid, "faasd", f"instance stopped: {reason}")])
+
+    async def upstream_failed(self, lease: Lease, detail: str) -> UpstreamError:
+        """The instance broke a call off: find out why, take it out of service, say so."""
+        reason = await self._backend.exit_reason(lease.instance.container)
+        lease.discard()
+        name = lease.instance.function
+        if reason is None:
+            return UpstreamError(f"function '{name}' failed: its container closed the connection ({detail})")
+        return UpstreamError(f"function '{name}' failed: {reason}")
 
     async def _specialize(self, fn: Function) -> Instance:
         spec = Specialization(fn.name, fn.filename, self._load_code(fn), fn.entrypoint, fn.runtime_env(), fn.memory_mb)
@@ -378,6 +414,9 @@ class PoolManager:
                 self._background.stop(instance.container)
         self._functions.clear()
         await self._background.settle()
+        for task in list(self._log_tasks):
+            task.cancel()
+        await asyncio.gather(*self._log_tasks, return_exceptions=True)
         try:
             await self._backend.remove_managed()
         except EngineUnavailable as exc:

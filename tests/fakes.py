@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from faasd.backend import Container, Specialization, SpecializeResult
+from faasd.backend import Container, LogLine, Specialization, SpecializeResult
 from faasd.entities import Environment
 from faasd.errors import EngineUnavailable, UpstreamError
 
@@ -27,6 +28,8 @@ class FakeBackend:
     fail_starts: bool = False
     gone: set[str] = field(default_factory=set)  # ids that vanish before specialization
     leftovers: int = 0  # containers "left by an earlier faasd"
+    printed: dict[str, list[str]] = field(default_factory=dict)  # container id -> lines
+    exit_reasons: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self, env: Environment, function: str = "") -> Container:
@@ -53,6 +56,13 @@ class FakeBackend:
 
     async def healthy(self, container: Container) -> bool:
         return container.id in self.running and container.id not in self.gone
+
+    async def logs(self, container: Container) -> AsyncIterator[LogLine]:
+        for line in self.printed.get(container.id, []):
+            yield LogLine("2026-01-01T00:00:00.000Z", "stdout", line)
+
+    async def exit_reason(self, container: Container) -> str | None:
+        return self.exit_reasons.get(container.id)
 
     async def stop(self, container: Container) -> None:
         self.running.pop(container.id, None)

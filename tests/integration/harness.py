@@ -165,8 +165,9 @@ class FaasdProcess:
 
         wait_for(full, "every environment's pool to be full", timeout=60)
 
-    def create_function(self, name: str, env: str, code: str, **extra: Any) -> dict[str, Any]:
-        return dict(self.ok("POST", "/v1/functions", json={"name": name, "environment": env, "code": code, **extra}))
+    def create_function(self, name: str, environment: str, code: str, **extra: Any) -> dict[str, Any]:
+        body = {"name": name, "environment": environment, "code": code, **extra}
+        return dict(self.ok("POST", "/v1/functions", json=body))
 
     def create_route(self, method: str, url: str, function: str) -> dict[str, Any]:
         return dict(self.ok("POST", "/v1/triggers/http", json={"method": method, "url": url, "function": function}))

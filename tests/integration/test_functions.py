@@ -1,0 +1,124 @@
+"""What a function sees and what happens when it misbehaves, on the real engine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from tests.integration.harness import FaasdProcess, wait_for
+
+PRINTER_JS = """module.exports = async (context) => {
+    console.log("hello from " + context.request.query.who);
+    console.error("a warning");
+    return "printed";
+};
+"""
+ENV_JS = """module.exports = async () => ({
+    status: 200, body: {greeting: process.env.GREETING, token: process.env.API_TOKEN},
+});
+"""
+ENV_PY = """import os
+
+
+def main():
+    return {"greeting": os.environ.get("GREETING"), "token": os.environ.get("API_TOKEN")}
+"""
+HOG_JS = """module.exports = async () => {
+    const hog = [];
+    for (;;) { hog.push(Buffer.alloc(8 * 1024 * 1024, 1)); }
+};
+"""
+CRASH_PY = """import os
+
+
+def main():
+    os._exit(3)
+"""
+
+
+def test_logs_are_kept_per_function_with_time_and_instance(faasd: FaasdProcess) -> None:
+    faasd.create_function("printer", "nodejs", PRINTER_JS)
+    assert requests.get(faasd.url + "/function/printer?who=tests", timeout=30).text == "printed"
+
+    def printed() -> list[str]:
+        text = faasd.api("GET", "/v1/functions/printer/logs").text
+        return [line for line in text.splitlines() if "hello from tests" in line or "a warning" in line]
+
+    lines = wait_for(lambda: len(printed()) == 2 and printed(), "both lines in the log")
+    stamp, instance, stream, text = lines[0].split(" ", 3)
+    assert stamp.endswith("Z") and "T" in stamp
+    assert len(instance) == 12
+    assert (stream, text) == ("stdout", "hello from tests")
+    assert lines[1].split(" ", 3)[2:] == ["stderr", "a warning"]
+    tail = faasd.api("GET", "/v1/functions/printer/logs?tail=1").text.splitlines()
+    assert len(tail) == 1
+    assert faasd.api("GET", "/v1/functions/ghost/logs").status_code == 404
+
+
+def test_logs_can_be_followed(faasd: FaasdProcess) -> None:
+    faasd.create_function("follow", "nodejs", PRINTER_JS)
+    received: list[str] = []
+    stream = requests.get(faasd.url + "/v1/functions/follow/logs?follow=true", stream=True, timeout=60)
+    assert stream.status_code == 200
+
+    def reader(lines: Iterator[str]) -> None:
+        for line in lines:
+            received.append(line)
+            if "hello from follower" in line:
+                return
+
+    thread = threading.Thread(target=reader, args=(stream.iter_lines(decode_unicode=True),), daemon=True)
+    thread.start()
+    assert requests.get(faasd.url + "/function/follow?who=follower", timeout=30).status_code == 200
+    wait_for(lambda: any("hello from follower" in line for line in received), "the followed line")
+    stream.close()
+
+
+def test_logs_survive_the_instance(start_faasd: Callable[..., FaasdProcess]) -> None:
+    daemon = start_faasd(idle_timeout=1, default_poolsize=1)
+    daemon.create_function("shortlived", "nodejs", PRINTER_JS)
+    assert requests.get(daemon.url + "/function/shortlived?who=past", timeout=30).status_code == 200
+    wait_for(lambda: "hello from past" in daemon.api("GET", "/v1/functions/shortlived/logs").text, "the line")
+    wait_for(lambda: daemon.instances("shortlived") == 0, "the instance to be reaped", timeout=20)
+    assert "hello from past" in daemon.api("GET", "/v1/functions/shortlived/logs").text
+
+
+@pytest.mark.parametrize(("env", "code"), [("nodejs", ENV_JS), ("python", ENV_PY)])
+def test_env_and_secrets_reach_the_function_but_not_the_api(faasd: FaasdProcess, env: str, code: str) -> None:
+    name = f"env-{env}"
+    created = faasd.create_function(
+        name, env, code, env={"GREETING": "hi"}, secrets={"API_TOKEN": "s3cr3t-value"}
+    )
+    assert created["env"] == {"GREETING": "hi"}
+    assert created["secrets"] == ["API_TOKEN"]
+    assert requests.get(faasd.url + f"/function/{name}", timeout=30).json() == {
+        "greeting": "hi",
+        "token": "s3cr3t-value",
+    }
+    for path in (f"/v1/functions/{name}", "/v1/functions", "/v1/status"):
+        assert "s3cr3t-value" not in faasd.api("GET", path).text, path
+
+
+def test_out_of_memory_is_a_502_that_says_so(faasd: FaasdProcess) -> None:
+    faasd.create_function("hog", "nodejs", HOG_JS, memory_mb=64)
+    response = requests.get(faasd.url + "/function/hog", timeout=60)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_error"
+    assert "out of memory (limit 64 MB)" in response.json()["error"]["message"]
+    wait_for(
+        lambda: "instance stopped: out of memory" in faasd.api("GET", "/v1/functions/hog/logs").text,
+        "the out-of-memory record in the log",
+    )
+
+
+def test_a_crash_is_a_502_and_the_next_call_gets_a_fresh_instance(faasd: FaasdProcess) -> None:
+    faasd.create_function("crash", "python", CRASH_PY)
+    response = requests.get(faasd.url + "/function/crash", timeout=30)
+    assert response.status_code == 502
+    assert "exited with code 3" in response.json()["error"]["message"]
+    assert faasd.instances("crash") == 0
+    again = requests.get(faasd.url + "/function/crash", timeout=30)
+    assert again.status_code == 502
