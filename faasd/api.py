@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from faasd import __version__
+from faasd import __version__, openapi
 from faasd.catalog import Catalog
 from faasd.controller import Controller
 from faasd.errors import BadRequest, NotFound
@@ -44,6 +44,10 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     return json_object(body)
+
+
+async def _json_response(body: dict[str, Any]) -> web.Response:
+    return web.json_response(body)
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -95,6 +99,8 @@ class AdminApi:
         router.add_get("/v1/functions/{name}/code", self.function_code)
         router.add_get("/v1/functions/{name}/logs", self.function_logs)
         router.add_get("/v1/status", self.status)
+        spec = openapi.document()
+        router.add_get("/v1/openapi.json", lambda _request: _json_response(spec))
 
     def _one(self, res: Resource, name: str) -> _Jsonable:
         item = res.items(self._controller.catalog).get(name)

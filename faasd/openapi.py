@@ -1,0 +1,281 @@
+"""The OpenAPI 3 document of the admin API, served at /v1/openapi.json.
+
+Written by hand next to faasd/api.py; tests/integration/test_openapi.py runs
+schemathesis against a live faasd to keep the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faasd import __version__
+from faasd.validation import MAX_POOLSIZE, MAX_TIMEOUT, METHODS
+
+NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
+TIME = {"type": "string", "format": "date-time"}
+VARIABLES = {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 100}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, extra: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = _json(_ref("Error"), "an error")
+ERRORS = {"400": ERROR, "401": ERROR, "413": ERROR}
+
+
+def _schemas() -> dict[str, Any]:
+    function_settings = {
+        "filename": {"type": "string", "maxLength": 255},
+        "entrypoint": {"type": "string", "maxLength": 255},
+        "timeout": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT},
+        "env": VARIABLES,
+        "memory_mb": {"type": "integer", "minimum": 32, "maximum": 8192},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "max_instances": {"type": "integer", "minimum": 1, "maximum": 100},
+        "min_instances": {"type": "integer", "minimum": 0, "maximum": 100},
+        "idle_timeout": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 86400},
+        "queue_timeout": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT},
+    }
+    function_fields = [
+        "name",
+        "environment",
+        "filename",
+        "entrypoint",
+        "timeout",
+        "code_sha256",
+        "code_size",
+        "revision",
+        "env",
+        "secrets",
+        "memory_mb",
+        "concurrency",
+        "max_instances",
+        "min_instances",
+        "idle_timeout",
+        "queue_timeout",
+        "created_at",
+        "updated_at",
+    ]
+    return {
+        "Error": _obj(
+            {"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}, ["code", "message"])},
+            ["error"],
+        ),
+        "Environment": _obj(
+            {
+                "name": NAME,
+                "image": {"type": "string"},
+                "poolsize": {"type": "integer"},
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            ["name", "image", "poolsize", "created_at", "updated_at"],
+        ),
+        "EnvironmentCreate": _obj(
+            {
+                "name": NAME,
+                "image": {"type": "string", "maxLength": 255},
+                "poolsize": {"type": "integer", "minimum": 0, "maximum": MAX_POOLSIZE},
+            },
+            ["name", "image"],
+        ),
+        "EnvironmentUpdate": _obj(
+            {
+                "image": {"type": "string", "maxLength": 255},
+                "poolsize": {"type": "integer", "minimum": 0, "maximum": MAX_POOLSIZE},
+            }
+        ),
+        "Function": _obj(
+            {
+                "name": NAME,
+                "environment": NAME,
+                "filename": {"type": "string"},
+                "entrypoint": {"type": "string"},
+                "timeout": {"type": "integer"},
+                "code_sha256": {"type": "string"},
+                "code_size": {"type": "integer"},
+                "revision": {"type": "integer"},
+                "env": VARIABLES,
+                "secrets": {"type": "array", "items": {"type": "string"}, "description": "names only"},
+                "memory_mb": {"type": "integer"},
+                "concurrency": {"type": "integer"},
+                "max_instances": {"type": "integer"},
+                "min_instances": {"type": "integer"},
+                "idle_timeout": {"type": "integer", "nullable": True},
+                "queue_timeout": {"type": "integer"},
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            function_fields,
+        ),
+        "FunctionCreate": _obj(
+            {
+                "name": NAME,
+                "environment": NAME,
+                "code": {"type": "string", "minLength": 1, "description": "the source text"},
+                "secrets": VARIABLES,
+                **function_settings,
+            },
+            ["name", "environment", "code"],
+        ),
+        "FunctionUpdate": _obj(
+            {
+                "environment": NAME,
+                "code": {"type": "string", "minLength": 1},
+                "secrets": VARIABLES,
+                **function_settings,
+            }
+        ),
+        "Route": _obj(
+            {
+                "name": NAME,
+                "method": {"type": "string", "enum": list(METHODS)},
+                "url": {"type": "string"},
+                "function": NAME,
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            ["name", "method", "url", "function", "created_at", "updated_at"],
+        ),
+        "RouteCreate": _obj(
+            {
+                "name": NAME,
+                "method": {"type": "string", "enum": list(METHODS)},
+                "url": {"type": "string", "pattern": "^/", "maxLength": 1024, "example": "/users/{id}"},
+                "function": NAME,
+            },
+            ["url", "function"],
+        ),
+        "RouteUpdate": _obj(
+            {
+                "method": {"type": "string", "enum": list(METHODS)},
+                "url": {"type": "string", "pattern": "^/", "maxLength": 1024},
+                "function": NAME,
+            }
+        ),
+        "Status": _obj(
+            {
+                "version": {"type": "string"},
+                "environments": {"type": "array", "items": {"type": "object"}},
+                "functions": {"type": "array", "items": {"type": "object"}},
+            },
+            ["version", "environments", "functions"],
+        ),
+    }
+
+
+def _collection(kind: str, schema: str, path_doc: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": f"list {path_doc}",
+            "operationId": f"list{schema}s",
+            "responses": {
+                "200": _json(_obj({"items": {"type": "array", "items": _ref(schema)}}, ["items"]), "the list"),
+                **ERRORS,
+            },
+        },
+        "post": {
+            "summary": f"create a {kind}",
+            "operationId": f"create{schema}",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(f"{schema}Create")}}},
+            "responses": {"201": _json(_ref(schema), "created"), "409": ERROR, **ERRORS},
+        },
+    }
+
+
+def _item(kind: str, schema: str, delete_params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    name_param = {"name": "name", "in": "path", "required": True, "schema": NAME}
+    update = {
+        "summary": f"change a {kind}",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(f"{schema}Update")}}},
+        "responses": {"200": _json(_ref(schema), "changed"), "404": ERROR, "409": ERROR, **ERRORS},
+    }
+    return {
+        "parameters": [name_param],
+        "get": {
+            "summary": f"get a {kind}",
+            "operationId": f"get{schema}",
+            "responses": {"200": _json(_ref(schema), "found"), "404": ERROR, **ERRORS},
+        },
+        "patch": {**update, "operationId": f"patch{schema}"},
+        "put": {**update, "operationId": f"put{schema}"},
+        "delete": {
+            "summary": f"delete a {kind}",
+            "operationId": f"delete{schema}",
+            "parameters": delete_params or [],
+            "responses": {"204": {"description": "deleted"}, "404": ERROR, "409": ERROR, **ERRORS},
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    force = {"name": "force", "in": "query", "required": False, "schema": {"type": "string", "enum": ["true", "false"]}}
+    name_param = {"name": "name", "in": "path", "required": True, "schema": NAME}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "faasd admin API",
+            "version": __version__,
+            "description": "Environments, functions and HTTP routes of a faasd daemon.",
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/environments": _collection("environment", "Environment", "environments"),
+            "/v1/environments/{name}": _item("environment", "Environment"),
+            "/v1/functions": _collection("function", "Function", "functions"),
+            "/v1/functions/{name}": _item("function", "Function", [force]),
+            "/v1/functions/{name}/code": {
+                "parameters": [name_param],
+                "get": {
+                    "summary": "the function's source",
+                    "operationId": "getFunctionCode",
+                    "responses": {
+                        "200": {"description": "source", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "404": ERROR,
+                        **ERRORS,
+                    },
+                },
+            },
+            "/v1/functions/{name}/logs": {
+                "parameters": [name_param],
+                "get": {
+                    "summary": "the function's log; follow=true streams new records",
+                    "operationId": "getFunctionLogs",
+                    "parameters": [
+                        {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "follow", "in": "query", "schema": {"type": "string", "enum": ["false"]}},
+                    ],
+                    "responses": {
+                        "200": {"description": "log", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "404": ERROR,
+                        **ERRORS,
+                    },
+                },
+            },
+            "/v1/triggers/http": _collection("route", "Route", "HTTP routes"),
+            "/v1/triggers/http/{name}": _item("route", "Route"),
+            "/v1/status": {
+                "get": {
+                    "summary": "pools and instances",
+                    "operationId": "getStatus",
+                    "responses": {"200": _json(_ref("Status"), "status"), **ERRORS},
+                }
+            },
+        },
+    }
