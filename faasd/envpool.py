@@ -146,7 +146,9 @@ class EnvironmentPools:
             container = await self.start(pool.env)
         finally:
             pool.starting -= 1
-        if self.closing or pool.generation != generation or self._pools.get(pool.env.name) is not pool:
+        stale = pool.generation != generation or self._pools.get(pool.env.name) is not pool
+        # The pool may have shrunk while this container was starting.
+        if self.closing or stale or len(pool.ready) >= pool.env.poolsize:
             self._background.stop(container)
         else:
             pool.ready.append(container)

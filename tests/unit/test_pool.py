@@ -340,3 +340,15 @@ async def test_deleting_a_function_fails_its_waiting_calls(pool: PoolManager) ->
         await waiting
     held.release()
     await pool.settle()
+
+
+async def test_a_pool_shrunk_while_containers_start_keeps_none_of_them(backend: FakeBackend, clock: Clock) -> None:
+    backend.start_gate = asyncio.Event()
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock)
+    manager.set_environment(env(poolsize=3))
+    await asyncio.sleep(0)
+    manager.set_environment(env(poolsize=0))
+    backend.start_gate.set()
+    await quiesce(manager)
+    assert manager.ready_count("nodejs") == 0
+    assert backend.running == {}
