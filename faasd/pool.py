@@ -289,6 +289,8 @@ class PoolManager:
                 try:
                     result = await self._backend.specialize(container, spec)
                 except UpstreamError:
+                    # Dead because the engine is gone? Then that is the error (503), not the container.
+                    await self._backend.exit_reason(container)
                     self._background.stop(container)
                     if attempt == 2 or not pooled:
                         raise

@@ -71,8 +71,11 @@ class ContainerRef:
 
 
 class FaasdProcess:
-    def __init__(self, state_dir: Path, engine: docker.DockerClient, **options: Any) -> None:
+    def __init__(
+        self, state_dir: Path, engine: docker.DockerClient, environ: dict[str, str] | None = None, **options: Any
+    ) -> None:
         self.state_dir = state_dir
+        self.environ = {**os.environ, **(environ or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.engine = engine
@@ -89,7 +92,7 @@ class FaasdProcess:
         for key, value in self.options.items():
             args += ["--" + key.replace("_", "-"), str(value)]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=self.environ)
         wait_for(self._healthy, f"faasd to answer /healthz (log: {self.log_path})", timeout=30)
         if wait_pools:
             self.wait_pools_full()

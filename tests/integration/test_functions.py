@@ -89,9 +89,7 @@ def test_logs_survive_the_instance(start_faasd: Callable[..., FaasdProcess]) -> 
 @pytest.mark.parametrize(("env", "code"), [("nodejs", ENV_JS), ("python", ENV_PY)])
 def test_env_and_secrets_reach_the_function_but_not_the_api(faasd: FaasdProcess, env: str, code: str) -> None:
     name = f"env-{env}"
-    created = faasd.create_function(
-        name, env, code, env={"GREETING": "hi"}, secrets={"API_TOKEN": "s3cr3t-value"}
-    )
+    created = faasd.create_function(name, env, code, env={"GREETING": "hi"}, secrets={"API_TOKEN": "s3cr3t-value"})
     assert created["env"] == {"GREETING": "hi"}
     assert created["secrets"] == ["API_TOKEN"]
     assert requests.get(faasd.url + f"/function/{name}", timeout=30).json() == {
