@@ -7,6 +7,7 @@
 const http = require('http');
 const fs = require('fs');
 const path = require('path');
+const stream = require('stream');
 const util = require('util');
 const { pathToFileURL } = require('url');
 const { spawnSync } = require('child_process');
@@ -356,17 +357,26 @@ function buildRequest(req, raw) {
   };
 }
 
-class FunctionResultError extends TypeError {}
+class FunctionResultError extends TypeError {
+  constructor(message) {
+    super(message);
+    this.name = 'FunctionResultError';
+  }
+}
 
 const DROPPED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 
-// Turns (status, body, headers) from a function into bytes on the wire.
-function writeResult(res, method, status, body, headers) {
+function checkStatus(status) {
   if (status === undefined || status === null) status = 200;
   if (typeof status === 'string' && /^\d{3}$/.test(status)) status = Number(status);
   if (!Number.isInteger(status) || status < 200 || status > 599) {
     throw new FunctionResultError(`invalid status code ${util.inspect(status)}: expected 200-599`);
   }
+  return status;
+}
+
+// name -> value or [values] (an array repeats the header: two Set-Cookie lines).
+function checkHeaders(headers) {
   const out = {};
   if (headers !== undefined && headers !== null) {
     if (typeof headers !== 'object' || Array.isArray(headers)) {
@@ -378,7 +388,133 @@ function writeResult(res, method, status, body, headers) {
       out[k] = Array.isArray(v) ? v.map(String) : String(v);
     }
   }
-  const hasType = Object.keys(out).some((k) => k.toLowerCase() === 'content-type');
+  return out;
+}
+
+function hasContentType(out) {
+  return Object.keys(out).some((k) => k.toLowerCase() === 'content-type');
+}
+
+// A body that is sent as it comes: a stream (anything with .pipe), an async
+// iterable (async generator, Readable) or a generator object.
+function isStreamBody(body) {
+  if (body === null || typeof body !== 'object') return false;
+  if (Buffer.isBuffer(body) || body instanceof Uint8Array || Array.isArray(body)) return false;
+  return (
+    typeof body[Symbol.asyncIterator] === 'function' ||
+    typeof body.pipe === 'function' ||
+    Object.prototype.toString.call(body) === '[object Generator]'
+  );
+}
+
+function streamIterator(body) {
+  if (typeof body[Symbol.asyncIterator] === 'function') return body[Symbol.asyncIterator]();
+  if (typeof body.pipe === 'function' && typeof body.on === 'function') {
+    // An old-style stream: wrap() turns its events into a Readable.
+    return new stream.Readable().wrap(body)[Symbol.asyncIterator]();
+  }
+  return body; // a generator object: next() / return()
+}
+
+function chunkBytes(chunk) {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer) return Buffer.from(chunk);
+  throw new FunctionResultError(
+    `a streamed body must produce strings or Buffers, got ${util.inspect(chunk, { depth: 1 })}`
+  );
+}
+
+function closeIterator(it) {
+  if (it && typeof it.return === 'function') {
+    Promise.resolve()
+      .then(() => it.return())
+      .catch(() => {});
+  }
+}
+
+// Sends a streamed body with chunked transfer encoding, each chunk as it comes.
+// The status and headers leave with the first chunk, so a stream that fails
+// before producing anything is still a clean 500. A failure after that
+// destroys the connection: the client sees a truncated chunked body.
+async function writeStream(res, method, status, out, body) {
+  const it = streamIterator(body);
+  let closed = false;
+  res.on('close', () => {
+    if (!res.writableFinished && !closed) {
+      closed = true;
+      closeIterator(it); // the client went away: stop the producer
+    }
+  });
+  if (method === 'HEAD' || status === 204 || status === 304) {
+    closeIterator(it);
+    if (status !== 204 && status !== 304 && !hasContentType(out)) out['content-type'] = 'application/octet-stream';
+    res.writeHead(status, out);
+    res.end();
+    return;
+  }
+  let first;
+  try {
+    do first = await it.next();
+    while (!first.done && chunkBytes(first.value).length === 0);
+  } catch (err) {
+    closeIterator(it);
+    throw err; // nothing sent yet: a function_error
+  }
+  if (closed) return;
+  if (first.done) {
+    if (!hasContentType(out)) out['content-type'] = 'application/octet-stream';
+    out['content-length'] = 0;
+    res.writeHead(status, out);
+    res.end();
+    return;
+  }
+  const firstBytes = chunkBytes(first.value);
+  if (!hasContentType(out)) {
+    out['content-type'] = typeof first.value === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
+  }
+  // No Content-Length: Node sends `Transfer-Encoding: chunked` (HTTP/1.1).
+  res.writeHead(status, out);
+  let ok = res.write(firstBytes);
+  for (;;) {
+    if (!ok && !closed) {
+      await new Promise((resolve) => {
+        res.once('drain', resolve);
+        res.once('close', resolve);
+      });
+    }
+    if (closed) return;
+    let next;
+    try {
+      next = await it.next();
+      if (closed) return;
+      if (next.done) break;
+      const bytes = chunkBytes(next.value);
+      if (bytes.length === 0) continue; // an empty chunk would end the body
+      ok = res.write(bytes);
+    } catch (err) {
+      closeIterator(it);
+      throw err; // headers are out: functionFailed destroys the connection
+    }
+  }
+  res.end();
+}
+
+// Turns (status, body, headers) from a function into bytes on the wire.
+// Returns a promise when the body is streamed.
+function writeResult(res, method, status, body, headers) {
+  status = checkStatus(status);
+  const out = checkHeaders(headers);
+  if (isStreamBody(body)) {
+    // Header names and values are checked before the first chunk is awaited.
+    for (const [k, v] of Object.entries(out)) {
+      http.validateHeaderName(k);
+      for (const one of Array.isArray(v) ? v : [v]) http.validateHeaderValue(k, one);
+    }
+    return writeStream(res, method, status, out, body);
+  }
+  const hasType = hasContentType(out);
   let payload;
   let type;
   if (body === undefined || body === null) {
@@ -407,6 +543,7 @@ function writeResult(res, method, status, body, headers) {
   // writeHead validates names and values; it throws before anything is sent.
   res.writeHead(status, out);
   res.end(method === 'HEAD' ? undefined : payload);
+  return undefined;
 }
 
 function isResponseObject(v) {
@@ -415,6 +552,7 @@ function isResponseObject(v) {
     typeof v === 'object' &&
     !Array.isArray(v) &&
     !Buffer.isBuffer(v) &&
+    !isStreamBody(v) &&
     ('status' in v || 'body' in v || 'headers' in v)
   );
 }
@@ -428,7 +566,13 @@ function writeReturned(res, method, v) {
 function functionFailed(res, err) {
   printStack('faasd-runtime: function error', err);
   if (res.headersSent) {
-    res.destroy();
+    // Part of the answer is out: cut the connection without the final chunk,
+    // so the client sees a truncated body, after what was written is flushed.
+    const socket = res.socket;
+    if (socket && !socket.destroyed) {
+      socket.destroySoon();
+      setTimeout(() => socket.destroy(), 5000).unref();
+    } else res.destroy();
     return;
   }
   const location = findLocation(err);
@@ -460,11 +604,9 @@ async function handleCall(req, res) {
         return;
       }
       done = true;
-      try {
-        writeResult(res, method, status, body, headers);
-      } catch (err) {
-        functionFailed(res, err);
-      }
+      Promise.resolve()
+        .then(() => writeResult(res, method, status, body, headers))
+        .catch((err) => functionFailed(res, err));
     };
     try {
       const ret = fn(context, callback);
@@ -492,7 +634,7 @@ async function handleCall(req, res) {
     return functionFailed(res, err);
   }
   try {
-    writeReturned(res, method, value);
+    await writeReturned(res, method, value);
   } catch (err) {
     functionFailed(res, err);
   }

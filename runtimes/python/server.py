@@ -9,6 +9,7 @@ identical for every language.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 import importlib.machinery
 import importlib.util
@@ -272,8 +273,66 @@ def encode_body(body: Any) -> tuple[bytes, str | None]:
     return json.dumps(body).encode("utf-8"), "application/json"
 
 
-def to_response(value: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Turns a function's return value into (status, headers, body)."""
+def is_stream(body: Any) -> bool:
+    """A generator or any other (async) iterator: sent chunked as it yields."""
+    if isinstance(body, str | bytes | bytearray | memoryview | dict | list | tuple):
+        return False
+    return isinstance(body, collections.abc.Iterator | collections.abc.AsyncIterator)
+
+
+class Stream:
+    """A streamed body: pulls bytes chunks from a sync or async iterator."""
+
+    def __init__(self, source: Any):
+        self.source = source
+        self.is_async = isinstance(source, collections.abc.AsyncIterator)
+        self.request: Request | None = None
+
+    def next_chunk(self) -> tuple[bytes, bool] | None:
+        """(bytes, was_str) of the next chunk, None at the end."""
+        if self.is_async:
+            src = self.source
+            request = self.request
+
+            async def pull() -> Any:
+                if request is not None:
+                    _current.set(request)
+                try:
+                    return True, await src.__anext__()
+                except StopAsyncIteration:
+                    return False, None
+
+            more, chunk = asyncio.run_coroutine_threadsafe(pull(), RT.event_loop()).result()
+            if not more:
+                return None
+        else:
+            try:
+                chunk = next(self.source)
+            except StopIteration:
+                return None
+        if isinstance(chunk, str):
+            return chunk.encode("utf-8"), True
+        if isinstance(chunk, bytes | bytearray | memoryview):
+            return bytes(chunk), False
+        raise FunctionResultError(f"a streamed body must yield str or bytes, got {type(chunk).__name__}")
+
+    def close(self) -> None:
+        """Runs the generator's finally blocks (the client left, or it failed)."""
+        try:
+            if self.is_async:
+                aclose = getattr(self.source, "aclose", None)
+                if aclose is not None:
+                    asyncio.run_coroutine_threadsafe(aclose(), RT.event_loop()).result(5)
+            else:
+                close = getattr(self.source, "close", None)
+                if close is not None:
+                    close()
+        except Exception:  # closing must never fail the connection a second time
+            pass
+
+
+def to_response(value: Any) -> tuple[int, list[tuple[str, str]], bytes | Stream]:
+    """Turns a function's return value into (status, headers, body or Stream)."""
     status: Any = 200
     headers: Any = None
     body = value
@@ -310,6 +369,8 @@ def to_response(value: Any) -> tuple[int, list[tuple[str, str]], bytes]:
                     raise FunctionResultError(f"invalid header {k!r}: {one!r}")
                 if k.lower() not in DROPPED_HEADERS:
                     pairs.append((k, one))
+    if is_stream(body):
+        return status, pairs, Stream(body)
     data, ctype = encode_body(body)
     if status in (204, 304):
         data = b""
@@ -546,13 +607,88 @@ class Handler(BaseHTTPRequestHandler):
             self.respond_error(400, "bad_request", str(e))
             return
         except (Exception, SystemExit) as e:
-            sys.stderr.write("faasd-runtime: function error:\n")
-            traceback.print_exception(e, file=sys.stderr)
-            loc = location_of(e, RT.path)
-            extra = {"location": loc} if loc else {}
-            self.respond_error(500, "function_error", describe(e), **extra)
+            self.function_failed(e)
             return
-        self.respond(status, headers, body)
+        if isinstance(body, Stream):
+            body.request = request
+            self.respond_stream(status, headers, body)
+        else:
+            self.respond(status, headers, body)
+
+    def function_failed(self, e: BaseException) -> None:
+        sys.stderr.write("faasd-runtime: function error:\n")
+        traceback.print_exception(e, file=sys.stderr)
+        loc = location_of(e, RT.path)
+        extra = {"location": loc} if loc else {}
+        self.respond_error(500, "function_error", describe(e), **extra)
+
+    def respond_stream(self, status: int, headers: list[tuple[str, str]], stream: Stream) -> None:
+        """Sends the chunks as they come (chunked), each flushed.
+
+        The status and headers leave with the first chunk, so a generator that
+        fails before yielding anything is still a clean 500. A failure after
+        that closes the connection without the final chunk.
+        """
+        if self.command == "HEAD" or status in (204, 304):
+            stream.close()
+            if status not in (204, 304) and not any(k.lower() == "content-type" for k, _ in headers):
+                headers = [*headers, ("Content-Type", "application/octet-stream")]
+            self.respond(status, headers, b"")
+            return
+        try:
+            first = stream.next_chunk()
+            while first is not None and not first[0]:
+                first = stream.next_chunk()
+        except BadRequestError as e:
+            stream.close()
+            self.respond_error(400, "bad_request", str(e))
+            return
+        except (Exception, SystemExit) as e:
+            stream.close()
+            self.function_failed(e)
+            return
+        if first is None:
+            if not any(k.lower() == "content-type" for k, _ in headers):
+                headers = [*headers, ("Content-Type", "application/octet-stream")]
+            self.respond(status, headers, b"")
+            return
+        data, was_str = first
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            ctype = "text/plain; charset=utf-8" if was_str else "application/octet-stream"
+            headers = [*headers, ("Content-Type", ctype)]
+        chunked = self.request_version != "HTTP/1.0"
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True  # the end of the body is the end of the connection
+            self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                self.wfile.flush()
+                try:
+                    item = stream.next_chunk()
+                    while item is not None and not item[0]:  # an empty chunk would end the body
+                        item = stream.next_chunk()
+                except (Exception, SystemExit) as e:
+                    sys.stderr.write("faasd-runtime: function error while streaming:\n")
+                    traceback.print_exception(e, file=sys.stderr)
+                    stream.close()
+                    self.close_connection = True  # no final chunk: the client sees a cut body
+                    return
+                if item is None:
+                    break
+                data = item[0]
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client went away
+            self.close_connection = True
+            stream.close()
 
 
 def invoke(request: Request) -> Any:

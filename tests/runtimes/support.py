@@ -23,10 +23,21 @@ READY_TIMEOUT = 10.0
 
 
 class Response:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes):
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        header_list: list[tuple[str, str]] | None = None,
+    ):
         self.status = status
-        self.headers = headers
+        self.headers = headers  # lower-case name -> the last value
+        self.header_list = header_list or []  # every header line, in order
         self.body = body
+
+    def all(self, name: str) -> list[str]:
+        """Every value of header ``name`` (one per header line)."""
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
 
     @property
     def text(self) -> str:
@@ -58,11 +69,7 @@ class RuntimeClient:
         new_connection: bool = False,
         chunked: bool = False,
     ) -> Response:
-        conn = (
-            http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            if new_connection
-            else self.conn
-        )
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout) if new_connection else self.conn
         hdrs = dict(headers or {})
         if isinstance(body, str):
             body = body.encode()
@@ -73,10 +80,23 @@ class RuntimeClient:
         conn.request(method, path, body=body, headers=hdrs, encode_chunked=chunked)
         resp = conn.getresponse()
         data = resp.read()
-        result = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        pairs = resp.getheaders()
+        result = Response(resp.status, {k.lower(): v for k, v in pairs}, data, pairs)
         if new_connection:
             conn.close()
         return result
+
+    def open_stream(
+        self, path: str, method: str = "GET", timeout: float = 5.0
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Starts a call on its own connection; returns once the status and headers are in.
+
+        Read the body with ``read_until`` / ``resp.read()``; the socket timeout
+        bounds every read. ``conn.close()`` drops the connection.
+        """
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn.request(method, path)
+        return conn, conn.getresponse()
 
     def get(self, path: str, **kw: Any) -> Response:
         return self.request("GET", path, **kw)
@@ -102,6 +122,33 @@ class RuntimeClient:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def read_until(resp: http.client.HTTPResponse, wanted: bytes) -> bytes:
+    """Reads a (chunked) body piece by piece as it arrives until ``wanted`` is in.
+
+    Every read is bounded by the connection's socket timeout; a body that is
+    buffered by the server instead of streamed makes this fail.
+    """
+    got = b""
+    while wanted not in got:
+        piece = resp.read1(65536)
+        if not piece:
+            raise AssertionError(f"the body ended before {wanted!r} arrived (got {got!r})")
+        got += piece
+    return got
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 5.0) -> Any:
+    """Bounded polling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
 
 
 def wait_healthy(host: str, port: int, timeout: float = READY_TIMEOUT, what: str = "") -> None:

@@ -336,8 +336,7 @@ def test_node_callback_form(start_runtime):
 
 ESM_DEFAULT = "export default async function (context) {\n  return 'esm ' + context.request.method;\n}\n"
 ESM_IMPORT = (
-    "import os from 'node:os';\n"
-    "export default async (context) => 'esm ' + context.request.method + (os ? '' : '!');\n"
+    "import os from 'node:os';\nexport default async (context) => 'esm ' + context.request.method + (os ? '' : '!');\n"
 )
 
 
