@@ -16,6 +16,7 @@ A command goes::
     print: a table, JSON (`-o json`) or a short message  (faas_cli/output.py)
 
 Modules: client (HTTP), errors (exception tree and its one-line rendering),
-output (tables and JSON), options (shared options, the context object), and
+output (tables, JSON, progress), options (shared options, the context object),
+credentials (which API token is sent), sources (reading code files), and
 commands/ with one module per command group.
 """

@@ -13,6 +13,7 @@ for a daemon on the loopback interface.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -21,7 +22,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import IO, Any
@@ -136,9 +137,7 @@ class FaasClient:
     admin API request (never to a function).
     """
 
-    def __init__(
-        self, server: str = DEFAULT_SERVER, token: str | None = None, timeout: float = API_TIMEOUT
-    ) -> None:
+    def __init__(self, server: str = DEFAULT_SERVER, token: str | None = None, timeout: float = API_TIMEOUT) -> None:
         self.server = normalize_server(server)
         self._token = token or None
         self._timeout = timeout
@@ -224,8 +223,29 @@ class FaasClient:
         )
         return self._json("PATCH", f"/v1/functions/{_segment(name)}", payload)
 
-    def delete_function(self, name: str) -> None:
-        self._call("DELETE", f"/v1/functions/{_segment(name)}")
+    def delete_function(self, name: str, force: bool = False) -> None:
+        """Delete function ``name``; with ``force`` its routes too (else routes to it are a 409)."""
+        query = "?force=true" if force else ""
+        self._call("DELETE", f"/v1/functions/{_segment(name)}{query}")
+
+    def function_logs(self, name: str, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """What function ``name``'s containers printed, one record a line, as the daemon sends it.
+
+        Each line reads ``<timestamp> <instance> <stdout|stderr> <text>``. With
+        ``follow`` the answer stays open and new lines are yielded as they come,
+        until the daemon ends it or the caller stops iterating.
+        """
+        query = _given(tail=tail, follow="true" if follow else None)
+        path = f"/v1/functions/{_segment(name)}/logs"
+        if query:
+            path += f"?{urllib.parse.urlencode(query)}"
+        # Following waits for lines without a bound; otherwise the API timeout applies.
+        with self._open_api("GET", path, timeout=None if follow else self._timeout) as response:
+            try:
+                for raw in response:
+                    yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            except (OSError, http.client.HTTPException) as error:
+                raise DaemonUnreachable(self.server, _socket_reason(error)) from None
 
     # -- HTTP triggers -----------------------------------------------------
 
@@ -259,9 +279,7 @@ class FaasClient:
         """The URL that reaches function ``name`` without a route, plus a sub-path."""
         suffix = ""
         if path:
-            suffix = urllib.parse.quote(
-                path if path.startswith("/") else f"/{path}", safe="/?&=%:+,;@!$'()*~"
-            )
+            suffix = urllib.parse.quote(path if path.startswith("/") else f"/{path}", safe="/?&=%:+,;@!$'()*~")
         return f"{self.server}/function/{_segment(name)}{suffix}"
 
     def invoke(
@@ -295,25 +313,51 @@ class FaasClient:
 
     def _call(self, method: str, path: str, payload: Json | None = None) -> Reply:
         """One API request; an answer other than 2xx raises :class:`ApiError`."""
-        headers = {"Accept": "application/json"}
-        if self._token:
-            # Only the admin API gets the token: a function never sees it.
-            headers["Authorization"] = f"Bearer {self._token}"
+        headers = self._api_headers()
         body = None
         if payload is not None:
             body = json.dumps(payload).encode()
             headers["Content-Type"] = "application/json"
         reply = self._send(method, f"{self.server}{path}", body, headers, self._timeout)
         if not 200 <= reply.status < 300:
-            code, message = error_message(reply.status, reply.reason, reply.body)
-            if reply.status == 401 and self._token is None:
-                message += "; set FAAS_TOKEN to the daemon's API token"
-            raise ApiError(reply.status, code, message)
+            raise self._api_error(reply)
         return reply
 
-    def _send(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float
-    ) -> Reply:
+    def _api_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            # Only the admin API gets the token: a function never sees it.
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _api_error(self, reply: Reply) -> ApiError:
+        code, message = error_message(reply.status, reply.reason, reply.body)
+        if reply.status == 401 and self._token is None:
+            message += "; set FAAS_TOKEN to the daemon's API token (the 'token' file in its state dir)"
+        return ApiError(reply.status, code, message)
+
+    @contextlib.contextmanager
+    def _open_api(self, method: str, path: str, timeout: float | None) -> Iterator[http.client.HTTPResponse]:
+        """An API answer left open to be read as it arrives; an error answer raises :class:`ApiError`."""
+        headers = {"User-Agent": self._user_agent, **self._api_headers()}
+        request = urllib.request.Request(f"{self.server}{path}", headers=headers, method=method)
+        try:
+            response = self._opener.open(request, timeout=timeout)
+        except urllib.error.HTTPError as error:
+            with error:
+                reply = Reply(error.code, error.reason, dict(error.headers), error.read())
+            raise self._api_error(reply) from None
+        except urllib.error.URLError as error:
+            reason = error.reason if isinstance(error.reason, BaseException) else error
+            raise DaemonUnreachable(self.server, _socket_reason(reason)) from None
+        except TimeoutError:
+            raise CliError(f"faasd at {self.server} did not answer within {timeout or 0:g}s") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+        with response:
+            yield response
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Reply:
         """One HTTP exchange; socket failures become :class:`DaemonUnreachable`."""
         sent = {"User-Agent": self._user_agent, **headers}
         request = urllib.request.Request(url, data=body, headers=sent, method=method.upper())

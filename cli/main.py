@@ -61,6 +61,7 @@ def main(
 ) -> None:
     """Manage and call functions on a faasd daemon.
 
-    Set FAAS_TOKEN when the daemon requires an API token.
+    The API token is FAAS_TOKEN; unset, a daemon on this machine is sent the
+    token in $FAASD_STATE_DIR/token or ./.faasd/token.
     """
     ctx.obj = Connection(server=server, token=token)

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from faas_cli.client import FaasClient
+from faas_cli.client import DEFAULT_SERVER, FaasClient
+from faas_cli.credentials import token_for
 from faas_cli.output import OutputFormat
 
 
@@ -30,17 +31,13 @@ def client_of(ctx: typer.Context) -> FaasClient:
     Built on demand, not in the root callback, so that `--help` works with a
     malformed FAAS_URL; an invalid URL is a CliError from the command.
     """
-    connection = ctx.find_object(Connection)
-    if connection is None:
-        return FaasClient()
-    return FaasClient(connection.server, connection.token)
+    connection = ctx.find_object(Connection) or Connection(server=DEFAULT_SERVER)
+    return FaasClient(connection.server, token_for(connection.server, connection.token))
 
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format: table or json.")]
 FunctionName = Annotated[str, typer.Option("--name", help="Function name.")]
-EnvironmentOfFunction = Annotated[
-    str, typer.Option("--env", help="Environment (runtime) the function runs in.")
-]
+EnvironmentOfFunction = Annotated[str, typer.Option("--env", help="Environment (runtime) the function runs in.")]
 CodeFile = Annotated[
     Path,
     typer.Option("--code", help="Source file; its text is uploaded and its name kept."),

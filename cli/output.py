@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
-from collections.abc import Callable, Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +59,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
             raise ValueError(f"row {line!r} has {len(line)} cells for {len(headers)} columns")
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     return "\n".join(
-        COLUMN_GAP.join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
+        COLUMN_GAP.join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip() for line in lines
     )
 
 
@@ -81,3 +82,22 @@ def print_items(items: list[dict[str, Any]], columns: Sequence[Column], fmt: Out
 def print_item(item: dict[str, Any], columns: Sequence[Column], fmt: OutputFormat) -> None:
     """Print one object: a one-row table, or a JSON object."""
     typer.echo(to_json(item) if fmt is OutputFormat.json else table_of([item], columns))
+
+
+@contextlib.contextmanager
+def working(message: str) -> Iterator[None]:
+    """Show a spinner and ``message`` on stderr while long work runs.
+
+    Only on a terminal: piped or captured output stays exactly what the command prints.
+    """
+    if not sys.stderr.isatty():
+        yield
+        return
+    try:
+        from rich.console import Console
+    except ImportError:  # typer without rich: a plain line instead of a spinner
+        typer.echo(f"{message}...", err=True)
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers. Where none does and we are root on
-# Debian or Ubuntu, installs docker.io (and mmdebstrap, which builds the
-# runtime images' base when no registry can be reached) and starts dockerd in
+# Debian or Ubuntu, installs docker.io and docker-compose (for the compose
+# test; and mmdebstrap, which builds the runtime images' base when no
+# registry can be reached) and starts dockerd in
 # the background, logging to the state dir. Elsewhere, says what to install.
 set -euo pipefail
 
@@ -18,11 +19,12 @@ if [ "$(id -u)" != 0 ] || ! grep -qsE '^ID(_LIKE)?=.*(debian|ubuntu)' /etc/os-re
   exit 1
 fi
 
-if ! command -v dockerd >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v docker >/dev/null; then
-  log "installing docker.io and mmdebstrap with apt-get"
+if ! command -v dockerd >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v docker >/dev/null \
+  || ! command -v docker-compose >/dev/null; then
+  log "installing docker.io, docker-compose and mmdebstrap with apt-get"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    docker.io mmdebstrap ca-certificates iptables >/dev/null
+    docker.io docker-compose mmdebstrap ca-certificates iptables >/dev/null
 fi
 
 # A package install may have started the service already (systemd hosts).

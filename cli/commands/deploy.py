@@ -6,6 +6,7 @@ URL taken by another function stops the deploy before the function changes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import Timeout, client_of
+from faas_cli.output import working
 from faas_cli.sources import read_source
 
 DEFAULT_METHOD = "GET"
@@ -52,9 +54,7 @@ class RoutePlan:
     present: list[str]
 
 
-def plan_routes(
-    triggers: Sequence[dict[str, Any]], function: str, url: str, methods: Sequence[str]
-) -> RoutePlan:
+def plan_routes(triggers: Sequence[dict[str, Any]], function: str, url: str, methods: Sequence[str]) -> RoutePlan:
     """Compare the wanted ``methods`` on ``url`` with the existing ``triggers``.
 
     A method+URL already routed to ``function`` is kept; one routed to another
@@ -86,9 +86,7 @@ def plan_routes(
 @reports_errors
 def deploy(
     ctx: typer.Context,
-    file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="Source file of the function.", show_default=False)
-    ],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Source file of the function.", show_default=False)],
     env: Annotated[
         str | None,
         typer.Option(
@@ -142,22 +140,34 @@ def _deploy(
     timeout: int | None,
 ) -> None:
     source = read_source(file)
-    plan = plan_routes(client.list_triggers(), name, url, methods)
-    if _exists(client, name):
-        client.update_function(
-            name, code=source.code, filename=source.filename, environment=env, timeout=timeout
-        )
+    with working("checking routes"):
+        plan = plan_routes(client.list_triggers(), name, url, methods)
+        exists = _exists(client, name)
+    if exists:
+        with working(f"uploading {source.filename}"):
+            client.update_function(name, code=source.code, filename=source.filename, environment=env, timeout=timeout)
         typer.echo(f"function '{name}' updated")
     elif env is None:
         raise CliError(f"function '{name}' does not exist yet; give --env to create it")
     else:
-        client.create_function(name, env, source.code, filename=source.filename, timeout=timeout)
+        with working(f"uploading {source.filename}"):
+            client.create_function(name, env, source.code, filename=source.filename, timeout=timeout)
         typer.echo(f"function '{name}' created in environment '{env}'")
     for method in plan.present:
         typer.echo(f"route {method} {url} exists")
-    for method in plan.create:
-        client.create_trigger(method, url, name)
-        typer.echo(f"route {method} {url} created")
+    try:
+        for method in plan.create:
+            with working(f"routing {method} {url}"):
+                client.create_trigger(method, url, name)
+            typer.echo(f"route {method} {url} created")
+    except CliError as error:
+        if not exists:
+            # A function this deploy just created is taken back (with any route
+            # made for it), so running the command again starts afresh.
+            with contextlib.suppress(CliError):
+                client.delete_function(name, force=True)
+                error.message += f"; function '{name}' was not kept"
+        raise
     typer.echo(f"{client.server}{url}")
 
 

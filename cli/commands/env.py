@@ -8,7 +8,7 @@ import typer
 
 from faas_cli.errors import CliError, reports_errors
 from faas_cli.options import Output, client_of
-from faas_cli.output import Column, OutputFormat, print_item, print_items
+from faas_cli.output import Column, OutputFormat, print_item, print_items, working
 
 app = typer.Typer(
     help="Environments: a runtime image and its pool of pre-started containers.",
@@ -25,18 +25,17 @@ COLUMNS = (
 Name = Annotated[str, typer.Option("--name", help="Environment name.")]
 Image = Annotated[
     str | None,
-    typer.Option(help="Runtime container image (the daemon's default for NAME when omitted)."),
+    typer.Option(help="Runtime container image, e.g. faasd/runtime-python:latest (needed to create)."),
 ]
-Poolsize = Annotated[
-    int | None, typer.Option(min=0, help="Number of warm, unspecialized containers to keep.")
-]
+Poolsize = Annotated[int | None, typer.Option(min=0, help="Number of warm, unspecialized containers to keep.")]
 
 
 @app.command()
 @reports_errors
 def create(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None) -> None:
     """Create an environment."""
-    env = client_of(ctx).create_environment(name, image=image, poolsize=poolsize)
+    with working(f"creating environment '{name}'"):
+        env = client_of(ctx).create_environment(name, image=image, poolsize=poolsize)
     typer.echo(f"environment '{env.get('name', name)}' created")
 
 
@@ -60,7 +59,8 @@ def update(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsi
     """Change an environment's image or pool size."""
     if image is None and poolsize is None:
         raise CliError("nothing to update; give --image or --poolsize")
-    client_of(ctx).update_environment(name, image=image, poolsize=poolsize)
+    with working(f"updating environment '{name}'"):
+        client_of(ctx).update_environment(name, image=image, poolsize=poolsize)
     typer.echo(f"environment '{name}' updated")
 
 
@@ -68,5 +68,6 @@ def update(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsi
 @reports_errors
 def delete(ctx: typer.Context, name: Name) -> None:
     """Delete an environment."""
-    client_of(ctx).delete_environment(name)
+    with working(f"deleting environment '{name}'"):
+        client_of(ctx).delete_environment(name)
     typer.echo(f"environment '{name}' deleted")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from faas_cli.client import FaasClient
-from faas_cli.errors import CliError, reports_errors
+from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import (
     CodeFile,
     Entrypoint,
@@ -19,7 +22,7 @@ from faas_cli.options import (
     Timeout,
     client_of,
 )
-from faas_cli.output import Column, OutputFormat, print_item, print_items
+from faas_cli.output import Column, OutputFormat, print_item, print_items, working
 from faas_cli.sources import read_source
 
 app = typer.Typer(help="Functions: code that runs in an environment.", no_args_is_help=True)
@@ -124,9 +127,18 @@ def update(
 
 @app.command()
 @reports_errors
-def delete(ctx: typer.Context, name: FunctionName) -> None:
-    """Delete a function."""
-    client_of(ctx).delete_function(name)
+def delete(
+    ctx: typer.Context,
+    name: FunctionName,
+    force: Annotated[bool, typer.Option("--force", help="Delete the function's routes too.")] = False,
+) -> None:
+    """Delete a function (with --force, also the routes that call it)."""
+    try:
+        client_of(ctx).delete_function(name, force=force)
+    except ApiError as error:
+        if error.status == 409 and not force:
+            raise CliError(f"{error.message} (with faas: --force)") from None
+        raise
     typer.echo(f"function '{name}' deleted")
 
 
@@ -164,22 +176,63 @@ def call(
     _call(client_of(ctx), name, method, body, headers, path)
 
 
-def _call(
-    client: FaasClient, name: str, method: str, body: str | None, headers: dict[str, str], path: str
+@app.command()
+@reports_errors
+def logs(
+    ctx: typer.Context,
+    name: FunctionName,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines as they come (Ctrl-C ends).")
+    ] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option(min=0, help="Only the last N lines (default: every line kept).", show_default=False),
+    ] = None,
 ) -> None:
-    reply = client.invoke(
-        name,
-        method=method,
-        path=path,
-        body=body.encode() if body is not None else None,
-        headers=headers,
-    )
+    """Show what the function's containers printed: time, instance, stream, text."""
+    lines = client_of(ctx).function_logs(name, tail=tail, follow=follow)
+    try:
+        for line in lines:
+            typer.echo(line)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a follow ends: quietly, and successfully.
+        raise typer.Exit(code=0) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop without a traceback, and
+        # point stdout at /dev/null so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(code=0) from None
+    finally:
+        lines.close()
+
+
+def _call(client: FaasClient, name: str, method: str, body: str | None, headers: dict[str, str], path: str) -> None:
+    with working(f"calling function '{name}'"):
+        reply = client.invoke(
+            name,
+            method=method,
+            path=path,
+            body=body.encode() if body is not None else None,
+            headers=headers,
+        )
     typer.echo(status_line(reply.status, reply.reason))
     if reply.body:
         text = reply.text
         typer.echo(text, nl=not text.endswith("\n"))
     if reply.status >= 400:
-        raise CliError(f"function '{name}' answered {status_line(reply.status, reply.reason)}")
+        answered = f"function '{name}' answered {status_line(reply.status, reply.reason)}"
+        # faasd's own refusal (unknown function, timeout, ...) says why; a function's body is its own.
+        detail = faasd_error(reply.body)
+        raise CliError(f"{answered}: {detail}" if detail else answered)
+
+
+def faasd_error(body: bytes) -> str | None:
+    """The message of a ``{"error": {"code": ..., "message": ...}}`` body, else None."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return message if isinstance(message, str) and message.strip() else None
 
 
 def status_line(status: int, reason: str) -> str:

@@ -35,8 +35,7 @@ def test_an_unreachable_daemon_is_one_line_with_the_way_to_start_it(closed_serve
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: cannot reach faasd at {closed_server} (connection refused); "
-        "start it with 'make run' or 'faasd'\n"
+        f"error: cannot reach faasd at {closed_server} (connection refused); start it with 'make run' or 'faasd'\n"
     )
     assert result.stdout == ""
 
@@ -106,9 +105,7 @@ def test_a_malformed_server_url_is_one_line_but_help_still_works() -> None:
     result = run("--server", "localhost:8080", "env", "list")
 
     assert result.exit_code == 1
-    assert result.stderr == (
-        "error: invalid server URL 'localhost:8080'; expected one like http://127.0.0.1:8080\n"
-    )
+    assert result.stderr == ("error: invalid server URL 'localhost:8080'; expected one like http://127.0.0.1:8080\n")
     assert run("env", "list", "--help", env={"FAAS_URL": "nonsense"}).exit_code == 0
 
 
