@@ -85,14 +85,15 @@ class DockerBackend:
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
         name = self._settings.network
-        if client.networks.list(names=[name]):
+        # The engine's name filter matches substrings ("faasd" finds "faasd-compose").
+        if any(n.name == name for n in client.networks.list(names=[name])):
             return
         try:
             client.networks.create(name, driver="bridge", labels={"faasd.managed": "true"})
             log.info("created Docker network %s", name)
         except docker.errors.APIError:
             # Another faasd created it at the same moment.
-            if not client.networks.list(names=[name]):
+            if not any(n.name == name for n in client.networks.list(names=[name])):
                 raise
 
     async def aclose(self) -> None:

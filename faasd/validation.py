@@ -38,6 +38,8 @@ def name(value: Any, field: str = "name") -> str:
 
 
 def image(value: Any) -> str:
+    if value is None:
+        raise BadRequest("image is required, e.g. faasd/runtime-nodejs:latest")
     if not isinstance(value, str) or not IMAGE_RE.match(value) or len(value) > 255:
         raise BadRequest(f"image {value!r} is not a valid image reference (e.g. faasd/runtime-nodejs:latest)")
     return value
