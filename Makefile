@@ -6,7 +6,7 @@ BIN       := $(VENV)/bin
 export DOCKER_BUILDKIT := 0
 export FAASD_STATE_DIR := $(STATE_DIR)
 
-.PHONY: run test unit integration images engine venv lint bench clean
+.PHONY: run test unit integration images engine venv lint bench bench-quick clean
 
 ## run: set everything up, then serve faasd in the foreground on 127.0.0.1:8080
 run: venv images
@@ -41,6 +41,16 @@ engine:
 ## images: build the runtime images (only when missing or changed)
 images: engine
 	@bash scripts/build-images.sh
+
+## bench: the benchmark suite (~4 min): prints the table and rewrites BENCHMARKS.md
+bench: venv images
+	@bash bench/ensure-wrk.sh
+	$(BIN)/python -m bench
+
+## bench-quick: every benchmark phase with tiny samples (CI: proves it runs, not that it is fast)
+bench-quick: venv images
+	@bash bench/ensure-wrk.sh
+	$(BIN)/python -m bench --quick
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,0 +1,385 @@
+"""The results table: printed, and written to BENCHMARKS.md with a growing history.
+
+BENCHMARKS.md keeps three parts: a fixed introduction, the latest run (between
+markers, replaced on every run) and a history table (one row appended per run,
+never rewritten), so before/after figures of later changes sit side by side.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.burst import BurstResult
+from bench.coldstart import ColdResult
+from bench.controlplane import CreateResult, MatchResult
+from bench.warm import WarmResult
+
+LATEST_START = "<!-- bench:latest:start -->"
+LATEST_END = "<!-- bench:latest:end -->"
+HISTORY_MARK = "<!-- bench:history (rows are appended below this line) -->"
+
+# Targets of issue 6 for a 2-core machine.
+POOL_WARM_P50 = {"python": 10.0, "nodejs": 15.0}
+POOL_WARM_P99 = 40.0
+NO_POOL_RATIO = 1.2
+WARM_RATIO = 0.5
+ADDED_P50_MS = 0.5
+
+HISTORY_COLUMNS = (
+    "date",
+    "commit",
+    "label",
+    "pool-warm node p50/p99 ms",
+    "pool-warm py p50/p99 ms",
+    "no-pool/bare node",
+    "no-pool/bare py",
+    "warm req/s faasd (x direct)",
+    "added p50 ms",
+    "burst ms / errors",
+    "RSS idle/1k/load MiB",
+    "fn/s",
+    "match ns",
+)
+
+
+@dataclass
+class Machine:
+    date: str
+    cores: int
+    memory: str
+    commit: str
+    kernel: str
+    docker: str
+    python: str
+    load_generator: str
+
+
+@dataclass
+class Results:
+    machine: Machine
+    quick: bool
+    label: str = ""
+    pool_warm: list[ColdResult] = field(default_factory=list)
+    no_pool: list[ColdResult] = field(default_factory=list)
+    warm: WarmResult | None = None
+    burst: BurstResult | None = None
+    rss_idle: float = math.nan
+    rss_registered: float = math.nan
+    created: CreateResult | None = None
+    match: MatchResult | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    elapsed_s: float = math.nan
+    # 1-minute load average at start and end: other work on a shared machine shows here.
+    load_before: float = math.nan
+    load_after: float = math.nan
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.met is None else ("yes" if self.met else "**no**")
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def _x(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f} x"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def _ok(value: float, limit: float, above: bool = False) -> bool | None:
+    if math.isnan(value):
+        return None
+    return value >= limit if above else value <= limit
+
+
+def rows(r: Results) -> list[Row]:
+    out: list[Row] = []
+    for c in r.pool_warm:
+        limit = POOL_WARM_P50.get(c.environment, POOL_WARM_P50["nodejs"])
+        s = c.faasd
+        out.append(
+            Row(
+                f"1. pool-warm first call, {c.environment}, p50 (n={s.count})",
+                _ms(s.p50),
+                f"<= {limit:g} ms",
+                _ok(s.p50, limit),
+            )
+        )
+        out.append(
+            Row(
+                f"1. pool-warm first call, {c.environment}, p99 (max {_ms(s.max)})",
+                _ms(s.p99),
+                f"<= {POOL_WARM_P99:g} ms",
+                _ok(s.p99, POOL_WARM_P99),
+            )
+        )
+    for c in r.no_pool:
+        bare = c.bare
+        if bare is None:
+            continue
+        ratio = _ratio(c.faasd.p50, bare.p50)
+        out.append(
+            Row(
+                f"2. bare container start to first 200, {c.environment}, p50 (n={bare.count})",
+                f"{_ms(bare.p50)} (p99 {_ms(bare.p99)})",
+                "reference",
+            )
+        )
+        out.append(
+            Row(
+                f"2. no-pool first call, {c.environment}, p50 (n={c.faasd.count})",
+                f"{_ms(c.faasd.p50)} (p99 {_ms(c.faasd.p99)}) = {_x(ratio)} bare",
+                f"<= {NO_POOL_RATIO:g} x bare",
+                _ok(ratio, NO_POOL_RATIO),
+            )
+        )
+    if r.warm is not None:
+        w = r.warm
+        direct = w.targets.get("direct")
+        for name, label in (
+            ("direct", "direct to the container"),
+            ("proxy", "minimal aiohttp proxy"),
+            ("faasd", "faasd"),
+        ):
+            t = w.targets.get(name)
+            if t is None or direct is None:
+                continue
+            ratio = _ratio(t.loaded.rps, direct.loaded.rps)
+            is_faasd = name == "faasd"
+            out.append(
+                Row(
+                    f"3. warm {w.environment} hello, {label}: req/s (c{w.connections})",
+                    f"{t.loaded.rps:,.0f} = {_x(ratio)} direct"
+                    + (f", {t.loaded.errors} errors" if t.loaded.errors else ""),
+                    f">= {WARM_RATIO:g} x direct" if is_faasd else "reference",
+                    _ok(ratio, WARM_RATIO, above=True) if is_faasd else None,
+                )
+            )
+            out.append(
+                Row(
+                    f"3. warm, {label}: p50 / p99 under load (c{w.connections})",
+                    f"{_ms(t.loaded.p50_ms)} / {_ms(t.loaded.p99_ms)} = "
+                    f"{_x(_ratio(t.loaded.p50_ms, direct.loaded.p50_ms))} / "
+                    f"{_x(_ratio(t.loaded.p99_ms, direct.loaded.p99_ms))} direct",
+                )
+            )
+            out.append(
+                Row(
+                    f"3. warm, {label}: p50 / p99 on one connection",
+                    f"{_ms(t.unloaded.p50_ms)} / {_ms(t.unloaded.p99_ms)} = "
+                    f"{_x(_ratio(t.unloaded.p50_ms, direct.unloaded.p50_ms))} / "
+                    f"{_x(_ratio(t.unloaded.p99_ms, direct.unloaded.p99_ms))} direct",
+                )
+            )
+        faasd = w.targets.get("faasd")
+        if faasd is not None and direct is not None:
+            added = faasd.unloaded.p50_ms - direct.unloaded.p50_ms
+            out.append(
+                Row(
+                    "3. warm, faasd's added p50 over direct (one connection)",
+                    f"{added:+.3f} ms",
+                    f"<= {ADDED_P50_MS:g} ms",
+                    _ok(added, ADDED_P50_MS),
+                )
+            )
+            out.append(
+                Row(
+                    f"3. warm, faasd's added p50 over direct under load (c{w.connections})",
+                    f"{faasd.loaded.p50_ms - direct.loaded.p50_ms:+.3f} ms",
+                )
+            )
+    if r.burst is not None:
+        b = r.burst
+        out.append(
+            Row(
+                f"4. burst: {b.calls} concurrent first calls over {b.functions} new functions, completion",
+                _ms(b.completion_ms),
+            )
+        )
+        out.append(Row("4. burst: per-call p50 / p99", f"{_ms(b.latency.p50)} / {_ms(b.latency.p99)}"))
+        out.append(
+            Row(
+                "4. burst: errors",
+                str(b.errors) + (f" (first: {b.first_error[:80]})" if b.errors else ""),
+                "0",
+                b.errors == 0,
+            )
+        )
+    if not math.isnan(r.rss_idle):
+        out.append(Row("5. faasd RSS idle (pools full)", f"{r.rss_idle:.1f} MiB"))
+    if r.warm is not None and r.warm.faasd_peak_rss_mib:
+        out.append(Row("5. faasd RSS peak under the warm load", f"{r.warm.faasd_peak_rss_mib:.1f} MiB"))
+    if r.created is not None and not math.isnan(r.rss_registered):
+        out.append(
+            Row(
+                f"5. faasd RSS with {r.created.functions:,} functions and {r.created.routes:,} routes",
+                f"{r.rss_registered:.1f} MiB",
+            )
+        )
+    if r.created is not None:
+        made = r.created
+        out.append(
+            Row(f"6. functions created per second (sequential, {made.functions:,})", f"{made.functions_per_s:,.0f}/s")
+        )
+        out.append(Row(f"6. routes created per second (sequential, {made.routes:,})", f"{made.routes_per_s:,.0f}/s"))
+    if r.match is not None:
+        m = r.match
+        out.append(
+            Row(
+                f"6. route match with {m.routes:,} routes: static / parametrized / miss",
+                f"{m.static_ns:,.0f} / {m.param_ns:,.0f} / {m.miss_ns:,.0f} ns",
+            )
+        )
+    for phase, message in r.errors.items():
+        out.append(Row(f"failed phase: {phase}", message[:160].replace("\n", " "), "runs", False))
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def table(r: Results) -> str:
+    lines = ["| metric | value | target | met |", "|---|---|---|---|"]
+    lines += [f"| {_cell(x.metric)} | {_cell(x.value)} | {_cell(x.target)} | {x.verdict} |" for x in rows(r)]
+    return "\n".join(lines)
+
+
+def header(r: Results) -> str:
+    m = r.machine
+    mode = "quick mode (tiny samples; proves the suite runs, not the figures)" if r.quick else "full run"
+    return (
+        f"- date: {m.date}; {mode}; took {r.elapsed_s:.0f} s; "
+        f"load average {r.load_before:.1f} at start, {r.load_after:.1f} at end\n"
+        f"- machine: {m.cores} cores, {m.memory} memory; {m.kernel}; Docker {m.docker}; Python {m.python}\n"
+        f"- commit: {m.commit}" + (f"; label: {r.label}" if r.label else "") + "\n"
+        f"- load generator: {m.load_generator}"
+        + (f"; warm path's direct target: {r.warm.direct_source}" if r.warm else "")
+    )
+
+
+def history_row(r: Results) -> str:
+    def cold(env: str) -> str:
+        c = next((c for c in r.pool_warm if c.environment == env), None)
+        return f"{c.faasd.p50:.1f} / {c.faasd.p99:.1f}" if c else ""
+
+    def nopool(env: str) -> str:
+        c = next((c for c in r.no_pool if c.environment == env), None)
+        return f"{_ratio(c.faasd.p50, c.bare.p50):.2f}" if c and c.bare else ""
+
+    warm, added = "", ""
+    if r.warm is not None and {"faasd", "direct"} <= set(r.warm.targets):
+        f, d = r.warm.targets["faasd"], r.warm.targets["direct"]
+        warm = f"{f.loaded.rps:,.0f} ({_ratio(f.loaded.rps, d.loaded.rps):.2f})"
+        added = f"{f.unloaded.p50_ms - d.unloaded.p50_ms:.2f}"
+    burst = f"{r.burst.completion_ms:.0f} / {r.burst.errors}" if r.burst else ""
+    peak = r.warm.faasd_peak_rss_mib if r.warm else math.nan
+    rss = f"{r.rss_idle:.0f} / {r.rss_registered:.0f} / {peak:.0f}"
+    fns = f"{r.created.functions_per_s:.0f}" if r.created else ""
+    match = f"{r.match.static_ns:.0f} / {r.match.param_ns:.0f}" if r.match else ""
+    label = r.label + (" (quick)" if r.quick else "")
+    cells = (
+        r.machine.date,
+        r.machine.commit,
+        label,
+        cold("nodejs"),
+        cold("python"),
+        nopool("nodejs"),
+        nopool("python"),
+        warm,
+        added,
+        burst,
+        rss,
+        fns,
+        match,
+    )
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+INTRO = """# faasd benchmarks
+
+`make bench` starts its own faasd (free loopback port, temporary state dir,
+pool size 3), measures the six figures of issue 6 against it and against
+references measured in the same run, prints the table and rewrites the
+"Latest run" section below; it also appends one row to "History". It sends
+traffic only to loopback and to the containers faasd and the suite start,
+bounds every loop by count and time, and removes every container it started
+(faasd's by its `faasd.owner` label, its own by `faasd.bench.run`). It takes
+about 3-4 minutes; each phase also has a time bound (pool-warm 45 s per
+environment, no-pool 75 s, control plane 60 s), so on a busy machine a phase
+stops early and its row shows the n it reached. `make bench-quick` runs every phase with tiny samples and
+writes nothing here: it proves the suite runs, never that faasd is fast.
+`.venv/bin/python -m bench --help` lists the knobs (samples, durations,
+`--label` for the history row, `--faasd-cmd` to measure another build).
+
+What each figure is:
+
+1. **Pool-warm cold start**: with the environment's pool full, create a new
+   function and time its first call end to end (`GET /function/<name>` on a
+   kept-alive loopback connection). Between samples the suite waits until the
+   pools are full again and the previous sample's container is removed.
+2. **No-pool cold start**: the same with pool size 0 (the first call waits
+   for a container start), interleaved sample by sample with a bare
+   container start of the same image by the Docker SDK (create + start with
+   faasd's own container options, then `GET /healthz` every 2 ms until 200).
+3. **Warm path**: a hello function (nodejs) behind a route, loaded with `wrk
+   -t2 -c50`, next to the very container faasd specialized called at its own
+   address ("direct"), and next to `bench/miniproxy.py` (aiohttp, one pooled
+   ClientSession) in front of it; each also over one connection (`-t1 -c1`):
+   latency without queueing. After a 1 s warm-up each, 3 rounds of 3 s loaded
+   + 1 s one-connection per target, the targets in a rotating order; every
+   figure is the median over the rounds. The added-latency target is judged on that one-connection p50
+   (under a saturating load the p50 is queueing, i.e. throughput again).
+4. **Burst**: 20 new functions (10 nodejs, 10 python) created while the pools
+   (3 each) are full, then 200 first calls sent at once (10 per function, one
+   connection each); completion is from the first send to the last answer.
+5. **faasd memory**: VmRSS of the faasd process idle with full pools, its
+   peak during the loaded warm run, and after 1,000 functions and 1,000
+   routes are registered (not called).
+6. **Control plane**: 1,000 `POST /v1/functions`, then 1,000
+   `POST /v1/triggers/http` (half static, half `{param}` URLs), sequential on
+   one keep-alive connection; and `faasd.routing.RouteTable.match` timed
+   in-process with the same 1,000 routes (ns per call, averaged over random
+   paths: static hit, parametrized hit, 404 miss).
+
+The machine is often shared: absolute figures move by tens of percent
+between runs; the ratios measured in the same run move much less.
+"""
+
+
+def write(path: Path, r: Results) -> None:
+    latest = f"{LATEST_START}\n{header(r)}\n\n{table(r)}\n{LATEST_END}"
+    history_rows: list[str] = []
+    if path.exists():
+        old = path.read_text()
+        if HISTORY_MARK in old:
+            tail = old.split(HISTORY_MARK, 1)[1]
+            history_rows = [
+                line for line in tail.splitlines() if line.startswith("| ") and re.match(r"\| \d{4}-", line)
+            ]
+    history_rows.append(history_row(r))
+    text = (
+        f"{INTRO}\n## Latest run\n\n{latest}\n\n## History\n\n"
+        "One row per `make bench` run, oldest first; figures as in the table above "
+        "(`match ns` = static / parametrized).\n\n"
+        f"{HISTORY_MARK}\n"
+        f"| {' | '.join(HISTORY_COLUMNS)} |\n|{'---|' * len(HISTORY_COLUMNS)}\n" + "\n".join(history_rows) + "\n"
+    )
+    path.write_text(text)

@@ -1,0 +1,230 @@
+"""`make bench`: run every phase against a faasd of our own, print the table, write BENCHMARKS.md.
+
+    .venv/bin/python -m bench            # full run (~3-4 min), rewrites BENCHMARKS.md
+    .venv/bin/python -m bench --quick    # tiny samples, writes nothing (CI)
+
+Phases run in this order, each bounded in count and time; a phase that fails
+is reported as failed and the others still run (exit status 1):
+pool-warm cold starts, warm path (+ RSS under load), burst, no-pool cold
+starts (pool size 0 from there on), control plane (+ RSS with the registry
+full), route matching in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from bench import burst, coldstart, controlplane, loadgen, report, warm
+from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
+from bench.engine import Engine
+from bench.faasd_proc import Faasd
+from bench.memory import rss_mib
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def _cmd(args: list[str]) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine(engine: Engine) -> report.Machine:
+    commit = _cmd(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
+    if _cmd(["git", "status", "--porcelain", "--untracked-files=no"]):
+        commit += "-dirty"
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    free_g = _cmd(["free", "-g"]).splitlines()
+    total_g = free_g[1].split()[1] if len(free_g) > 1 else f"{mem_kib // 1024 // 1024}"
+    try:
+        docker_version = str(engine.client.version().get("Version", "?"))
+    except Exception:
+        docker_version = "?"
+    return report.Machine(
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        cores=os.cpu_count() or 0,
+        memory=f"{total_g} GiB (free -g; {mem_kib / 1024 / 1024:.1f} GiB MemTotal)",
+        commit=commit,
+        kernel=f"Linux {platform.release()}",
+        docker=docker_version,
+        python=platform.python_version(),
+        load_generator=(_cmd(["sh", "-c", "wrk -v 2>&1 | head -1"]) or "wrk")
+        if loadgen.have_wrk()
+        else "bounded asyncio client (wrk not installed)",
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="tiny samples and loads; writes no BENCHMARKS.md")
+    p.add_argument("--samples", type=int, help="pool-warm first calls per environment (30; quick 3)")
+    p.add_argument("--nopool-samples", type=int, help="no-pool and bare starts per environment (30; quick 2)")
+    p.add_argument("--warm-duration", type=float, help="seconds of each loaded warm run (10; quick 1)")
+    p.add_argument("--latency-duration", type=float, help="seconds of each one-connection run (3; quick 1)")
+    p.add_argument("--warm-rounds", type=int, help="rounds the warm durations are split into (3; quick 1)")
+    p.add_argument("--connections", type=int, default=50, help="connections of the loaded warm runs")
+    p.add_argument("--warm-env", default="nodejs", choices=ENVIRONMENTS)
+    p.add_argument("--burst-functions", type=int, help="new functions of the burst (20; quick 4)")
+    p.add_argument("--burst-calls", type=int, help="concurrent first calls of the burst (200; quick 20)")
+    p.add_argument("--registry", type=int, help="functions and routes registered (1000; quick 50)")
+    p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
+    p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
+    p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--label", default="", help="a note for the history row, e.g. 'before the new data plane'")
+    args = p.parse_args(argv)
+    full = {
+        "samples": 30,
+        "nopool_samples": 30,
+        "warm_duration": 10.0,
+        "latency_duration": 3.0,
+        "warm_rounds": 3,
+        "burst_functions": 20,
+        "burst_calls": 200,
+        "registry": 1000,
+    }
+    quick = {
+        "samples": 3,
+        "nopool_samples": 2,
+        "warm_duration": 1.0,
+        "latency_duration": 1.0,
+        "warm_rounds": 1,
+        "burst_functions": 4,
+        "burst_calls": 20,
+        "registry": 50,
+    }
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.output is None and not args.quick:
+        args.output = ROOT / "BENCHMARKS.md"
+    return args
+
+
+class Runner:
+    def __init__(self, results: report.Results) -> None:
+        self.results = results
+        self.began = time.monotonic()
+
+    def phase(self, name: str, fn: Callable[[], T]) -> T | None:
+        at = time.monotonic() - self.began
+        print(f"[{at:6.1f} s] {name} ...", file=sys.stderr, flush=True)
+        try:
+            result = fn()
+        except Exception as exc:
+            self.results.errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+            return None
+        print(f"[{time.monotonic() - self.began:6.1f} s] {name} done", file=sys.stderr, flush=True)
+        return result
+
+
+def delete_all_functions(admin: Client) -> None:
+    listed = admin.json("GET", "/v1/functions")
+    items = listed.get("items", []) if isinstance(listed, dict) else listed or []
+    for fn in items:
+        status, raw = admin.request("DELETE", f"/v1/functions/{fn['name']}?force=true")
+        if status not in (200, 204, 404):
+            raise BenchError(f"DELETE function {fn['name']}: {status} {raw[:200]!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_id = secrets.token_hex(3)
+    began = time.monotonic()
+    engine = Engine(run_id)
+    results = report.Results(machine(engine), args.quick, args.label)
+    results.load_before = os.getloadavg()[0]
+    runner = Runner(results)
+    faasd = Faasd(args.faasd_cmd, poolsize=args.poolsize, idle_timeout=900)
+    try:
+        faasd.start()
+        admin = faasd.client()
+        wait_for(lambda: faasd.pools_full(admin, ENVIRONMENTS), 90, "the pools to fill at start", 0.1)
+        images = {env["name"]: env["image"] for env in faasd.status(admin)["environments"]}
+        images = {env: images[env] for env in ENVIRONMENTS}
+
+        def pool_warm(env: str) -> coldstart.ColdResult:
+            return coldstart.pool_warm(faasd, engine, env, args.samples, run_id, limit=45)
+
+        time.sleep(1.0)
+        results.rss_idle = rss_mib(faasd.pid)
+
+        for env in ENVIRONMENTS:
+            cold = runner.phase(f"pool-warm cold start {env}", partial(pool_warm, env))
+            if cold is not None:
+                results.pool_warm.append(cold)
+        results.warm = runner.phase(
+            "warm path",
+            lambda: warm.warm_path(
+                faasd,
+                engine,
+                args.warm_env,
+                images[args.warm_env],
+                run_id,
+                args.warm_duration,
+                args.latency_duration,
+                args.connections,
+                args.warm_rounds,
+            ),
+        )
+        results.burst = runner.phase(
+            "burst", lambda: burst.burst(faasd, run_id, args.burst_functions, args.burst_calls)
+        )
+        runner.phase("clean up functions", lambda: delete_all_functions(admin))
+        results.no_pool = (
+            runner.phase(
+                "no-pool cold start (and bare starts)",
+                lambda: coldstart.no_pool(faasd, engine, images, args.nopool_samples, run_id, limit=75),
+            )
+            or []
+        )
+        results.created = runner.phase(
+            "control plane", lambda: controlplane.create_many(faasd, run_id, args.registry, limit=60)
+        )
+        if results.created is not None:
+            time.sleep(0.5)
+            results.rss_registered = rss_mib(faasd.pid)
+        results.match = runner.phase("route matching", lambda: controlplane.match_cost(args.registry))
+        admin.close()
+    except (BenchError, OSError) as exc:
+        results.errors["set-up"] = f"{type(exc).__name__}: {exc}"
+        print(f"faasd log tail:\n{faasd.log_tail()}", file=sys.stderr)
+    finally:
+        code = faasd.stop()
+        if code not in (0, None):
+            results.errors["faasd exit"] = f"faasd exited with {code} on SIGTERM: {faasd.log_tail(5)}"
+        leftover = engine.cleanup(faasd.owner)
+        if leftover:
+            print(f"removed {leftover} containers left after faasd stopped", file=sys.stderr)
+        faasd.close()
+        engine.close()
+    results.elapsed_s = time.monotonic() - began
+    results.load_after = os.getloadavg()[0]
+    print()
+    print(report.header(results))
+    print()
+    print(report.table(results))
+    if args.output is not None and not args.no_write:
+        report.write(args.output, results)
+        print(f"\nwritten to {args.output}")
+    return 1 if results.errors else 0
