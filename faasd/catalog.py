@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from faasd.entities import Environment, Function, HttpTrigger
 from faasd.routing import RouteTable
+from faasd.validation import url_key
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Catalog:
     functions: Mapping[str, Function] = field(default_factory=dict)
     triggers: Mapping[str, HttpTrigger] = field(default_factory=dict)
     routes: RouteTable = field(default_factory=RouteTable)
+    # (method, URL pattern with parameter names blanked) -> route name: duplicates are 409.
+    route_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -34,6 +37,7 @@ class Catalog:
             functions=MappingProxyType({f.name: f for f in functions}),
             triggers=MappingProxyType(trigger_map),
             routes=RouteTable((t.method, t.url, t.function) for t in trigger_map.values()),
+            route_keys=MappingProxyType({(t.method, url_key(t.url)): t.name for t in trigger_map.values()}),
         )
 
     def replace(
@@ -42,8 +46,19 @@ class Catalog:
         functions: Iterable[Function] | None = None,
         triggers: Iterable[HttpTrigger] | None = None,
     ) -> Catalog:
-        return Catalog.build(
-            self.environments.values() if environments is None else environments,
-            self.functions.values() if functions is None else functions,
-            self.triggers.values() if triggers is None else triggers,
+        if triggers is not None:
+            return Catalog.build(
+                self.environments.values() if environments is None else environments,
+                self.functions.values() if functions is None else functions,
+                triggers,
+            )
+        # The routes did not change: keep the table rather than build it again.
+        return Catalog(
+            environments=self.environments
+            if environments is None
+            else MappingProxyType({e.name: e for e in environments}),
+            functions=self.functions if functions is None else MappingProxyType({f.name: f for f in functions}),
+            triggers=self.triggers,
+            routes=self.routes,
+            route_keys=self.route_keys,
         )

@@ -269,12 +269,10 @@ class Controller:
     def _check_route(self, method: str, url: str, function: str, exclude: str = "") -> None:
         if function not in self.catalog.functions:
             raise BadRequest(f"function '{function}' does not exist")
-        key = check.url_key(url)
-        for other in self.catalog.triggers.values():
-            if other.name != exclude and other.method == method and check.url_key(other.url) == key:
-                raise Conflict(
-                    f"route {method} {url} exists already (route '{other.name}' -> function '{other.function}')"
-                )
+        taken = self.catalog.route_keys.get((method, check.url_key(url)))
+        if taken is not None and taken != exclude:
+            other = self.catalog.triggers[taken]
+            raise Conflict(f"route {method} {url} exists already (route '{other.name}' -> function '{other.function}')")
 
     async def create_trigger(self, body: dict[str, Any]) -> HttpTrigger:
         check.known_fields(body, {"name", "method", "url", "function"})

@@ -1,13 +1,17 @@
 """The in-memory route table: (method, path) -> function and path parameters.
 
 Built from the HTTP triggers whenever they change and swapped in whole, so a
-lookup never sees half a table and never touches the database.
+lookup never sees half a table and never touches the database. Static URLs
+are one dict lookup; URLs with ``{param}`` segments live in a trie walked one
+segment at a time, a literal segment before a parameter (/users/me wins over
+/users/{id}), so a lookup costs the depth of the path, not the number of routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import unquote
 
 from faasd.errors import MethodNotAllowed, NotFound
@@ -21,20 +25,26 @@ class Match:
 
 
 @dataclass
-class _Pattern:
-    # One entry per segment: a literal string, or None for a parameter.
-    segments: tuple[str | None, ...]
-    names: tuple[str, ...]
-    methods: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def literals(self) -> int:
-        return sum(1 for s in self.segments if s is not None)
+class _Node:
+    literals: dict[str, _Node] = field(default_factory=dict)
+    param: _Node | None = None
+    # At the end of a pattern: method -> (function, parameter names in order).
+    methods: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def split_path(path: str) -> list[str]:
     stripped = path.strip("/")
     return [unquote(s) for s in stripped.split("/")] if stripped else []
+
+
+V = TypeVar("V")
+
+
+def _for_method(methods: dict[str, V], method: str) -> V | None:
+    found = methods.get(method)
+    if found is None and method == "HEAD":
+        found = methods.get("GET")
+    return found
 
 
 class RouteTable:
@@ -43,43 +53,62 @@ class RouteTable:
     def __init__(self, routes: Iterable[tuple[str, str, str]] = ()) -> None:
         """``routes`` holds (method, url pattern, function) triples."""
         self._static: dict[str, dict[str, str]] = {}
-        patterns: dict[tuple[str | None, ...], _Pattern] = {}
+        self._root = _Node()
+        self.size = 0
         for method, url, function in routes:
+            self.size += 1
             parts = split_path(url)
             params = [PARAM_RE.match(p) for p in parts]
             if not any(params):
-                key = "/" + "/".join(parts)
-                self._static.setdefault(key, {})[method] = function
+                self._static.setdefault("/" + "/".join(parts), {})[method] = function
                 continue
-            shape = tuple(None if m else p for p, m in zip(parts, params, strict=True))
-            names = tuple(m.group(1) for m in params if m)
-            entry = patterns.setdefault(shape, _Pattern(shape, names))
-            entry.methods[method] = function
-            if not entry.names:
-                entry.names = names
-        # Most literal segments first: /users/me wins over /users/{id}.
-        self._by_length: dict[int, list[_Pattern]] = {}
-        for pattern in sorted(patterns.values(), key=lambda p: -p.literals):
-            self._by_length.setdefault(len(pattern.segments), []).append(pattern)
-        self.size = sum(len(m) for m in self._static.values()) + sum(len(p.methods) for p in patterns.values())
+            node = self._root
+            for part, param in zip(parts, params, strict=True):
+                if param:
+                    node.param = node.param or _Node()
+                    node = node.param
+                else:
+                    node = node.literals.setdefault(part, _Node())
+            node.methods[method] = (function, tuple(m.group(1) for m in params if m))
 
     def match(self, method: str, path: str) -> Match:
         parts = split_path(path)
-        allowed: list[str] = []
+        allowed: set[str] = set()
         static = self._static.get("/" + "/".join(parts))
         if static is not None:
-            function = static.get(method) or (static.get("GET") if method == "HEAD" else None)
-            if function:
+            function = _for_method(static, method)
+            if function is not None:
                 return Match(function, {})
-            allowed.extend(static)
-        for pattern in self._by_length.get(len(parts), ()):
-            if all(lit is None or lit == part for lit, part in zip(pattern.segments, parts, strict=True)):
-                function = pattern.methods.get(method) or (pattern.methods.get("GET") if method == "HEAD" else None)
-                if function:
-                    values = [p for lit, p in zip(pattern.segments, parts, strict=True) if lit is None]
-                    return Match(function, dict(zip(pattern.names, values, strict=True)))
-                allowed.extend(pattern.methods)
+            allowed.update(static)
+        found = self._walk(self._root, parts, 0, [], method, allowed)
+        if found is not None:
+            return found
         if allowed:
-            names = sorted(set(allowed))
+            names = sorted(allowed)
             raise MethodNotAllowed(f"{method} is not allowed on {path}; allowed: {', '.join(names)}", names)
         raise NotFound(f"no route for {method} {path}")
+
+    def _walk(
+        self, node: _Node, parts: list[str], depth: int, values: list[str], method: str, allowed: set[str]
+    ) -> Match | None:
+        if depth == len(parts):
+            if not node.methods:
+                return None
+            hit = _for_method(node.methods, method)
+            if hit is None:
+                allowed.update(node.methods)
+                return None
+            function, names = hit
+            return Match(function, dict(zip(names, values, strict=True)))
+        literal = node.literals.get(parts[depth])
+        if literal is not None:
+            found = self._walk(literal, parts, depth + 1, values, method, allowed)
+            if found is not None:
+                return found
+        if node.param is not None:
+            values.append(parts[depth])
+            found = self._walk(node.param, parts, depth + 1, values, method, allowed)
+            values.pop()
+            if found is not None:
+                return found
+        return None

@@ -82,3 +82,16 @@ def test_a_thousand_routes_still_match_the_right_one() -> None:
     )
     assert routes.match("GET", "/r499").function == "f499"
     assert routes.match("POST", "/p250/9") == Match("g250", {"id": "9"})
+
+
+def test_a_literal_dead_end_falls_back_to_a_parameter() -> None:
+    routes = table(("GET", "/a/{x}/c", "param"), ("GET", "/a/b/d", "literal"))
+    assert routes.match("GET", "/a/b/c") == Match("param", {"x": "b"})
+    assert routes.match("GET", "/a/b/d").function == "literal"
+
+
+def test_method_not_allowed_lists_methods_of_every_matching_pattern() -> None:
+    routes = table(("GET", "/a/{x}", "f"), ("PUT", "/a/b", "g"), ("DELETE", "/a/{y}", "h"))
+    with pytest.raises(MethodNotAllowed) as err:
+        routes.match("POST", "/a/b")
+    assert err.value.allowed == ["DELETE", "GET", "PUT"]
