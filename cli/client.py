@@ -22,7 +22,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import IO, Any
@@ -228,7 +228,7 @@ class FaasClient:
         query = "?force=true" if force else ""
         self._call("DELETE", f"/v1/functions/{_segment(name)}{query}")
 
-    def function_logs(self, name: str, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+    def function_logs(self, name: str, tail: int | None = None, follow: bool = False) -> Generator[str, None, None]:
         """What function ``name``'s containers printed, one record a line, as the daemon sends it.
 
         Each line reads ``<timestamp> <instance> <stdout|stderr> <text>``. With
