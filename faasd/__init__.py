@@ -2,7 +2,11 @@
 
 One asyncio process plays Fission's three parts. The path of a call::
 
-    client ──HTTP──▶ gateway.handle            (faasd/gateway.py)
+    client ──HTTP──▶ ClientConnection          (faasd/dataplane/server.py)
+                      │  httptools parses strictly; /v1, /healthz, /metrics
+                      │  go to the admin app (aiohttp, on a private unix socket)
+                      ▼
+                    Gateway.resolve(method, path)  (faasd/gateway.py)
                       │  RouteTable.match(method, path) -> function, params
                       │     (in memory, swapped atomically on every write;
                       │      /function/<name> reaches any function)
@@ -15,9 +19,10 @@ One asyncio process plays Fission's three parts. The path of a call::
                       │      function, concurrent first calls share it),
                       │      refill the pool in the background
                       ▼
-                    proxy.forward(request, instance)  (faasd/proxy.py)
-                      │  method, path, query, headers, body; params in
-                      │  X-Faasd-Params; function timeout -> 504
+                    Exchange -> UpstreamPool    (faasd/dataplane/exchange.py)
+                      │  keep-alive connection to the instance; head rebuilt
+                      │  (hop-by-hop out, X-Forwarded-*, X-Faasd-Params in),
+                      │  body streamed with backpressure; timeout -> 504
                       ▼
                     runtime container (runtimes/<lang>/server)
                       │  calls the user's function

@@ -1,18 +1,101 @@
-"""`faasd`: read the settings, configure logging, serve until SIGTERM/SIGINT."""
+"""`faasd`: read the settings, configure logging, serve until SIGTERM/SIGINT.
+
+Start: the services and the admin app (faasd/app.py) on a unix socket in a
+private directory, then the public listener (faasd/dataplane) on host:port.
+Stop (uvicorn's order): stop accepting, let calls in flight finish within
+SHUTDOWN_GRACE, close idle keep-alive connections, cut what is left, then the
+admin app's cleanup, which stops the pool and removes the containers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 
 from faasd import __version__
-from faasd.app import create_app
-from faasd.settings import load_settings
+from faasd.app import Services, create_app
+from faasd.dataplane import Front, FrontConfig
+from faasd.gateway import Gateway
+from faasd.settings import Settings, load_settings
 
 SHUTDOWN_GRACE = 30.0
+ADMIN_GRACE = 2.0
+
+log = logging.getLogger("faasd")
+
+
+async def serve(settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    socket_dir, temporary = _admin_socket_dir(settings)
+    runner: web.AppRunner | None = None
+    server: asyncio.Server | None = None
+    front: Front | None = None
+    try:
+        app = await create_app(settings)
+        # The front drains first; what is left in aiohttp then is orphaned.
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=ADMIN_GRACE)
+        await runner.setup()
+        socket_path = os.path.join(socket_dir, "admin.sock")
+        await web.UnixSite(runner, socket_path).start()
+        services: Services = app["services"]
+        config = FrontConfig(
+            admin_socket=socket_path,
+            max_body_bytes=settings.max_body_bytes,
+            head_timeout=settings.head_timeout,
+            keepalive_timeout=settings.keepalive_timeout,
+        )
+        front = Front(Gateway(services.controller, services.pool), config)
+        try:
+            server = await loop.create_server(front, settings.host, settings.port, reuse_address=True, backlog=1024)
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+            raise SystemExit(1) from None
+        log.info("listening on http://%s:%d", settings.host, settings.port)
+        await stop.wait()
+        log.info("stopping: no new connections; calls in flight have %g s to finish", SHUTDOWN_GRACE)
+    finally:
+        if server is not None:
+            server.close()
+        if front is not None:
+            await front.drain(SHUTDOWN_GRACE)
+        if runner is not None:
+            await runner.cleanup()
+        if temporary:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _admin_socket_dir(settings: Settings) -> tuple[str, bool]:
+    """A 0700 folder for the admin app's socket: in the state dir (a kill -9 leaves
+    nothing behind elsewhere), or a temporary one when that path is too long for a
+    unix socket. The second value says whether to remove the folder at exit."""
+    run_dir = settings.state_dir.resolve() / "run"
+    if len(str(run_dir / "admin.sock")) < 100:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.chmod(0o700)
+        return str(run_dir), False
+    return tempfile.mkdtemp(prefix="faasd-"), True
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    """On uvloop when it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -22,7 +105,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    log = logging.getLogger("faasd")
     log.info(
         "faasd %s: http://%s:%d, state dir %s",
         __version__,
@@ -30,15 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.port,
         settings.state_dir.resolve(),
     )
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=SHUTDOWN_GRACE,
-        handle_signals=True,
-    )
+    run(serve(settings))
 
 
 if __name__ == "__main__":

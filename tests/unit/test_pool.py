@@ -352,3 +352,16 @@ async def test_a_pool_shrunk_while_containers_start_keeps_none_of_them(backend: 
     await quiesce(manager)
     assert manager.ready_count("nodejs") == 0
     assert backend.running == {}
+
+
+async def test_lease_now_takes_a_free_slot_without_waiting(pool: PoolManager) -> None:
+    one = fn(concurrency=1, max_instances=1)
+    assert pool.lease_now(one) is None  # no instance yet: the caller must use lease()
+    first = await pool.lease(one)
+    assert pool.lease_now(one) is None  # the only slot is taken
+    first.release()
+    again = pool.lease_now(one)
+    assert again is not None and again.instance is first.instance
+    assert again.instance.inflight == 1
+    again.release()
+    assert pool.lease_now(fn(concurrency=1, max_instances=1, revision=2)) is None  # a newer revision

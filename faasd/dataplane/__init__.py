@@ -1,0 +1,48 @@
+"""faasd's data plane: the public HTTP listener, asyncio.Protocol on both sides.
+
+No aiohttp on the call path: bytes are parsed by httptools (llhttp), headers
+are rebuilt once per hop, bodies stream through with backpressure, and a warm
+call creates no task and no object heavier than an
+:class:`~faasd.dataplane.exchange.Exchange` (the pool's ``lease_now`` answers
+without awaiting; only a cold or queued call waits in a task). ::
+
+    client ──TCP──▶ ClientConnection                  server.py
+                      │ httptools parses; a bad or ambiguous message
+                      │ (CL+TE, two CLs, bad chunk) -> 400 and close;
+                      │ head > 64 KiB -> 431; head timeout, keep-alive timeout
+                      │ pipelined requests queue; only the oldest may answer
+                      ▼
+                    Exchange.start                    exchange.py
+                      ├─ /v1, /v1/..., /healthz, /metrics
+                      │     └─▶ UpstreamPool["unix:<tmp>/admin.sock"] ─▶ aiohttp admin app
+                      │         (no timeout, no body limit: client_max_size is aiohttp's)
+                      └─ anything else
+                            Gateway.resolve(method, path) -> function, params
+                            body over --max-body-bytes -> 413
+                            pool.lease_now(function), else pool.lease in a task
+                              (may await a specialization, or answer 429/503)
+                            function timeout starts  ──────────────▶ 504, lease discarded
+                            UpstreamPool[lease.url]            upstream.py
+                              idle keep-alive connection, or a new one;
+                              a reused one that fails before any answer
+                              byte -> the request is sent once more, fresh
+                      │ head rebuilt (http.py): hop-by-hop and X-Faasd-* out,
+                      │ X-Forwarded-For/-Proto/-Host and X-Faasd-Params in;
+                      │ body relayed (Content-Length as is, chunked re-chunked)
+                      ▼
+                    UpstreamConnection ──TCP──▶ runtime container :8888
+                      │ httptools parses the answer; 1xx dropped
+                      ▼
+    client ◀─────── head rebuilt, body relayed; connection back to the pool,
+                    lease released (discarded on 502/504); next pipelined request
+
+Backpressure: the client's reading pauses while the upstream's write buffer
+is full; the upstream's reading pauses while the client's is. faasd/__main__.py
+starts the listener, the admin app on its unix socket, and stops them in order.
+"""
+
+from faasd.dataplane.exchange import FunctionRouter
+from faasd.dataplane.server import Front, FrontConfig
+from faasd.dataplane.upstream import UpstreamPool
+
+__all__ = ["Front", "FrontConfig", "FunctionRouter", "UpstreamPool"]

@@ -1,0 +1,558 @@
+"""One request and its response: routed, forwarded upstream and relayed back.
+
+An :class:`Exchange` is made when a request head is parsed and started when it
+is the oldest unanswered request of its connection (pipelining keeps order).
+Then, for a function: route -> function -> lease -> upstream connection ->
+head + body up -> head + body down -> lease released. For the admin API the
+same without the lease, the body limit and the timeout. Every way out goes
+through :meth:`Exchange._finish`, which releases the lease exactly once.
+
+The two ends finish independently: ``request_done`` when the client's body is
+all read, ``response_done`` when the answer is all written. The connection
+moves on to the next request only when both are true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from faasd.dataplane import http
+from faasd.dataplane.http import Headers
+from faasd.errors import FaasdError, FunctionTimeout, MethodNotAllowed, PayloadTooLarge, UpstreamError
+from faasd.routing import Match
+
+if TYPE_CHECKING:
+    from faasd.dataplane.server import ClientConnection
+    from faasd.dataplane.upstream import UpstreamConnection
+
+log = logging.getLogger(__name__)
+
+# Request bytes held for one retry on a fresh connection (after that, no retry).
+REPLAY_LIMIT = 256 * 1024
+# Request body held while waiting for a lease or a connection before reading pauses.
+PENDING_LIMIT = 256 * 1024
+# Body bytes read and dropped after an early answer before the connection is closed instead.
+DISCARD_LIMIT = 1024 * 1024
+
+ADMIN_PREFIXES = (b"/v1/", b"/v1?")
+ADMIN_PATHS = frozenset({b"/v1", b"/healthz", b"/metrics"})
+
+# How the response body travels to the client.
+_NONE, _RAW, _CHUNKED = 0, 1, 2
+
+
+class Lease(Protocol):
+    @property
+    def url(self) -> str: ...
+    def release(self) -> None: ...
+    def discard(self) -> None: ...
+
+
+class FunctionInfo(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+
+
+class FunctionRouter(Protocol):
+    """What the data plane needs of the control plane (faasd.gateway.Gateway implements it)."""
+
+    def resolve(self, method: str, path: str) -> Match: ...
+    def function(self, name: str) -> FunctionInfo: ...
+    def lease_now(self, fn: Any) -> Lease | None:
+        """A lease at once when a warm instance is free (no task, no await), else None."""
+        ...
+
+    def lease(self, fn: Any) -> Coroutine[Any, Any, Lease]: ...
+    def upstream_failed(self, lease: Any, detail: str) -> Coroutine[Any, Any, FaasdError]:
+        """Take the lease's instance out of service; the error to answer, saying why it failed."""
+        ...
+
+
+def is_admin(path: bytes) -> bool:
+    return path in ADMIN_PATHS or path.startswith(ADMIN_PREFIXES)
+
+
+class Exchange:
+    __slots__ = (
+        "_discarded",
+        "_head",
+        "_lease_task",
+        "_mode",
+        "_params",
+        "_replay",
+        "_replay_size",
+        "_retried",
+        "_timer",
+        "_up_keep",
+        "_up_out",
+        "_up_size",
+        "aborted",
+        "admin",
+        "body_size",
+        "chunked",
+        "client",
+        "close_connection",
+        "content_length",
+        "expect_continue",
+        "fn_name",
+        "headers",
+        "http11",
+        "keep_alive",
+        "key",
+        "lease",
+        "limit",
+        "method",
+        "path",
+        "request_done",
+        "response_done",
+        "response_started",
+        "target",
+        "timeout",
+        "up_paused",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        method: bytes,
+        target: bytes,
+        path: bytes,
+        headers: Headers,
+        *,
+        keep_alive: bool,
+        http11: bool,
+        content_length: int | None,
+        chunked: bool,
+        expect_continue: bool,
+    ) -> None:
+        self.client = client
+        self.method = method
+        self.target = target
+        self.path = path
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.http11 = http11
+        self.content_length = content_length
+        self.chunked = chunked
+        self.expect_continue = expect_continue
+        self.close_connection = False
+        self.request_done = False
+        self.response_started = False
+        self.response_done = False
+        self.aborted = False
+        self.body_size = 0
+        self.limit: int | None = None
+        self.timeout: float | None = None
+        self.fn_name = ""
+        self.key = ""
+        self.lease: Lease | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.up_paused = False
+        self._lease_task: asyncio.Task[Lease] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._up_out: list[bytes] = []  # bytes for upstream not yet written (all of them until attached)
+        self._up_size = 0
+        self._replay: list[bytes] | None = None
+        self._replay_size = 0
+        self._retried = False
+        self._head = b""
+        self._mode = _NONE
+        self._up_keep = False
+        self._discarded = 0
+        self._params = b"{}"
+        self.admin = is_admin(path)
+
+    # -- start: route, lease, connect ------------------------------------------
+
+    def start(self) -> None:
+        """This is now the oldest unanswered request on its connection."""
+        client = self.client
+        if self.admin:
+            self.key = client.front.admin_key
+            self._continue()
+            client.front.upstreams.acquire(self.key, self._on_upstream)
+            return
+        try:
+            router = client.front.router
+            match = router.resolve(self.method.decode("latin-1"), self.path.decode("utf-8", "surrogateescape"))
+            fn = router.function(match.function)
+        except FaasdError as err:
+            self.fail(err)
+            return
+        self.fn_name = fn.name
+        self.timeout = fn.timeout
+        limit = self.limit = client.front.config.max_body_bytes
+        if self.content_length is not None and self.content_length > limit:
+            self.close_connection = True  # the body is not read
+            self.fail(PayloadTooLarge(f"request body is {self.content_length} bytes; the limit is {limit}"))
+            return
+        if self.body_size > limit:
+            self._too_large()
+            return
+        self._params = http.params_header(match.params)
+        self._continue()
+        try:
+            lease = router.lease_now(fn)
+        except FaasdError as err:
+            self.fail(err)
+            return
+        if lease is not None:
+            self._leased(lease)
+            return
+        task = self._lease_task = self.client.loop.create_task(router.lease(fn))
+        task.add_done_callback(self._on_lease)
+
+    def _continue(self) -> None:
+        if self.expect_continue and not self.request_done:
+            self.client.send(http.CONTINUE)
+
+    def _on_lease(self, task: asyncio.Task[Lease]) -> None:
+        self._lease_task = None
+        if task.cancelled():
+            if not self.response_done:
+                self.fail(UpstreamError("the call was cancelled"))
+            return
+        exc = task.exception()
+        if exc is not None:
+            if not self.response_done:
+                if not isinstance(exc, FaasdError):
+                    log.error("lease of %s failed", self.fn_name, exc_info=exc)
+                self.fail(exc)
+            return
+        lease = task.result()
+        if self.response_done:  # answered already (client gone, body too large)
+            lease.release()
+            return
+        self._leased(lease)
+
+    def _leased(self, lease: Lease) -> None:
+        self.lease = lease
+        self.key = lease.url
+        assert self.timeout is not None
+        self._timer = self.client.loop.call_later(self.timeout, self._on_timeout)
+        self.client.front.upstreams.acquire(self.key, self._on_upstream)
+
+    def _on_upstream(self, conn: UpstreamConnection | None, exc: BaseException | None) -> None:
+        if conn is None:
+            if not self.response_done:
+                self._upstream_failed(f"could not connect: {exc}")
+            return
+        if self.response_done:
+            self.client.front.upstreams.release(conn)  # nothing was written to it
+            return
+        self.upstream = conn
+        conn.attach(self)
+        if not self._head:
+            self._head = self._build_head()
+            self._up_out.insert(0, self._head)
+        self._replay = [] if conn.reused else None
+        self._replay_size = 0
+        client = self.client
+        if client.write_paused:
+            conn.pause_reading()
+        if not client.corked:
+            self.flush_up()
+        client.update_reading()
+
+    def _build_head(self) -> bytes:
+        if self.content_length is not None:
+            framing = b"Content-Length: %d\r\n" % self.content_length
+        elif self.chunked:
+            framing = b"Transfer-Encoding: chunked\r\n"
+        else:
+            framing = b""
+        admin = self.admin
+        return http.request_head(
+            self.method,
+            self.target,
+            self.headers,
+            host=None if admin else self.key.partition("://")[2].encode(),
+            peer=self.client.peer,
+            append_forwarded_for=not admin,
+            params=None if admin else self._params,
+            framing=framing,
+        )
+
+    # -- request body, from the client's parser --------------------------------
+
+    def request_body(self, data: bytes) -> None:
+        self.body_size += len(data)
+        if self.response_done:
+            self._discarded += len(data)
+            if self._discarded > DISCARD_LIMIT:
+                self.client.linger()
+            return
+        if self.limit is not None and self.body_size > self.limit:
+            self._too_large()
+            return
+        if self.chunked:
+            self._up_out += http.chunk(data)
+        else:
+            self._up_out.append(data)
+        self._up_size += len(data)
+        if self.upstream is not None and not self.client.corked:
+            self.flush_up()
+
+    def request_end(self) -> None:
+        self.request_done = True
+        if self.response_done:
+            return
+        if self.chunked:
+            self._up_out.append(http.CHUNKED_END)
+            if self.upstream is not None and not self.client.corked:
+                self.flush_up()
+
+    def flush_up(self) -> None:
+        out = self._up_out
+        if not out or self.upstream is None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._up_size = 0
+        self.upstream.write(data)
+        replay = self._replay
+        if replay is not None:
+            replay.append(data)
+            self._replay_size += len(data)
+            if self._replay_size > REPLAY_LIMIT:
+                self._replay = None
+
+    def buffered_bytes(self) -> int:
+        total = self._up_size
+        conn = self.upstream
+        if conn is not None and conn.transport is not None and not conn.closed:
+            total += conn.transport.get_write_buffer_size()
+        return total
+
+    def blocks_reading(self) -> bool:
+        """Whether the client's reading should pause for this exchange's sake."""
+        if self.response_done:
+            return False
+        return self.up_paused or (self.upstream is None and self._up_size > PENDING_LIMIT)
+
+    def _too_large(self) -> None:
+        self.close_connection = True
+        self.fail(PayloadTooLarge(f"request body is over the limit of {self.limit} bytes"))
+
+    # -- response, from the upstream connection (ResponseSink) -----------------
+
+    def cork(self) -> None:
+        self.client.corked = True
+
+    def uncork(self) -> None:
+        self.client.corked = False
+        self.client.flush()
+
+    def response_head(self, status: int, reason: bytes, headers: Headers, keep_alive: bool) -> None:
+        if self.response_done:
+            return
+        if status == 101:
+            self._upstream_failed("it answered 101 Switching Protocols to a request without Upgrade")
+            return
+        self._replay = None
+        self._up_keep = keep_alive
+        head_request = self.method == b"HEAD"
+        keep = self.keep_alive and not self.close_connection and not self.client.front.draining
+        length = None
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == b"content-length":
+                length = value
+        if head_request or status in (204, 304):
+            self._mode = _NONE
+            framing = b"Content-Length: " + length + b"\r\n" if length is not None and status != 204 else b""
+        elif length is not None:
+            self._mode = _RAW
+            framing = b"Content-Length: " + length + b"\r\n"
+        elif self.http11:
+            self._mode = _CHUNKED
+            framing = b"Transfer-Encoding: chunked\r\n"
+        else:
+            self._mode = _RAW  # HTTP/1.0: the end of the body is the end of the connection
+            framing = b""
+            keep = False
+        if not keep:
+            self.keep_alive = False
+            framing += b"Connection: close\r\n"
+        elif not self.http11:
+            framing += b"Connection: keep-alive\r\n"
+        self.response_started = True
+        self.client.send(http.response_head(status, reason, headers, framing))
+        if head_request:
+            # httptools cannot be told that a HEAD answer has no body: end it here
+            # and do not reuse the connection (its parser expects a body).
+            self._up_keep = False
+            self.response_end()
+
+    def response_body(self, data: bytes) -> None:
+        if self.response_done:
+            return
+        if self._mode == _RAW:
+            self.client.send(data)
+        elif self._mode == _CHUNKED and data:
+            self.client.send_many(http.chunk(data))
+
+    def response_end(self) -> None:
+        if self.response_done:
+            return
+        if self._mode == _CHUNKED:
+            self.client.send(http.CHUNKED_END)
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            if self._up_keep and self.request_done and not self._up_out:
+                self.client.front.upstreams.release(conn)
+            else:
+                conn.close()
+        self._finish()
+
+    def end_stream(self) -> None:
+        """faasd is stopping: end an open-ended admin answer (a log follow) cleanly, now."""
+        if self.admin and self._mode == _CHUNKED and self.response_started and not self.response_done:
+            self._up_keep = False
+            self.keep_alive = False
+            self.response_end()
+
+    def upstream_lost(self, exc: BaseException | None) -> None:
+        if self.response_done:
+            return
+        conn = self.upstream
+        self.upstream = None
+        if (
+            conn is not None
+            and conn.reused
+            and not conn.received
+            and not self.response_started
+            and self._replay is not None
+            and not self._retried
+        ):
+            # The container closed an idle keep-alive connection just as the
+            # request went out: nothing reached it, so send it again once.
+            self._retried = True
+            self._up_out[:0] = self._replay
+            self._up_size = sum(map(len, self._up_out))
+            self._replay = None
+            self.up_paused = False
+            self.client.front.upstreams.connect(self.key, self._on_upstream)
+            return
+        self._upstream_failed(str(exc) if exc else "closed before the answer was complete")
+
+    def upstream_write_paused(self, paused: bool) -> None:
+        self.up_paused = paused
+        self.client.update_reading()
+
+    # -- endings -----------------------------------------------------------------
+
+    def _upstream_failed(self, why: str) -> None:
+        if self.admin:
+            self.fail(UpstreamError(f"the admin API did not answer: {why}"))
+            return
+        log.warning("function %s failed: %s", self.fn_name, why)
+        lease = self.lease
+        if lease is None or self.response_started:
+            message = f"function '{self.fn_name}' failed: its container closed the connection ({why})"
+            self.fail(UpstreamError(message), discard=True)
+            return
+        # Ask the pool why the instance died (out of memory, crashed); it discards it.
+        conn, self.upstream = self.upstream, None
+        if conn is not None:
+            conn.close()
+        task = self.client.loop.create_task(self.client.front.router.upstream_failed(lease, why))
+        task.add_done_callback(self._on_failure_explained)
+
+    def _on_failure_explained(self, task: asyncio.Task[FaasdError]) -> None:
+        if self.response_done:
+            return
+        if task.cancelled() or task.exception() is not None:
+            if not task.cancelled():
+                log.error("could not explain the failure of %s", self.fn_name, exc_info=task.exception())
+            self.fail(
+                UpstreamError(f"function '{self.fn_name}' failed: its container closed the connection"), discard=True
+            )
+            return
+        self.fail(task.result())
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self.response_done:
+            return
+        log.warning(
+            "function %s timed out after %g s%s",
+            self.fn_name,
+            self.timeout,
+            " while streaming its answer" if self.response_started else "",
+        )
+        self.fail(
+            FunctionTimeout(f"function '{self.fn_name}' did not answer within its timeout of {self.timeout:g} s"),
+            discard=True,
+        )
+
+    def fail(self, err: BaseException, *, discard: bool = False) -> None:
+        """Answer with ``err`` (or cut the connection if the answer has begun)."""
+        if self.response_done:
+            return
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            conn.close()  # half used: never back to the pool
+        if discard and self.lease is not None:
+            self.lease.discard()
+        if self.response_started:
+            self.aborted = True  # the connection goes: nothing follows on it
+            self._finish()
+            self.client.abort()
+            return
+        if not isinstance(err, FaasdError):
+            err = FaasdError("internal error; see faasd's log")
+        headers = dict(getattr(err, "headers", None) or {})
+        if isinstance(err, MethodNotAllowed):
+            headers["Allow"] = ", ".join(err.allowed)
+        if (
+            not self.request_done
+            and self.content_length is not None
+            and self.content_length - self.body_size > DISCARD_LIMIT
+        ):
+            self.close_connection = True  # too much body to read and drop
+        close = self.close_connection or not self.keep_alive or self.client.front.draining
+        self.keep_alive = not close
+        self.response_started = True
+        self.client.send(
+            http.error_response(
+                err.status,
+                err.code,
+                err.message,
+                headers=headers,
+                close=close,
+                head_only=self.method == b"HEAD",
+            )
+        )
+        self._finish()
+
+    def _finish(self) -> None:
+        self.response_done = True
+        self._up_out.clear()
+        self._replay = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
+        if not self.aborted:
+            self.client.response_finished(self)
+
+    def abort(self) -> None:
+        """The client is gone: drop the upstream connection, release the lease."""
+        if self.response_done:
+            return
+        self.aborted = True
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            conn.close()
+        self._finish()

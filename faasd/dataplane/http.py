@@ -1,0 +1,144 @@
+"""HTTP/1.1 message heads as bytes: what is forwarded, what is dropped, and faasd's own answers.
+
+Parsing is httptools' (llhttp, strict); this module only builds. Hop-by-hop
+headers (RFC 9110 7.6.1) never cross faasd in either direction, nor do the
+headers a ``Connection`` header names; framing (``Content-Length`` /
+``Transfer-Encoding``) is always re-done by the caller. ``X-Faasd-*`` is
+faasd's own namespace: dropped from what clients send, never shown to them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+
+Headers = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Also dropped: re-done by faasd (framing, Expect), or faasd's own namespace.
+_REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect", b"x-forwarded-for"}
+_REQUEST_DROP_HOST = _REQUEST_DROP | {b"host"}
+_RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
+INTERNAL_PREFIX = b"x-faasd-"
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CHUNKED_END = b"0\r\n\r\n"
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+def reason(status: int) -> bytes:
+    return _REASONS.get(status, b"Unknown")
+
+
+def connection_tokens(headers: Headers) -> set[bytes]:
+    """Header names listed in ``Connection`` (lower case): hop-by-hop as well."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def _forwardable(headers: Headers, drop: frozenset[bytes] | set[bytes]) -> Iterable[tuple[bytes, bytes]]:
+    extra = connection_tokens(headers) if any(n.lower() == b"connection" for n, _ in headers) else ()
+    for name, value in headers:
+        lower = name.lower()
+        if lower in drop or lower in extra or lower.startswith(INTERNAL_PREFIX) or lower.startswith(b"proxy-"):
+            continue
+        yield name, value
+
+
+def request_head(
+    method: bytes,
+    target: bytes,
+    headers: Headers,
+    *,
+    host: bytes | None,
+    peer: bytes,
+    append_forwarded_for: bool,
+    params: bytes | None,
+    framing: bytes,
+) -> bytes:
+    """The head sent upstream: the client's headers less hop-by-hop ones, plus faasd's.
+
+    ``host`` replaces the client's Host (None keeps it). ``framing`` is the
+    ``Content-Length``/``Transfer-Encoding`` line(s) for the body, or empty.
+    ``params``, when given, becomes ``X-Faasd-Params`` (JSON).
+    """
+    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    client_host = b""
+    forwarded_for: list[bytes] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"host":
+            client_host = value
+        elif lower == b"x-forwarded-for" and append_forwarded_for:
+            forwarded_for.append(value)
+    if host is not None:
+        lines += [b"Host: ", host, b"\r\n"]
+    for name, value in _forwardable(headers, _REQUEST_DROP if host is None else _REQUEST_DROP_HOST):
+        lines += [name, b": ", value, b"\r\n"]
+    forwarded_for.append(peer)
+    lines += [b"X-Forwarded-For: ", b", ".join(forwarded_for), b"\r\nX-Forwarded-Proto: http\r\n"]
+    if client_host:
+        lines += [b"X-Forwarded-Host: ", client_host, b"\r\n"]
+    if params is not None:
+        lines += [b"X-Faasd-Params: ", params, b"\r\n"]
+    lines += [framing, b"\r\n"]
+    return b"".join(lines)
+
+
+def response_head(status: int, reason_phrase: bytes, headers: Headers, framing: bytes) -> bytes:
+    """The head sent to the client: the upstream's headers less hop-by-hop and X-Faasd-* ones."""
+    lines = [b"HTTP/1.1 %d " % status, reason_phrase or reason(status), b"\r\n"]
+    for name, value in _forwardable(headers, _RESPONSE_DROP):
+        lines += [name, b": ", value, b"\r\n"]
+    lines += [framing, b"\r\n"]
+    return b"".join(lines)
+
+
+def params_header(params: Mapping[str, str]) -> bytes:
+    return json.dumps(params, separators=(",", ":")).encode() if params else b"{}"
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    close: bool = False,
+    head_only: bool = False,
+) -> bytes:
+    """A complete JSON error response: ``{"error": {"code": ..., "message": ...}}``."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    lines = [
+        b"HTTP/1.1 %d " % status,
+        reason(status),
+        b"\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
+    ]
+    for name, value in (headers or {}).items():
+        lines += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
+    if close:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    if not head_only:
+        lines.append(body)
+    return b"".join(lines)
+
+
+def chunk(data: bytes) -> list[bytes]:
+    """``data`` as one chunk of the chunked transfer coding."""
+    return [b"%x\r\n" % len(data), data, b"\r\n"]
