@@ -1,9 +1,9 @@
-"""The aiohttp application: wiring, error middleware and start/stop order.
+"""The admin application (aiohttp): wiring, error middleware and start/stop order.
 
 Start: HTTP client session -> Docker backend -> SQLite store -> pool (removes
 containers an earlier faasd left) -> controller (loads the registry, fills the
-pools) -> reaper. Stop runs the other way round, after aiohttp has stopped
-accepting and let calls in flight finish.
+pools) -> reaper. Stop runs the other way round, after the data plane
+(faasd/dataplane) has stopped accepting and let calls in flight finish.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from aiohttp import web
 
 from faasd import __version__
 from faasd.api import AdminApi
+from faasd.auth import load_or_create_token, token_middleware
 from faasd.backend import ContainerBackend
 from faasd.codestore import CodeStore
 from faasd.controller import Controller
 from faasd.docker_backend import DockerBackend
 from faasd.errors import EngineUnavailable, FaasdError, NotFound
-from faasd.gateway import Gateway
 from faasd.logs import FunctionLogs
 from faasd.pool import PoolManager
 from faasd.reaper import run_reaper, tick_for
@@ -120,13 +120,18 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
 
 
 async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if settings.token:
+        token = settings.token
+    else:
+        token = load_or_create_token(settings.state_dir)
+        log.info("admin API token: %s (send it as 'Authorization: Bearer <token>')", settings.state_dir / "token")
     services = await start_services(settings, backend)
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[error_middleware, token_middleware(token)],
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
     api = AdminApi(services.controller, services.pool, services.logs)
-    gateway = Gateway(services.controller, services.pool, services.session, settings.max_body_bytes)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -159,7 +164,8 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     api.add_routes(app)
     app.router.add_route("*", "/v1/{tail:.*}", unknown_admin_path)
     app.router.add_route("*", "/v1", unknown_admin_path)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    # Function calls never reach this app: faasd/dataplane serves them and
+    # forwards only /v1, /healthz and /metrics here, over a private unix socket.
 
     async def close(_app: web.Application) -> None:
         await services.close()

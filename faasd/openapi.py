@@ -259,7 +259,7 @@ def document() -> dict[str, Any]:
                     "operationId": "getFunctionLogs",
                     "parameters": [
                         {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                        {"name": "follow", "in": "query", "schema": {"type": "string", "enum": ["false"]}},
+                        {"name": "follow", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
                     ],
                     "responses": {
                         "200": {"description": "log", "content": {"text/plain": {"schema": {"type": "string"}}}},

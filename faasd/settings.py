@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faasd import __version__
+from faasd.validation import NAME_RE
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("nodejs_image", "faasd/runtime-nodejs:latest", "image of the stock nodejs environment"),
     Option("python_image", "faasd/runtime-python:latest", "image of the stock python environment"),
     Option("max_body_bytes", str(6 * 1024 * 1024), "largest request body a function accepts", int),
+    Option("head_timeout", "10", "seconds a client may take to send a request's head", float),
+    Option("keepalive_timeout", "75", "seconds an idle client connection is kept open", float),
     Option("max_code_bytes", str(10 * 1024 * 1024), "largest function source accepted", int),
     Option("container_memory_mb", "256", "memory limit of each runtime container", int),
     Option("start_concurrency", "4", "container starts in flight at once (engine protection)", int),
     Option("log_level", "info", "debug, info, warning or error"),
+    Option("owner_label", "", "faasd.owner label of this faasd's containers (default: a hash of the state dir)"),
+    Option("token", "", "admin API token (default: made once and kept in <state dir>/token)"),
 )
 
 
@@ -52,10 +57,14 @@ class Settings:
     nodejs_image: str = "faasd/runtime-nodejs:latest"
     python_image: str = "faasd/runtime-python:latest"
     max_body_bytes: int = 6 * 1024 * 1024
+    head_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
     max_code_bytes: int = 10 * 1024 * 1024
     container_memory_mb: int = 256
     start_concurrency: int = 4
     log_level: str = "info"
+    owner_label: str = ""
+    token: str = ""
 
     @property
     def database_path(self) -> Path:
@@ -72,6 +81,8 @@ class Settings:
         Two faasd processes with different state dirs on one engine never remove
         each other's containers.
         """
+        if self.owner_label:
+            return self.owner_label
         return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
 
     @property
@@ -118,6 +129,10 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.idle_timeout <= 0:
         parser.error("--idle-timeout must be positive")
+    if settings.head_timeout <= 0 or settings.keepalive_timeout <= 0:
+        parser.error("--head-timeout and --keepalive-timeout must be positive")
+    if settings.owner_label and not NAME_RE.match(settings.owner_label):
+        parser.error("--owner-label must be lower-case letters, digits and hyphens")
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return settings

@@ -125,8 +125,12 @@ class FaasdProcess:
     def cleanup(self) -> None:
         """Whatever happened, leave no process and no container behind."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.proc.terminate()  # faasd removes its own containers on SIGTERM
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         for container in self.containers():
             with contextlib.suppress(docker.errors.NotFound):
                 self.engine.api.remove_container(container.id, force=True)
@@ -144,8 +148,15 @@ class FaasdProcess:
 
     # -- API ----------------------------------------------------------------
 
+    @property
+    def token(self) -> str:
+        """The admin API token faasd keeps in its state dir."""
+        path = self.state_dir / "token"
+        return path.read_text().strip() if path.exists() else ""
+
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return requests.request(method, self.url + path, timeout=60, **kwargs)
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, timeout=60, headers=headers, **kwargs)
 
     def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.api(method, path, **kwargs)
@@ -177,7 +188,7 @@ class FaasdProcess:
 
     def faas(self, *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the `faas` CLI against this daemon."""
-        env = {**os.environ, "FAAS_URL": self.url}
+        env = {**os.environ, "FAAS_URL": self.url, "FAAS_TOKEN": self.token}
         return subprocess.run(
             [sys.executable, "-m", "faas_cli", *args],
             capture_output=True,

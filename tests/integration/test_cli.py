@@ -350,6 +350,9 @@ class Follower:
             stderr=subprocess.PIPE,
             text=True,
             env={**faas_env(daemon.url), "FAAS_TOKEN": daemon.token},
+            # A shell running the suite in the background ignores SIGINT, and the
+            # child would inherit that: give it Ctrl-C back, as a terminal would.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []

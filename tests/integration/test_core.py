@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -190,20 +192,43 @@ def test_shutdown_leaves_no_container(start_faasd: Callable[..., FaasdProcess]) 
     assert daemon.containers() == []
 
 
-def test_restart_after_kill9_keeps_the_registry_and_removes_orphans(
+def test_kill9_under_load_then_restart_keeps_everything_and_removes_orphans(
     start_faasd: Callable[..., FaasdProcess], tmp_path: Path
 ) -> None:
     state = tmp_path / "kept"
     first = start_faasd(state_dir=state, default_poolsize=1)
-    first.create_function("survivor", "nodejs", HELLO_JS)
+    first.ok("POST", "/v1/environments", json={"name": "custom", "image": "faasd/runtime-python:latest", "poolsize": 0})
+    first.create_function("survivor", "nodejs", HELLO_JS, env={"A": "1"}, secrets={"KEY": "s3cret"}, timeout=7)
     first.create_route("GET", "/survivor", "survivor")
+    first.create_function("other", "custom", HELLO_PY)
+    first.create_route("GET", "/users/{id}", "other")
     assert requests.get(first.url + "/survivor", timeout=30).status_code == 200
-    wait_for(lambda: len(first.containers()) == 3, "the pool to refill (2 pools + 1 instance)")
-    first.kill9()
-    orphans = {c.id for c in first.containers()}
-    assert len(orphans) == 3  # a kill -9 leaves them behind
+    before = {path: first.ok("GET", path) for path in ("/v1/environments", "/v1/functions", "/v1/triggers/http")}
 
-    second = start_faasd(state_dir=state, default_poolsize=1)
-    assert not orphans & {c.id for c in second.containers()}
-    assert second.ok("GET", "/v1/functions/survivor")["environment"] == "nodejs"
+    # Load while the process is killed: calls fail, nothing else may be lost.
+    stop = threading.Event()
+    answered: list[int] = []
+
+    def load() -> None:
+        for _ in range(5000):  # bounded; ends when the daemon is gone
+            if stop.is_set():
+                return
+            with contextlib.suppress(requests.RequestException):
+                answered.append(requests.get(first.url + "/survivor", timeout=5).status_code)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as workers:
+        for _ in range(4):
+            workers.submit(load)
+        wait_for(lambda: len(answered) >= 50, "the load to run")
+        first.kill9()
+        stop.set()
+    orphans = {c.id for c in first.containers()}
+    assert len(orphans) >= 2  # a kill -9 leaves them behind
+
+    second = start_faasd(state_dir=state, default_poolsize=1, wait_pools=False)
+    wait_for(lambda: not orphans & {c.id for c in second.containers()}, "the orphans to be removed", timeout=10)
+    after = {path: second.ok("GET", path) for path in before}
+    assert after == before
     assert requests.get(second.url + "/survivor", timeout=30).text == "Hello, world!\n"
+    assert requests.get(second.url + "/users/7", timeout=30).text == "Hello"
+    assert not list((state / "code").glob(".tmp-*"))  # no half-written code blob

@@ -1,0 +1,59 @@
+"""schemathesis against a live faasd: no 5xx, no answer that breaks the published schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.integration.harness import FaasdProcess
+
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "response_headers_conformance",
+        "ignored_auth",
+    )
+)
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    start_faasd: Callable[..., FaasdProcess], tmp_path: Path
+) -> None:
+    # Pools of 0: the generated environments and functions need no containers.
+    daemon = start_faasd(default_poolsize=0)
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{daemon.url}/v1/openapi.json",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "10",
+            "--seed",
+            "20261127",
+            "--max-time",
+            "60",
+            # A followed log never ends by design; tests/integration/test_functions.py covers it.
+            "--exclude-operation-id",
+            "getFunctionLogs",
+            "--request-timeout",
+            "30",
+            "--header",
+            f"Authorization: Bearer {daemon.token}",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "Tested: 20" in run.stdout, run.stdout[-3000:]
+    assert "unexpected error" not in daemon.log()
