@@ -6,9 +6,11 @@ schemathesis against a live faasd to keep the two in step.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from faasd import __version__
+from faasd.entities import Function
 from faasd.validation import MAX_POOLSIZE, MAX_TIMEOUT, METHODS
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
@@ -48,26 +50,8 @@ def _schemas() -> dict[str, Any]:
         "idle_timeout": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 86400},
         "queue_timeout": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT},
     }
-    function_fields = [
-        "name",
-        "environment",
-        "filename",
-        "entrypoint",
-        "timeout",
-        "code_sha256",
-        "code_size",
-        "revision",
-        "env",
-        "secrets",
-        "memory_mb",
-        "concurrency",
-        "max_instances",
-        "min_instances",
-        "idle_timeout",
-        "queue_timeout",
-        "created_at",
-        "updated_at",
-    ]
+    # What GET returns: every field of the Function value (secrets as names only).
+    function_fields = [f.name for f in dataclasses.fields(Function)]
     return {
         "Error": _obj(
             {"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}, ["code", "message"])},
