@@ -26,26 +26,14 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IMAGE="${FAASD_IMAGE:-faasd/faasd:latest}"
-SUITE="${FAASD_BASE_SUITE:-bookworm}"
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=lib/images.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/images.sh"
 LOCAL_BASE="faasd/base-faasd:$SUITE"
 # The local base's packages (libstdc++6: greenlet, which SQLAlchemy's asyncio needs).
 BASE_PACKAGES="python3,python3-venv,libstdc++6,ca-certificates"
 CA_IN_CONTEXT="$ROOT/build/docker-ca.crt"
 export DOCKER_BUILDKIT=0
-
-T0=$EPOCHREALTIME
-now() { printf '%s' "$EPOCHREALTIME"; }
-# log START MESSAGE: one line with the step's duration and the total so far.
-log() {
-    local start=$1
-    shift
-    awk -v s="$start" -v t0="$T0" -v n="$(now)" -v m="$*" \
-        'BEGIN { printf "[%6.2fs] %-58s (%.2fs)\n", n - t0, m, n - s }'
-}
-die() {
-    echo "build-faasd-image: $*" >&2
-    exit 1
-}
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/faasd-image.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
@@ -78,9 +66,6 @@ inputs_hash() {
         } | LC_ALL=C sort -z | xargs -0 sha256sum
     ) | sha256sum | cut -d' ' -f1
 }
-image_label() { # IMAGE LABEL -> value, empty when the image or label is absent
-    docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
-}
 
 t=$(now)
 inputs=$(inputs_hash)
@@ -96,50 +81,6 @@ fi
 log "$t" "$IMAGE needs a build (${inputs:0:12})"
 
 # ---- 3. the base: the default one, else a local Debian base
-apt_sources() { # the files that describe this host's apt sources
-    if [[ -n "${FAASD_APT_SOURCES:-}" ]]; then
-        printf '%s\n' $FAASD_APT_SOURCES
-        return
-    fi
-    if [[ -s /etc/apt/sources.list ]] && grep -qE '^[[:space:]]*deb' /etc/apt/sources.list; then
-        echo /etc/apt/sources.list
-    fi
-    local f
-    for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [[ -s "$f" ]] && echo "$f"
-    done
-    return 0
-}
-
-make_local_base() { # a minimal Debian with Python and venv, imported as $LOCAL_BASE
-    local t
-    local -a sources
-    command -v mmdebstrap >/dev/null || die "cannot pull $default_base and mmdebstrap is not installed (apt-get install mmdebstrap)"
-    mapfile -t sources < <(apt_sources)
-    ((${#sources[@]})) || die "no apt sources found on this host for mmdebstrap"
-    t=$(now)
-    if ! mmdebstrap --quiet --variant=essential --include="$BASE_PACKAGES" \
-        --dpkgopt='path-exclude=/usr/share/doc/*' \
-        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/info/*' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --dpkgopt='path-exclude=/usr/share/lintian/*' \
-        "$SUITE" "$WORK/base.tar" "${sources[@]}" >"$WORK/mmdebstrap.log" 2>&1; then
-        cat "$WORK/mmdebstrap.log" >&2
-        die "mmdebstrap failed for $LOCAL_BASE"
-    fi
-    log "$t" "mmdebstrap $SUITE + $BASE_PACKAGES"
-    t=$(now)
-    docker import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' \
-        --change "LABEL faasd.base=$SUITE:$BASE_PACKAGES" \
-        "$WORK/base.tar" "$LOCAL_BASE" >/dev/null
-    rm -f "$WORK/base.tar"
-    log "$t" "docker import $LOCAL_BASE"
-}
-
 t=$(now)
 if docker image inspect "$default_base" >/dev/null 2>&1; then
     base=$default_base
@@ -153,20 +94,12 @@ else
     if [[ "$(image_label "$LOCAL_BASE" faasd.base)" == "$SUITE:$BASE_PACKAGES" ]]; then
         log "$t" "base $LOCAL_BASE is present"
     else
-        make_local_base
+        command -v mmdebstrap >/dev/null || die "cannot pull $default_base and mmdebstrap is not installed (apt-get install mmdebstrap)"
+        make_debian_base "$BASE_PACKAGES" "$LOCAL_BASE"
     fi
 fi
 
 # ---- 4. the image
-t=$(now)
-if ! docker build --build-arg "BASE_IMAGE=$base" \
-    --label "faasd.image.hash=$inputs" \
-    --label "faasd.image.base=$base" \
-    -t "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1; then
-    cat "$WORK/build.log" >&2
-    die "docker build of $IMAGE failed"
-fi
-size=$(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')
-log "$t" "built $IMAGE on $base ($size)"
+build_image "$IMAGE" "$ROOT" "$base" faasd.image "$inputs"
 docker image prune -f --filter label=faasd.image.hash >/dev/null 2>&1 || true
 log "$T0" "done"
