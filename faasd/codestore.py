@@ -47,3 +47,12 @@ class CodeStore:
 
     def discard(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def collect(self, keep: set[str]) -> int:
+        """Remove blobs no function uses and temporary files a crash left; return how many."""
+        removed = 0
+        for path in self._root.iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

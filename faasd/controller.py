@@ -78,6 +78,7 @@ class Controller:
                     await self.create_environment({"name": name, "image": image})
                     log.info("registered stock environment %s (%s)", name, image)
             await asyncio.to_thread(marker.write_text, "stock environments registered\n")
+        await asyncio.to_thread(self._codes.collect, {f.code_sha256 for f in self.catalog.functions.values()})
         for env in self.catalog.environments.values():
             self._pool.set_environment(env)
         for fn in self.catalog.functions.values():
@@ -245,8 +246,6 @@ class Controller:
             if routes and not force:
                 listed = ", ".join(f"{t.method} {t.url}" for t in routes)
                 raise Conflict(f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true")
-            for trigger in routes:
-                await self._store.delete_trigger(trigger.name)
             await self._store.delete_function(name)
             self.catalog = self.catalog.replace(
                 functions=[f for f in self.catalog.functions.values() if f.name != name],

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 import aiohttp
 import docker
 import docker.errors
-from docker.models.containers import Container as DockerContainer
 
 from faasd.backend import Container, LogLine, Specialization, SpecializeResult
 from faasd.entities import Environment
@@ -42,6 +41,7 @@ SPECIALIZE_TIMEOUT = 30.0
 RENAME_DELAY = 0.5
 HEALTH_TIMEOUT = 1.0
 READY_POLL = 0.005
+MAX_LOG_LINE = 16 * 1024
 
 T = TypeVar("T")
 
@@ -121,19 +121,29 @@ class DockerBackend:
 
     async def start(self, env: Environment, function: str = "") -> Container:
         began = time.monotonic()
-        docker_container = await self._run(self._create_and_start, env, function)
-        container = Container(id=docker_container.id or "", environment=env.name, url="")
-        address = await self._run(self._address, docker_container)
-        container = Container(id=container.id, environment=env.name, url=f"http://{address}:{RUNTIME_PORT}")
+        create = asyncio.ensure_future(self._run(self._create, env, function))
         try:
+            container_id = await asyncio.shield(create)
+        except asyncio.CancelledError:
+            # The engine call goes on in its thread: remove what it creates.
+            create.add_done_callback(self._remove_created)
+            raise
+        try:
+            address = await self._run(self._start_and_address, container_id)
+            container = Container(id=container_id, environment=env.name, url=f"http://{address}:{RUNTIME_PORT}")
             await self._wait_ready(container)
         except BaseException:
-            await asyncio.shield(self.stop(container))
+            # Whatever failed (engine error, timeout, cancellation), leave no container behind.
+            await asyncio.shield(self._run(self._remove, container_id))
             raise
-        log.debug("started %s for %s in %.0f ms", container.id[:12], env.name, (time.monotonic() - began) * 1000)
+        log.debug("started %s for %s in %.0f ms", container_id[:12], env.name, (time.monotonic() - began) * 1000)
         return container
 
-    def _create_and_start(self, env: Environment, function: str) -> DockerContainer:
+    def _remove_created(self, create: asyncio.Future[str]) -> None:
+        if not create.cancelled() and create.exception() is None:
+            asyncio.get_running_loop().create_task(self._run(self._remove, create.result()))
+
+    def _create(self, env: Environment, function: str) -> str:
         settings = self._settings
         name = f"faasd-{self._owner}-{env.name}-{next(self._serial)}-{int(time.time() * 1000) % 100000}"
         # create + start rather than run(): run() would try to pull a missing image.
@@ -158,21 +168,16 @@ class DockerBackend:
             tmpfs={"/tmp": "rw,size=64m,mode=1777"},
             user="1000:1000",
         )
-        try:
-            container.start()
-        except docker.errors.APIError:
-            container.remove(force=True)
-            raise
-        return container
+        return str(container.id)
 
-    def _address(self, container: DockerContainer) -> str:
-        container.reload()  # run() returns attributes from before the start
-        networks = container.attrs["NetworkSettings"]["Networks"]
+    def _start_and_address(self, container_id: str) -> str:
+        api = self._docker().api
+        api.start(container_id)
+        # The address exists only once the container runs.
+        networks = api.inspect_container(container_id)["NetworkSettings"]["Networks"]
         address = str(networks.get(self._settings.network, {}).get("IPAddress", ""))
         if not address:
-            raise EngineUnavailable(
-                f"container {container.short_id} has no address on network {self._settings.network}"
-            )
+            raise EngineUnavailable(f"container {container_id[:12]} has no address on network {self._settings.network}")
         return address
 
     async def _wait_ready(self, container: Container) -> None:
@@ -288,14 +293,22 @@ class DockerBackend:
                     try:
                         header = await response.content.readexactly(8)
                     except asyncio.IncompleteReadError:
-                        return
+                        break
                     kind, size = header[0], struct.unpack(">I", header[4:])[0]
                     payload = partial.get(kind, b"") + await response.content.readexactly(size)
-                    *lines, partial[kind] = payload.split(b"\n")
+                    *lines, rest = payload.split(b"\n")
+                    if len(rest) > MAX_LOG_LINE:
+                        # Printed without a newline: keep memory bounded, cut it into records.
+                        lines.append(rest)
+                        rest = b""
+                    partial[kind] = rest
                     for raw in lines:
                         yield _log_line(raw, "stderr" if kind == 2 else "stdout")
         except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError) as exc:
             log.debug("log stream of %s ended: %r", container.id[:12], exc)
+        for kind, rest in partial.items():
+            if rest:  # the last line, printed without a newline
+                yield _log_line(rest, "stderr" if kind == 2 else "stdout")
 
     async def exit_reason(self, container: Container) -> str | None:
         def inspect() -> dict[str, Any] | None:

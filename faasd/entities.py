@@ -71,6 +71,11 @@ class Function:
     idle_timeout: int | None = None  # None: the daemon's --idle-timeout
     queue_timeout: int = DEFAULT_QUEUE_TIMEOUT
 
+    @property
+    def version(self) -> tuple[float, int]:
+        """Orders every version of a name, across a delete and a re-create too."""
+        return (self.created_at.timestamp(), self.revision)
+
     def runtime_env(self) -> dict[str, str]:
         """What the function's process sees: its variables, then its secrets."""
         return {**self.env, **self.secrets}

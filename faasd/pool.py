@@ -51,10 +51,11 @@ class Instance:
 
     container: Container
     function: str
-    revision: int
+    version: tuple[float, int]  # Function.version
     last_used: float
     inflight: int = 0
-    retired: bool = False
+    retired: bool = False  # out of service: no new calls
+    stopped: bool = False  # its container is being removed
     load_error: str | None = None
     health_failures: int = 0
 
@@ -82,8 +83,9 @@ class Lease:
         return self.instance.container.url
 
     def discard(self) -> None:
-        """Take the instance out of service and destroy it now (timeout, dead container)."""
-        self._pool._discard(self.instance)
+        """Take the instance out of service (a timeout, a dead container); it is
+        destroyed when its last call ends, and replaced if calls need it."""
+        self._pool._retire(self.instance)
 
     def release(self) -> None:
         if not self._released:
@@ -145,21 +147,23 @@ class PoolManager:
         state = self._functions.pop(name, None)
         if state is None:
             return
-        for instance in list(state.instances):
-            self._retire(state, instance)
         self._fail_waiters(state, NotFound(f"function '{name}' was deleted"))
+        for instance in list(state.instances):
+            self._retire(instance)
 
     def forget_logs(self, name: str) -> None:
         if self._logs is not None:
             self._logs.remove(name)
 
     def _adopt(self, state: _FunctionState, fn: Function) -> None:
-        if fn.revision < state.fn.revision:
+        if fn.version < state.fn.version:
             return
         state.fn = fn
         for instance in list(state.instances):
-            if instance.revision != fn.revision:
-                self._retire(state, instance)
+            if instance.version != fn.version:
+                self._retire(instance)
+        # Calls waiting for the old version now need instances of the new one.
+        self._scale_up(state)
 
     async def lease(self, fn: Function) -> Lease:
         """A slot on an instance of ``fn``; makes or waits for one when all are busy."""
@@ -168,7 +172,7 @@ class PoolManager:
         state = self._functions.get(fn.name)
         if state is None:
             state = self._functions[fn.name] = _FunctionState(fn)
-        elif fn.revision > state.fn.revision:
+        elif fn.version > state.fn.version:
             self._adopt(state, fn)
         instance = self._free_instance(state)
         if instance is not None:
@@ -183,7 +187,7 @@ class PoolManager:
         if self._closing:
             raise ShuttingDown("faasd is shutting down")
         state = self._functions.get(fn.name)
-        if state is None or fn.revision > state.fn.revision:
+        if state is None or fn.version > state.fn.version:
             return None
         instance = self._free_instance(state)
         if instance is None:
@@ -203,7 +207,9 @@ class PoolManager:
         waiter: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
         self._scale_up(state)
-        at_max = state.starting == 0
+        # Served by an instance being made, or queued at max_instances?
+        waiting = sum(1 for w in state.waiters if not w.done())
+        at_max = waiting > state.starting * state.fn.concurrency
         wait = float(state.fn.queue_timeout) if at_max else START_WAIT
         try:
             async with asyncio.timeout(wait):
@@ -250,18 +256,19 @@ class PoolManager:
     async def _make_instance(self, state: _FunctionState, fn: Function) -> None:
         try:
             instance = await self._specialize(fn)
-        except FaasdError as exc:
+        except Exception as exc:
+            error = exc if isinstance(exc, FaasdError) else EngineUnavailable(f"could not make an instance: {exc!r}")
+            log.warning("could not make an instance of %s: %s", fn.name, error)
             state.starting -= 1
-            log.warning("could not make an instance of %s: %s", fn.name, exc)
             if not state.instances and state.starting == 0:
-                self._fail_waiters(state, exc)
+                self._fail_waiters(state, error)
             return
-        except asyncio.CancelledError:
+        except BaseException:
             state.starting -= 1
             raise
         state.starting -= 1
-        if self._closing or self._functions.get(fn.name) is not state or instance.revision != state.fn.revision:
-            instance.retired = True
+        if self._closing or self._functions.get(fn.name) is not state or instance.version != state.fn.version:
+            instance.retired = instance.stopped = True
             self._background.stop(instance.container)
             self._scale_up(state)
             return
@@ -281,16 +288,20 @@ class PoolManager:
         cid = instance.container.id
         async for line in self._backend.logs(instance.container):
             logs.append(instance.function, [format_record(line.timestamp, cid, line.stream, line.text)])
-        if not instance.retired:
+        if not instance.stopped:
             reason = await self._backend.exit_reason(instance.container)
             if reason:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
                 logs.append(instance.function, [format_record(stamp, cid, "faasd", f"instance stopped: {reason}")])
 
     async def upstream_failed(self, lease: Lease, detail: str) -> UpstreamError:
-        """The instance broke a call off: find out why, take it out of service, say so."""
+        """The instance broke a call off: out of service at once, then find out why.
+
+        Its container is removed when its last call is released, so the engine
+        can still be asked about it (out of memory? exit code?) meanwhile.
+        """
+        self._retire(lease.instance)
         reason = await self._backend.exit_reason(lease.instance.container)
-        lease.discard()
         name = lease.instance.function
         if reason is None:
             return UpstreamError(f"function '{name}' failed: its container closed the connection ({detail})")
@@ -318,7 +329,7 @@ class PoolManager:
                     log.warning("function %s failed to load: %s", fn.name, result.load_error)
                 else:
                     log.info("specialized %s in %.1f ms", fn.name, result.load_ms)
-                return Instance(container, fn.name, fn.revision, self._clock(), load_error=result.load_error)
+                return Instance(container, fn.name, fn.version, self._clock(), load_error=result.load_error)
             raise AssertionError("unreachable")
         finally:
             self._envs.refill(fn.environment)
@@ -345,30 +356,31 @@ class PoolManager:
         instance.inflight -= 1
         instance.last_used = self._clock()
         if instance.retired:
-            if instance.inflight == 0:
-                self._background.stop(instance.container)
-            return
+            self._stop_if_idle(instance)
         state = self._functions.get(instance.function)
         if state is not None:
             self._dispatch(state)
 
-    def _discard(self, instance: Instance) -> None:
+    def _retire(self, instance: Instance, now: bool = False) -> None:
+        """Out of service: no new calls. Its container goes when its last call ends (or ``now``).
+
+        Calls waiting for the function get another instance made if need be.
+        """
         state = self._functions.get(instance.function)
         if state is not None and instance in state.instances:
             state.instances.remove(instance)
-        if not instance.retired:
-            instance.retired = True
+        instance.retired = True
+        if now and not instance.stopped:
+            instance.stopped = True
             self._background.stop(instance.container)
-        if state is not None:
+        self._stop_if_idle(instance)
+        if state is not None and not self._closing:
             self._ensure_min(state)
             self._scale_up(state)
 
-    def _retire(self, state: _FunctionState, instance: Instance) -> None:
-        """Out of service now; destroyed when its last call ends."""
-        if instance in state.instances:
-            state.instances.remove(instance)
-        instance.retired = True
-        if instance.inflight == 0:
+    def _stop_if_idle(self, instance: Instance) -> None:
+        if instance.inflight == 0 and not instance.stopped:
+            instance.stopped = True
             self._background.stop(instance.container)
 
     # -- upkeep (the reaper calls these) -----------------------------------------
@@ -384,7 +396,7 @@ class PoolManager:
                 if idle:
                     oldest = min(idle, key=lambda i: i.last_used)
                     log.info("removing an idle instance of %s", name)
-                    self._retire(state, oldest)
+                    self._retire(oldest)
                     reaped += 1
             if not state.instances and not state.starting and not state.waiters and state.fn.min_instances == 0:
                 del self._functions[name]
@@ -392,6 +404,7 @@ class PoolManager:
 
     async def check_health(self) -> int:
         """Probe idle instances and pooled containers; replace those that fail; return how many."""
+        probed_at = self._clock()
         instances = [i for s in self._functions.values() for i in s.instances if i.inflight == 0]
         pooled = self._envs.ready()
         results = await asyncio.gather(
@@ -400,10 +413,12 @@ class PoolManager:
         )
         replaced = 0
         for instance, ok in zip(instances, results[: len(instances)], strict=True):
+            if instance.last_used > probed_at:
+                continue  # it served a call during the probe: a slow answer proves nothing
             instance.health_failures = 0 if ok else instance.health_failures + 1
             if instance.health_failures >= HEALTH_FAILURES and not instance.retired and instance.inflight == 0:
                 log.warning("an instance of %s stopped answering its health check; replacing it", instance.function)
-                self._discard(instance)
+                self._retire(instance)
                 replaced += 1
         for container, ok in zip(pooled, results[len(instances) :], strict=True):
             if not ok:
@@ -426,9 +441,8 @@ class PoolManager:
         self._envs.close()
         for state in self._functions.values():
             self._fail_waiters(state, ShuttingDown("faasd is shutting down"))
-            for instance in state.instances:
-                instance.retired = True
-                self._background.stop(instance.container)
+            for instance in list(state.instances):
+                self._retire(instance, now=True)
         self._functions.clear()
         await self._background.settle()
         for task in list(self._log_tasks):

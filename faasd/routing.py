@@ -58,7 +58,7 @@ class RouteTable:
         for method, url, function in routes:
             self.size += 1
             parts = split_path(url)
-            params = [PARAM_RE.match(p) for p in parts]
+            params = [PARAM_RE.fullmatch(p) for p in parts]
             if not any(params):
                 self._static.setdefault("/" + "/".join(parts), {})[method] = function
                 continue

@@ -131,7 +131,7 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--idle-timeout must be positive")
     if settings.head_timeout <= 0 or settings.keepalive_timeout <= 0:
         parser.error("--head-timeout and --keepalive-timeout must be positive")
-    if settings.owner_label and not NAME_RE.match(settings.owner_label):
+    if settings.owner_label and not NAME_RE.fullmatch(settings.owner_label):
         parser.error("--owner-label must be lower-case letters, digits and hyphens")
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")

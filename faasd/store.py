@@ -53,7 +53,8 @@ def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a committed change survives a power loss too, not only a crash.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
@@ -185,7 +186,10 @@ class Store:
         await self._update(FunctionRow, fn.name, _function_fields(fn))
 
     async def delete_function(self, name: str) -> None:
-        await self._delete(FunctionRow, name)
+        """The function and the routes to it, in one transaction."""
+        async with self._sessions.begin() as session:
+            await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
+            await session.execute(delete(FunctionRow).where(FunctionRow.name == name))
 
     # HTTP triggers
     async def add_trigger(self, trigger: HttpTrigger, url_key: str) -> None:

@@ -12,7 +12,8 @@ IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127
 FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 ENTRYPOINT_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]{0,254}$")
 PARAM_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,62})\}$")
-SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
+# No "%": a route's URL is matched decoded, so an encoded segment could shadow another route.
+SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
@@ -29,7 +30,7 @@ MAX_ENV_VALUE = 32 * 1024
 def name(value: Any, field: str = "name") -> str:
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{field} is required and must be a string")
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise BadRequest(
             f"{field} {value!r} is invalid: use lower-case letters, digits and hyphens, "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -40,7 +41,7 @@ def name(value: Any, field: str = "name") -> str:
 def image(value: Any) -> str:
     if value is None:
         raise BadRequest("image is required, e.g. faasd/runtime-nodejs:latest")
-    if not isinstance(value, str) or not IMAGE_RE.match(value) or len(value) > 255:
+    if not isinstance(value, str) or not IMAGE_RE.fullmatch(value) or len(value) > 255:
         raise BadRequest(f"image {value!r} is not a valid image reference (e.g. faasd/runtime-nodejs:latest)")
     return value
 
@@ -60,17 +61,19 @@ def variables(value: Any, field: str) -> dict[str, str]:
     if len(value) > MAX_ENV_ENTRIES:
         raise BadRequest(f"{field} has {len(value)} entries; at most {MAX_ENV_ENTRIES}")
     for key, item in value.items():
-        if not ENV_NAME_RE.match(key):
+        if not ENV_NAME_RE.fullmatch(key):
             raise BadRequest(f"{field} name {key!r} is invalid: letters, digits and _, not starting with a digit")
         if key == "PORT" or key.startswith("FAASD_"):
             raise BadRequest(f"{field} name {key!r} is reserved for the runtime")
-        if not isinstance(item, str) or len(item) > MAX_ENV_VALUE:
-            raise BadRequest(f"{field} value of {key!r} must be a string of at most {MAX_ENV_VALUE} characters")
+        if not isinstance(item, str) or len(item) > MAX_ENV_VALUE or "\x00" in item:
+            raise BadRequest(
+                f"{field} value of {key!r} must be a string of at most {MAX_ENV_VALUE} characters, without NUL"
+            )
     return dict(value)
 
 
 def filename(value: Any) -> str:
-    if not isinstance(value, str) or not FILENAME_RE.match(value) or ".." in value:
+    if not isinstance(value, str) or not FILENAME_RE.fullmatch(value) or ".." in value:
         raise BadRequest(f"filename {value!r} is invalid: a plain file name such as hello.js")
     return value
 
@@ -78,7 +81,7 @@ def filename(value: Any) -> str:
 def entrypoint(value: Any) -> str:
     if not isinstance(value, str):
         raise BadRequest("entrypoint must be a string")
-    if value and not ENTRYPOINT_RE.match(value):
+    if value and not ENTRYPOINT_RE.fullmatch(value):
         raise BadRequest(f"entrypoint {value!r} is invalid: a function name such as main")
     return value
 
@@ -103,19 +106,19 @@ def url_pattern(value: Any) -> str:
             raise BadRequest(f"url {value!r} is reserved: {prefix} belongs to faasd")
     seen: set[str] = set()
     for segment in normalized.strip("/").split("/") if normalized != "/" else []:
-        param = PARAM_RE.match(segment)
+        param = PARAM_RE.fullmatch(segment)
         if param:
             if param.group(1) in seen:
                 raise BadRequest(f"url {value!r} names the parameter {param.group(1)!r} twice")
             seen.add(param.group(1))
-        elif not segment or not SEGMENT_RE.match(segment):
+        elif not segment or not SEGMENT_RE.fullmatch(segment):
             raise BadRequest(f"url {value!r} has an invalid segment {segment!r}")
     return normalized
 
 
 def url_key(pattern: str) -> str:
     """The pattern with parameter names blanked, for duplicate detection."""
-    return "/".join("{}" if PARAM_RE.match(s) else s for s in pattern.split("/"))
+    return "/".join("{}" if PARAM_RE.fullmatch(s) else s for s in pattern.split("/"))
 
 
 def json_object(body: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class FakeBackend:
     leftovers: int = 0  # containers "left by an earlier faasd"
     printed: dict[str, list[str]] = field(default_factory=dict)  # container id -> lines
     exit_reasons: dict[str, str] = field(default_factory=dict)
+    stops: list[str] = field(default_factory=list)  # every stop call, in order
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self, env: Environment, function: str = "") -> Container:
@@ -65,6 +66,7 @@ class FakeBackend:
         return self.exit_reasons.get(container.id)
 
     async def stop(self, container: Container) -> None:
+        self.stops.append(container.id)
         self.running.pop(container.id, None)
 
     async def remove_managed(self) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from faasd.entities import Environment, Function
-from faasd.errors import TooManyRequests
+from faasd.errors import EngineUnavailable, TooManyRequests
 from faasd.pool import PoolManager
 from tests.fakes import FakeBackend
 
@@ -365,3 +366,80 @@ async def test_lease_now_takes_a_free_slot_without_waiting(pool: PoolManager) ->
     assert again.instance.inflight == 1
     again.release()
     assert pool.lease_now(fn(concurrency=1, max_instances=1, revision=2)) is None  # a newer revision
+
+
+async def test_calls_waiting_during_an_update_get_the_new_version(pool: PoolManager) -> None:
+    v1 = fn(concurrency=1, max_instances=1, queue_timeout=30)
+    held = await pool.lease(v1)
+    waiting = asyncio.create_task(pool.lease(v1))
+    await quiesce(pool)
+    assert not waiting.done()
+    v2 = dataclasses.replace(v1, revision=2)
+    pool.function_changed(v2)
+    await quiesce(pool)
+    assert waiting.done()  # a v2 instance was made for it; the v1 call still runs
+    assert waiting.result().instance.version == v2.version
+    held.release()
+    waiting.result().release()
+
+
+async def test_a_function_whose_code_cannot_be_read_fails_its_calls_and_recovers(backend: FakeBackend) -> None:
+    missing = True
+
+    def load(_fn: Function) -> bytes:
+        if missing:
+            raise FileNotFoundError("blob gone")
+        return b"code"
+
+    manager = PoolManager(backend, load, idle_timeout=120)
+    manager.set_environment(env())
+    with pytest.raises(EngineUnavailable, match="blob gone"):
+        await manager.lease(fn(max_instances=1))
+    assert manager.function_status("hello")["starting"] == 0
+    missing = False
+    (await manager.lease(fn(max_instances=1))).release()
+
+
+async def test_a_timed_out_instance_finishes_its_other_calls_and_is_stopped_once(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
+    stuck = await pool.lease(fn())
+    other = await pool.lease(fn())
+    assert stuck.instance is other.instance
+    stuck.discard()  # the timeout
+    stuck.release()
+    await pool.settle()
+    container = stuck.instance.container.id
+    assert container in backend.running  # the other call still runs on it
+    assert pool.instance_count("hello") == 0  # but no new call goes there
+    fresh = await pool.lease(fn())
+    assert fresh.instance is not stuck.instance
+    other.release()
+    await pool.settle()
+    assert container not in backend.running
+    assert backend.stops.count(container) == 1
+
+
+async def test_upstream_failure_says_why_and_takes_the_instance_out(pool: PoolManager, backend: FakeBackend) -> None:
+    lease = await pool.lease(fn())
+    backend.exit_reasons[lease.instance.container.id] = "out of memory (limit 64 MB)"
+    error = await pool.upstream_failed(lease, "connection reset")
+    assert "out of memory (limit 64 MB)" in error.message
+    assert pool.instance_count("hello") == 0
+    lease.release()
+    await pool.settle()
+    assert lease.instance.container.id not in backend.running
+
+
+async def test_a_recreated_function_is_not_served_the_deleted_ones_instances(pool: PoolManager) -> None:
+    old = fn(revision=5)
+    (await pool.lease(old)).release()
+    pool.remove_function("hello")
+    later = dataclasses.replace(fn(revision=1), created_at=datetime(2026, 6, 1, tzinfo=UTC))
+    lease = await pool.lease(later)
+    assert lease.instance.version == later.version
+    # A call that matched the deleted function a moment ago does not win it back.
+    stale = pool.lease_now(old)
+    assert stale is not None and stale.instance is lease.instance
+    stale.release()
+    lease.release()

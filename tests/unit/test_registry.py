@@ -117,6 +117,12 @@ async def test_bad_input_names_the_field(registry: Registry) -> None:
         await c.create_environment({"name": "e", "image": "x:1", "poolsize": -1})
     with pytest.raises(BadRequest, match="image"):
         await c.create_environment({"name": "e", "image": "Not An Image"})
+    with pytest.raises(BadRequest, match=r"name 'hello\\n' is invalid"):
+        await c.create_function({"name": "hello\n", "environment": "nodejs", "code": HELLO})
+    with pytest.raises(BadRequest, match="without NUL"):
+        await c.create_function({"name": "f", "environment": "nodejs", "code": HELLO, "env": {"A": "x\x00y"}})
+    with pytest.raises(BadRequest, match="invalid segment"):
+        await c.create_trigger({"method": "GET", "url": "/a%2Fb", "function": "f"})
 
 
 async def test_deleting_what_is_in_use_is_refused(registry: Registry) -> None:
@@ -144,3 +150,13 @@ async def test_unknown_names_are_404(registry: Registry) -> None:
         await c.delete_trigger("x")
     with pytest.raises(NotFound, match="environment 'x' not found"):
         await c.update_environment("x", {"poolsize": 1})
+
+
+async def test_a_restart_collects_code_no_function_uses(registry: Registry) -> None:
+    c = await registry.open()
+    fn = await c.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    code = registry.root / "code"
+    (code / ".tmp-crashed").write_bytes(b"half a blob")
+    (code / ("0" * 64)).write_bytes(b"an orphan")
+    await registry.open()
+    assert sorted(p.name for p in code.iterdir()) == [fn.code_sha256]
