@@ -3,8 +3,10 @@
 On first start faasd makes a random 32-byte token and keeps it in
 ``<state dir>/token`` (mode 0600); ``FAASD_TOKEN`` / ``--token`` sets one
 instead. Every /v1 request must carry ``Authorization: Bearer <token>``,
-compared in constant time. Function routes, /healthz, /metrics and the API's
-own description (/v1/openapi.json) stay public.
+compared in constant time, and so must /metrics (it names every function;
+Prometheus sends the token with ``authorization: {credentials: ...}``).
+Function routes, /healthz and the API's own description (/v1/openapi.json)
+stay public.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def token_middleware(token: str) -> Middleware:
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if (path == "/v1" or path.startswith("/v1/")) and path not in PUBLIC:
+        if (path == "/v1" or path.startswith("/v1/") or path == "/metrics") and path not in PUBLIC:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise Unauthorized(

@@ -52,7 +52,9 @@ def test_admin_api_needs_the_token(faasd: FaasdProcess) -> None:
         assert refused.headers["WWW-Authenticate"] == "Bearer"
     assert requests.post(faasd.url + "/v1/environments", json={}, timeout=10).status_code == 401
     assert faasd.api("GET", "/v1/functions").status_code == 200
-    # Public: health, metrics, the API description and the functions themselves.
+    assert requests.get(faasd.url + "/metrics", timeout=10).status_code == 401  # it names every function
+    assert "faasd_functions" in faasd.api("GET", "/metrics").text
+    # Public: health, the API description and the functions themselves.
     assert requests.get(faasd.url + "/healthz", timeout=10).status_code == 200
     assert requests.get(faasd.url + "/v1/openapi.json", timeout=10).json()["openapi"].startswith("3.")
     faasd.create_function("public", "python", HELLO_PY)
