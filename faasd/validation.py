@@ -19,6 +19,14 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
 RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/function")
 
+
+def is_admin_path(path: str) -> bool:
+    """Whether the admin app answers ``path``: a reserved prefix, or below one, other than /function."""
+    slash = path.find("/", 1)
+    root = path if slash < 0 else path[:slash]
+    return root != "/function" and root in RESERVED_PREFIXES
+
+
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 MAX_POOLSIZE = 50

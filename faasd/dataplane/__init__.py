@@ -9,13 +9,15 @@ without awaiting; only a cold or queued call waits in a task). ::
     client ──TCP──▶ ClientConnection                  server.py
                       │ httptools parses; a bad or ambiguous message
                       │ (CL+TE, two CLs, bad chunk) -> 400 and close;
-                      │ head > 64 KiB -> 431; head timeout, keep-alive timeout
+                      │ head > 64 KiB -> 431; head timeout, keep-alive timeout,
+                      │ body idle timeout (no body byte for head_timeout -> 408)
+                      │ Upgrade with a body -> 400 and close (see below)
                       │ pipelined requests queue; only the oldest may answer
                       ▼
                     Exchange.start                    exchange.py
                       ├─ /v1, /v1/..., /healthz, /metrics
                       │     └─▶ UpstreamPool["unix:<tmp>/admin.sock"] ─▶ aiohttp admin app
-                      │         (no timeout, no body limit: client_max_size is aiohttp's)
+                      │         (no call timeout, no body limit: client_max_size is aiohttp's)
                       └─ anything else
                             Gateway.resolve(method, path) -> function, params
                             body over --max-body-bytes -> 413
@@ -26,8 +28,9 @@ without awaiting; only a cold or queued call waits in a task). ::
                               idle keep-alive connection, or a new one;
                               a reused one that fails before any answer
                               byte -> the request is sent once more, fresh
-                      │ head rebuilt (http.py): hop-by-hop and X-Faasd-* out,
-                      │ X-Forwarded-For/-Proto/-Host and X-Faasd-Params in;
+                      │ head rebuilt (http.py): hop-by-hop, X-Faasd-*, the client's
+                      │ X-Forwarded-Proto/-Host and Forwarded out; X-Forwarded-For
+                      │ appended to; X-Forwarded-Proto/-Host, X-Faasd-Params in;
                       │ body relayed (Content-Length as is, chunked re-chunked)
                       ▼
                     UpstreamConnection ──TCP──▶ runtime container :8888
@@ -35,6 +38,16 @@ without awaiting; only a cold or queued call waits in a task). ::
                       ▼
     client ◀─────── head rebuilt, body relayed; connection back to the pool,
                     lease released (discarded on 502/504); next pipelined request
+
+Protocol upgrades (WebSocket, h2c) are not supported: faasd never switches
+protocols and never forwards ``Upgrade``. RFC 9110 (7.8) lets a server ignore
+it, so a bodiless Upgrade request is answered as the plain HTTP/1.1 request it
+also is, and the connection is closed after that answer: an h2c client carries
+on in HTTP/1.1, a WebSocket client sees a status other than 101 and reports
+it. Rejecting every Upgrade instead would break ``curl --http2 http://...``
+for no gain. An Upgrade request (``Connection: upgrade``) that declares a body
+is 400 and close: llhttp takes such a body for the new protocol's bytes, so
+the request could not be forwarded whole.
 
 Backpressure: the client's reading pauses while the upstream's write buffer
 is full; the upstream's reading pauses while the client's is. faasd/__main__.py

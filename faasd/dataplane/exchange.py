@@ -23,6 +23,7 @@ from faasd.dataplane import http
 from faasd.dataplane.http import Headers
 from faasd.errors import FaasdError, FunctionTimeout, MethodNotAllowed, PayloadTooLarge, UpstreamError
 from faasd.routing import Match
+from faasd.validation import is_admin_path
 
 if TYPE_CHECKING:
     from faasd.dataplane.server import ClientConnection
@@ -36,9 +37,6 @@ REPLAY_LIMIT = 256 * 1024
 PENDING_LIMIT = 256 * 1024
 # Body bytes read and dropped after an early answer before the connection is closed instead.
 DISCARD_LIMIT = 1024 * 1024
-
-ADMIN_PREFIXES = (b"/v1/", b"/v1?")
-ADMIN_PATHS = frozenset({b"/v1", b"/healthz", b"/metrics"})
 
 # How the response body travels to the client.
 _NONE, _RAW, _CHUNKED = 0, 1, 2
@@ -74,7 +72,8 @@ class FunctionRouter(Protocol):
 
 
 def is_admin(path: bytes) -> bool:
-    return path in ADMIN_PATHS or path.startswith(ADMIN_PREFIXES)
+    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics and below: faasd.validation's)."""
+    return is_admin_path(path.decode("latin-1"))
 
 
 class Exchange:
@@ -402,13 +401,7 @@ class Exchange:
             return
         if self._mode == _CHUNKED:
             self.client.send(http.CHUNKED_END)
-        conn = self.upstream
-        self.upstream = None
-        if conn is not None:
-            if self._up_keep and self.request_done and not self._up_out:
-                self.client.front.upstreams.release(conn)
-            else:
-                conn.close()
+        self._drop_upstream(reuse=self._up_keep and self.request_done and not self._up_out)
         self._finish()
 
     def end_stream(self) -> None:
@@ -422,7 +415,7 @@ class Exchange:
         if self.response_done:
             return
         conn = self.upstream
-        self.upstream = None
+        self._drop_upstream()  # lost already: closing it again only detaches it
         if (
             conn is not None
             and conn.reused
@@ -458,24 +451,25 @@ class Exchange:
             message = f"function '{self.fn_name}' failed: its container closed the connection ({why})"
             self.fail(UpstreamError(message), discard=True)
             return
-        # Ask the pool why the instance died (out of memory, crashed); it discards it.
-        conn, self.upstream = self.upstream, None
-        if conn is not None:
-            conn.close()
+        # Ask the pool why the instance died (out of memory, crashed); it takes it
+        # out of service. The lease is released only after that, even if the
+        # client leaves meanwhile, so the instance is never handed out again.
+        self._drop_upstream()
+        self.lease = None
         task = self.client.loop.create_task(self.client.front.router.upstream_failed(lease, why))
-        task.add_done_callback(self._on_failure_explained)
+        task.add_done_callback(lambda done: self._on_failure_explained(done, lease))
 
-    def _on_failure_explained(self, task: asyncio.Task[FaasdError]) -> None:
-        if self.response_done:
-            return
+    def _on_failure_explained(self, task: asyncio.Task[FaasdError], lease: Lease) -> None:
         if task.cancelled() or task.exception() is not None:
             if not task.cancelled():
                 log.error("could not explain the failure of %s", self.fn_name, exc_info=task.exception())
-            self.fail(
-                UpstreamError(f"function '{self.fn_name}' failed: its container closed the connection"), discard=True
-            )
-            return
-        self.fail(task.result())
+            lease.discard()
+            err: FaasdError = UpstreamError(f"function '{self.fn_name}' failed: its container closed the connection")
+        else:
+            err = task.result()
+        lease.release()
+        if not self.response_done:
+            self.fail(err)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -496,10 +490,7 @@ class Exchange:
         """Answer with ``err`` (or cut the connection if the answer has begun)."""
         if self.response_done:
             return
-        conn = self.upstream
-        self.upstream = None
-        if conn is not None:
-            conn.close()  # half used: never back to the pool
+        self._drop_upstream()  # half used: never back to the pool
         if discard and self.lease is not None:
             self.lease.discard()
         if self.response_started:
@@ -540,6 +531,9 @@ class Exchange:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        task, self._lease_task = self._lease_task, None
+        if task is not None:
+            task.cancel()  # gives up its place in the queue; a slot it was given goes back
         lease, self.lease = self.lease, None
         if lease is not None:
             lease.release()
@@ -551,8 +545,14 @@ class Exchange:
         if self.response_done:
             return
         self.aborted = True
-        conn = self.upstream
-        self.upstream = None
-        if conn is not None:
-            conn.close()
+        self._drop_upstream()
         self._finish()
+
+    def _drop_upstream(self, *, reuse: bool = False) -> None:
+        """Let go of the upstream connection: back to the pool if ``reuse``, else closed."""
+        conn, self.upstream = self.upstream, None
+        if conn is not None:
+            if reuse:
+                self.client.front.upstreams.release(conn)
+            else:
+                conn.close()

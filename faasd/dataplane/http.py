@@ -5,6 +5,9 @@ headers (RFC 9110 7.6.1) never cross faasd in either direction, nor do the
 headers a ``Connection`` header names; framing (``Content-Length`` /
 ``Transfer-Encoding``) is always re-done by the caller. ``X-Faasd-*`` is
 faasd's own namespace: dropped from what clients send, never shown to them.
+Forwarding headers are faasd's to set: a client's ``X-Forwarded-For`` is
+appended to, its ``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``Forwarded``
+are dropped.
 """
 
 from __future__ import annotations
@@ -26,8 +29,16 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-# Also dropped: re-done by faasd (framing, Expect), or faasd's own namespace.
-_REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect", b"x-forwarded-for"}
+# Also dropped: re-done by faasd (framing, Expect, the forwarding headers: a
+# client's X-Forwarded-Proto/-Host or Forwarded would be taken as faasd's own).
+_REQUEST_DROP = HOP_BY_HOP | {
+    b"content-length",
+    b"expect",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"forwarded",
+}
 _REQUEST_DROP_HOST = _REQUEST_DROP | {b"host"}
 _RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
 INTERNAL_PREFIX = b"x-faasd-"

@@ -10,9 +10,13 @@ write buffer is full (backpressure client -> function); the upstream's reading
 pauses while the client's write buffer is full (function -> client).
 
 One timer per connection enforces the head timeout (a request head must be
-complete within ``head_timeout``) and the keep-alive timeout (an idle
-connection is closed after ``keepalive_timeout``); it fires at most every
-``head_timeout`` seconds, so a call costs no timer of its own here.
+complete within ``head_timeout``), the body idle timeout (while a request body
+is being read, some byte of it must come every ``head_timeout``, else 408, or
+just the close if the request was answered already) and the keep-alive
+timeout (an idle connection is closed after ``keepalive_timeout``); it fires
+at most every ``head_timeout`` seconds, so a call costs no timer of its own
+here. Time with reading paused by faasd (backpressure, a pipelined request
+waiting its turn) does not count against the client.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class ClientConnection(asyncio.Protocol):
         self._lingering = False
         self._closed = False
         self._idle_since = self.loop.time()
+        self._last_read = self._idle_since  # while a request body is coming: when bytes last came
         self._timer: asyncio.TimerHandle | None = None
         self._rejected: _Reject | None = None  # raised in a parser callback
         self._final: bytes | None = None  # the error answer sent once earlier requests are answered
@@ -163,15 +168,17 @@ class ClientConnection(asyncio.Protocol):
             stopped, self._rejected = self._rejected, None
             self._reject(stopped or _Reject(500, "internal", "internal error; see faasd's log"))
         except httptools.HttpParserUpgrade:
-            # The request is complete; faasd does not switch protocols (Upgrade is
-            # not forwarded), so it is answered as a plain request and the rest
-            # of the connection is ignored.
+            # The (bodiless) request is complete; faasd does not switch protocols
+            # (Upgrade is not forwarded), so it is answered as a plain request
+            # and the rest of the connection is ignored.
             self._no_more_requests = True
         except httptools.HttpParserError as exc:
             self._reject(_Reject(400, "bad_request", f"malformed HTTP request: {exc}"))
         finally:
             self.corked = False
             self.flush()
+        if self._parsing is not None:
+            self._last_read = self.loop.time()  # a body is coming: its idle deadline starts again
         self.update_reading()
 
     def eof_received(self) -> bool | None:
@@ -263,6 +270,10 @@ class ClientConnection(asyncio.Protocol):
         method = parser.get_method()
         if method == b"CONNECT":
             self._stop(_Reject(405, "method_not_allowed", "CONNECT is not supported"))
+        if (chunked or content_length) and parser.should_upgrade():
+            # llhttp would take the body for the new protocol's bytes: the
+            # request could never be forwarded whole.
+            self._stop(_Reject(400, "bad_request", "an Upgrade request cannot have a body; faasd does not upgrade"))
         url = self._url
         if url[:1] == b"/":
             path, _, _ = url.partition(b"?")
@@ -336,6 +347,7 @@ class ClientConnection(asyncio.Protocol):
                 self.linger()
             elif self._no_more_requests or self.front.draining:
                 self.linger()
+        self.update_reading()  # the queue may have emptied with no upstream to resume reading
 
     def response_finished(self, ex: Exchange) -> None:
         """``ex`` has written all of its answer."""
@@ -352,8 +364,8 @@ class ClientConnection(asyncio.Protocol):
 
     def update_reading(self) -> None:
         transport = self.transport
-        if transport is None or self._closed:
-            return
+        if transport is None or self._closed or self._lingering:
+            return  # a lingering connection reads (and drops) until it closes
         ex = self._parsing
         pause = bool(self._queue) or (ex is not None and ex.blocks_reading())
         if not pause and ex is None and self.write_paused:
@@ -363,6 +375,7 @@ class ClientConnection(asyncio.Protocol):
             if pause:
                 transport.pause_reading()
             else:
+                self._last_read = self.loop.time()  # no bytes while paused was not the client's doing
                 transport.resume_reading()
 
     def buffered_bytes(self) -> int:
@@ -484,6 +497,13 @@ class ClientConnection(asyncio.Protocol):
             deadline = self._idle_since + config.keepalive_timeout
             if now >= deadline:
                 self.linger()
+                return
+        elif self._parsing is not None and not self._reading_paused:
+            deadline = self._last_read + config.head_timeout
+            if now >= deadline:
+                log.debug("closing a connection whose request body stalled for %g s", config.head_timeout)
+                message = f"no byte of the request body came for {config.head_timeout:g} s"
+                self._reject(_Reject(408, "request_timeout", message))
                 return
         else:
             deadline = now + config.head_timeout

@@ -51,12 +51,15 @@ class FakeLease:
         self.url = url
         self.released = 0
         self.discarded = 0
+        self.events: list[str] = []  # "release" and "discard", in the order they came
 
     def release(self) -> None:
         self.released += 1
+        self.events.append("release")
 
     def discard(self) -> None:
         self.discarded += 1
+        self.events.append("discard")
 
 
 @dataclass
@@ -69,6 +72,8 @@ class FakeRouter:
     leases: list[FakeLease] = field(default_factory=list)
     lease_error: FaasdError | None = None
     lease_delay: float = 0.0
+    lease_cancelled: int = 0  # lease() calls cancelled while they waited
+    failure_delay: float = 0.0  # how long upstream_failed takes to look into the instance
 
     def add(self, name: str, timeout: float = 30.0) -> None:
         self.functions[name] = FakeFunction(name, timeout)
@@ -96,7 +101,11 @@ class FakeRouter:
 
     async def lease(self, fn: FakeFunction) -> FakeLease:
         if self.lease_delay:
-            await asyncio.sleep(self.lease_delay)
+            try:
+                await asyncio.sleep(self.lease_delay)
+            except asyncio.CancelledError:
+                self.lease_cancelled += 1
+                raise
         if self.lease_error is not None:
             raise self.lease_error
         lease = FakeLease(self.upstream_url)
@@ -104,6 +113,8 @@ class FakeRouter:
         return lease
 
     async def upstream_failed(self, lease: FakeLease, detail: str) -> FaasdError:
+        if self.failure_delay:
+            await asyncio.sleep(self.failure_delay)
         lease.discard()
         return UpstreamError(f"fake: the instance died ({detail})")
 

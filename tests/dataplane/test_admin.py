@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from faasd import validation
+from faasd.dataplane.exchange import is_admin
 from tests.dataplane.conftest import Running
 from tests.dataplane.support import FakeFunctionServer
 
@@ -68,3 +70,13 @@ async def test_stopping_ends_an_open_admin_stream_cleanly(front: Running) -> Non
     assert asyncio.get_running_loop().time() - began < 5  # not the whole grace
     rest = await client.closed()
     assert rest == b"0\r\n\r\n"  # the last chunk: a clean end of the stream
+
+
+def test_the_admin_paths_are_validations_reserved_ones_less_function() -> None:
+    for prefix in validation.RESERVED_PREFIXES:
+        admin = prefix != "/function"
+        for path in (prefix, prefix + "/x/y"):
+            assert is_admin(path.encode()) is admin, path
+            assert validation.is_admin_path(path) is admin, path
+    for path in ("/", "/v1x", "/healthzz", "/functions", "/hello"):
+        assert not is_admin(path.encode()), path

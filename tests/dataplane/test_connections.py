@@ -161,7 +161,7 @@ async def test_client_gone_mid_call_releases_the_lease_and_drops_the_upstream(
     assert lease.discarded == 0
 
 
-async def test_client_gone_while_waiting_for_a_lease_releases_it_when_it_comes(
+async def test_client_gone_while_waiting_for_a_lease_gives_up_its_place(
     front: Running, upstream: FakeFunctionServer
 ) -> None:
     front.router.lease_delay = 0.3
@@ -169,9 +169,79 @@ async def test_client_gone_while_waiting_for_a_lease_releases_it_when_it_comes(
     await client.send(b"GET /function/fn/status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.sleep(0.05)
     await client.close()
-    lease = await wait_until(lambda: front.router.leases and front.router.leases[0], "the lease")
-    await wait_until(lambda: lease.released == 1, "the late lease to be released")
+    # The wait is cancelled (its queue position and any scale-up it asked for go with it).
+    await wait_until(lambda: front.router.lease_cancelled == 1, "the lease wait to be cancelled")
+    await asyncio.sleep(0.4)
+    assert front.router.leases == []
     assert upstream.requests == []
+
+
+async def test_a_request_answered_early_while_waiting_for_a_lease_gives_up_its_place(
+    make_front: MakeFront, upstream: FakeFunctionServer
+) -> None:
+    front = await make_front(upstream.url, max_body_bytes=10)
+    front.router.lease_delay = 0.3
+    client = await front.client()
+    await client.send(b"POST /function/fn/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    await asyncio.sleep(0.05)
+    await client.send(b"20\r\n" + b"x" * 32 + b"\r\n")
+    assert (await client.closed()).startswith(b"HTTP/1.1 413 ")
+    await wait_until(lambda: front.router.lease_cancelled == 1, "the lease wait to be cancelled")
+    assert front.router.leases == []
+
+
+async def test_reading_resumes_after_a_queue_that_ends_without_an_upstream(front: Running) -> None:
+    client = await front.client()
+    # The second request waits in the queue (reading pauses) and is answered
+    # without an upstream: the connection must read the next request at once.
+    await client.send(
+        b"GET /function/fn/sleep?s=0.1 HTTP/1.1\r\nHost: x\r\n\r\nGET /function/nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert (await client.response()).status == 200
+    assert (await client.response()).status == 404
+    await client.send(b"GET /function/fn/status/201 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await client.response(timeout=3)).status == 201
+
+
+async def test_a_body_trickled_after_an_early_answer_is_cut_off(
+    make_front: MakeFront, upstream: FakeFunctionServer
+) -> None:
+    front = await make_front(upstream.url, head_timeout=0.3)
+    client = await front.client()
+    await client.send(b"POST /function/ghost HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+    assert (await client.response()).status == 404
+    began = time.monotonic()
+    assert await client.closed(timeout=5) == b""  # no more bytes for head_timeout: closed
+    assert time.monotonic() - began < 3
+
+
+async def test_a_stalled_request_body_is_cut_off_and_the_lease_released(
+    make_front: MakeFront, upstream: FakeFunctionServer
+) -> None:
+    front = await make_front(upstream.url, head_timeout=0.3)
+    client = await front.client()
+    await client.send(b"POST /function/fn/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+    lease = await wait_until(lambda: front.router.leases and front.router.leases[0], "the lease")
+    began = time.monotonic()
+    raw = await client.closed(timeout=5)
+    assert time.monotonic() - began < 3
+    assert raw.startswith(b"HTTP/1.1 408 "), raw
+    assert b"Connection: close" in raw
+    await wait_until(lambda: lease.released == 1, "the lease to be released")
+    assert lease.discarded == 0
+
+
+async def test_a_slow_but_steady_request_body_is_not_cut_off(
+    make_front: MakeFront, upstream: FakeFunctionServer
+) -> None:
+    front = await make_front(upstream.url, head_timeout=0.3)
+    client = await front.client()
+    await client.send(b"POST /function/fn/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+    for _ in range(10):  # 1 s in all, a byte every 0.1 s
+        await asyncio.sleep(0.1)
+        await client.send(b"x")
+    response = await client.response()
+    assert response.json()["size"] == 10
 
 
 async def test_drain_closes_idle_connections_and_finishes_calls(front: Running, upstream: FakeFunctionServer) -> None:
@@ -201,3 +271,18 @@ async def test_a_connection_paused_for_a_slow_client_reads_again_once_pooled(ups
     assert conn.transport.is_reading()
     assert pool.idle_count(upstream.url) == 1
     pool.close()
+
+
+async def test_a_body_waiting_its_turn_is_not_cut_off(make_front: MakeFront, upstream: FakeFunctionServer) -> None:
+    front = await make_front(upstream.url, head_timeout=0.3)
+    client = await front.client()
+    # The second request's body waits (reading paused) behind a slow first call:
+    # that time is faasd's, not the client's.
+    await client.send(
+        b"GET /function/fn/sleep?s=0.8 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /function/fn/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"
+    )
+    assert (await client.response()).status == 200
+    await asyncio.sleep(0.1)
+    await client.send(b"cd")
+    assert (await client.response()).json()["body"] == "abcd"

@@ -164,3 +164,14 @@ async def test_head_of_an_error_has_no_body(front: Running) -> None:
     first, _, rest = raw.partition(b"\r\n\r\n")
     assert first.startswith(b"HTTP/1.1 404 ")
     assert rest.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_failed_instance_is_out_of_service_before_its_lease_is_released(front: Running) -> None:
+    front.router.failure_delay = 0.3  # the pool takes a while to look into the instance
+    client = await front.client()
+    await client.send(b"GET /function/fn/die HTTP/1.1\r\nHost: x\r\n\r\n")
+    lease = await wait_until(lambda: front.router.leases and front.router.leases[0], "the lease")
+    await asyncio.sleep(0.1)
+    await client.close()  # the client leaves while the pool is still looking
+    await wait_until(lambda: lease.released == 1, "the lease to be released")
+    assert lease.events == ["discard", "release"]

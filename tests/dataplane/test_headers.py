@@ -69,3 +69,16 @@ async def test_repeated_request_headers_are_kept_in_order(front: Running) -> Non
     await client.send(b"GET /function/fn/echo HTTP/1.1\r\nHost: x\r\nX-Dup: 1\r\nX-Dup: 2\r\n\r\n")
     sent = [(k, v) for k, v in (await client.response()).json()["headers"] if k == "X-Dup"]
     assert sent == [("X-Dup", "1"), ("X-Dup", "2")]
+
+
+async def test_client_sent_forwarding_headers_are_replaced(front: Running) -> None:
+    client = await front.client()
+    response = await client.request(
+        "GET",
+        "/function/fn/echo",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bank.example", "Forwarded": "for=6.6.6.6"},
+    )
+    sent = response.json()["headers"]
+    assert [v for k, v in sent if k.lower() == "x-forwarded-proto"] == ["http"]
+    assert [v for k, v in sent if k.lower() == "x-forwarded-host"] == ["faasd.test"]
+    assert [v for k, v in sent if k.lower() == "forwarded"] == []

@@ -152,3 +152,31 @@ async def test_an_upgrade_request_is_answered_without_switching(front: Running, 
     sent = {k.lower() for k, _ in response.json()["headers"]}
     assert "upgrade" not in sent
     assert "connection" not in sent
+
+
+UPGRADE_WITH_BODY = {
+    "content-length": b"Content-Length: 3\r\n\r\nabc",
+    "chunked": b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("body", UPGRADE_WITH_BODY.values(), ids=UPGRADE_WITH_BODY.keys())
+async def test_an_upgrade_request_with_a_body_is_400_and_close(
+    front: Running, upstream: FakeFunctionServer, body: bytes
+) -> None:
+    client = await front.client()
+    await client.send(b"POST /function/fn/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n" + body)
+    raw = await client.closed(timeout=5)
+    assert raw.startswith(b"HTTP/1.1 400 "), raw
+    assert b"Connection: close" in raw
+    assert upstream.requests == []
+    assert front.router.leases == []
+
+
+async def test_an_upgrade_header_without_connection_upgrade_is_a_plain_header(
+    front: Running, upstream: FakeFunctionServer
+) -> None:
+    client = await front.client()
+    response = await client.request("POST", "/function/fn/echo", headers={"Upgrade": "h2c"}, body=b"abc")
+    assert response.json()["body"] == "abc"
+    assert (await client.request("GET", "/function/fn/status/201")).status == 201
