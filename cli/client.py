@@ -184,7 +184,9 @@ class FaasClient:
         filename: str | None = None,
         entrypoint: str | None = None,
         timeout: int | None = None,
+        **settings: Any,
     ) -> Json:
+        """``settings``: more function fields (env, secrets, memory_mb, concurrency, ...)."""
         payload = _given(
             name=name,
             environment=environment,
@@ -192,6 +194,7 @@ class FaasClient:
             filename=filename,
             entrypoint=entrypoint,
             timeout=timeout,
+            **settings,
         )
         return self._json("POST", "/v1/functions", payload)
 
@@ -213,6 +216,7 @@ class FaasClient:
         environment: str | None = None,
         entrypoint: str | None = None,
         timeout: int | None = None,
+        **settings: Any,
     ) -> Json:
         payload = _given(
             code=code,
@@ -220,6 +224,7 @@ class FaasClient:
             environment=environment,
             entrypoint=entrypoint,
             timeout=timeout,
+            **settings,
         )
         return self._json("PATCH", f"/v1/functions/{_segment(name)}", payload)
 

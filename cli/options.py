@@ -6,14 +6,16 @@ help read the same in every command.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from faas_cli.client import DEFAULT_SERVER, FaasClient
 from faas_cli.credentials import token_for
+from faas_cli.errors import CliError
 from faas_cli.output import OutputFormat
 
 
@@ -50,3 +52,65 @@ Timeout = Annotated[
     int | None,
     typer.Option(min=1, help="Seconds a call may take before faasd answers 504."),
 ]
+
+# A function's variables, secrets, limits and scaling: create, update and deploy take them all.
+SetEnv = Annotated[
+    list[str] | None,
+    typer.Option("--setenv", help="NAME=VALUE variable for the function (repeat; replaces its variables)."),
+]
+Secret = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="NAME=VALUE secret (repeat; replaces its secrets); NAME alone takes $NAME from your environment. "
+        "Never shown back.",
+    ),
+]
+Memory = Annotated[int | None, typer.Option("--memory", min=32, help="Memory limit in MB (default 256).")]
+Concurrency = Annotated[int | None, typer.Option(min=1, help="Calls in flight per instance (default 50).")]
+MaxInstances = Annotated[int | None, typer.Option(min=1, help="Instances at most; then calls queue (default 10).")]
+MinInstances = Annotated[int | None, typer.Option(min=0, help="Instances kept warm, never reaped (default 0).")]
+IdleTimeout = Annotated[int | None, typer.Option(min=1, help="Seconds idle before an instance goes.")]
+QueueTimeout = Annotated[
+    int | None, typer.Option(min=0, help="Seconds a call waits at max instances before 429 (default 10).")
+]
+
+
+def _pairs(items: list[str] | None, what: str, from_environment: bool = False) -> dict[str, str] | None:
+    if items is None:
+        return None
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            if not from_environment:
+                raise CliError(f"{what} {item!r} must be NAME=VALUE")
+            if key not in os.environ:
+                raise CliError(f"{what} {key!r} has no value: give NAME=VALUE or set ${key}")
+            value = os.environ[key]
+        pairs[key] = value
+    return pairs
+
+
+def function_settings(
+    setenv: list[str] | None = None,
+    secret: list[str] | None = None,
+    memory: int | None = None,
+    concurrency: int | None = None,
+    max_instances: int | None = None,
+    min_instances: int | None = None,
+    idle_timeout: int | None = None,
+    queue_timeout: int | None = None,
+) -> dict[str, Any]:
+    """The API fields of the options that were given (nothing for those that were not)."""
+    fields = {
+        "env": _pairs(setenv, "--setenv"),
+        "secrets": _pairs(secret, "--secret", from_environment=True),
+        "memory_mb": memory,
+        "concurrency": concurrency,
+        "max_instances": max_instances,
+        "min_instances": min_instances,
+        "idle_timeout": idle_timeout,
+        "queue_timeout": queue_timeout,
+    }
+    return {key: value for key, value in fields.items() if value is not None}

@@ -16,7 +16,19 @@ import typer
 
 from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
-from faas_cli.options import Timeout, client_of
+from faas_cli.options import (
+    Concurrency,
+    IdleTimeout,
+    MaxInstances,
+    Memory,
+    MinInstances,
+    QueueTimeout,
+    Secret,
+    SetEnv,
+    Timeout,
+    client_of,
+    function_settings,
+)
 from faas_cli.output import working
 from faas_cli.sources import read_source
 
@@ -116,9 +128,20 @@ def deploy(
         ),
     ] = None,
     timeout: Timeout = None,
+    setenv: SetEnv = None,
+    secret: Secret = None,
+    memory: Memory = None,
+    concurrency: Concurrency = None,
+    max_instances: MaxInstances = None,
+    min_instances: MinInstances = None,
+    idle_timeout: IdleTimeout = None,
+    queue_timeout: QueueTimeout = None,
 ) -> None:
     """Create or update a function from FILE and route a URL to it; print the URL last."""
     function = name or function_name_for(file)
+    settings = function_settings(
+        setenv, secret, memory, concurrency, max_instances, min_instances, idle_timeout, queue_timeout
+    )
     _deploy(
         client_of(ctx),
         file,
@@ -127,6 +150,7 @@ def deploy(
         route_for(function, route),
         methods_for(method),
         timeout,
+        settings,
     )
 
 
@@ -138,6 +162,7 @@ def _deploy(
     url: str,
     methods: list[str],
     timeout: int | None,
+    settings: dict[str, Any],
 ) -> None:
     source = read_source(file)
     with working("checking routes"):
@@ -145,13 +170,15 @@ def _deploy(
         exists = _exists(client, name)
     if exists:
         with working(f"uploading {source.filename}"):
-            client.update_function(name, code=source.code, filename=source.filename, environment=env, timeout=timeout)
+            client.update_function(
+                name, code=source.code, filename=source.filename, environment=env, timeout=timeout, **settings
+            )
         typer.echo(f"function '{name}' updated")
     elif env is None:
         raise CliError(f"function '{name}' does not exist yet; give --env to create it")
     else:
         with working(f"uploading {source.filename}"):
-            client.create_function(name, env, source.code, filename=source.filename, timeout=timeout)
+            client.create_function(name, env, source.code, filename=source.filename, timeout=timeout, **settings)
         typer.echo(f"function '{name}' created in environment '{env}'")
     for method in plan.present:
         typer.echo(f"route {method} {url} exists")

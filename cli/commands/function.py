@@ -15,12 +15,21 @@ from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import (
     CodeFile,
+    Concurrency,
     Entrypoint,
     EnvironmentOfFunction,
     FunctionName,
+    IdleTimeout,
+    MaxInstances,
+    Memory,
+    MinInstances,
     Output,
+    QueueTimeout,
+    Secret,
+    SetEnv,
     Timeout,
     client_of,
+    function_settings,
 )
 from faas_cli.output import Column, OutputFormat, print_item, print_items, working
 from faas_cli.sources import read_source
@@ -52,9 +61,20 @@ def create(
     code: CodeFile,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
+    setenv: SetEnv = None,
+    secret: Secret = None,
+    memory: Memory = None,
+    concurrency: Concurrency = None,
+    max_instances: MaxInstances = None,
+    min_instances: MinInstances = None,
+    idle_timeout: IdleTimeout = None,
+    queue_timeout: QueueTimeout = None,
 ) -> None:
     """Create a function from a source file."""
     source = read_source(code)
+    settings = function_settings(
+        setenv, secret, memory, concurrency, max_instances, min_instances, idle_timeout, queue_timeout
+    )
     client_of(ctx).create_function(
         name,
         env,
@@ -62,6 +82,7 @@ def create(
         filename=source.filename,
         entrypoint=entrypoint,
         timeout=timeout,
+        **settings,
     )
     typer.echo(f"function '{name}' created")
 
@@ -109,10 +130,21 @@ def update(
     env: Annotated[str | None, typer.Option("--env", help="Move the function to this environment.")] = None,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
+    setenv: SetEnv = None,
+    secret: Secret = None,
+    memory: Memory = None,
+    concurrency: Concurrency = None,
+    max_instances: MaxInstances = None,
+    min_instances: MinInstances = None,
+    idle_timeout: IdleTimeout = None,
+    queue_timeout: QueueTimeout = None,
 ) -> None:
-    """Change a function's code, environment, entrypoint or timeout."""
-    if code is None and env is None and entrypoint is None and timeout is None:
-        raise CliError("nothing to update; give --code, --env, --entrypoint or --timeout")
+    """Change a function's code, environment, entrypoint, timeout, variables, secrets, limits or scaling."""
+    settings = function_settings(
+        setenv, secret, memory, concurrency, max_instances, min_instances, idle_timeout, queue_timeout
+    )
+    if code is None and env is None and entrypoint is None and timeout is None and not settings:
+        raise CliError("nothing to update; give --code, --env, --entrypoint, --timeout or a setting (see --help)")
     source = read_source(code) if code is not None else None
     client_of(ctx).update_function(
         name,
@@ -121,6 +153,7 @@ def update(
         environment=env,
         entrypoint=entrypoint,
         timeout=timeout,
+        **settings,
     )
     typer.echo(f"function '{name}' updated")
 

@@ -543,3 +543,46 @@ def test_shell_completion_is_offered(faasd: FaasdProcess) -> None:
         timeout=60,
     )
     assert {"create", "get", "list", "update", "delete", "logs", "test"} <= set(ok(result).split())
+
+
+# -- variables, secrets, limits and scaling -------------------------------------------
+
+SETTINGS_PY = """import os
+
+
+def main():
+    return {"greeting": os.environ.get("GREETING"), "key": os.environ.get("API_KEY")}
+"""
+
+
+def test_function_variables_secrets_and_limits_from_the_cli(
+    faasd: FaasdProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique("settings")
+    write(faasd, "settings.py", SETTINGS_PY)
+    monkeypatch.setenv("API_KEY", "from-my-shell")
+    ok(
+        faasd.faas(
+            "fn", "create", "--name", name, "--env", "python", "--code", "settings.py",
+            "--setenv", "GREETING=hi", "--secret", "API_KEY",
+            "--memory", "128", "--concurrency", "1", "--max-instances", "2", "--queue-timeout", "0",
+        )
+    )  # fmt: skip
+    assert requests.get(f"{faasd.url}/function/{name}", timeout=30).json() == {"greeting": "hi", "key": "from-my-shell"}
+    shown = ok(faasd.faas("fn", "get", "--name", name, "-o", "json"))
+    assert "from-my-shell" not in shown
+    described = json.loads(shown)
+    assert described["env"] == {"GREETING": "hi"}
+    assert described["secrets"] == ["API_KEY"]
+    assert (described["memory_mb"], described["concurrency"], described["max_instances"]) == (128, 1, 2)
+    assert described["queue_timeout"] == 0
+
+    ok(faasd.faas("fn", "update", "--name", name, "--secret", "API_KEY=rotated", "--min-instances", "1"))
+    assert requests.get(f"{faasd.url}/function/{name}", timeout=30).json()["key"] == "rotated"
+    assert json.loads(ok(faasd.faas("fn", "get", "--name", name, "-o", "json")))["min_instances"] == 1
+    wait_for(lambda: faasd.instances(name) >= 1, "the warm instance min_instances asks for")
+
+    fails(faasd.faas("fn", "update", "--name", name, "--setenv", "NOVALUE"), "--setenv 'NOVALUE' must be NAME=VALUE")
+    monkeypatch.delenv("API_KEY")
+    fails(faasd.faas("fn", "update", "--name", name, "--secret", "API_KEY"), "has no value")
+    fails(faasd.faas("fn", "update", "--name", name, "--min-instances", "3"), "min_instances (3) cannot be above")
