@@ -6,10 +6,13 @@ help read the same in every command.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
@@ -114,3 +117,40 @@ def function_settings(
         "queue_timeout": queue_timeout,
     }
     return {key: value for key, value in fields.items() if value is not None}
+
+
+# The options above, in the order --help lists them, with the API field helper that reads them.
+_SETTINGS: dict[str, Any] = {
+    "setenv": SetEnv,
+    "secret": Secret,
+    "memory": Memory,
+    "concurrency": Concurrency,
+    "max_instances": MaxInstances,
+    "min_instances": MinInstances,
+    "idle_timeout": IdleTimeout,
+    "queue_timeout": QueueTimeout,
+}
+
+
+def with_function_settings(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the function-settings options, declared once here.
+
+    The command takes ``settings: dict[str, Any]`` (the API fields of the options
+    given); typer sees the eight options in its place. Apply it under
+    ``@reports_errors``.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    hints = get_type_hints(command, include_extras=True)
+    own = [p for name, p in signature.parameters.items() if name != "settings"]
+    added = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for n, a in _SETTINGS.items()
+    ]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        values = {name: kwargs.pop(name, None) for name in _SETTINGS}
+        command(*args, settings=function_settings(**values), **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    run.__annotations__ = {**{k: v for k, v in hints.items() if k != "settings"}, **_SETTINGS}
+    return run

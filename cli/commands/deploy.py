@@ -17,17 +17,9 @@ import typer
 from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import (
-    Concurrency,
-    IdleTimeout,
-    MaxInstances,
-    Memory,
-    MinInstances,
-    QueueTimeout,
-    Secret,
-    SetEnv,
     Timeout,
     client_of,
-    function_settings,
+    with_function_settings,
 )
 from faas_cli.output import working
 from faas_cli.sources import read_source
@@ -96,6 +88,7 @@ def plan_routes(triggers: Sequence[dict[str, Any]], function: str, url: str, met
 
 
 @reports_errors
+@with_function_settings
 def deploy(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Source file of the function.", show_default=False)],
@@ -128,20 +121,11 @@ def deploy(
         ),
     ] = None,
     timeout: Timeout = None,
-    setenv: SetEnv = None,
-    secret: Secret = None,
-    memory: Memory = None,
-    concurrency: Concurrency = None,
-    max_instances: MaxInstances = None,
-    min_instances: MinInstances = None,
-    idle_timeout: IdleTimeout = None,
-    queue_timeout: QueueTimeout = None,
+    *,
+    settings: dict[str, Any],
 ) -> None:
     """Create or update a function from FILE and route a URL to it; print the URL last."""
     function = name or function_name_for(file)
-    settings = function_settings(
-        setenv, secret, memory, concurrency, max_instances, min_instances, idle_timeout, queue_timeout
-    )
     _deploy(
         client_of(ctx),
         file,

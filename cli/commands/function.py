@@ -15,21 +15,13 @@ from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import (
     CodeFile,
-    Concurrency,
     Entrypoint,
     EnvironmentOfFunction,
     FunctionName,
-    IdleTimeout,
-    MaxInstances,
-    Memory,
-    MinInstances,
     Output,
-    QueueTimeout,
-    Secret,
-    SetEnv,
     Timeout,
     client_of,
-    function_settings,
+    with_function_settings,
 )
 from faas_cli.output import Column, OutputFormat, print_item, print_items, working
 from faas_cli.sources import read_source
@@ -54,6 +46,7 @@ COLUMNS = (
 
 @app.command()
 @reports_errors
+@with_function_settings
 def create(
     ctx: typer.Context,
     name: FunctionName,
@@ -61,20 +54,11 @@ def create(
     code: CodeFile,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
-    setenv: SetEnv = None,
-    secret: Secret = None,
-    memory: Memory = None,
-    concurrency: Concurrency = None,
-    max_instances: MaxInstances = None,
-    min_instances: MinInstances = None,
-    idle_timeout: IdleTimeout = None,
-    queue_timeout: QueueTimeout = None,
+    *,
+    settings: dict[str, Any],
 ) -> None:
     """Create a function from a source file."""
     source = read_source(code)
-    settings = function_settings(
-        setenv, secret, memory, concurrency, max_instances, min_instances, idle_timeout, queue_timeout
-    )
     client_of(ctx).create_function(
         name,
         env,
@@ -123,6 +107,7 @@ def list_(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
 
 @app.command()
 @reports_errors
+@with_function_settings
 def update(
     ctx: typer.Context,
     name: FunctionName,
@@ -130,19 +115,10 @@ def update(
     env: Annotated[str | None, typer.Option("--env", help="Move the function to this environment.")] = None,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
-    setenv: SetEnv = None,
-    secret: Secret = None,
-    memory: Memory = None,
-    concurrency: Concurrency = None,
-    max_instances: MaxInstances = None,
-    min_instances: MinInstances = None,
-    idle_timeout: IdleTimeout = None,
-    queue_timeout: QueueTimeout = None,
+    *,
+    settings: dict[str, Any],
 ) -> None:
     """Change a function's code, environment, entrypoint, timeout, variables, secrets, limits or scaling."""
-    settings = function_settings(
-        setenv, secret, memory, concurrency, max_instances, min_instances, idle_timeout, queue_timeout
-    )
     if code is None and env is None and entrypoint is None and timeout is None and not settings:
         raise CliError("nothing to update; give --code, --env, --entrypoint, --timeout or a setting (see --help)")
     source = read_source(code) if code is not None else None
