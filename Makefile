@@ -56,6 +56,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p faasd
+	$(BIN)/lint-imports
 	@# The CLI's folder (cli/) installs as faas_cli: show mypy that name.
 	@mkdir -p build/mypy && ln -sfn $(CURDIR)/cli build/mypy/faas_cli
 	MYPYPATH=build/mypy $(BIN)/mypy -p faas_cli

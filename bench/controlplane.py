@@ -77,8 +77,8 @@ def create_many(faasd: Faasd, run_id: str, count: int, limit: float) -> CreateRe
 
 def match_cost(count: int, run_id: str = "x") -> MatchResult:
     """ns per RouteTable.match: a static hit, a parametrized hit and a miss (404), averaged over paths."""
-    from faasd.errors import FaasdError
-    from faasd.routing import RouteTable
+    from faasd.core.errors import FaasdError
+    from faasd.dataplane.routing import RouteTable
 
     specs = route_specs(count, run_id)
     table = RouteTable((method, url, f"fn{i}") for i, (method, url) in enumerate(specs))

@@ -17,7 +17,7 @@ from bench.common import BenchError, Client, free_port, wait_for
 
 def owner_of(state_dir: Path) -> str:
     """The faasd.owner label value faasd gives its containers for this state dir."""
-    from faasd.settings import Settings
+    from faasd.core.settings import Settings
 
     return Settings(state_dir=state_dir).owner
 

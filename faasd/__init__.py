@@ -6,12 +6,12 @@ One asyncio process plays Fission's three parts. The path of a call::
                       │  httptools parses strictly; /v1, /healthz, /metrics
                       │  go to the admin app (aiohttp, on a private unix socket)
                       ▼
-                    Gateway.resolve(method, path)  (faasd/gateway.py)
+                    Gateway.resolve(method, path)  (faasd/dataplane/gateway.py)
                       │  RouteTable.match(method, path) -> function, params
                       │     (in memory, swapped atomically on every write;
                       │      /function/<name> reaches any function)
                       ▼
-                    PoolManager.lease(function)   (faasd/pool.py)
+                    PoolManager.lease(function)   (faasd/pool/manager.py)
                       │  warm instance?  ── yes ──▶ use it
                       │  no: take a pre-started container from the
                       │      environment's pool (start one if empty),
@@ -30,11 +30,11 @@ One asyncio process plays Fission's three parts. The path of a call::
     client ◀──────── response streamed back; lease released; an instance
                      idle past --idle-timeout is removed by the reaper
 
-The admin API (faasd/api.py) writes through the controller
-(faasd/controller.py) to SQLite (faasd/store.py) and the code blobs
-(faasd/codestore.py), then rebuilds the in-memory catalog the gateway reads.
-Docker is reached only through faasd/docker_backend.py, behind the
-ContainerBackend protocol of faasd/backend.py.
+The admin API (faasd/control/api.py) writes through the controller
+(faasd/control/controller.py) to SQLite (faasd/store/registry.py) and the code blobs
+(faasd/store/codestore.py), then rebuilds the in-memory catalog the gateway reads.
+Docker is reached only through faasd/engines/docker.py, behind the
+ContainerBackend protocol of faasd/pool/backend.py.
 """
 
 __version__ = "0.1.0"

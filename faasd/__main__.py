@@ -23,9 +23,9 @@ from aiohttp import web
 
 from faasd import __version__
 from faasd.app import Services, create_app
+from faasd.core.settings import Settings, load_settings
 from faasd.dataplane import Front, FrontConfig
-from faasd.gateway import Gateway
-from faasd.settings import Settings, load_settings
+from faasd.dataplane.gateway import Gateway
 
 SHUTDOWN_GRACE = 30.0
 ADMIN_GRACE = 2.0
@@ -56,7 +56,7 @@ async def serve(settings: Settings) -> None:
             head_timeout=settings.head_timeout,
             keepalive_timeout=settings.keepalive_timeout,
         )
-        front = Front(Gateway(services.controller, services.pool), config)
+        front = Front(Gateway(lambda: services.controller.catalog, services.pool), config)
         try:
             server = await loop.create_server(front, settings.host, settings.port, reuse_address=True, backlog=1024)
         except OSError as exc:

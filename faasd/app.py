@@ -18,18 +18,18 @@ import aiohttp
 from aiohttp import web
 
 from faasd import __version__
-from faasd.api import AdminApi
-from faasd.auth import load_or_create_token, token_middleware
-from faasd.backend import ContainerBackend
-from faasd.codestore import CodeStore
-from faasd.controller import Controller
-from faasd.docker_backend import DockerBackend
-from faasd.errors import EngineUnavailable, FaasdError, NotFound
-from faasd.logs import FunctionLogs
-from faasd.pool import PoolManager
-from faasd.reaper import run_reaper, tick_for
-from faasd.settings import Settings
-from faasd.store import Store
+from faasd.control.api import AdminApi
+from faasd.control.auth import load_or_create_token, token_middleware
+from faasd.control.controller import Controller
+from faasd.core.errors import EngineUnavailable, FaasdError, NotFound
+from faasd.core.settings import Settings
+from faasd.engines.docker import DockerBackend
+from faasd.pool.backend import ContainerBackend
+from faasd.pool.logs import FunctionLogs
+from faasd.pool.manager import PoolManager
+from faasd.pool.reaper import run_reaper, tick_for
+from faasd.store.codestore import CodeStore
+from faasd.store.registry import Store
 
 log = logging.getLogger(__name__)
 

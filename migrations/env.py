@@ -1,11 +1,11 @@
-"""Alembic environment: faasd applies these migrations itself at start (faasd/store.py)."""
+"""Alembic environment: faasd applies these migrations itself at start (faasd/store/registry.py)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from faasd.models import Base
+from faasd.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

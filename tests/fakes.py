@@ -12,9 +12,9 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from faasd.backend import Container, LogLine, Specialization, SpecializeResult
-from faasd.entities import Environment
-from faasd.errors import EngineUnavailable, UpstreamError
+from faasd.core.entities import Environment
+from faasd.core.errors import EngineUnavailable, UpstreamError
+from faasd.pool.backend import Container, LogLine, Specialization, SpecializeResult
 
 
 @dataclass

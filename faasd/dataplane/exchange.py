@@ -19,11 +19,11 @@ import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from faasd.core.errors import FaasdError, FunctionTimeout, MethodNotAllowed, PayloadTooLarge, UpstreamError
+from faasd.core.validation import is_admin_path
 from faasd.dataplane import http
 from faasd.dataplane.http import Headers
-from faasd.errors import FaasdError, FunctionTimeout, MethodNotAllowed, PayloadTooLarge, UpstreamError
-from faasd.routing import Match
-from faasd.validation import is_admin_path
+from faasd.dataplane.routing import Match
 
 if TYPE_CHECKING:
     from faasd.dataplane.server import ClientConnection
@@ -72,7 +72,7 @@ class FunctionRouter(Protocol):
 
 
 def is_admin(path: bytes) -> bool:
-    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics and below: faasd.validation's)."""
+    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics and below: faasd.core.validation's)."""
     return is_admin_path(path.decode("latin-1"))
 
 

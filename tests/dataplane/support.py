@@ -21,8 +21,8 @@ from typing import Any
 import httptools
 from aiohttp import web
 
-from faasd.errors import FaasdError, NotFound, UpstreamError
-from faasd.routing import Match, RouteTable, split_path
+from faasd.core.errors import FaasdError, NotFound, UpstreamError
+from faasd.dataplane.routing import Match, RouteTable, split_path
 
 
 async def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:  # noqa: ASYNC109

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from faasd import validation
+from faasd.core import validation
 from faasd.dataplane.exchange import is_admin
 from tests.dataplane.conftest import Running
 from tests.dataplane.support import FakeFunctionServer

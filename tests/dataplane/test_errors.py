@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from faasd.errors import EngineUnavailable, FaasdError, MethodNotAllowed
-from faasd.routing import RouteTable
+from faasd.core.errors import EngineUnavailable, FaasdError, MethodNotAllowed
+from faasd.dataplane.routing import RouteTable
 from tests.dataplane.conftest import MakeFront, Running
 from tests.dataplane.support import FakeFunctionServer, RawUpstream, wait_until
 

@@ -24,7 +24,7 @@ import docker
 import docker.errors
 import requests
 
-from faasd.settings import Settings
+from faasd.core.settings import Settings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from faasd.entities import Environment, Function
-from faasd.errors import EngineUnavailable, TooManyRequests
-from faasd.pool import PoolManager
+from faasd.core.entities import Environment, Function
+from faasd.core.errors import EngineUnavailable, TooManyRequests
+from faasd.pool.manager import PoolManager
 from tests.fakes import FakeBackend
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

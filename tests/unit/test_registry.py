@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from faasd.codestore import CodeStore
-from faasd.controller import Controller
-from faasd.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from faasd.pool import PoolManager
-from faasd.store import Store
+from faasd.control.controller import Controller
+from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.pool.manager import PoolManager
+from faasd.store.codestore import CodeStore
+from faasd.store.registry import Store
 from tests.fakes import FakeBackend
 
 HELLO = 'module.exports = function(context, callback) { callback(200, "Hello, world!\\n"); }'

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from faasd.errors import BadRequest, MethodNotAllowed, NotFound
-from faasd.routing import Match, RouteTable
-from faasd.validation import url_key, url_pattern
+from faasd.core.errors import BadRequest, MethodNotAllowed, NotFound
+from faasd.core.validation import url_key, url_pattern
+from faasd.dataplane.routing import Match, RouteTable
 
 
 def table(*routes: tuple[str, str, str]) -> RouteTable:

@@ -13,13 +13,14 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from faasd import __version__, openapi
-from faasd.catalog import Catalog
-from faasd.controller import Controller
-from faasd.errors import BadRequest, NotFound
-from faasd.logs import FunctionLogs
-from faasd.pool import PoolManager
-from faasd.validation import json_object
+from faasd import __version__
+from faasd.control import openapi
+from faasd.control.catalog import Catalog
+from faasd.control.controller import Controller
+from faasd.core.errors import BadRequest, NotFound
+from faasd.core.validation import json_object
+from faasd.pool.logs import FunctionLogs
+from faasd.pool.manager import PoolManager
 
 
 class _Jsonable(Protocol):

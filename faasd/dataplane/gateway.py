@@ -6,21 +6,30 @@ faasd/dataplane/ (see its package docstring).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
-from faasd.controller import Controller
-from faasd.entities import Function
-from faasd.errors import NotFound, UpstreamError
-from faasd.pool import Lease, PoolManager
-from faasd.routing import Match, split_path
+from faasd.core.entities import Function
+from faasd.core.errors import NotFound, UpstreamError
+from faasd.dataplane.routing import Match, RouteTable, split_path
+from faasd.pool.manager import Lease, PoolManager
 
 DIRECT_PREFIX = "function"
 
 
+class CatalogView(Protocol):
+    """What the gateway reads of the registry's in-memory snapshot (faasd.control.catalog.Catalog)."""
+
+    @property
+    def routes(self) -> RouteTable: ...
+    @property
+    def functions(self) -> Mapping[str, Function]: ...
+
+
 class Gateway:
-    def __init__(self, controller: Controller, pool: PoolManager) -> None:
-        self._controller = controller
+    def __init__(self, catalog: Callable[[], CatalogView], pool: PoolManager) -> None:
+        # A getter, not a value: the control plane swaps its catalog on every write.
+        self._catalog = catalog
         self._pool = pool
 
     def resolve(self, method: str, path: str) -> Match:
@@ -30,10 +39,10 @@ class Gateway:
             if len(parts) < 2:
                 raise NotFound("name a function: /function/<name>")
             return Match(parts[1], {})
-        return self._controller.catalog.routes.match(method, path)
+        return self._catalog().routes.match(method, path)
 
     def function(self, name: str) -> Function:
-        fn = self._controller.catalog.functions.get(name)
+        fn = self._catalog().functions.get(name)
         if fn is None:
             raise NotFound(f"function '{name}' not found")
         return fn

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from faasd.backend import Container, ContainerBackend
-from faasd.errors import FaasdError
+from faasd.core.errors import FaasdError
+from faasd.pool.backend import Container, ContainerBackend
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from faasd.errors import Unauthorized
+from faasd.core.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 

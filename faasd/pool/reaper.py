@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from faasd.pool import PoolManager
+from faasd.pool.manager import PoolManager
 
 log = logging.getLogger(__name__)
 

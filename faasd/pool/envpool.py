@@ -13,10 +13,10 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from faasd.backend import Container, ContainerBackend
-from faasd.background import Background
-from faasd.entities import Environment
-from faasd.errors import NotFound, ShuttingDown
+from faasd.core.entities import Environment
+from faasd.core.errors import NotFound, ShuttingDown
+from faasd.pool.backend import Container, ContainerBackend
+from faasd.pool.background import Background
 
 log = logging.getLogger(__name__)
 

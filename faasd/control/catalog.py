@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from faasd.entities import Environment, Function, HttpTrigger
-from faasd.routing import RouteTable
-from faasd.validation import url_key
+from faasd.core.entities import Environment, Function, HttpTrigger
+from faasd.core.validation import url_key
+from faasd.dataplane.routing import RouteTable
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The registry's objects as plain, immutable values.
 
 The store returns these, the controller keeps them in memory, and the gateway
-and pool read them; no SQLAlchemy object escapes faasd/store.py.
+and pool read them; no SQLAlchemy object escapes faasd/store/registry.py.
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ DEFAULT_CONCURRENCY = 50
 DEFAULT_MAX_INSTANCES = 10  # past this, calls queue, then get 429
 DEFAULT_MIN_INSTANCES = 0  # scale to zero when idle, like Fission and Lambda
 DEFAULT_QUEUE_TIMEOUT = 10  # seconds a call waits for a free slot at max_instances
+# CPU limit in millicores (1000 = one core). One core by default, so that one
+# busy function cannot take the whole of a small machine from the others and
+# from faasd; Lambda likewise gives a 128-1769 MB function less than one vCPU.
+DEFAULT_CPU_MILLIS = 1000
+# Networks a function's container may use: "default" reaches beyond the machine
+# (as on Lambda and Fission) but never another container, faasd or the host;
+# "none" reaches nothing at all.
+NETWORKS = ("default", "none")
+DEFAULT_NETWORK = "default"
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class Function:
     min_instances: int = DEFAULT_MIN_INSTANCES
     idle_timeout: int | None = None  # None: the daemon's --idle-timeout
     queue_timeout: int = DEFAULT_QUEUE_TIMEOUT
+    cpu_millis: int = DEFAULT_CPU_MILLIS
+    network: str = DEFAULT_NETWORK
 
     @property
     def version(self) -> tuple[float, int]:
@@ -98,6 +109,8 @@ class Function:
             "min_instances": self.min_instances,
             "idle_timeout": self.idle_timeout,
             "queue_timeout": self.queue_timeout,
+            "cpu_millis": self.cpu_millis,
+            "network": self.network,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }

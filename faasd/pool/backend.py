@@ -1,6 +1,6 @@
 """The narrow interface between the pool and whatever runs containers.
 
-faasd/docker_backend.py implements it on the Docker engine; tests/fakes.py
+faasd/engines/docker.py implements it on the Docker engine; tests/fakes.py
 implements it in memory for the unit tests of the pool's bookkeeping.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from faasd.entities import Environment
+from faasd.core.entities import Environment
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Container:
     id: str
     environment: str
     url: str  # base URL of the runtime server, e.g. http://172.18.0.5:8888
+    # The secret this container's runtime demands on POST /v2/specialize: given
+    # to it at create time, known to faasd only, never to a function.
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Specialization:
     entrypoint: str
     env: dict[str, str] = field(default_factory=dict)
     memory_mb: int = 0  # 0: keep the container's own limit
+    cpu_millis: int = 0  # 0: keep the container's own limit
+    network: str = "default"  # "none": nothing beyond faasd may be reached (see engines/firewall.py)
 
 
 @dataclass(frozen=True)

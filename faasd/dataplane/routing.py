@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import unquote
 
-from faasd.errors import MethodNotAllowed, NotFound
-from faasd.validation import PARAM_RE
+from faasd.core.errors import MethodNotAllowed, NotFound
+from faasd.core.validation import PARAM_RE
 
 
 @dataclass(frozen=True)

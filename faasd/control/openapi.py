@@ -1,6 +1,6 @@
 """The OpenAPI 3 document of the admin API, served at /v1/openapi.json.
 
-Written by hand next to faasd/api.py; tests/integration/test_openapi.py runs
+Written by hand next to faasd/control/api.py; tests/integration/test_openapi.py runs
 schemathesis against a live faasd to keep the two in step.
 """
 
@@ -10,8 +10,8 @@ import dataclasses
 from typing import Any
 
 from faasd import __version__
-from faasd.entities import Function
-from faasd.validation import MAX_POOLSIZE, MAX_TIMEOUT, METHODS
+from faasd.core.entities import Function
+from faasd.core.validation import MAX_POOLSIZE, MAX_TIMEOUT, METHODS
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
 TIME = {"type": "string", "format": "date-time"}

@@ -9,7 +9,7 @@ call to a function with a free slot does not await at all.
 - When every instance is full, the call waits. If the function is below
   ``max_instances`` and the instances starting cannot absorb the waiting
   calls, another instance is made: a generic container is taken from the
-  environment's pool (faasd/envpool.py; started on demand when the pool is
+  environment's pool (faasd/pool/envpool.py; started on demand when the pool is
   empty) and specialized with the function's code. Concurrent first calls
   thus share one specialization. At ``max_instances`` a call waits at most
   ``queue_timeout`` seconds for a slot, then gets 429 with Retry-After.
@@ -30,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faasd.backend import Container, ContainerBackend, Specialization
-from faasd.background import Background
-from faasd.entities import Environment, Function
-from faasd.envpool import EnvironmentPools
-from faasd.errors import EngineUnavailable, FaasdError, NotFound, ShuttingDown, TooManyRequests, UpstreamError
-from faasd.logs import FunctionLogs, format_record
+from faasd.core.entities import Environment, Function
+from faasd.core.errors import EngineUnavailable, FaasdError, NotFound, ShuttingDown, TooManyRequests, UpstreamError
+from faasd.pool.backend import Container, ContainerBackend, Specialization
+from faasd.pool.background import Background
+from faasd.pool.envpool import EnvironmentPools
+from faasd.pool.logs import FunctionLogs, format_record
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,16 @@ class PoolManager:
         return UpstreamError(f"function '{name}' failed: {reason}")
 
     async def _specialize(self, fn: Function) -> Instance:
-        spec = Specialization(fn.name, fn.filename, self._load_code(fn), fn.entrypoint, fn.runtime_env(), fn.memory_mb)
+        spec = Specialization(
+            fn.name,
+            fn.filename,
+            self._load_code(fn),
+            fn.entrypoint,
+            fn.runtime_env(),
+            memory_mb=fn.memory_mb,
+            cpu_millis=fn.cpu_millis,
+            network=fn.network,
+        )
         try:
             for attempt in (1, 2):
                 container, pooled = await self._envs.take(fn.environment, fn.name)

@@ -28,10 +28,10 @@ import aiohttp
 import docker
 import docker.errors
 
-from faasd.backend import Container, LogLine, Specialization, SpecializeResult
-from faasd.entities import Environment
-from faasd.errors import EngineUnavailable, ImageNotFound, UpstreamError
-from faasd.settings import Settings
+from faasd.core.entities import Environment
+from faasd.core.errors import EngineUnavailable, ImageNotFound, UpstreamError
+from faasd.core.settings import Settings
+from faasd.pool.backend import Container, LogLine, Specialization, SpecializeResult
 
 log = logging.getLogger(__name__)
 

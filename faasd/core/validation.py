@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from faasd.errors import BadRequest
+from faasd.core.errors import BadRequest
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")

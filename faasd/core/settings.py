@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faasd import __version__
-from faasd.validation import NAME_RE
+from faasd.core.validation import NAME_RE
 
 
 @dataclass(frozen=True)

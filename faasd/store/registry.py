@@ -1,7 +1,7 @@
 """The registry in SQLite: environments, functions and HTTP triggers.
 
 Opened with alembic's migrations applied, WAL journal and foreign keys on.
-Queries return the plain values of faasd/entities.py. Only the controller
+Queries return the plain values of faasd/core/entities.py. Only the controller
 calls this module; the request path never does.
 """
 
@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from faasd.entities import Environment, Function, HttpTrigger
-from faasd.errors import Conflict
-from faasd.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow
+from faasd.core.entities import Environment, Function, HttpTrigger
+from faasd.core.errors import Conflict
+from faasd.store.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow
 
 log = logging.getLogger(__name__)
 

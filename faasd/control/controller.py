@@ -14,13 +14,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from faasd import validation as check
-from faasd.catalog import Catalog
-from faasd.codestore import CodeStore
-from faasd.entities import DEFAULT_TIMEOUT, Environment, Function, HttpTrigger
-from faasd.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from faasd.pool import PoolManager
-from faasd.store import Store, utcnow
+from faasd.control.catalog import Catalog
+from faasd.core import validation as check
+from faasd.core.entities import DEFAULT_TIMEOUT, Environment, Function, HttpTrigger
+from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.pool.manager import PoolManager
+from faasd.store.codestore import CodeStore
+from faasd.store.registry import Store, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,27 @@
+"""The specialization request a runtime takes, encoded in one place.
+
+The Docker engine backend sends exactly these bytes to ``POST /v2/specialize``,
+and the controller measures them when a function is created or updated, so a
+function that faasd accepts always fits what the runtimes accept
+(runtimes/README.md: at most :data:`MAX_SPECIALIZE_BYTES` of request body).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+# The runtimes' limit on the specialization request (runtimes/*/server.*).
+MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
+
+
+def encode_specialization(filename: str, code: bytes, entrypoint: str, env: Mapping[str, str]) -> bytes:
+    """The JSON body of ``POST /v2/specialize``."""
+    doc = {
+        "filename": filename,
+        "code": code.decode("utf-8", errors="replace"),
+        "entrypoint": entrypoint,
+        "env": dict(env),
+    }
+    # Not ASCII-escaped: UTF-8 source stays its own size on the wire.
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
