@@ -37,12 +37,28 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_body_bytes", str(6 * 1024 * 1024), "largest request body a function accepts", int),
     Option("head_timeout", "10", "seconds a client may take to send a request's head", float),
     Option("keepalive_timeout", "75", "seconds an idle client connection is kept open", float),
-    Option("max_code_bytes", str(10 * 1024 * 1024), "largest function source accepted", int),
+    Option(
+        "max_code_bytes",
+        str(8 * 1024 * 1024),
+        "largest function source accepted (the whole specialization, code + variables + secrets, "
+        "must also fit the runtimes' 8 MiB)",
+        int,
+    ),
     Option("container_memory_mb", "256", "memory limit of each runtime container", int),
     Option("start_concurrency", "4", "container starts in flight at once (engine protection)", int),
     Option("log_level", "info", "debug, info, warning or error"),
     Option("owner_label", "", "faasd.owner label of this faasd's containers (default: a hash of the state dir)"),
     Option("token", "", "admin API token (default: made once and kept in <state dir>/token)"),
+    Option(
+        "firewall",
+        "auto",
+        "host firewall rules that keep function containers off the host and each other: "
+        "on (refuse to start without them), off, or auto (on when iptables can be used)",
+    ),
+    Option("max_connections", "10000", "client connections held at once; beyond, 503 and close", int),
+    Option("max_queued_calls", "5000", "calls waiting for an instance, all functions together; beyond, 503", int),
+    Option("container_log_max_size", "10m", "json-file log rotation of every container: size of one file"),
+    Option("container_log_max_files", "3", "json-file log rotation of every container: files kept", int),
 )
 
 
@@ -59,12 +75,17 @@ class Settings:
     max_body_bytes: int = 6 * 1024 * 1024
     head_timeout: float = 10.0
     keepalive_timeout: float = 75.0
-    max_code_bytes: int = 10 * 1024 * 1024
+    max_code_bytes: int = 8 * 1024 * 1024
     container_memory_mb: int = 256
     start_concurrency: int = 4
     log_level: str = "info"
     owner_label: str = ""
     token: str = ""
+    firewall: str = "auto"
+    max_connections: int = 10000
+    max_queued_calls: int = 5000
+    container_log_max_size: str = "10m"
+    container_log_max_files: int = 3
 
     @property
     def database_path(self) -> Path:
@@ -133,6 +154,12 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--head-timeout and --keepalive-timeout must be positive")
     if settings.owner_label and not NAME_RE.fullmatch(settings.owner_label):
         parser.error("--owner-label must be lower-case letters, digits and hyphens")
+    if settings.firewall not in ("auto", "on", "off"):
+        parser.error("--firewall must be auto, on or off")
+    if settings.max_connections < 1 or settings.max_queued_calls < 1:
+        parser.error("--max-connections and --max-queued-calls must be at least 1")
+    if settings.container_log_max_files < 1:
+        parser.error("--container-log-max-files must be at least 1")
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return settings
