@@ -20,6 +20,13 @@ ENV VIRTUAL_ENV=/opt/faasd \
 #    whose TLS proxy pip must trust. A venv: Debian's Python refuses pip
 #    installs into the system (PEP 668).
 COPY pyproject.toml build/docker-ca.cr[t] /src/
+# iptables: the host firewall around the functions' network (faasd/engines/firewall.py);
+# the local Debian base has it already.
+RUN set -eu; \
+    if ! command -v iptables >/dev/null; then \
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends iptables >/dev/null \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN set -eu; \
     if [ -f /src/docker-ca.crt ]; then export PIP_CERT=/src/docker-ca.crt; fi; \
     python3 -m venv "$VIRTUAL_ENV"; \
@@ -36,11 +43,11 @@ COPY migrations /src/migrations
 RUN pip install --quiet --no-deps --no-build-isolation -e /src \
     && rm -f /src/docker-ca.crt /src/requirements.txt
 
-# Listens on every interface of the container (compose publishes the port on
-# 127.0.0.1 only); docker-compose.yml mounts a named volume at the state dir
-# (no VOLUME here: it would leave an anonymous volume behind each container).
-# Runs as root: it talks to the Docker socket.
-ENV FAASD_HOST=0.0.0.0 \
+# docker-compose.yml runs it in the host's network namespace on 127.0.0.1
+# and mounts a named volume at the state dir (no VOLUME here: it would leave
+# an anonymous volume behind each container). Runs as root: it talks to the
+# Docker socket and sets the host firewall (with NET_ADMIN).
+ENV FAASD_HOST=127.0.0.1 \
     FAASD_STATE_DIR=/var/lib/faasd
 WORKDIR /var/lib/faasd
 EXPOSE 8080

@@ -30,8 +30,9 @@ IMAGE="${FAASD_IMAGE:-faasd/faasd:latest}"
 # shellcheck source=lib/images.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/images.sh"
 LOCAL_BASE="faasd/base-faasd:$SUITE"
-# The local base's packages (libstdc++6: greenlet, which SQLAlchemy's asyncio needs).
-BASE_PACKAGES="python3,python3-venv,libstdc++6,ca-certificates"
+# The local base's packages (libstdc++6: greenlet, which SQLAlchemy's asyncio needs;
+# iptables: the host firewall around the functions' network).
+BASE_PACKAGES="python3,python3-venv,libstdc++6,ca-certificates,iptables"
 CA_IN_CONTEXT="$ROOT/build/docker-ca.crt"
 export DOCKER_BUILDKIT=0
 

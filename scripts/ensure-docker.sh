@@ -20,11 +20,11 @@ if [ "$(id -u)" != 0 ] || ! grep -qsE '^ID(_LIKE)?=.*(debian|ubuntu)' /etc/os-re
 fi
 
 if ! command -v dockerd >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v docker >/dev/null \
-  || ! command -v docker-compose >/dev/null; then
-  log "installing docker.io, docker-compose and mmdebstrap with apt-get"
+  || ! command -v docker-compose >/dev/null || ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
+  log "installing docker.io, docker-compose, mmdebstrap, iptables and iproute2 with apt-get"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    docker.io docker-compose mmdebstrap ca-certificates iptables >/dev/null
+    docker.io docker-compose mmdebstrap ca-certificates iptables iproute2 >/dev/null
 fi
 
 # A package install may have started the service already (systemd hosts).

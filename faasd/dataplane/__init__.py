@@ -26,8 +26,8 @@ without awaiting; only a cold or queued call waits in a task). ::
                             function timeout starts  ──────────────▶ 504, lease discarded
                             UpstreamPool[lease.url]            upstream.py
                               idle keep-alive connection, or a new one;
-                              a reused one that fails before any answer
-                              byte -> the request is sent once more, fresh
+                              a request is sent once: a connection that
+                              breaks before the answer -> 502, never resent
                       │ head rebuilt (http.py): hop-by-hop, X-Faasd-*, the client's
                       │ X-Forwarded-Proto/-Host and Forwarded out; X-Forwarded-For
                       │ appended to; X-Forwarded-Proto/-Host, X-Faasd-Params in;

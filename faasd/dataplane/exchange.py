@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Request bytes held for one retry on a fresh connection (after that, no retry).
-REPLAY_LIMIT = 256 * 1024
 # Request body held while waiting for a lease or a connection before reading pauses.
 PENDING_LIMIT = 256 * 1024
 # Body bytes read and dropped after an early answer before the connection is closed instead.
@@ -83,9 +81,6 @@ class Exchange:
         "_lease_task",
         "_mode",
         "_params",
-        "_replay",
-        "_replay_size",
-        "_retried",
         "_timer",
         "_up_keep",
         "_up_out",
@@ -157,9 +152,6 @@ class Exchange:
         self._timer: asyncio.TimerHandle | None = None
         self._up_out: list[bytes] = []  # bytes for upstream not yet written (all of them until attached)
         self._up_size = 0
-        self._replay: list[bytes] | None = None
-        self._replay_size = 0
-        self._retried = False
         self._head = b""
         self._mode = _NONE
         self._up_keep = False
@@ -250,8 +242,6 @@ class Exchange:
         if not self._head:
             self._head = self._build_head()
             self._up_out.insert(0, self._head)
-        self._replay = [] if conn.reused else None
-        self._replay_size = 0
         client = self.client
         if client.write_paused:
             conn.pause_reading()
@@ -315,12 +305,6 @@ class Exchange:
         out.clear()
         self._up_size = 0
         self.upstream.write(data)
-        replay = self._replay
-        if replay is not None:
-            replay.append(data)
-            self._replay_size += len(data)
-            if self._replay_size > REPLAY_LIMIT:
-                self._replay = None
 
     def buffered_bytes(self) -> int:
         total = self._up_size
@@ -354,7 +338,6 @@ class Exchange:
         if status == 101:
             self._upstream_failed("it answered 101 Switching Protocols to a request without Upgrade")
             return
-        self._replay = None
         self._up_keep = keep_alive
         head_request = self.method == b"HEAD"
         keep = self.keep_alive and not self.close_connection and not self.client.front.draining
@@ -412,27 +395,17 @@ class Exchange:
             self.response_end()
 
     def upstream_lost(self, exc: BaseException | None) -> None:
+        """The connection broke before the answer was complete: a 502, never a second send.
+
+        A request is written to the instance as soon as it is attached, so any
+        part of it may have reached the function and run it: sending it again
+        could run a POST twice. The race this would cover (the container closing
+        an idle keep-alive connection as a request goes out) does not arise:
+        faasd drops idle upstream connections after 30 s, the runtimes after 75 s.
+        """
         if self.response_done:
             return
-        conn = self.upstream
         self._drop_upstream()  # lost already: closing it again only detaches it
-        if (
-            conn is not None
-            and conn.reused
-            and not conn.received
-            and not self.response_started
-            and self._replay is not None
-            and not self._retried
-        ):
-            # The container closed an idle keep-alive connection just as the
-            # request went out: nothing reached it, so send it again once.
-            self._retried = True
-            self._up_out[:0] = self._replay
-            self._up_size = sum(map(len, self._up_out))
-            self._replay = None
-            self.up_paused = False
-            self.client.front.upstreams.connect(self.key, self._on_upstream)
-            return
         self._upstream_failed(str(exc) if exc else "closed before the answer was complete")
 
     def upstream_write_paused(self, paused: bool) -> None:
@@ -527,7 +500,6 @@ class Exchange:
     def _finish(self) -> None:
         self.response_done = True
         self._up_out.clear()
-        self._replay = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -9,6 +9,15 @@ Every container carries the labels ``faasd.managed=true``,
 ``faasd.function=<name>`` (empty for a pooled, generic container: Docker
 labels cannot change after creation, so a pooled container that gets
 specialized is renamed ``faasd-<owner>-<function>-<n>`` instead).
+
+Isolation (SECURITY.md): the network is a bridge with inter-container traffic
+disabled (``com.docker.network.bridge.enable_icc=false``), so a container
+reaches no other container on it; faasd reaches them from the host's network
+namespace. The host firewall (engines/firewall.py) closes the host to them.
+Each container gets its own specialization token in its environment
+(``FAASD_SPECIALIZE_TOKEN``); its runtime takes code only with that token.
+Every container is locked down (uid 1000, no capabilities, read-only root,
+pids/memory/CPU limits, rotated json-file logs).
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +38,13 @@ from typing import Any, TypeVar
 import aiohttp
 import docker
 import docker.errors
+from docker.types import LogConfig
 
-from faasd.core.entities import Environment
+from faasd.core.entities import DEFAULT_CPU_MILLIS, Environment
 from faasd.core.errors import EngineUnavailable, ImageNotFound, UpstreamError
 from faasd.core.settings import Settings
+from faasd.core.specialize import encode_specialization
+from faasd.engines.firewall import FirewallError, FirewallState, HostFirewall
 from faasd.pool.backend import Container, LogLine, Specialization, SpecializeResult
 
 log = logging.getLogger(__name__)
@@ -42,6 +56,10 @@ RENAME_DELAY = 0.5
 HEALTH_TIMEOUT = 1.0
 READY_POLL = 0.005
 MAX_LOG_LINE = 16 * 1024
+# The network option that keeps containers on one bridge from reaching each other.
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+CPU_PERIOD = 100_000  # microseconds: cpu_quota = millicores * 100
+TOKEN_ENV = "FAASD_SPECIALIZE_TOKEN"
 
 T = TypeVar("T")
 
@@ -57,6 +75,16 @@ class DockerBackend:
         self._serial = itertools.count(1)
         self._engine_session: aiohttp.ClientSession | None = None
         self._engine_base = ""
+        self.firewall = HostFirewall(self._owner)
+        if settings.firewall == "off":
+            self.firewall.state = FirewallState(False, "turned off (--firewall off)")
+        self._isolated: dict[str, str] = {}  # container id -> address cut off by the firewall
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._setup_lock = threading.Lock()
+        self._log_config = LogConfig(
+            type="json-file",
+            config={"max-size": settings.container_log_max_size, "max-file": str(settings.container_log_max_files)},
+        )
 
     # -- plumbing ---------------------------------------------------------
 
@@ -73,31 +101,99 @@ class DockerBackend:
         except OSError as exc:  # requests' connection errors are OSErrors
             raise EngineUnavailable(f"Docker engine unreachable: {exc}") from exc
 
+    def _track(self, future: asyncio.Future[Any]) -> None:
+        self._tasks.add(future)
+        future.add_done_callback(self._tasks.discard)
+
     def _docker(self) -> docker.DockerClient:
-        """The client, created on first use; the network is created once."""
+        """The client, created on first use."""
         if self._client is None:
             client = docker.from_env(timeout=30)
             client.ping()
             self._client = client
-        if not self._network_ready:
-            self._ensure_network(self._client)
-            self._network_ready = True
         return self._client
 
-    def _ensure_network(self, client: docker.DockerClient) -> None:
+    def _ready(self) -> docker.DockerClient:
+        """The client, with the network and the host firewall in place (once)."""
+        client = self._docker()
+        if self._network_ready:
+            return client
+        with self._setup_lock:  # engine threads may get here together
+            self._ready_locked(client)
+        return client
+
+    def _ready_locked(self, client: docker.DockerClient) -> None:
+        if not self._network_ready:
+            bridge = self._ensure_network(client)
+            if self._settings.firewall != "off":
+                try:
+                    self.firewall.setup(bridge)
+                except FirewallError as exc:
+                    if self._settings.firewall == "on":
+                        raise
+                    log.warning(
+                        "host firewall unavailable (%s): function containers can reach services that listen "
+                        "on this host's addresses, and functions with network 'none' cannot run; "
+                        "run faasd as root (or with CAP_NET_ADMIN) to close that, see SECURITY.md",
+                        exc,
+                    )
+            self._network_ready = True
+
+    async def prepare(self) -> FirewallState:
+        """Network and firewall now (at start), not at the first container; returns the firewall's state.
+
+        Raises FirewallError with ``--firewall on`` when iptables cannot be used.
+        """
+        await self._run(self._ready)
+        return self.firewall.state
+
+    def _ensure_network(self, client: docker.DockerClient) -> str:
+        """Create faasd's network (inter-container traffic off) if need be; return its bridge's name."""
         name = self._settings.network
         # The engine's name filter matches substrings ("faasd" finds "faasd-compose").
-        if any(n.name == name for n in client.networks.list(names=[name])):
-            return
+        found = [n for n in client.networks.list(names=[name]) if n.name == name]
+        if found:
+            network = found[0]
+            network.reload()
+            options = network.attrs.get("Options") or {}
+            if options.get(ICC_OPTION) == "false":
+                return _bridge_name(network.attrs)
+            attached = network.attrs.get("Containers") or {}
+            if attached:
+                raise EngineUnavailable(
+                    f"Docker network {name} lets its containers reach each other (an older faasd made it) and "
+                    f"{len(attached)} container(s) are attached; stop them and remove it "
+                    f"(docker network rm {name}); faasd then makes it anew"
+                )
+            log.warning("recreating Docker network %s with inter-container traffic disabled", name)
+            network.remove()
         try:
-            client.networks.create(name, driver="bridge", labels={"faasd.managed": "true"})
-            log.info("created Docker network %s", name)
+            created = client.networks.create(
+                name,
+                driver="bridge",
+                labels={"faasd.managed": "true"},
+                options={ICC_OPTION: "false"},
+            )
+            created.reload()
+            log.info("created Docker network %s (inter-container traffic disabled)", name)
+            return _bridge_name(created.attrs)
         except docker.errors.APIError:
             # Another faasd created it at the same moment.
-            if not any(n.name == name for n in client.networks.list(names=[name])):
+            again = [n for n in client.networks.list(names=[name]) if n.name == name]
+            if not again:
                 raise
+            again[0].reload()
+            return _bridge_name(again[0].attrs)
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.firewall.state.active:
+            try:
+                await self._run(self.firewall.teardown)
+            except FirewallError as exc:
+                log.warning("could not remove the host firewall's rules: %s", exc)
         if self._engine_session is not None:
             await self._engine_session.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -109,10 +205,11 @@ class DockerBackend:
         if self._engine_session is None:
             host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             if host.startswith("unix://"):
-                connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=host[len("unix://") :])
+                # No cap on connections: every instance holds one for its log stream.
+                connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=host[len("unix://") :], limit=0)
                 self._engine_base = "http://docker"
             else:
-                connector = aiohttp.TCPConnector()
+                connector = aiohttp.TCPConnector(limit=0)
                 self._engine_base = "http://" + host.split("://", 1)[-1]
             self._engine_session = aiohttp.ClientSession(connector=connector)
         return self._engine_session, self._engine_base
@@ -121,7 +218,8 @@ class DockerBackend:
 
     async def start(self, env: Environment, function: str = "") -> Container:
         began = time.monotonic()
-        create = asyncio.ensure_future(self._run(self._create, env, function))
+        token = secrets.token_urlsafe(32)
+        create = asyncio.ensure_future(self._run(self._create, env, function, token))
         try:
             container_id = await asyncio.shield(create)
         except asyncio.CancelledError:
@@ -130,7 +228,9 @@ class DockerBackend:
             raise
         try:
             address = await self._run(self._start_and_address, container_id)
-            container = Container(id=container_id, environment=env.name, url=f"http://{address}:{RUNTIME_PORT}")
+            container = Container(
+                id=container_id, environment=env.name, url=f"http://{address}:{RUNTIME_PORT}", token=token
+            )
             await self._wait_ready(container)
         except BaseException:
             # Whatever failed (engine error, timeout, cancellation), leave no container behind.
@@ -141,13 +241,14 @@ class DockerBackend:
 
     def _remove_created(self, create: asyncio.Future[str]) -> None:
         if not create.cancelled() and create.exception() is None:
-            asyncio.get_running_loop().create_task(self._run(self._remove, create.result()))
+            self._track(asyncio.ensure_future(self._run(self._remove, create.result())))
 
-    def _create(self, env: Environment, function: str) -> str:
+    def _create(self, env: Environment, function: str, token: str) -> str:
         settings = self._settings
+        client = self._ready()
         name = f"faasd-{self._owner}-{env.name}-{next(self._serial)}-{int(time.time() * 1000) % 100000}"
         # create + start rather than run(): run() would try to pull a missing image.
-        container = self._docker().containers.create(
+        container = client.containers.create(
             env.image,
             detach=True,
             name=name,
@@ -158,7 +259,11 @@ class DockerBackend:
                 "faasd.function": function,
             },
             network=settings.network,
-            environment={"PORT": str(RUNTIME_PORT)},
+            # The runtime removes the token from its environment before it loads any code.
+            environment={"PORT": str(RUNTIME_PORT), TOKEN_ENV: token},
+            cpu_period=CPU_PERIOD,
+            cpu_quota=DEFAULT_CPU_MILLIS * CPU_PERIOD // 1000,
+            log_config=self._log_config,
             mem_limit=f"{settings.container_memory_mb}m",
             memswap_limit=f"{settings.container_memory_mb}m",
             pids_limit=128,
@@ -229,40 +334,62 @@ class DockerBackend:
         return " | ".join(raw.decode(errors="replace").strip().splitlines())[-500:]
 
     async def specialize(self, container: Container, spec: Specialization) -> SpecializeResult:
+        limits: dict[str, Any] = {}
         if spec.memory_mb and spec.memory_mb != self._settings.container_memory_mb:
-            limit = f"{spec.memory_mb}m"
-            await self._run(
-                lambda: self._docker().api.update_container(container.id, mem_limit=limit, memswap_limit=limit)
-            )
-        payload = {
-            "filename": spec.filename,
-            "code": spec.code.decode("utf-8", errors="replace"),
-            "entrypoint": spec.entrypoint,
-            "env": spec.env,
-        }
+            limits["mem_limit"] = limits["memswap_limit"] = f"{spec.memory_mb}m"
+        if spec.cpu_millis and spec.cpu_millis != DEFAULT_CPU_MILLIS:
+            limits["cpu_period"] = CPU_PERIOD
+            limits["cpu_quota"] = spec.cpu_millis * CPU_PERIOD // 1000
+        if limits:
+            await self._run(lambda: self._docker().api.update_container(container.id, **limits))
+        if spec.network == "none":
+            await self._cut_off(container, spec.function)
+        body_bytes = encode_specialization(spec.filename, spec.code, spec.entrypoint, spec.env)
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if container.token:
+            headers["Authorization"] = f"Bearer {container.token}"
         try:
             async with self._session.post(
                 container.url + "/v2/specialize",
-                json=payload,
+                data=body_bytes,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=SPECIALIZE_TIMEOUT),
             ) as response:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(f"the container for {spec.function} did not take the code: {exc!r}") from exc
-        # The name is cosmetic: give it to the container once the first call is answered.
-        loop = asyncio.get_running_loop()
-        loop.call_later(RENAME_DELAY, lambda: loop.create_task(self._rename(container, spec.function)))
         try:
             body = json.loads(text)
         except ValueError:
             body = {}
         if response.status == 200:
+            self._rename_later(container, spec.function)
             return SpecializeResult(load_ms=float(body.get("load_ms", 0.0)))
         error = body.get("error", {}) if isinstance(body, dict) else {}
         message = error.get("message") or text[:500] or f"status {response.status}"
         if error.get("code") == "load_error":
             return SpecializeResult(load_ms=0.0, load_error=message)
         raise UpstreamError(f"specializing {spec.function} failed: {message}")
+
+    async def _cut_off(self, container: Container, function: str) -> None:
+        """network 'none': nothing from this container leaves the machine, from before its code loads."""
+        address = container.url.split("://", 1)[-1].rsplit(":", 1)[0]
+        try:
+            await self._run(self.firewall.isolate, address, container.id)
+        except FirewallError as exc:
+            raise EngineUnavailable(
+                f"function '{function}' has network 'none', which needs the host firewall: {exc}"
+            ) from exc
+        self._isolated[container.id] = address
+
+    def _rename_later(self, container: Container, function: str) -> None:
+        """The name is cosmetic: give it once the first call is answered, off that call's path."""
+
+        async def later() -> None:
+            await asyncio.sleep(RENAME_DELAY)
+            await self._rename(container, function)
+
+        self._track(asyncio.ensure_future(later()))
 
     async def _rename(self, container: Container, function: str) -> None:
         name = f"faasd-{self._owner}-{function}-{next(self._serial)}"
@@ -333,7 +460,12 @@ class DockerBackend:
         return None
 
     async def stop(self, container: Container) -> None:
-        await self._run(self._remove, container.id)
+        try:
+            await self._run(self._remove, container.id)
+        finally:
+            address = self._isolated.pop(container.id, None)
+            if address is not None:
+                await self._run(self.firewall.release, address, container.id)
 
     def _remove(self, container_id: str) -> None:
         try:
@@ -366,3 +498,9 @@ def _log_line(raw: bytes, stream: str) -> LogLine:
     if len(stamp) > 24 and stamp.endswith("Z"):
         stamp = stamp[:23] + "Z"
     return LogLine(stamp, stream, text.rstrip("\r"))
+
+
+def _bridge_name(attrs: dict[str, Any]) -> str:
+    """The host interface of a bridge network: named in its options, else br-<id>."""
+    options = attrs.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or "br-" + str(attrs["Id"])[:12])

@@ -4,6 +4,14 @@
 // Standard library only; runs on Node 18 and 20. The wire contract is
 // described in runtimes/README.md and is identical for every language.
 
+// The specialization token: read and removed from the environment before
+// anything else, so the function (loaded much later) never sees it in
+// process.env nor passes it to a child process. Empty = specialization is open
+// (an image run by hand); faasd always sets one per container.
+const SPECIALIZE_TOKEN = Buffer.from(process.env.FAASD_SPECIALIZE_TOKEN || '', 'utf8');
+delete process.env.FAASD_SPECIALIZE_TOKEN;
+
+const crypto = require('crypto');
 const http = require('http');
 const fs = require('fs');
 const path = require('path');
@@ -16,6 +24,7 @@ const PORT = parseInt(process.env.PORT || '8888', 10);
 const CODE_DIR = process.env.FAASD_CODE_DIR || '/tmp/faasd-function';
 const MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024;
 const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
+const BEARER_RE = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i;
 // A line that starts an ES module statement: `export default`, `export const`,
 // `import x from` ... (a dynamic `import(` is valid CommonJS and does not count).
 const ESM_RE = /^[ \t]*(export\s+(default\b|async\b|function\b|const\b|let\b|var\b|class\b|\{)|import\s*[\w{*'"])/m;
@@ -215,8 +224,37 @@ async function loadFunction(doc) {
   return resolveEntrypoint(exported, doc.entrypoint || '', filename);
 }
 
+// Whether the request carries `Authorization: Bearer <the token>`, compared in
+// constant time on the raw bytes. No token at start: open.
+function authorized(req) {
+  if (SPECIALIZE_TOKEN.length === 0) return true;
+  const m = BEARER_RE.exec(req.headers.authorization || '');
+  if (!m) return false;
+  const given = Buffer.from(m[1], 'latin1'); // Node decoded the header as latin1
+  return given.length === SPECIALIZE_TOKEN.length && crypto.timingSafeEqual(given, SPECIALIZE_TOKEN);
+}
+
 async function handleSpecialize(req, res) {
   const started = process.hrtime.bigint();
+  // The token first: no state is told and no body is read without it.
+  if (!authorized(req)) {
+    const extra = { 'www-authenticate': 'Bearer' };
+    // Drained, but a body larger than any specialization closes the connection.
+    if (Number(req.headers['content-length']) > MAX_SPECIALIZE_BYTES) extra.connection = 'close';
+    let drained = 0;
+    req.on('data', (chunk) => {
+      drained += chunk.length;
+      if (drained > MAX_SPECIALIZE_BYTES && drained - chunk.length <= MAX_SPECIALIZE_BYTES && req.socket) {
+        req.socket.destroySoon(); // after the 401 is out
+      }
+    });
+    req.resume();
+    const message =
+      req.headers.authorization === undefined
+        ? "POST /v2/specialize needs this container's specialization token: Authorization: Bearer <token>"
+        : 'the specialization token is wrong';
+    return sendJson(res, 401, { error: { code: 'unauthorized', message } }, extra);
+  }
   if (state !== 'generic') {
     req.resume();
     return sendError(res, 409, 'already_specialized', alreadyMessage());
@@ -230,9 +268,16 @@ async function handleSpecialize(req, res) {
   }
   // Checked again: another specialization may have started while we read.
   if (state !== 'generic') return sendError(res, 409, 'already_specialized', alreadyMessage());
+  // UTF-8 JSON, not necessarily ASCII-escaped: faasd sends the source as it is.
+  let text;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch (err) {
+    return sendError(res, 400, 'bad_request', 'the body is not valid UTF-8');
+  }
   let doc;
   try {
-    doc = JSON.parse(raw.toString('utf8'));
+    doc = JSON.parse(text);
   } catch (err) {
     return sendError(res, 400, 'bad_request', `the body is not valid JSON: ${err.message}`);
   }
@@ -375,7 +420,41 @@ function checkStatus(status) {
   return status;
 }
 
+const CONTROL_NAMES = { '\r': 'a CR', '\n': 'a LF', '\0': 'a NUL' };
+
+// Throws FunctionResultError for a header Node cannot send, naming it. Checked
+// before anything is written (writeHead would throw halfway otherwise).
+function checkHeader(name, value) {
+  try {
+    http.validateHeaderName(name);
+  } catch (err) {
+    throw new FunctionResultError(
+      `header name ${util.inspect(name)} cannot be sent in HTTP/1.1 ` +
+        "(a name is letters, digits and !#$%&'*+-.^_`|~ only)"
+    );
+  }
+  try {
+    http.validateHeaderValue(name, value);
+  } catch (err) {
+    // Node allows tab, visible ASCII and latin-1 (U+0080-U+00FF) only.
+    const i = value.search(/[^\t\x20-\x7e\x80-\xff]/);
+    const c = i >= 0 ? value[i] : '';
+    const code = i >= 0 ? value.codePointAt(i) : 0;
+    const hex = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+    let why;
+    if (i < 0) why = err.message;
+    else if (CONTROL_NAMES[c]) why = `it contains ${CONTROL_NAMES[c]} at index ${i}`;
+    else if (code > 0xff) {
+      why = `${util.inspect(String.fromCodePoint(code))} (${hex}) at index ${i} is not latin-1; percent- or RFC 8187-encode it`;
+    } else why = `it contains the control character ${hex} at index ${i}`;
+    throw new FunctionResultError(
+      `header ${util.inspect(name)} has a value that cannot be sent in HTTP/1.1 (${why})`
+    );
+  }
+}
+
 // name -> value or [values] (an array repeats the header: two Set-Cookie lines).
+// Every name and value is checked here, before anything is written.
 function checkHeaders(headers) {
   const out = {};
   if (headers !== undefined && headers !== null) {
@@ -384,8 +463,10 @@ function checkHeaders(headers) {
     }
     for (const [k, v] of Object.entries(headers)) {
       if (v === undefined || v === null) continue;
+      const values = Array.isArray(v) ? v.map(String) : String(v);
+      for (const one of Array.isArray(values) ? values : [values]) checkHeader(k, one);
       if (DROPPED_HEADERS.has(k.toLowerCase())) continue;
-      out[k] = Array.isArray(v) ? v.map(String) : String(v);
+      out[k] = values;
     }
   }
   return out;
@@ -424,6 +505,16 @@ function chunkBytes(chunk) {
   throw new FunctionResultError(
     `a streamed body must produce strings or Buffers, got ${util.inspect(chunk, { depth: 1 })}`
   );
+}
+
+// A streamed body that will not be sent: release it without reading it.
+function discardStream(body) {
+  try {
+    if (typeof body.destroy === 'function') body.destroy();
+    else if (typeof body.return === 'function') closeIterator(body);
+  } catch (err) {
+    // closing must never fail the response a second time
+  }
 }
 
 function closeIterator(it) {
@@ -504,16 +595,15 @@ async function writeStream(res, method, status, out, body) {
 // Turns (status, body, headers) from a function into bytes on the wire.
 // Returns a promise when the body is streamed.
 function writeResult(res, method, status, body, headers) {
-  status = checkStatus(status);
-  const out = checkHeaders(headers);
-  if (isStreamBody(body)) {
-    // Header names and values are checked before the first chunk is awaited.
-    for (const [k, v] of Object.entries(out)) {
-      http.validateHeaderName(k);
-      for (const one of Array.isArray(v) ? v : [v]) http.validateHeaderValue(k, one);
-    }
-    return writeStream(res, method, status, out, body);
+  let out;
+  try {
+    status = checkStatus(status);
+    out = checkHeaders(headers); // before the first chunk of a stream is awaited
+  } catch (err) {
+    if (isStreamBody(body)) discardStream(body);
+    throw err;
   }
+  if (isStreamBody(body)) return writeStream(res, method, status, out, body);
   const hasType = hasContentType(out);
   let payload;
   let type;
@@ -684,5 +774,6 @@ server.requestTimeout = 0;
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
 
 server.listen(PORT, '0.0.0.0', () => {
-  console.log(`faasd-runtime: nodejs ${process.version} listening on 0.0.0.0:${PORT}`);
+  const openNote = SPECIALIZE_TOKEN.length ? '' : ' (no FAASD_SPECIALIZE_TOKEN: specialization needs no token)';
+  console.log(`faasd-runtime: nodejs ${process.version} listening on 0.0.0.0:${PORT}${openNote}`);
 });

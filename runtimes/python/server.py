@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
+import hmac
 import importlib.machinery
 import importlib.util
 import inspect
@@ -26,13 +27,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+# The specialization token: read and removed from the environment before
+# anything else, so the function (loaded much later) never sees it in
+# os.environ nor passes it to a child process. Empty = specialization is open
+# (an image run by hand); faasd always sets one per container.
+SPECIALIZE_TOKEN = os.fsencode(os.environ.pop("FAASD_SPECIALIZE_TOKEN", ""))
+
 sys.dont_write_bytecode = True
 
 PORT = int(os.environ.get("PORT", "8888"))
 CODE_DIR = os.environ.get("FAASD_CODE_DIR", "/tmp/faasd-function")
 MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
 FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
-TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (fullmatch)
+BEARER_RE = re.compile(r"[ \t]*bearer[ \t]+(\S+)[ \t]*", re.I)
 DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 # Idle keep-alive connections are closed after this many seconds.
 IDLE_TIMEOUT = 75.0
@@ -331,6 +339,65 @@ class Stream:
             pass
 
 
+CONTROL_NAMES = {"\r": "a CR", "\n": "a LF", "\0": "a NUL"}
+
+
+def check_header(name: str, value: str) -> None:
+    """Raises FunctionResultError for a header http.server cannot send.
+
+    Checked before anything is written, so the answer is a clean 500 instead
+    of a connection closed halfway through the headers.
+    """
+    if not TOKEN_RE.fullmatch(name):
+        raise FunctionResultError(
+            f"header name {name!r} cannot be sent in HTTP/1.1 "
+            "(a name is letters, digits and !#$%&'*+-.^_`|~ only)"
+        )
+    if value.isascii() and "\r" not in value and "\n" not in value and "\0" not in value:
+        return
+    for i, c in enumerate(value):
+        if c in CONTROL_NAMES:
+            why = f"it contains {CONTROL_NAMES[c]} at index {i}"
+        elif ord(c) > 0xFF:
+            why = f"{c!r} (U+{ord(c):04X}) at index {i} is not latin-1; percent- or RFC 8187-encode it"
+        else:
+            continue
+        raise FunctionResultError(f"header {name!r} has a value that cannot be sent in HTTP/1.1 ({why})")
+
+
+def check_status(status: Any) -> int:
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise FunctionResultError(f"invalid status code {status!r}: expected 200-599")
+    return status
+
+
+def response_headers(headers: Any) -> list[tuple[str, str]]:
+    """The function's headers as (name, value) pairs, each checked (check_header)."""
+    pairs: list[tuple[str, str]] = []
+    if headers is None:
+        return pairs
+    items = headers.items() if hasattr(headers, "items") else headers
+    try:
+        items = list(items)
+    except TypeError:
+        raise FunctionResultError("headers must be a dict of name -> value") from None
+    for item in items:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise FunctionResultError("headers must be a dict of name -> value")
+        k, v = item
+        if v is None:
+            continue
+        values = v if isinstance(v, list | tuple) else [v]
+        for one in values:
+            k, one = str(k), str(one)
+            check_header(k, one)
+            if k.lower() not in DROPPED_HEADERS:
+                pairs.append((k, one))
+    return pairs
+
+
 def to_response(value: Any) -> tuple[int, list[tuple[str, str]], bytes | Stream]:
     """Turns a function's return value into (status, headers, body or Stream)."""
     status: Any = 200
@@ -345,30 +412,13 @@ def to_response(value: Any) -> tuple[int, list[tuple[str, str]], bytes | Stream]
             )
         body, status = value[0], value[1]
         headers = value[2] if len(value) == 3 else None
-    if isinstance(status, str) and status.isdigit():
-        status = int(status)
-    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-        raise FunctionResultError(f"invalid status code {status!r}: expected 200-599")
-    pairs: list[tuple[str, str]] = []
-    if headers is not None:
-        items = headers.items() if hasattr(headers, "items") else headers
-        try:
-            items = list(items)
-        except TypeError:
-            raise FunctionResultError("headers must be a dict of name -> value") from None
-        for item in items:
-            if not (isinstance(item, tuple | list) and len(item) == 2):
-                raise FunctionResultError("headers must be a dict of name -> value")
-            k, v = item
-            if v is None:
-                continue
-            values = v if isinstance(v, list | tuple) else [v]
-            for one in values:
-                k, one = str(k), str(one)
-                if not TOKEN_RE.match(k) or any(c in one for c in "\r\n\0"):
-                    raise FunctionResultError(f"invalid header {k!r}: {one!r}")
-                if k.lower() not in DROPPED_HEADERS:
-                    pairs.append((k, one))
+    try:
+        status = check_status(status)
+        pairs = response_headers(headers)  # before a streamed body's first chunk
+    except FunctionResultError:
+        if is_stream(body):
+            Stream(body).close()  # never sent: release it unread
+        raise
     if is_stream(body):
         return status, pairs, Stream(body)
     data, ctype = encode_body(body)
@@ -458,6 +508,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if status not in (204, 304):
             self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:  # e.g. a body too large to read away
+            self.send_header("Connection", "close")
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
@@ -497,9 +549,10 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def drain(self) -> None:
+    def drain(self, limit: int | None = None) -> None:
+        """Reads the body away (a larger one than `limit` closes the connection)."""
         try:
-            self.read_body()
+            self.read_body(limit)
         except BadRequestError:
             self.close_connection = True
 
@@ -510,8 +563,35 @@ class Handler(BaseHTTPRequestHandler):
             return f"this container already tried to load {RT.filename} and failed"
         return f"this container is already specialized with {RT.filename}"
 
+    def authorized(self) -> bool:
+        """Whether the request carries `Authorization: Bearer <the token>`.
+
+        Compared in constant time on the raw bytes. No token at start: open.
+        """
+        if not SPECIALIZE_TOKEN:
+            return True
+        m = BEARER_RE.fullmatch(self.headers.get("Authorization", ""))
+        if not m:
+            return False
+        given = m.group(1).encode("latin-1", errors="replace")  # http.server decoded latin-1
+        return hmac.compare_digest(given, SPECIALIZE_TOKEN)
+
     def specialize(self) -> None:
         started = time.perf_counter()
+        # The token first: no state is told and no body is read without it.
+        if not self.authorized():
+            self.drain(MAX_SPECIALIZE_BYTES)
+            message = (
+                "POST /v2/specialize needs this container's specialization token: Authorization: Bearer <token>"
+                if "Authorization" not in self.headers
+                else "the specialization token is wrong"
+            )
+            self.respond(
+                401,
+                [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")],
+                error_body("unauthorized", message),
+            )
+            return
         if RT.state != "generic":
             self.drain()
             self.respond_error(409, "already_specialized", self.already_message())
@@ -522,8 +602,14 @@ class Handler(BaseHTTPRequestHandler):
             status = 413 if "larger" in str(e) else 400
             self.respond_error(status, "bad_request", str(e))
             return
+        # UTF-8 JSON, not necessarily ASCII-escaped: faasd sends the source as it is.
         try:
-            doc = json.loads(raw)
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            self.respond_error(400, "bad_request", "the body is not valid UTF-8")
+            return
+        try:
+            doc = json.loads(text)
         except ValueError as e:
             self.respond_error(400, "bad_request", f"the body is not valid JSON: {e}")
             return
@@ -719,7 +805,8 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: os._exit(0))
     server = Server(("0.0.0.0", PORT), Handler)
-    log(f"python {sys.version.split()[0]} listening on 0.0.0.0:{PORT}")
+    open_note = "" if SPECIALIZE_TOKEN else " (no FAASD_SPECIALIZE_TOKEN: specialization needs no token)"
+    log(f"python {sys.version.split()[0]} listening on 0.0.0.0:{PORT}{open_note}")
     server.serve_forever()
 
 

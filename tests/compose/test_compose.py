@@ -29,6 +29,23 @@ from tests.integration.harness import ROOT, docker_client, free_port, wait_for
 
 pytestmark = pytest.mark.docker
 
+PROBE_PY = """import socket
+
+
+def main(context):
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect((context.request.query["host"], int(context.request.query["port"])))
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "timeout"
+    finally:
+        s.close()
+"""
+
 HELLO_JS = """module.exports = function(context, callback) {
     callback(200, "Hello, world!\\n");
 }
@@ -160,8 +177,12 @@ def stack(faasd_image: None) -> Iterator[Stack]:
 
 def test_compose_file_is_accepted(stack: Stack) -> None:
     config = stack.run("config")
-    assert f"127.0.0.1:{stack.port}:8080" in config
-    assert f"name: {stack.network}" in config
+    # faasd in the host's namespace, on loopback only: out of the functions' reach (SECURITY.md).
+    assert "network_mode: host" in config
+    assert "NET_ADMIN" in config
+    assert "FAASD_HOST: 127.0.0.1" in config
+    assert f"FAASD_PORT: '{stack.port}'" in config or f'FAASD_PORT: "{stack.port}"' in config, config
+    assert f"FAASD_NETWORK: {stack.network}" in config
 
 
 def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
@@ -174,10 +195,19 @@ def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
     assert out.splitlines()[-1] == f"{stack.url}/hello", out
     response = requests.get(f"{stack.url}/hello", timeout=60)
     assert (response.status_code, response.text) == (200, "Hello, world!\n"), stack.logs()
-    # The runtime containers are faasd's, on the stack's network.
+    # The runtime containers are faasd's, on the stack's network, which keeps them apart.
     containers = stack.engine.containers.list(filters={"label": f"faasd.owner={stack.owner}"})
     assert containers, stack.logs()
     assert all(stack.network in c.attrs["NetworkSettings"]["Networks"] for c in containers)
+    network = stack.engine.api.inspect_network(stack.network)
+    assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+    # A function cannot reach the faasd that holds the Docker socket.
+    (tmp_path / "probe.py").write_text(PROBE_PY)
+    stack.faas("deploy", "probe.py", "--env", "python", cwd=tmp_path)
+    gateway = network["IPAM"]["Config"][0]["Gateway"]
+    seen = requests.get(f"{stack.url}/probe", params={"host": gateway, "port": stack.port}, timeout=60)
+    assert seen.status_code == 200, seen.text
+    assert seen.text in ("refused", "timeout"), seen.text
 
     stack.run("restart", timeout=180)
     stack.wait_healthy("the composed faasd after the restart")
@@ -189,5 +219,7 @@ def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
     stack.run("down", "-v", "--remove-orphans", "--timeout", "60")
     assert stack.leftovers() == []
     assert not stack.engine.volumes.list(filters={"label": f"com.docker.compose.project={stack.project}"})
-    assert not [n for n in stack.engine.networks.list(names=[stack.network]) if n.name == stack.network]
+    # faasd made the functions' network (not compose): it stays, with nothing attached.
+    left = stack.engine.api.inspect_network(stack.network)
+    assert not left.get("Containers"), left
     assert not stack.healthy()

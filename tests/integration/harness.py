@@ -25,6 +25,7 @@ import docker.errors
 import requests
 
 from faasd.core.settings import Settings
+from faasd.engines.firewall import HostFirewall
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,8 @@ class FaasdProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.engine = engine
-        self.options = {"idle_timeout": 120, "default_poolsize": 2, **options}
+        # --firewall on: a faasd that cannot isolate its functions fails the test at start.
+        self.options = {"idle_timeout": 120, "default_poolsize": 2, "firewall": "on", **options}
         self.owner = Settings(state_dir=state_dir).owner
         self.log_path = state_dir / "faasd.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -134,6 +136,8 @@ class FaasdProcess:
         for container in self.containers():
             with contextlib.suppress(docker.errors.NotFound):
                 self.engine.api.remove_container(container.id, force=True)
+        # A faasd killed with -9 leaves its (inert) firewall chains: remove them too.
+        HostFirewall(self.owner).teardown()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

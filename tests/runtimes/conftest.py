@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from .support import HostRuntime
+from .support import OWN, HostRuntime
 
 
 @pytest.fixture
-def start_runtime(tmp_path: Path) -> Iterator[Callable[[str], HostRuntime]]:
-    """Starts a runtime server as a host process on a free port."""
+def start_runtime(tmp_path: Path) -> Iterator[Callable[..., HostRuntime]]:
+    """Starts a runtime server as a host process on a free port.
+
+    With a fresh specialization token, which ``rt.specialize`` sends;
+    ``start(lang, token=None)`` starts one without (specialization is open).
+    """
     started: list[HostRuntime] = []
 
-    def start(lang: str) -> HostRuntime:
-        rt = HostRuntime(lang, tmp_path / f"code-{len(started)}")
+    def start(lang: str, token: str | None = OWN) -> HostRuntime:
+        rt = HostRuntime(lang, tmp_path / f"code-{len(started)}", token=token)
         started.append(rt)
         return rt
 

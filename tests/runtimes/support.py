@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import shlex
 import shutil
 import socket
@@ -20,6 +21,20 @@ LANGS = ("nodejs", "python")
 SERVER = {"nodejs": RUNTIMES / "nodejs" / "server.js", "python": RUNTIMES / "python" / "server.py"}
 IMAGES = {"nodejs": "faasd/runtime-nodejs:latest", "python": "faasd/runtime-python:latest"}
 READY_TIMEOUT = 10.0
+TOKEN_ENV = "FAASD_SPECIALIZE_TOKEN"
+
+
+class _Own:
+    def __repr__(self) -> str:
+        return "OWN"
+
+
+OWN: Any = _Own()  # specialize(token=OWN): send the runtime's own token
+
+
+def new_token() -> str:
+    """A specialization token as faasd makes one: random, per container."""
+    return secrets.token_urlsafe(32)
 
 
 class Response:
@@ -51,12 +66,17 @@ class Response:
 
 
 class RuntimeClient:
-    """A keep-alive HTTP/1.1 client for one runtime server."""
+    """A keep-alive HTTP/1.1 client for one runtime server.
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0):
+    ``token`` is the runtime's specialization token (None: started without one),
+    sent by ``specialize`` as ``Authorization: Bearer <token>``.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0, token: str | None = None):
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.token = token
         self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
 
     def request(
@@ -101,24 +121,34 @@ class RuntimeClient:
     def get(self, path: str, **kw: Any) -> Response:
         return self.request("GET", path, **kw)
 
+    def auth_headers(self, token: str | None = OWN) -> dict[str, str]:
+        """``Authorization: Bearer <token>`` (OWN: the runtime's own; None or none: {})."""
+        if token is OWN:
+            token = self.token
+        return {} if token is None else {"Authorization": f"Bearer {token}"}
+
     def specialize(
         self,
         filename: str,
         code: str,
         entrypoint: str | None = None,
         env: dict[str, str] | None = None,
+        *,
+        token: str | None = OWN,
     ) -> Response:
+        """POST /v2/specialize as faasd sends it: UTF-8 JSON, not ASCII-escaped.
+
+        ``token``: the bearer token to send; OWN (default) = the runtime's own
+        (none when it has none), None = no Authorization header at all.
+        """
         doc: dict[str, Any] = {"filename": filename, "code": code}
         if entrypoint is not None:
             doc["entrypoint"] = entrypoint
         if env is not None:
             doc["env"] = env
-        return self.request(
-            "POST",
-            "/v2/specialize",
-            json.dumps(doc),
-            {"Content-Type": "application/json"},
-        )
+        headers = {"Content-Type": "application/json", **self.auth_headers(token)}
+        body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return self.request("POST", "/v2/specialize", body, headers)
 
     def close(self) -> None:
         self.conn.close()
@@ -179,10 +209,10 @@ def free_port() -> int:
 
 def server_command(lang: str) -> list[str]:
     # FAASD_TEST_NODEJS_CMD / FAASD_TEST_PYTHON_CMD replace the interpreter, e.g.
-    # to run these tests on the image's Node 18 (PORT and FAASD_CODE_DIR are in
-    # the environment):
+    # to run these tests on the image's Node 18 (PORT, FAASD_CODE_DIR and
+    # FAASD_SPECIALIZE_TOKEN are in the environment):
     #   FAASD_TEST_NODEJS_CMD="docker run --rm --network host -e PORT -e FAASD_CODE_DIR
-    #   faasd/runtime-nodejs:latest node /app/server.js"
+    #   -e FAASD_SPECIALIZE_TOKEN faasd/runtime-nodejs:latest node /app/server.js"
     override = os.environ.get(f"FAASD_TEST_{lang.upper()}_CMD")
     if override:
         return shlex.split(override)
@@ -193,19 +223,26 @@ def server_command(lang: str) -> list[str]:
         # the runtime image, which is what faasd runs anyway.
         return [
             "docker", "run", "--rm", "--network", "host", "--label", "faasd.test=runtimes",
-            "-e", "PORT", "-e", "FAASD_CODE_DIR", "faasd/runtime-nodejs:latest", "node", "/app/server.js",
+            "-e", "PORT", "-e", "FAASD_CODE_DIR", "-e", TOKEN_ENV,
+            "faasd/runtime-nodejs:latest", "node", "/app/server.js",
         ]  # fmt: skip
     return [sys.executable, "-u", str(SERVER["python"])]
 
 
 class HostRuntime(RuntimeClient):
-    def __init__(self, lang: str, code_dir: Path):
+    """A runtime server as a host process, started as faasd starts one: with a
+    fresh specialization token in its environment (``token=None``: without)."""
+
+    def __init__(self, lang: str, code_dir: Path, token: str | None = OWN):
         port = free_port()
-        super().__init__("127.0.0.1", port)
+        super().__init__("127.0.0.1", port, token=new_token() if token is OWN else token)
         self.lang = lang
         self.log_path = code_dir.parent / f"{lang}-{port}.log"
         env = dict(os.environ, PORT=str(port), FAASD_CODE_DIR=str(code_dir))
         env.pop("NODE_OPTIONS", None)
+        env.pop(TOKEN_ENV, None)
+        if self.token is not None:
+            env[TOKEN_ENV] = self.token
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(server_command(lang), env=env, stdout=self.log, stderr=subprocess.STDOUT)
         try:

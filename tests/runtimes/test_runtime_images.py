@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .support import IMAGES, LANGS, RuntimeClient, wait_healthy
+from .support import IMAGES, LANGS, OWN, TOKEN_ENV, RuntimeClient, new_token, wait_healthy
 
 pytestmark = pytest.mark.docker
 
@@ -82,17 +82,20 @@ def docker_client():
 
 
 @pytest.fixture
-def start_container() -> Iterator[Callable[[str], RuntimeClient]]:
-    """Starts a runtime container as faasd will: read-only root, tmpfs /tmp, no caps."""
+def start_container() -> Iterator[Callable[..., RuntimeClient]]:
+    """Starts a runtime container as faasd will: read-only root, tmpfs /tmp, no caps,
+    a fresh specialization token (``start(lang, token=None)``: none)."""
     started: list = []
     client = None
 
-    def start(lang: str) -> RuntimeClient:
+    def start(lang: str, token: str | None = OWN) -> RuntimeClient:
         nonlocal client
         client = client or docker_client()
+        token = new_token() if token is OWN else token
         c = client.containers.run(
             IMAGES[lang],
             detach=True,
+            environment={TOKEN_ENV: token} if token is not None else {},
             read_only=True,
             tmpfs={"/tmp": "rw,size=16m"},
             cap_drop=["ALL"],
@@ -110,7 +113,7 @@ def start_container() -> Iterator[Callable[[str], RuntimeClient]]:
         except AssertionError as e:
             logs = c.logs().decode(errors="replace")
             raise AssertionError(f"{e}\ncontainer logs:\n{logs}") from None
-        rt = RuntimeClient(ip, 8888)
+        rt = RuntimeClient(ip, 8888, token=token)
         rt.container = c  # type: ignore[attr-defined]
         return rt
 
@@ -180,3 +183,74 @@ def test_container_node_esm(start_container):
     assert r.status == 200, r
     r = rt.get("/")
     assert (r.status, r.json()) == (201, {"ok": True})
+
+
+ENVIRON = {
+    "nodejs": (
+        "environ.js",
+        """
+const { execFileSync } = require('child_process');
+module.exports = () => {
+  console.log(JSON.stringify(process.env));
+  const child = execFileSync(process.execPath, ['-e', 'process.stdout.write(JSON.stringify(process.env))']);
+  return {env: process.env, child: JSON.parse(child)};
+};
+""",
+    ),
+    "python": (
+        "environ.py",
+        """
+import json, os, subprocess, sys
+
+def main():
+    print(dict(os.environ))
+    child = subprocess.run([sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"],
+                           capture_output=True, check=True, text=True).stdout
+    return {"env": dict(os.environ), "child": json.loads(child)}
+""",
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_container_specialization_token(start_container, lang):
+    rt = start_container(lang)
+    filename, code = ENVIRON[lang]
+    for token in (None, "wrong", rt.token + "x"):
+        r = rt.specialize(filename, code, token=token)
+        assert r.status == 401, r
+        assert r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert rt.get("/").json()["error"]["code"] == "not_specialized"
+    assert rt.specialize(filename, code).status == 200
+    r = rt.get("/")
+    assert r.status == 200, r
+    doc = r.json()
+    for env in (doc["env"], doc["child"]):
+        assert TOKEN_ENV not in env
+        assert rt.token not in json.dumps(env)
+    assert rt.token not in rt.container.logs().decode(errors="replace")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_container_without_token_is_open(start_container, lang):
+    rt = start_container(lang, token=None)
+    filename, code = HELLO[lang]
+    assert rt.specialize(filename, code).status == 200
+    assert rt.get("/x").text == "hello /x"
+
+
+NON_ASCII = {
+    "nodejs": ("accents.js", "// caf\u00e9 \u2603\nmodule.exports = () => 'caf\u00e9 \u2603';\n"),
+    "python": ("accents.py", "# caf\u00e9 \u2603\ndef main():\n    return 'caf\u00e9 \u2603'\n"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_container_non_ascii_source(start_container, lang):
+    rt = start_container(lang)
+    filename, code = NON_ASCII[lang]
+    assert rt.specialize(filename, code).status == 200
+    r = rt.get("/")
+    assert (r.status, r.text) == (200, "caf\u00e9 \u2603")
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"

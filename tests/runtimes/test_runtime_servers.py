@@ -163,7 +163,7 @@ def test_second_specialization_409(rt):
     ],
 )
 def test_malformed_specialization_400(rt, body):
-    r = rt.request("POST", "/v2/specialize", body, {"Content-Type": "application/json"})
+    r = rt.request("POST", "/v2/specialize", body, {"Content-Type": "application/json", **rt.auth_headers()})
     assert r.status == 400, r
     assert r.json()["error"]["code"] == "bad_request"
     assert r.json()["error"]["message"]
@@ -439,8 +439,8 @@ def test_python_healthz_while_sync_function_busy(start_runtime, tmp_path: Path):
     code = (
         "import os, time\n\ndef main():\n"
         "    open(os.environ['MARKER'], 'w').close()\n"
-        "    end = time.monotonic() + 1.5\n"
-        "    while time.monotonic() < end:\n"  # CPU-bound: holds the GIL
+        "    end = time.monotonic() + 30\n"
+        "    while time.monotonic() < end and not os.path.exists(os.environ['MARKER'] + '.stop'):\n"
         "        pass\n"
         "    return 'done'\n"
     )
@@ -452,13 +452,14 @@ def test_python_healthz_while_sync_function_busy(start_runtime, tmp_path: Path):
     while not marker.exists():
         assert time.monotonic() < deadline, "the slow function never started"
         time.sleep(0.005)
+    # The function spins (holding the GIL) until told to stop: every health check
+    # must be answered while it still runs, however slow the machine.
     for _ in range(3):
-        t0 = time.monotonic()
         h = rt.get("/healthz", new_connection=True)
         assert (h.status, h.body) == (200, b"ok")
-        assert time.monotonic() - t0 < 0.5
     assert caller.is_alive(), "health checks must be answered while the function runs"
-    caller.join(10)
+    Path(str(marker) + ".stop").touch()
+    caller.join(40)
     assert result["r"].text == "done"
 
 

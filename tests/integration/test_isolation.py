@@ -1,0 +1,296 @@
+"""Trust boundaries, attacked from inside a function (both runtimes) on the real engine.
+
+A function must not reach another function's container, faasd's listeners,
+the host or the Docker engine; a pooled container takes code only from faasd;
+a function with network "none" reaches nothing beyond faasd. "Beyond the
+machine" is played by a network namespace this test makes (a veth pair on
+198.18.0.0/30, the benchmarking range), so no traffic leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+import pytest
+import requests
+
+from tests.integration.harness import FaasdProcess, free_port, wait_for
+
+SOCKET_PATHS = ["/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock"]
+
+PROBE_PY = """import json, os, socket
+from concurrent.futures import ThreadPoolExecutor
+
+
+def attempt(target):
+    host, port = target
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except (socket.timeout, TimeoutError):
+        return "timeout"
+    except OSError as e:
+        return "error: " + str(e)
+    finally:
+        s.close()
+
+
+def main(context):
+    plan = context.request.json()
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(attempt, plan["tcp"]))
+    return {
+        "self": socket.gethostbyname(socket.gethostname()),
+        "tcp": {f"{h}:{p}": r for (h, p), r in zip(plan["tcp"], results)},
+        "paths": {p: os.path.exists(p) for p in plan["paths"]},
+        "env": dict(os.environ),
+    }
+"""
+
+PROBE_JS = """const net = require('net');
+const fs = require('fs');
+const os = require('os');
+
+function attempt([host, port]) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (r) => { s.destroy(); resolve(r); };
+    s.setTimeout(2000, () => done('timeout'));
+    s.on('connect', () => done('connected'));
+    s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'error: ' + e.code));
+  });
+}
+
+module.exports = async (context) => {
+  const plan = context.request.body;
+  const results = await Promise.all(plan.tcp.map(attempt));
+  const self = Object.values(os.networkInterfaces()).flat().find((i) => i.family === 'IPv4' && !i.internal);
+  const tcp = {};
+  plan.tcp.forEach(([h, p], i) => { tcp[`${h}:${p}`] = results[i]; });
+  const paths = {};
+  for (const p of plan.paths) paths[p] = fs.existsSync(p);
+  return { self: self ? self.address : null, tcp, paths, env: { ...process.env } };
+};
+"""
+
+# Runs once per POST (the run is counted in a file), then returns a header that HTTP/1.1 cannot carry.
+BAD_HEADER_PY = """import os
+
+COUNT = "/tmp/runs"
+
+
+def main(context):
+    if context.request.method == "GET":
+        return open(COUNT).read() if os.path.exists(COUNT) else "0"
+    runs = int(open(COUNT).read()) + 1 if os.path.exists(COUNT) else 1
+    with open(COUNT, "w") as f:
+        f.write(str(runs))
+    return "ok", 200, {"X-Greeting": "Zo\\u00eb \\u2603"}
+"""
+
+BAD_HEADER_JS = """const fs = require('fs');
+const COUNT = '/tmp/runs';
+
+module.exports = async (context) => {
+  const runs = fs.existsSync(COUNT) ? parseInt(fs.readFileSync(COUNT, 'utf8'), 10) : 0;
+  if (context.request.method === 'GET') return String(runs);
+  fs.writeFileSync(COUNT, String(runs + 1));
+  return { status: 200, body: 'ok', headers: { 'x-split': 'one\\r\\nSet-Cookie: injected=1' } };
+};
+"""
+
+
+def network_of(engine: docker.DockerClient, name: str = "faasd") -> dict[str, Any]:
+    return engine.api.inspect_network(name)
+
+
+def container_addresses(engine: docker.DockerClient, network: str = "faasd") -> set[str]:
+    attrs = network_of(engine, network)
+    return {c["IPv4Address"].split("/")[0] for c in (attrs.get("Containers") or {}).values()}
+
+
+def probe(daemon: FaasdProcess, function: str, plan: dict[str, Any]) -> dict[str, Any]:
+    response = requests.post(f"{daemon.url}/function/{function}", json=plan, timeout=60)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.fixture(scope="module")
+def exposed(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaasdProcess]:
+    """A faasd listening on every address of the host (so also on the bridge's gateway), firewall on."""
+    daemon = FaasdProcess(tmp_path_factory.mktemp("exposed"), engine, host="0.0.0.0", default_poolsize=2)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.cleanup()
+
+
+@pytest.fixture(scope="module")
+def host_listener() -> Iterator[int]:
+    """A TCP service on every address of the host: what an engine on tcp://0.0.0.0:2375 would be."""
+    server = socket.create_server(("0.0.0.0", free_port()))
+    server.listen(16)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[tuple[str, int]]:
+    """A host "beyond the machine": a listener in a network namespace of this test's own."""
+    ip = shutil.which("ip")
+    if ip is None:
+        raise AssertionError("the 'ip' command (iproute2) is missing; scripts/ensure-docker.sh installs it")
+    suffix = str(os.getpid() % 100000)
+    ns, host_end, ns_end = f"faasd-out-{suffix}", f"fdo{suffix}h", f"fdo{suffix}n"
+
+    def run(*args: str) -> None:
+        subprocess.run([ip, *args], check=True, capture_output=True)
+
+    port = 18080
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        run("netns", "add", ns)
+        run("link", "add", host_end, "type", "veth", "peer", "name", ns_end)
+        run("link", "set", ns_end, "netns", ns)
+        run("addr", "add", "198.18.0.1/30", "dev", host_end)
+        run("link", "set", host_end, "up")
+        run("netns", "exec", ns, "ip", "addr", "add", "198.18.0.2/30", "dev", ns_end)
+        run("netns", "exec", ns, "ip", "link", "set", ns_end, "up")
+        run("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        code = (
+            "import socket\n"
+            f"s = socket.create_server(('198.18.0.2', {port}))\n"
+            "s.listen(16)\n"
+            "while True:\n"
+            "    c, _ = s.accept()\n"
+            "    c.close()\n"
+        )
+        server = subprocess.Popen([ip, "netns", "exec", ns, sys.executable, "-c", code])
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                s.settimeout(1)
+                return s.connect_ex(("198.18.0.2", port)) == 0
+
+        wait_for(listening, "the outside listener", timeout=15)
+        yield "198.18.0.2", port
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait(timeout=10)
+        subprocess.run([ip, "link", "del", host_end], capture_output=True, check=False)
+        subprocess.run([ip, "netns", "del", ns], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "filename"), [("python", PROBE_PY, "probe.py"), ("nodejs", PROBE_JS, "probe.js")]
+)
+def test_a_function_reaches_no_other_container_nor_the_host(
+    exposed: FaasdProcess,
+    engine: docker.DockerClient,
+    host_listener: int,
+    env: str,
+    code: str,
+    filename: str,
+) -> None:
+    # A victim that is specialized, plus the pooled containers: all targets.
+    exposed.create_function(f"victim-{env}", "python", 'def main():\n    return "victim"\n')
+    assert requests.get(f"{exposed.url}/function/victim-{env}", timeout=30).text == "victim"
+    exposed.create_function(f"probe-{env}", env, code, filename=filename)
+    exposed.wait_pools_full()
+    network = network_of(engine)
+    assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+    gateway = network["IPAM"]["Config"][0]["Gateway"]
+    others = container_addresses(engine)
+    plan = {
+        "tcp": [[address, 8888] for address in sorted(others)]
+        + [[gateway, exposed.port], [gateway, host_listener], [gateway, 2375], [gateway, 22]],
+        "paths": SOCKET_PATHS,
+    }
+    result = probe(exposed, f"probe-{env}", plan)
+    others.discard(result["self"])
+    assert len(others) >= 3, "the victim and the pools should be there to attack"
+    for address in others:
+        assert result["tcp"][f"{address}:8888"] in ("refused", "timeout"), (address, result["tcp"])
+    for port in (exposed.port, host_listener, 2375, 22):
+        assert result["tcp"][f"{gateway}:{port}"] in ("refused", "timeout"), (port, result["tcp"])
+    assert result["paths"] == dict.fromkeys(SOCKET_PATHS, False)
+    # The container's specialization token is gone before the code loads.
+    assert "FAASD_SPECIALIZE_TOKEN" not in result["env"]
+    assert not any("SPECIALIZE" in name for name in result["env"])
+    # faasd itself, on the same address, still serves the host.
+    assert requests.get(f"http://{gateway}:{exposed.port}/healthz", timeout=10).status_code == 200
+
+
+def test_a_pooled_container_takes_code_only_from_faasd(exposed: FaasdProcess, engine: docker.DockerClient) -> None:
+    """The attack of issue 10: specialize every pooled container first, then deploy a victim."""
+    exposed.wait_pools_full()
+    pooled = [
+        c
+        for c in engine.containers.list(filters={"label": [f"faasd.owner={exposed.owner}", "faasd.function="]})
+        if c.name.split("-")[2] in ("nodejs", "python")  # generic: not renamed for a function yet
+    ]
+    assert pooled, "the pools should hold containers"
+    attack = {"filename": "x.py", "code": "def main():\n    return 'pwned'\n", "entrypoint": "", "env": {}}
+    for container in pooled:
+        address = container.attrs["NetworkSettings"]["Networks"]["faasd"]["IPAddress"]
+        for headers in ({}, {"Authorization": "Bearer guessed"}):
+            refused = requests.post(f"http://{address}:8888/v2/specialize", json=attack, headers=headers, timeout=10)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "unauthorized"
+    # The containers stayed generic: every environment's next first calls work.
+    for n in range(2):
+        for env, code, name in (
+            ("python", 'def main():\n    return "mine"\n', "mine.py"),
+            ("nodejs", "module.exports = async () => 'mine';\n", "mine.js"),
+        ):
+            exposed.create_function(f"after-{env}-{n}", env, code, filename=name)
+            answer = requests.get(f"{exposed.url}/function/after-{env}-{n}", timeout=30)
+            assert (answer.status_code, answer.text) == (200, "mine")
+
+
+def test_network_none_cuts_a_function_off_and_default_does_not(
+    start_faasd: Callable[..., FaasdProcess], outside: tuple[str, int]
+) -> None:
+    daemon = start_faasd(default_poolsize=1)
+    daemon.create_function("open", "python", PROBE_PY, filename="probe.py")
+    daemon.create_function("sealed", "python", PROBE_PY, filename="probe.py", network="none")
+    target = f"{outside[0]}:{outside[1]}"
+    plan = {"tcp": [list(outside)], "paths": []}
+    assert probe(daemon, "open", plan)["tcp"][target] == "connected"
+    assert probe(daemon, "sealed", plan)["tcp"][target] in ("refused", "timeout")
+    # The rule goes with the container: a default function on the same address gets out again.
+    daemon.api("DELETE", "/v1/functions/sealed?force=true")
+    wait_for(lambda: daemon.instances("sealed") == 0, "the sealed instance to go")
+    assert probe(daemon, "open", plan)["tcp"][target] == "connected"
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "filename", "header"),
+    [("python", BAD_HEADER_PY, "bad.py", "X-Greeting"), ("nodejs", BAD_HEADER_JS, "bad.js", "x-split")],
+)
+def test_an_unsendable_header_is_a_500_and_the_call_runs_once(
+    faasd: FaasdProcess, env: str, code: str, filename: str, header: str
+) -> None:
+    name = f"badheader-{env}"
+    faasd.create_function(name, env, code, filename=filename)
+    answer = requests.post(f"{faasd.url}/function/{name}", data=b"x", timeout=30)
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "function_error"
+    assert header.lower() in error["message"].lower()
+    runs = requests.get(f"{faasd.url}/function/{name}", timeout=30)
+    assert (runs.status_code, runs.text) == (200, "1")
