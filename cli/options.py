@@ -70,6 +70,26 @@ Secret = Annotated[
     ),
 ]
 Memory = Annotated[int | None, typer.Option("--memory", min=32, help="Memory limit in MB (default 256).")]
+# Taken as text and checked here and by the daemon, so a bad value is one `error:` line.
+Cpu = Annotated[
+    str | None,
+    typer.Option(
+        "--cpu",
+        metavar="MILLICORES",
+        help="CPU limit in millicores, 50 to 64000; 1000 = one core (default 1000).",
+        show_default=False,
+    ),
+]
+Network = Annotated[
+    str | None,
+    typer.Option(
+        "--network",
+        metavar="default|none",
+        help="'default' (the default) reaches beyond the machine but never other containers, faasd or the host; "
+        "'none' gives no network at all.",
+        show_default=False,
+    ),
+]
 Concurrency = Annotated[int | None, typer.Option(min=1, help="Calls in flight per instance (default 50).")]
 MaxInstances = Annotated[int | None, typer.Option(min=1, help="Instances at most; then calls queue (default 10).")]
 MinInstances = Annotated[int | None, typer.Option(min=0, help="Instances kept warm, never reaped (default 0).")]
@@ -95,10 +115,21 @@ def _pairs(items: list[str] | None, what: str, from_environment: bool = False) -
     return pairs
 
 
+def _millicores(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise CliError(f"--cpu {text!r} must be a whole number of millicores (1000 = one core)") from None
+
+
 def function_settings(
     setenv: list[str] | None = None,
     secret: list[str] | None = None,
     memory: int | None = None,
+    cpu: str | None = None,
+    network: str | None = None,
     concurrency: int | None = None,
     max_instances: int | None = None,
     min_instances: int | None = None,
@@ -110,6 +141,8 @@ def function_settings(
         "env": _pairs(setenv, "--setenv"),
         "secrets": _pairs(secret, "--secret", from_environment=True),
         "memory_mb": memory,
+        "cpu_millis": _millicores(cpu),
+        "network": network,
         "concurrency": concurrency,
         "max_instances": max_instances,
         "min_instances": min_instances,
@@ -124,6 +157,8 @@ _SETTINGS: dict[str, Any] = {
     "setenv": SetEnv,
     "secret": Secret,
     "memory": Memory,
+    "cpu": Cpu,
+    "network": Network,
     "concurrency": Concurrency,
     "max_instances": MaxInstances,
     "min_instances": MinInstances,
@@ -136,7 +171,7 @@ def with_function_settings(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command the function-settings options, declared once here.
 
     The command takes ``settings: dict[str, Any]`` (the API fields of the options
-    given); typer sees the eight options in its place. Apply it under
+    given); typer sees the options above in its place. Apply it under
     ``@reports_errors``.
     """
     signature = inspect.signature(command, eval_str=True)

@@ -42,6 +42,14 @@ COLUMNS = (
     Column("SIZE", "code_size"),
     Column("UPDATED", "updated_at"),
 )
+# `fn get -o table` shows one function's limits too.
+DETAIL_COLUMNS = (
+    *COLUMNS[:-1],
+    Column("MEMORY", "memory_mb", lambda value: "-" if value is None else f"{value}MB"),
+    Column("CPU", "cpu_millis", lambda value: "-" if value is None else f"{value}m"),
+    Column("NETWORK", "network"),
+    COLUMNS[-1],
+)
 
 
 @app.command()
@@ -95,7 +103,7 @@ def get(
     function = client.get_function(name)
     if output is OutputFormat.json:
         function = {**function, "code": client.get_function_code(name)}
-    print_item(function, COLUMNS, output)
+    print_item(function, DETAIL_COLUMNS, output)
 
 
 @app.command("list")

@@ -16,8 +16,9 @@ from typing import Any
 
 from faasd.control.catalog import Catalog
 from faasd.core import validation as check
-from faasd.core.entities import DEFAULT_TIMEOUT, Environment, Function, HttpTrigger
+from faasd.core.entities import DEFAULT_TIMEOUT, NETWORKS, Environment, Function, HttpTrigger
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_specialization
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
 from faasd.store.registry import Store, utcnow
@@ -40,7 +41,11 @@ FUNCTION_FIELDS = {
     "min_instances",
     "idle_timeout",
     "queue_timeout",
+    "cpu_millis",
+    "network",
 }
+# The fields that make up the specialization request a runtime is sent.
+SPECIALIZATION_FIELDS = {"code", "filename", "entrypoint", "env", "secrets"}
 
 
 def _get(mapping: Any, kind: str, name: str) -> Any:
@@ -59,12 +64,14 @@ class Controller:
         *,
         default_poolsize: int,
         max_code_bytes: int,
+        max_specialize_bytes: int = MAX_SPECIALIZE_BYTES,
     ) -> None:
         self._store = store
         self._codes = codes
         self._pool = pool
         self._default_poolsize = default_poolsize
         self._max_code_bytes = max_code_bytes
+        self._max_specialize_bytes = max_specialize_bytes
         self._lock = asyncio.Lock()
         self.catalog = Catalog()
 
@@ -141,7 +148,10 @@ class Controller:
         code = body.get("code")
         if not isinstance(code, str):
             raise BadRequest("code is required and must be the function's source text")
-        data = code.encode("utf-8")
+        try:
+            data = code.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("code must be Unicode text (it has a lone surrogate)") from None
         if len(data) > self._max_code_bytes:
             raise PayloadTooLarge(f"code is {len(data)} bytes; the limit is {self._max_code_bytes}")
         if not data.strip():
@@ -169,6 +179,12 @@ class Controller:
             fields["secrets"] = check.variables(body["secrets"], "secrets")
         if "memory_mb" in body:
             fields["memory_mb"] = check.integer(body["memory_mb"], "memory_mb", 32, 8192)
+        if "cpu_millis" in body:
+            fields["cpu_millis"] = check.integer(
+                body["cpu_millis"], "cpu_millis", check.MIN_CPU_MILLIS, check.MAX_CPU_MILLIS
+            )
+        if "network" in body:
+            fields["network"] = check.choice(body["network"], "network", NETWORKS)
         if "concurrency" in body:
             fields["concurrency"] = check.integer(body["concurrency"], "concurrency", 1, 1000)
         if "max_instances" in body:
@@ -185,6 +201,19 @@ class Controller:
         if low > high:
             raise BadRequest(f"min_instances ({low}) cannot be above max_instances ({high})")
         return fields
+
+    async def _check_specialization(self, fn: Function, code: bytes) -> None:
+        """Refuse a function whose specialization request the runtimes would refuse.
+
+        Measured on the very bytes the engine sends (faasd/core/specialize.py):
+        code, file name, entrypoint, variables and secrets together.
+        """
+        body = await asyncio.to_thread(encode_specialization, fn.filename, code, fn.entrypoint, fn.runtime_env())
+        if len(body) > self._max_specialize_bytes:
+            raise PayloadTooLarge(
+                f"the function's code, variables and secrets come to {len(body):,} bytes as sent to the runtime; "
+                f"the limit is {self._max_specialize_bytes:,}"
+            )
 
     async def create_function(self, body: dict[str, Any]) -> Function:
         check.known_fields(body, FUNCTION_FIELDS)
@@ -206,12 +235,14 @@ class Controller:
                 },
                 name=name,
                 environment=env,
-                code_sha256=await asyncio.to_thread(self._codes.put, data),
+                code_sha256="",
                 code_size=len(data),
                 revision=1,
                 created_at=now,
                 updated_at=now,
             )
+            await self._check_specialization(fn, data)
+            fn = dataclasses.replace(fn, code_sha256=await asyncio.to_thread(self._codes.put, data))
             await self._store.add_function(fn)
             self.catalog = self.catalog.replace(functions=[*self.catalog.functions.values(), fn])
         self._pool.function_changed(fn)
@@ -224,13 +255,17 @@ class Controller:
             if body.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new function instead")
             changes = self._settings_of(body, fn)
-            if "code" in body:
-                data = self._code(body)
-                changes["code_sha256"] = await asyncio.to_thread(self._codes.put, data)
-                changes["code_size"] = len(data)
+            data = self._code(body) if "code" in body else None
             if "environment" in body:
                 changes["environment"] = self._environment_of(body)
             changed = dataclasses.replace(fn, **changes, revision=fn.revision + 1, updated_at=utcnow())
+            if SPECIALIZATION_FIELDS & body.keys():
+                # Also when only variables or secrets change: they travel with the code.
+                code = data if data is not None else await asyncio.to_thread(self._codes.get, fn.code_sha256)
+                await self._check_specialization(changed, code)
+            if data is not None:
+                sha256 = await asyncio.to_thread(self._codes.put, data)
+                changed = dataclasses.replace(changed, code_sha256=sha256, code_size=len(data))
             await self._store.update_function(changed)
             fns = {**self.catalog.functions, name: changed}
             self.catalog = self.catalog.replace(functions=fns.values())

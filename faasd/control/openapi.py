@@ -10,8 +10,8 @@ import dataclasses
 from typing import Any
 
 from faasd import __version__
-from faasd.core.entities import Function
-from faasd.core.validation import MAX_POOLSIZE, MAX_TIMEOUT, METHODS
+from faasd.core.entities import NETWORKS, Function
+from faasd.core.validation import MAX_CPU_MILLIS, MAX_POOLSIZE, MAX_TIMEOUT, METHODS, MIN_CPU_MILLIS
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
 TIME = {"type": "string", "format": "date-time"}
@@ -49,6 +49,17 @@ def _schemas() -> dict[str, Any]:
         "min_instances": {"type": "integer", "minimum": 0, "maximum": 100},
         "idle_timeout": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 86400},
         "queue_timeout": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT},
+        "cpu_millis": {
+            "type": "integer",
+            "minimum": MIN_CPU_MILLIS,
+            "maximum": MAX_CPU_MILLIS,
+            "description": "CPU limit in millicores (1000 = one core)",
+        },
+        "network": {
+            "type": "string",
+            "enum": list(NETWORKS),
+            "description": "default: beyond the machine, never other containers, faasd or the host; none: no network",
+        },
     }
     # What GET returns: every field of the Function value (secrets as names only).
     function_fields = [f.name for f in dataclasses.fields(Function)]
@@ -99,6 +110,8 @@ def _schemas() -> dict[str, Any]:
                 "min_instances": {"type": "integer"},
                 "idle_timeout": {"type": "integer", "nullable": True},
                 "queue_timeout": {"type": "integer"},
+                "cpu_millis": {"type": "integer"},
+                "network": {"type": "string", "enum": list(NETWORKS)},
                 "created_at": TIME,
                 "updated_at": TIME,
             },

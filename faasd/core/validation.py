@@ -33,6 +33,14 @@ MAX_POOLSIZE = 50
 MAX_TIMEOUT = 3600
 MAX_ENV_ENTRIES = 100
 MAX_ENV_VALUE = 32 * 1024
+# A function's CPU limit in millicores (1000 = one core). At least 50, a
+# twentieth of a core: below that the kernel's CPU quota (5 ms of every 100 ms)
+# leaves a runtime too slow to load its code and answer its health checks in
+# time. At most 64000, 64 cores: more than the single machine faasd is meant
+# for has. (Docker itself refuses a limit above the machine's own core count,
+# so the engine applies at most that.)
+MIN_CPU_MILLIS = 50
+MAX_CPU_MILLIS = 64000
 
 
 def name(value: Any, field: str = "name") -> str:
@@ -62,6 +70,12 @@ def integer(value: Any, field: str, low: int, high: int) -> int:
     return value
 
 
+def choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise BadRequest(f"{field} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def variables(value: Any, field: str) -> dict[str, str]:
     """Environment variables or secrets: an object of NAME -> string."""
     if not isinstance(value, dict):
@@ -77,6 +91,10 @@ def variables(value: Any, field: str) -> dict[str, str]:
             raise BadRequest(
                 f"{field} value of {key!r} must be a string of at most {MAX_ENV_VALUE} characters, without NUL"
             )
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{field} value of {key!r} must be Unicode text (it has a lone surrogate)") from None
     return dict(value)
 
 

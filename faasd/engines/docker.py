@@ -338,8 +338,10 @@ class DockerBackend:
         if spec.memory_mb and spec.memory_mb != self._settings.container_memory_mb:
             limits["mem_limit"] = limits["memswap_limit"] = f"{spec.memory_mb}m"
         if spec.cpu_millis and spec.cpu_millis != DEFAULT_CPU_MILLIS:
+            # More than the machine has is the machine: a quota past it would limit nothing.
+            millis = min(spec.cpu_millis, (os.cpu_count() or 1) * 1000)
             limits["cpu_period"] = CPU_PERIOD
-            limits["cpu_quota"] = spec.cpu_millis * CPU_PERIOD // 1000
+            limits["cpu_quota"] = millis * CPU_PERIOD // 1000
         if limits:
             await self._run(lambda: self._docker().api.update_container(container.id, **limits))
         if spec.network == "none":

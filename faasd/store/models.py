@@ -45,6 +45,8 @@ class FunctionRow(Base):
     min_instances: Mapped[int] = mapped_column(Integer, server_default="0")
     idle_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
     queue_timeout: Mapped[int] = mapped_column(Integer, server_default="10")
+    cpu_millis: Mapped[int] = mapped_column(Integer, server_default="1000")
+    network: Mapped[str] = mapped_column(String(16), server_default="default")
 
 
 class HttpTriggerRow(Base):

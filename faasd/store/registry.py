@@ -89,6 +89,8 @@ def _function(row: FunctionRow) -> Function:
         min_instances=row.min_instances,
         idle_timeout=row.idle_timeout,
         queue_timeout=row.queue_timeout,
+        cpu_millis=row.cpu_millis,
+        network=row.network,
     )
 
 
@@ -240,6 +242,8 @@ def _function_fields(fn: Function) -> dict[str, Any]:
         "min_instances": fn.min_instances,
         "idle_timeout": fn.idle_timeout,
         "queue_timeout": fn.queue_timeout,
+        "cpu_millis": fn.cpu_millis,
+        "network": fn.network,
     }
 
 

@@ -350,8 +350,7 @@ def check_header(name: str, value: str) -> None:
     """
     if not TOKEN_RE.fullmatch(name):
         raise FunctionResultError(
-            f"header name {name!r} cannot be sent in HTTP/1.1 "
-            "(a name is letters, digits and !#$%&'*+-.^_`|~ only)"
+            f"header name {name!r} cannot be sent in HTTP/1.1 (a name is letters, digits and !#$%&'*+-.^_`|~ only)"
         )
     if value.isascii() and "\r" not in value and "\n" not in value and "\0" not in value:
         return

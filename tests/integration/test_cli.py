@@ -586,3 +586,34 @@ def test_function_variables_secrets_and_limits_from_the_cli(
     monkeypatch.delenv("API_KEY")
     fails(faasd.faas("fn", "update", "--name", name, "--secret", "API_KEY"), "has no value")
     fails(faasd.faas("fn", "update", "--name", name, "--min-instances", "3"), "min_instances (3) cannot be above")
+
+
+def test_cpu_limit_and_network_from_the_cli(faasd: FaasdProcess) -> None:
+    name = unique("limits")
+    write(faasd, "limits.py", SETTINGS_PY)
+    out = ok(faasd.faas("deploy", "limits.py", "--env", "python", "--name", name, "--cpu", "500", "--network", "none"))
+    assert f"function '{name}' created" in out
+    assert requests.get(f"{faasd.url}/{name}", timeout=30).status_code == 200
+    described = json.loads(ok(faasd.faas("fn", "get", "--name", name, "-o", "json")))
+    assert (described["cpu_millis"], described["network"]) == (500, "none")
+    shown = rows_by_name(ok(faasd.faas("fn", "get", "--name", name, "-o", "table")))[name]
+    assert (shown["CPU"], shown["NETWORK"], shown["MEMORY"]) == ("500m", "none", "256MB")
+
+    ok(faasd.faas("fn", "update", "--name", name, "--cpu", "2000", "--network", "default"))
+    described = json.loads(ok(faasd.faas("fn", "get", "--name", name, "-o", "json")))
+    assert (described["cpu_millis"], described["network"]) == (2000, "default")
+
+    # A function made without them has the defaults: one core, the default network.
+    plain = unique("plain")
+    ok(faasd.faas("fn", "create", "--name", plain, "--env", "python", "--code", "limits.py"))
+    described = json.loads(ok(faasd.faas("fn", "get", "--name", plain, "-o", "json")))
+    assert (described["cpu_millis"], described["network"]) == (1000, "default")
+
+    fails(faasd.faas("fn", "update", "--name", name, "--cpu", "10"), "cpu_millis must be between 50 and 64000, got 10")
+    fails(faasd.faas("fn", "update", "--name", name, "--network", "host"), "network must be one of default, none")
+    fails(faasd.faas("fn", "update", "--name", name, "--cpu", "lots"), "--cpu 'lots' must be a whole number")
+    fails(
+        faasd.faas("fn", "create", "--name", unique("bad"), "--env", "python", "--code", "limits.py", "--cpu", "0"),
+        "cpu_millis must be between 50 and 64000, got 0",
+    )
+    assert json.loads(ok(faasd.faas("fn", "get", "--name", name, "-o", "json")))["cpu_millis"] == 2000

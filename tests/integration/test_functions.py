@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_specialization
 from tests.integration.harness import FaasdProcess, wait_for
 
 PRINTER_JS = """module.exports = async (context) => {
@@ -139,3 +140,52 @@ def test_a_python_call_past_its_timeout_is_504(faasd: FaasdProcess) -> None:
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "timeout"
     wait_for(lambda: faasd.instances("sleeper") == 0, "the stuck instance to be dropped")
+
+
+# -- the size limit: what faasd accepts, the runtimes accept -------------------------
+
+BIG_HANDLERS = {
+    "python": ("big.py", "#", "def main():\n    return 'big and fine'\n"),
+    "nodejs": ("big.js", "//", "module.exports = async () => 'big and fine';\n"),
+}
+
+
+def big_source(env: str, total: int) -> str:
+    """Source of ``env`` whose specialization request is exactly ``total`` bytes: a long comment, a tiny handler."""
+    filename, comment, handler = BIG_HANDLERS[env]
+
+    def sent(code: str) -> int:
+        return len(encode_specialization(filename, code.encode(), "", {}))
+
+    code = comment + "x" * (total - sent(comment + "\n" + handler)) + "\n" + handler
+    assert sent(code) == total
+    return code
+
+
+@pytest.mark.parametrize("env", ["python", "nodejs"])
+def test_a_function_at_the_size_limit_is_created_and_answers_its_first_call(faasd: FaasdProcess, env: str) -> None:
+    name = f"big-{env}"
+    filename = BIG_HANDLERS[env][0]
+    # The request faasd will send the runtime is exactly the runtimes' limit:
+    # if faasd accepts it, the runtime must too.
+    code = big_source(env, MAX_SPECIALIZE_BYTES)
+    assert len(code.encode()) > 8_000_000
+    created = faasd.create_function(name, env, code, filename=filename)
+    assert created["code_size"] == len(code.encode())
+    response = requests.get(faasd.url + f"/function/{name}", timeout=60)
+    assert (response.status_code, response.text) == (200, "big and fine"), response.text
+
+    # One byte more is refused when the function is written, not when it is first called.
+    too_big = big_source(env, MAX_SPECIALIZE_BYTES + 1)
+    body = {"name": f"{name}-over", "environment": env, "code": too_big, "filename": filename}
+    over = faasd.api("POST", "/v1/functions", json=body)
+    assert over.status_code == 413
+    assert over.json()["error"]["message"] == (
+        "the function's code, variables and secrets come to 8,388,609 bytes as sent to the runtime; "
+        "the limit is 8,388,608"
+    )
+    # So is a secret that would push the running function over.
+    added = faasd.api("PATCH", f"/v1/functions/{name}", json={"secrets": {"API_KEY": "k"}})
+    assert added.status_code == 413
+    assert "as sent to the runtime; the limit is 8,388,608" in added.json()["error"]["message"]
+    assert requests.get(faasd.url + f"/function/{name}", timeout=60).text == "big and fine"

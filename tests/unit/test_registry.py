@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect
 
 from faasd.control.controller import Controller
+from faasd.core.entities import DEFAULT_CPU_MILLIS, DEFAULT_NETWORK
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_specialization
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
 from faasd.store.registry import Store
@@ -26,11 +33,11 @@ class Registry:
         self.stores: list[Store] = []
         self.pools: list[PoolManager] = []
 
-    async def open(self) -> Controller:
+    async def open(self, max_code_bytes: int = 1000) -> Controller:
         store = await Store.open(self.root / "faasd.db")
         codes = CodeStore(self.root / "code")
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
-        controller = Controller(store, codes, pool, default_poolsize=0, max_code_bytes=1000)
+        controller = Controller(store, codes, pool, default_poolsize=0, max_code_bytes=max_code_bytes)
         await controller.start(STOCK, self.root / "initialized")
         self.stores.append(store)
         self.pools.append(pool)
@@ -160,3 +167,174 @@ async def test_a_restart_collects_code_no_function_uses(registry: Registry) -> N
     (code / ("0" * 64)).write_bytes(b"an orphan")
     await registry.open()
     assert sorted(p.name for p in code.iterdir()) == [fn.code_sha256]
+
+
+# -- CPU limit and network ------------------------------------------------------
+
+
+async def test_cpu_and_network_default_and_survive_a_restart(registry: Registry) -> None:
+    c = await registry.open()
+    plain = await c.create_function({"name": "plain", "environment": "nodejs", "code": HELLO})
+    assert (plain.cpu_millis, plain.network) == (DEFAULT_CPU_MILLIS, DEFAULT_NETWORK) == (1000, "default")
+    assert (plain.to_json()["cpu_millis"], plain.to_json()["network"]) == (1000, "default")
+    await c.create_function(
+        {"name": "boxed", "environment": "nodejs", "code": HELLO, "cpu_millis": 250, "network": "none"}
+    )
+    updated = await c.update_function("plain", {"cpu_millis": 2000, "network": "none"})
+    assert (updated.cpu_millis, updated.network, updated.revision) == (2000, "none", 2)
+    # An update that leaves them out keeps them.
+    assert (await c.update_function("boxed", {"timeout": 5})).cpu_millis == 250
+    reopened = await registry.open()
+    boxed, plain = reopened.catalog.functions["boxed"], reopened.catalog.functions["plain"]
+    assert (boxed.cpu_millis, boxed.network, boxed.timeout) == (250, "none", 5)
+    assert (plain.cpu_millis, plain.network) == (2000, "none")
+    reverted = await reopened.update_function("plain", {"network": "default"})
+    assert (reverted.cpu_millis, reverted.network) == (2000, "default")
+
+
+def _alembic(database: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("faasd_migrations")))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{database}")
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def _function_columns(database: Path) -> set[str]:
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        return {column["name"] for column in inspect(engine).get_columns("functions")}
+    finally:
+        engine.dispose()
+
+
+async def test_functions_stored_before_migration_0003_get_the_defaults(registry: Registry) -> None:
+    c = await registry.open()
+    await c.create_function({"name": "old", "environment": "nodejs", "code": HELLO, "memory_mb": 64})
+    await registry.close()
+    database = registry.root / "faasd.db"
+    command.downgrade(_alembic(database), "0002")
+    assert not {"cpu_millis", "network"} & _function_columns(database)
+
+    reopened = await registry.open()  # migrates to the newest revision again
+    assert {"cpu_millis", "network"} <= _function_columns(database)
+    old = reopened.catalog.functions["old"]
+    assert (old.cpu_millis, old.network, old.memory_mb) == (1000, "default", 64)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cpu_millis", 49, "cpu_millis must be between 50 and 64000, got 49"),
+        ("cpu_millis", 64001, "cpu_millis must be between 50 and 64000, got 64001"),
+        ("cpu_millis", "1000", "cpu_millis must be a whole number"),
+        ("cpu_millis", 1.5, "cpu_millis must be a whole number"),
+        ("cpu_millis", True, "cpu_millis must be a whole number"),
+        ("cpu_millis", None, "cpu_millis must be a whole number"),
+        ("network", "host", "network must be one of default, none, got 'host'"),
+        ("network", "", "network must be one of default, none"),
+        ("network", None, "network must be one of default, none"),
+        ("network", ["none"], "network must be one of default, none"),
+    ],
+)
+async def test_bad_cpu_or_network_is_400_naming_the_field(
+    registry: Registry, field: str, value: object, message: str
+) -> None:
+    c = await registry.open()
+    with pytest.raises(BadRequest, match=re.escape(message)):
+        await c.create_function({"name": "f", "environment": "nodejs", "code": HELLO, field: value})
+    await c.create_function({"name": "f", "environment": "nodejs", "code": HELLO})
+    with pytest.raises(BadRequest, match=re.escape(message)):
+        await c.update_function("f", {field: value})
+    assert c.catalog.functions["f"].revision == 1
+
+
+async def test_the_cpu_bounds_themselves_are_accepted(registry: Registry) -> None:
+    c = await registry.open()
+    low = await c.create_function({"name": "low", "environment": "nodejs", "code": HELLO, "cpu_millis": 50})
+    high = await c.update_function("low", {"cpu_millis": 64000})
+    assert (low.cpu_millis, high.cpu_millis) == (50, 64000)
+
+
+async def test_text_with_a_lone_surrogate_is_400_not_a_crash(registry: Registry) -> None:
+    c = await registry.open()
+    with pytest.raises(BadRequest, match="code must be Unicode text"):
+        await c.create_function({"name": "f", "environment": "nodejs", "code": "x = '\ud800'"})
+    with pytest.raises(BadRequest, match="secrets value of 'K' must be Unicode text"):
+        await c.create_function({"name": "f", "environment": "nodejs", "code": HELLO, "secrets": {"K": "\udfff"}})
+
+
+# -- the specialization limit: what faasd accepts, the runtimes accept -----------------
+
+
+def _sent(filename: str, code: str, entrypoint: str = "", env: dict[str, str] | None = None) -> int:
+    return len(encode_specialization(filename, code.encode(), entrypoint, env or {}))
+
+
+def _code_of_size(total: int, filename: str, env: dict[str, str] | None = None) -> str:
+    """Python source whose specialization request is exactly ``total`` bytes."""
+    handler = "def main():\n    return 'ok'\n"
+    padding = total - _sent(filename, "#\n" + handler, env=env)
+    code = "#" + "x" * padding + "\n" + handler
+    assert _sent(filename, code, env=env) == total
+    return code
+
+
+async def test_a_function_just_under_the_runtime_limit_is_accepted_one_byte_more_is_413(registry: Registry) -> None:
+    c = await registry.open(max_code_bytes=MAX_SPECIALIZE_BYTES)
+    code = _code_of_size(MAX_SPECIALIZE_BYTES, "big.py")
+    fn = await c.create_function({"name": "big", "environment": "python", "code": code, "filename": "big.py"})
+    assert fn.code_size == len(code) < MAX_SPECIALIZE_BYTES
+
+    over = _code_of_size(MAX_SPECIALIZE_BYTES + 1, "big.py")
+    with pytest.raises(PayloadTooLarge) as caught:
+        await c.create_function({"name": "over", "environment": "python", "code": over, "filename": "big.py"})
+    assert caught.value.status == 413
+    assert caught.value.message == (
+        "the function's code, variables and secrets come to 8,388,609 bytes as sent to the runtime; "
+        "the limit is 8,388,608"
+    )
+    assert "over" not in c.catalog.functions
+    assert sorted(p.name for p in (registry.root / "code").iterdir()) == [fn.code_sha256]
+
+
+async def test_variables_and_secrets_count_towards_the_limit_on_create(registry: Registry) -> None:
+    c = await registry.open(max_code_bytes=MAX_SPECIALIZE_BYTES)
+    code = _code_of_size(MAX_SPECIALIZE_BYTES - 1000, "f.py")
+    secrets = {"TOKEN": "s" * 2000}
+    with pytest.raises(PayloadTooLarge, match=r"come to 8,389,6\d\d bytes as sent to the runtime"):
+        await c.create_function({"name": "f", "environment": "python", "code": code, "secrets": secrets})
+    # The code alone is within --max-code-bytes: only the whole request is too big.
+    await c.create_function({"name": "f", "environment": "python", "code": code})
+
+
+async def test_an_update_that_only_adds_secrets_or_variables_is_measured_with_the_code(registry: Registry) -> None:
+    c = await registry.open(max_code_bytes=MAX_SPECIALIZE_BYTES)
+    code = _code_of_size(MAX_SPECIALIZE_BYTES - 100, "f.py")
+    created = await c.create_function({"name": "f", "environment": "python", "code": code})
+
+    with pytest.raises(PayloadTooLarge, match="the limit is 8,388,608"):
+        await c.update_function("f", {"secrets": {"API_KEY": "k" * 200}})
+    with pytest.raises(PayloadTooLarge, match="the limit is 8,388,608"):
+        await c.update_function("f", {"env": {"GREETING": "g" * 200}})
+    with pytest.raises(PayloadTooLarge, match="the limit is 8,388,608"):
+        await c.update_function("f", {"entrypoint": "m" * 120})
+    assert c.catalog.functions["f"] == created
+
+    fits = await c.update_function("f", {"secrets": {"API_KEY": "k" * 40}})
+    assert fits.secrets == {"API_KEY": "k" * 40}
+    assert _sent("f.py", code, env={"API_KEY": "k" * 40}) <= MAX_SPECIALIZE_BYTES
+    # Smaller code makes room for what did not fit.
+    small = await c.update_function("f", {"code": HELLO, "secrets": {"API_KEY": "k" * 200}})
+    assert small.code_size == len(HELLO)
+    reopened = await registry.open(max_code_bytes=MAX_SPECIALIZE_BYTES)
+    assert reopened.catalog.functions["f"].secrets == {"API_KEY": "k" * 200}
+
+
+async def test_the_code_limit_still_holds_on_its_own(registry: Registry) -> None:
+    c = await registry.open(max_code_bytes=1000)
+    with pytest.raises(PayloadTooLarge, match="code is 1001 bytes; the limit is 1000"):
+        await c.create_function({"name": "f", "environment": "nodejs", "code": "x" * 1001})
+    await c.create_function({"name": "f", "environment": "nodejs", "code": HELLO})
+    with pytest.raises(PayloadTooLarge, match="code is 1001 bytes; the limit is 1000"):
+        await c.update_function("f", {"code": "x" * 1001})
