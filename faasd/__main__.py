@@ -55,6 +55,7 @@ async def serve(settings: Settings) -> None:
             max_body_bytes=settings.max_body_bytes,
             head_timeout=settings.head_timeout,
             keepalive_timeout=settings.keepalive_timeout,
+            max_connections=settings.max_connections,
         )
         front = Front(Gateway(lambda: services.controller.catalog, services.pool), config)
         try:

@@ -24,6 +24,7 @@ from faasd.control.controller import Controller
 from faasd.core.errors import EngineUnavailable, FaasdError, NotFound
 from faasd.core.settings import Settings
 from faasd.engines.docker import DockerBackend
+from faasd.engines.firewall import FirewallError
 from faasd.pool.backend import ContainerBackend
 from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
@@ -102,11 +103,18 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         idle_timeout=settings.idle_timeout,
         start_concurrency=settings.start_concurrency,
         logs=logs,
+        max_queued_calls=settings.max_queued_calls,
     )
     try:
         await backend.remove_managed()
+        if isinstance(backend, DockerBackend):
+            # The network and the host firewall before the first container starts.
+            await backend.prepare()
     except EngineUnavailable as exc:
         log.error("%s; functions cannot run until the engine answers (faasd keeps trying)", exc)
+    except FirewallError as exc:
+        await session.close()
+        raise SystemExit(f"faasd: --firewall on, but the host firewall cannot be set up: {exc}") from None
     controller = Controller(
         store,
         codes,

@@ -55,6 +55,10 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
+def _text(lines: list[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
 class AdminApi:
     def __init__(self, controller: Controller, pool: PoolManager, logs: FunctionLogs) -> None:
         self._controller = controller
@@ -152,7 +156,13 @@ class AdminApi:
         return web.Response(body=code, content_type="text/plain", charset="utf-8")
 
     async def function_logs(self, request: web.Request) -> web.StreamResponse:
-        """The function's log; with follow=true the answer stays open and streams new records."""
+        """The function's log; with follow=true the answer stays open and streams new records.
+
+        A follower is registered before the file is read, and the read comes after
+        every record appended so far (faasd/pool/logs.py): no record is missed or
+        sent twice. A follower that falls more than FOLLOW_BACKLOG lines behind
+        gets a last line saying so and the answer ends.
+        """
         name = request.match_info["name"]
         if name not in self._controller.catalog.functions:
             raise NotFound(f"function '{name}' not found")
@@ -162,22 +172,22 @@ class AdminApi:
         except ValueError:
             raise BadRequest(f"tail must be a whole number, got {tail_arg!r}") from None
         follow = _flag(request, "follow")
-        queue = self._logs.follow(name) if follow else None
+        follower = self._logs.follow(name) if follow else None
         try:
-            lines = self._logs.read(name, tail)
-            if queue is None:
-                return web.Response(text="".join(f"{line}\n" for line in lines), content_type="text/plain")
+            lines = await self._logs.read(name, tail)
+            if follower is None:
+                return web.Response(text=_text(lines), content_type="text/plain")
             response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
             await response.prepare(request)
             if lines:
-                await response.write("".join(f"{line}\n" for line in lines).encode())
-            while (line := await queue.get()) is not None:
-                await response.write(f"{line}\n".encode())
+                await response.write(_text(lines).encode("utf-8", errors="replace"))
+            while (batch := await follower.get()) is not None:
+                await response.write(_text(batch).encode("utf-8", errors="replace"))
             await response.write_eof()
             return response
         finally:
-            if queue is not None:
-                self._logs.unfollow(name, queue)
+            if follower is not None:
+                self._logs.unfollow(name, follower)
 
     async def status(self, request: web.Request) -> web.Response:
         catalog = self._controller.catalog

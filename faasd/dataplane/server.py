@@ -17,6 +17,12 @@ timeout (an idle connection is closed after ``keepalive_timeout``); it fires
 at most every ``head_timeout`` seconds, so a call costs no timer of its own
 here. Time with reading paused by faasd (backpressure, a pipelined request
 waiting its turn) does not count against the client.
+
+At most ``max_connections`` client connections are served at once. One more is
+answered at once with 503 ``overloaded`` (``Retry-After: 1``,
+``Connection: close``) and closed; it does not count against the limit while it
+closes. Every timer a connection sets is cancelled when it is lost, so nothing
+of a connection outlives it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class FrontConfig:
     keepalive_timeout: float = 75.0
     upstream_idle_timeout: float = 30.0
     linger: float = 2.0  # how long a closing connection's unread input is drained
+    max_connections: int = 10000  # client connections served at once; beyond, 503 and close
 
 
 class _Reject(Exception):
@@ -69,13 +76,34 @@ class Front:
         self.admin_key = "unix:" + config.admin_socket
         self.upstreams = upstreams or UpstreamPool(idle_timeout=config.upstream_idle_timeout)
         self.connections: set[ClientConnection] = set()
+        self.admitted = 0  # connections in ``connections`` that count against max_connections
+        self.refused = 0  # connections answered 503 for being over max_connections, ever
+        self._refusal_logged = float("-inf")
         self.draining = False
         self._drained: asyncio.Future[None] | None = None
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
 
+    def admit(self, conn: ClientConnection) -> bool:
+        """Whether a new connection may be served (else it is refused with 503)."""
+        if self.admitted >= self.config.max_connections:
+            self.refused += 1
+            now = self.loop.time()
+            if now - self._refusal_logged >= 60.0:
+                self._refusal_logged = now
+                log.warning(
+                    "refusing client connections: %d are open, the limit (--max-connections)",
+                    self.config.max_connections,
+                )
+            return False
+        self.admitted += 1
+        conn.admitted = True
+        return True
+
     def forget(self, conn: ClientConnection) -> None:
+        if conn in self.connections and conn.admitted:
+            self.admitted -= 1
         self.connections.discard(conn)
         if self._drained is not None and not self.connections and not self._drained.done():
             self._drained.set_result(None)
@@ -111,6 +139,7 @@ class ClientConnection(asyncio.Protocol):
         self.config = front.config
         self.transport: asyncio.Transport | None = None
         self.peer = b""
+        self.admitted = False  # counts against max_connections
         self.corked = False  # writes are gathered and sent at the end of the current callback
         self.write_paused = False
         self._out: list[bytes] = []
@@ -134,6 +163,7 @@ class ClientConnection(asyncio.Protocol):
         self._idle_since = self.loop.time()
         self._last_read = self._idle_since  # while a request body is coming: when bytes last came
         self._timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None  # the end of lingering, then the abort
         self._rejected: _Reject | None = None  # raised in a parser callback
         self._final: bytes | None = None  # the error answer sent once earlier requests are answered
         self._eof = False
@@ -149,7 +179,18 @@ class ClientConnection(asyncio.Protocol):
         if self.front.draining:
             self.abort()
             return
+        if not self.front.admit(self):
+            self._refuse()
+            return
         self._arm_timer(self.loop.time())
+
+    def _refuse(self) -> None:
+        """Over max_connections: 503 at once, then close (without reading a request)."""
+        self._no_more_requests = True
+        limit = self.config.max_connections
+        message = f"faasd holds {limit} client connections, its limit; retry later"
+        self.send(http.error_response(503, "overloaded", message, headers={"Retry-After": "1"}, close=True))
+        self.linger()
 
     def data_received(self, data: bytes) -> None:
         if self._lingering or self._no_more_requests:
@@ -192,6 +233,9 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         exchanges = [self._active, self._parsing, *self._queue]
         self._active = self._parsing = None
         self._queue.clear()
@@ -455,12 +499,14 @@ class ClientConnection(asyncio.Protocol):
         except OSError:  # the peer is already gone
             transport.close()
             return
-        self.loop.call_later(self.config.linger, self._linger_done)
+        self._close_timer = self.loop.call_later(self.config.linger, self._linger_done)
 
     def _linger_done(self) -> None:
+        self._close_timer = None
         if self.transport is not None and not self._closed:
             self.transport.close()  # sends what is still buffered, then closes
-            self.loop.call_later(self.config.keepalive_timeout, self.transport.abort)
+            # A client that never reads would hold the close forever: cut it then.
+            self._close_timer = self.loop.call_later(self.config.keepalive_timeout, self.transport.abort)
 
     def abort(self) -> None:
         """Cut the connection now (an answer cannot be completed)."""

@@ -13,11 +13,17 @@ call to a function with a free slot does not await at all.
   empty) and specialized with the function's code. Concurrent first calls
   thus share one specialization. At ``max_instances`` a call waits at most
   ``queue_timeout`` seconds for a slot, then gets 429 with Retry-After.
+  At most ``max_queued_calls`` calls wait at once, all functions together; a
+  call that would wait beyond that gets 503 ("overloaded") with Retry-After.
 - A specialized container serves only its function. An update makes new
   calls go to new instances; old ones finish their calls and are removed.
 - The reaper removes instances idle past their idle timeout, one per function
   per tick, never one with a call in flight and never below ``min_instances``;
   it replaces instances and pooled containers that fail their health check.
+- Nothing here blocks the loop: code blobs are read in a worker thread (the
+  last few are kept, see CODE_CACHE_BYTES), log records go to the log writer
+  (faasd/pool/logs.py). Every task this module starts is tracked, and
+  :meth:`PoolManager.shutdown` awaits or cancels it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +41,7 @@ from faasd.core.errors import EngineUnavailable, FaasdError, NotFound, ShuttingD
 from faasd.pool.backend import Container, ContainerBackend, Specialization
 from faasd.pool.background import Background
 from faasd.pool.envpool import EnvironmentPools
-from faasd.pool.logs import FunctionLogs, format_record
+from faasd.pool.logs import FunctionLogs, format_record, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,19 @@ log = logging.getLogger(__name__)
 START_WAIT = 120.0
 # Consecutive failed health checks before an idle instance is replaced.
 HEALTH_FAILURES = 2
+# Code blobs kept in memory after a read, all together (the least recently used go first).
+CODE_CACHE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_QUEUED_CALLS = 5000
+
+
+class Overloaded(FaasdError):
+    """Too many calls are waiting for an instance already; retry later."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, {"Retry-After": "1"} if headers is None else headers)
 
 
 @dataclass(eq=False)
@@ -58,6 +77,7 @@ class Instance:
     stopped: bool = False  # its container is being removed
     load_error: str | None = None
     health_failures: int = 0
+    died: str | None = None  # why its container stopped, as a failed call found out
 
 
 @dataclass(eq=False)
@@ -93,6 +113,8 @@ class Lease:
             self._pool._release(self.instance)
 
 
+# Reads a function's code blob (a blocking file read: the pool calls it in a worker
+# thread). Its answer must depend on ``fn.code_sha256`` only: the pool caches by it.
 CodeLoader = Callable[[Function], bytes]
 
 
@@ -106,11 +128,15 @@ class PoolManager:
         start_concurrency: int = 4,
         logs: FunctionLogs | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_queued_calls: int = DEFAULT_MAX_QUEUED_CALLS,
     ) -> None:
         self._backend = backend
         self._logs = logs
         self._log_tasks: set[asyncio.Task[None]] = set()
         self._load_code = load_code
+        self._codes: OrderedDict[str, bytes] = OrderedDict()  # sha256 -> code, most recent last
+        self.max_queued_calls = max_queued_calls
+        self._queued = 0  # calls in _wait_for_slot, all functions together
         self.idle_timeout = idle_timeout
         self._clock = clock
         self._background = Background(backend)
@@ -204,6 +230,17 @@ class PoolManager:
         return best
 
     async def _wait_for_slot(self, state: _FunctionState) -> Instance:
+        if self._queued >= self.max_queued_calls:
+            raise Overloaded(
+                f"faasd holds {self.max_queued_calls} calls waiting for an instance, its limit; retry later"
+            )
+        self._queued += 1
+        try:
+            return await self._wait_in_queue(state)
+        finally:
+            self._queued -= 1
+
+    async def _wait_in_queue(self, state: _FunctionState) -> Instance:
         waiter: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
         self._scale_up(state)
@@ -287,12 +324,13 @@ class PoolManager:
         """Copy what the instance prints into its function's log, until it is gone."""
         cid = instance.container.id
         async for line in self._backend.logs(instance.container):
-            logs.append(instance.function, [format_record(line.timestamp, cid, line.stream, line.text)])
-        if not instance.stopped:
-            reason = await self._backend.exit_reason(instance.container)
-            if reason:
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-                logs.append(instance.function, [format_record(stamp, cid, "faasd", f"instance stopped: {reason}")])
+            # Waits only while the log writer has too much queued (backpressure).
+            await logs.write(instance.function, [format_record(line.timestamp, cid, line.stream, line.text)])
+        # Removed by faasd: no record, unless it had died first (a failed call found out why).
+        reason = instance.died if instance.stopped else await self._backend.exit_reason(instance.container)
+        if reason:
+            record = format_record(utc_stamp(), cid, "faasd", f"instance stopped: {reason}")
+            await logs.write(instance.function, [record])
 
     async def upstream_failed(self, lease: Lease, detail: str) -> UpstreamError:
         """The instance broke a call off: out of service at once, then find out why.
@@ -302,16 +340,32 @@ class PoolManager:
         """
         self._retire(lease.instance)
         reason = await self._backend.exit_reason(lease.instance.container)
+        lease.instance.died = reason
         name = lease.instance.function
         if reason is None:
             return UpstreamError(f"function '{name}' failed: its container closed the connection ({detail})")
         return UpstreamError(f"function '{name}' failed: {reason}")
 
+    async def _code(self, fn: Function) -> bytes:
+        """The function's code: from the cache, else read in a worker thread (a file read)."""
+        key = fn.code_sha256
+        code = self._codes.get(key)
+        if code is not None:
+            self._codes.move_to_end(key)
+            return code
+        code = await asyncio.to_thread(self._load_code, fn)
+        if len(code) <= CODE_CACHE_BYTES // 2:
+            self._codes[key] = code
+            self._codes.move_to_end(key)
+            while sum(map(len, self._codes.values())) > CODE_CACHE_BYTES:
+                self._codes.popitem(last=False)
+        return code
+
     async def _specialize(self, fn: Function) -> Instance:
         spec = Specialization(
             fn.name,
             fn.filename,
-            self._load_code(fn),
+            await self._code(fn),
             fn.entrypoint,
             fn.runtime_env(),
             memory_mb=fn.memory_mb,
@@ -457,6 +511,8 @@ class PoolManager:
         for task in list(self._log_tasks):
             task.cancel()
         await asyncio.gather(*self._log_tasks, return_exceptions=True)
+        if self._logs is not None:
+            await self._logs.close()  # writes what is queued, then the writer ends
         try:
             await self._backend.remove_managed()
         except EngineUnavailable as exc:
@@ -478,6 +534,10 @@ class PoolManager:
             "inflight": sum(i.inflight for i in state.instances),
             "waiting": sum(1 for w in state.waiters if not w.done()),
         }
+
+    def queued_calls(self) -> int:
+        """Calls waiting for an instance now, all functions together."""
+        return self._queued
 
     def instance_count(self, function: str) -> int:
         state = self._functions.get(function)

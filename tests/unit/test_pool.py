@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from faasd.core.entities import Environment, Function
-from faasd.core.errors import EngineUnavailable, TooManyRequests
-from faasd.pool.manager import PoolManager
+from faasd.core.errors import EngineUnavailable, FaasdError, TooManyRequests
+from faasd.pool.backend import Container, LogLine
+from faasd.pool.logs import FunctionLogs
+from faasd.pool.manager import Overloaded, PoolManager
 from tests.fakes import FakeBackend
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -443,3 +448,146 @@ async def test_a_recreated_function_is_not_served_the_deleted_ones_instances(poo
     assert stale is not None and stale.instance is lease.instance
     stale.release()
     lease.release()
+
+
+# -- bounds: queued calls, code reads, logs, shutdown ------------------------------------
+
+
+async def test_calls_beyond_max_queued_calls_get_503(backend: FakeBackend, clock: Clock) -> None:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock, max_queued_calls=2)
+    manager.set_environment(env())
+    await manager.settle()
+    one_a = fn("a", concurrency=1, max_instances=1, queue_timeout=30)
+    one_b = fn("b", concurrency=1, max_instances=1, queue_timeout=30)
+    held_a = await manager.lease(one_a)
+    held_b = await manager.lease(one_b)
+    waiting = [asyncio.create_task(manager.lease(one_a)), asyncio.create_task(manager.lease(one_b))]
+    await quiesce(manager)
+    assert manager.queued_calls() == 2  # across both functions
+    with pytest.raises(Overloaded) as refused:
+        await manager.lease(one_a)
+    assert refused.value.status == 503
+    assert refused.value.code == "overloaded"
+    assert refused.value.headers == {"Retry-After": "1"}
+    assert refused.value.message == "faasd holds 2 calls waiting for an instance, its limit; retry later"
+    # A call with a free slot never waits, so the cap does not touch it.
+    assert manager.lease_now(fn("a", concurrency=1, max_instances=1)) is None
+    held_a.release()
+    served = await asyncio.wait_for(waiting[0], 10)
+    assert manager.queued_calls() == 1
+    again = asyncio.create_task(manager.lease(one_a))  # room in the queue again
+    await quiesce(manager)
+    assert not again.done() and manager.queued_calls() == 2
+    served.release()
+    (await asyncio.wait_for(again, 10)).release()
+    held_b.release()
+    (await asyncio.wait_for(waiting[1], 10)).release()
+    assert manager.queued_calls() == 0
+
+
+async def test_a_waiting_call_that_gives_up_leaves_the_queue(backend: FakeBackend, clock: Clock) -> None:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock, max_queued_calls=1)
+    manager.set_environment(env())
+    one = fn(concurrency=1, max_instances=1, queue_timeout=30)
+    held = await manager.lease(one)
+    waiting = asyncio.create_task(manager.lease(one))
+    await quiesce(manager)
+    assert manager.queued_calls() == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert manager.queued_calls() == 0
+    held.release()
+
+
+async def test_code_is_read_off_the_event_loop_and_cached(backend: FakeBackend, clock: Clock) -> None:
+    reads: list[int] = []
+
+    def load(_fn: Function) -> bytes:
+        reads.append(threading.get_ident())
+        return b"code"
+
+    manager = PoolManager(backend, load, idle_timeout=120, clock=clock)
+    manager.set_environment(env())
+    wide = fn(concurrency=1, max_instances=2)
+    first = await manager.lease(wide)
+    second = await manager.lease(wide)  # a second instance, the same code
+    assert first.instance is not second.instance
+    assert len(reads) == 1
+    assert reads[0] != threading.get_ident()
+    other = dataclasses.replace(fn("other"), code_sha256="sha-other")
+    (await manager.lease(other)).release()
+    assert len(reads) == 2
+    first.release()
+    second.release()
+
+
+async def test_what_an_instance_prints_goes_to_the_log_and_shutdown_flushes_it(
+    backend: FakeBackend, clock: Clock, tmp_path: Path
+) -> None:
+    logs = FunctionLogs(tmp_path / "logs")
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock, logs=logs)
+    manager.set_environment(env())
+    await manager.settle()
+    backend.printed["c1"] = [f"line {n}" for n in range(200)]
+    backend.exit_reasons["c1"] = "exited with code 1"
+    lease = await manager.lease(fn())
+    assert lease.instance.container.id == "c1"
+    await manager.shutdown()
+    lines = (tmp_path / "logs" / "hello.log").read_text().splitlines()
+    assert [line.split(" ", 3)[3] for line in lines] == [f"line {n}" for n in range(200)] + [
+        "instance stopped: exited with code 1"
+    ]
+    assert lines[0].startswith("2026-01-01T00:00:00.000Z c1 stdout ")
+
+
+async def test_shutdown_leaves_no_task_of_the_pool_behind(backend: FakeBackend, clock: Clock, tmp_path: Path) -> None:
+    logs = FunctionLogs(tmp_path / "logs")
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock, logs=logs)
+    manager.set_environment(env())
+    backend.start_gate = asyncio.Event()  # containers still starting at shutdown
+    backend.printed["c1"] = ["hello"]
+    calls = [asyncio.create_task(manager.lease(fn(name))) for name in ("a", "b")]
+    await asyncio.sleep(0)
+    logs.append("a", ["queued at shutdown"])
+    shutting = asyncio.create_task(manager.shutdown())
+    backend.start_gate.set()
+    await asyncio.wait_for(shutting, 10)
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, FaasdError) for r in results)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []
+    assert backend.running == {}
+    assert (tmp_path / "logs" / "a.log").read_text() == "queued at shutdown\n"
+
+
+async def test_an_instance_that_died_under_a_call_says_why_in_the_log_even_once_removed(
+    backend: FakeBackend, clock: Clock, tmp_path: Path
+) -> None:
+    logs = FunctionLogs(tmp_path / "logs")
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock, logs=logs)
+    manager.set_environment(env())
+    await manager.settle()
+    streams_end = asyncio.Event()
+
+    async def logs_until_gone(container: Container) -> AsyncIterator[LogLine]:
+        yield LogLine("2026-01-01T00:00:00.000Z", "stdout", f"hello from {container.id}")
+        await streams_end.wait()  # the engine ends the stream some time after the container died
+
+    backend.logs = logs_until_gone  # type: ignore[method-assign]
+    died = await manager.lease(fn("died"))
+    reaped = await manager.lease(fn("reaped"))
+    backend.exit_reasons[died.instance.container.id] = "out of memory (limit 64 MB)"
+    await manager.upstream_failed(died, "connection reset")
+    died.release()  # faasd removes the dead container before its log stream ends
+    reaped.release()
+    clock.now += 121
+    assert manager.reap_idle() == 1
+    await manager.settle()
+    assert died.instance.stopped and reaped.instance.stopped
+    streams_end.set()
+    await manager.shutdown()
+    assert (await logs.read("died"))[-1].endswith(" faasd instance stopped: out of memory (limit 64 MB)")
+    assert [line.split(" ", 3)[3] for line in await logs.read("reaped")] == [
+        f"hello from {reaped.instance.container.id}"
+    ]
