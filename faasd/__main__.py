@@ -26,6 +26,7 @@ from faasd.app import Services, create_app
 from faasd.core.settings import Settings, load_settings
 from faasd.dataplane import Front, FrontConfig
 from faasd.dataplane.gateway import Gateway
+from faasd.engines.docker import DockerBackend
 
 SHUTDOWN_GRACE = 30.0
 ADMIN_GRACE = 2.0
@@ -56,6 +57,7 @@ async def serve(settings: Settings) -> None:
             head_timeout=settings.head_timeout,
             keepalive_timeout=settings.keepalive_timeout,
             max_connections=settings.max_connections,
+            refuse_networks=await _unguarded_subnets(services),
         )
         front = Front(Gateway(lambda: services.controller.catalog, services.pool), config)
         try:
@@ -75,6 +77,17 @@ async def serve(settings: Settings) -> None:
             await runner.cleanup()
         if temporary:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+async def _unguarded_subnets(services: Services) -> tuple[str, ...]:
+    """The functions' subnets when no host firewall keeps them off faasd's listener."""
+    backend = services.backend
+    if not isinstance(backend, DockerBackend) or backend.firewall.state.active:
+        return ()
+    subnets = tuple(await backend.subnets())
+    if subnets:
+        log.info("host firewall off: connections from %s are closed unanswered", ", ".join(subnets))
+    return subnets
 
 
 def _admin_socket_dir(settings: Settings) -> tuple[str, bool]:

@@ -139,7 +139,8 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         middlewares=[error_middleware, token_middleware(token)],
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
-    api = AdminApi(services.controller, services.pool, services.logs)
+    isolation = services.backend.isolation if isinstance(services.backend, DockerBackend) else None
+    api = AdminApi(services.controller, services.pool, services.logs, isolation)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})

@@ -43,7 +43,11 @@ def _status(client: FaasClient, output: OutputFormat) -> None:
 def render_status(server: str, health: dict[str, Any], report: dict[str, Any]) -> str:
     """The table form of `faas status`: a headline, then pools, then instances."""
     version = report.get("version") or health.get("version") or "?"
-    lines = [f"faasd {version} at {server}: {health.get('status', '?')}", ""]
+    lines = [f"faasd {version} at {server}: {health.get('status', '?')}"]
+    isolation = report.get("isolation")
+    if isinstance(isolation, dict):
+        lines.append(render_isolation(isolation))
+    lines.append("")
     environments = [env for env in report.get("environments") or [] if isinstance(env, dict)]
     functions = [fn for fn in report.get("functions") or [] if isinstance(fn, dict)]
     if environments:
@@ -56,3 +60,14 @@ def render_status(server: str, health: dict[str, Any], report: dict[str, Any]) -
     else:
         lines.append("no functions; deploy one with 'faas deploy FILE --env ENV'")
     return "\n".join(lines)
+
+
+def render_isolation(isolation: dict[str, Any]) -> str:
+    """One line: what keeps the functions apart (SECURITY.md)."""
+    found = isolation.get("firewall")
+    firewall: dict[str, Any] = found if isinstance(found, dict) else {}
+    traffic = isolation.get("inter_container_traffic", "?")
+    network = f"network {isolation.get('network', '?')} (container to container: {traffic})"
+    if firewall.get("active"):
+        return f"isolation: {network}, host firewall on ({firewall.get('detail', '')})"
+    return f"isolation: {network}, host firewall OFF: {firewall.get('detail', '?')}"

@@ -60,10 +60,17 @@ def _text(lines: list[str]) -> str:
 
 
 class AdminApi:
-    def __init__(self, controller: Controller, pool: PoolManager, logs: FunctionLogs) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        pool: PoolManager,
+        logs: FunctionLogs,
+        isolation: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._controller = controller
         self._pool = pool
         self._logs = logs
+        self._isolation = isolation  # what keeps functions apart (the engine's report), for /v1/status
         c = controller
         self.resources = (
             Resource(
@@ -194,6 +201,7 @@ class AdminApi:
         return web.json_response(
             {
                 "version": __version__,
+                "isolation": self._isolation() if self._isolation is not None else None,
                 "environments": [
                     {
                         "name": e.name,

@@ -165,6 +165,10 @@ def _schemas() -> dict[str, Any]:
         "Status": _obj(
             {
                 "version": {"type": "string"},
+                "isolation": {
+                    "description": "what keeps functions apart: network, inter-container traffic, host firewall",
+                    "type": ["object", "null"],
+                },
                 "environments": {"type": "array", "items": {"type": "object"}},
                 "functions": {"type": "array", "items": {"type": "object"}},
             },

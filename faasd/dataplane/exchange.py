@@ -429,7 +429,7 @@ class Exchange:
         # client leaves meanwhile, so the instance is never handed out again.
         self._drop_upstream()
         self.lease = None
-        task = self.client.loop.create_task(self.client.front.router.upstream_failed(lease, why))
+        task = self.client.front.spawn(self.client.front.router.upstream_failed(lease, why))
         task.add_done_callback(lambda done: self._on_failure_explained(done, lease))
 
     def _on_failure_explained(self, task: asyncio.Task[FaasdError], lease: Lease) -> None:

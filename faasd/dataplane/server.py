@@ -28,9 +28,12 @@ of a connection outlives it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httptools
 
@@ -42,6 +45,7 @@ from faasd.dataplane.upstream import UpstreamPool
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class FrontConfig:
     upstream_idle_timeout: float = 30.0
     linger: float = 2.0  # how long a closing connection's unread input is drained
     max_connections: int = 10000  # client connections served at once; beyond, 503 and close
+    # Peers closed at once, unanswered: the function containers' subnets when the
+    # host firewall is off (SECURITY.md); with it on, they cannot connect at all.
+    refuse_networks: tuple[str, ...] = ()
 
 
 class _Reject(Exception):
@@ -76,6 +83,9 @@ class Front:
         self.admin_key = "unix:" + config.admin_socket
         self.upstreams = upstreams or UpstreamPool(idle_timeout=config.upstream_idle_timeout)
         self.connections: set[ClientConnection] = set()
+        self.refuse_networks = tuple(ipaddress.ip_network(n, strict=False) for n in config.refuse_networks)
+        # Tasks started for an exchange that may outlive it (explaining a failure): cancelled by drain().
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.admitted = 0  # connections in ``connections`` that count against max_connections
         self.refused = 0  # connections answered 503 for being over max_connections, ever
         self._refusal_logged = float("-inf")
@@ -84,6 +94,22 @@ class Front:
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def refuses(self, peer: bytes) -> bool:
+        """Whether ``peer`` is on a network whose connections are closed unanswered."""
+        if not self.refuse_networks or not peer:
+            return False
+        try:
+            address = ipaddress.ip_address(peer.decode())
+        except ValueError:
+            return False
+        return any(address in network for network in self.refuse_networks)
 
     def admit(self, conn: ClientConnection) -> bool:
         """Whether a new connection may be served (else it is refused with 503)."""
@@ -130,6 +156,9 @@ class Front:
                 log.warning("cutting %d connection(s) still busy after %g s", len(self.connections), grace)
                 for conn in list(self.connections):
                     conn.abort()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         self.upstreams.close()
 
 
@@ -176,7 +205,7 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.peer = str(peer[0]).encode()
         self.front.connections.add(self)
-        if self.front.draining:
+        if self.front.draining or self.front.refuses(self.peer):
             self.abort()
             return
         if not self.front.admit(self):

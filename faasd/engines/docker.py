@@ -147,6 +147,27 @@ class DockerBackend:
         await self._run(self._ready)
         return self.firewall.state
 
+    async def subnets(self) -> list[str]:
+        """The IPv4 subnets of faasd's network (empty when the engine cannot say)."""
+
+        def read() -> list[str]:
+            attrs = self._ready().api.inspect_network(self._settings.network)
+            return [str(c["Subnet"]) for c in (attrs.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
+
+        try:
+            return await self._run(read)
+        except EngineUnavailable:
+            return []
+
+    def isolation(self) -> dict[str, Any]:
+        """What keeps the functions apart, for GET /v1/status and `faas status`."""
+        return {
+            "network": self._settings.network,
+            "inter_container_traffic": "blocked" if self._network_ready else "unknown (engine not reached yet)",
+            "firewall": self.firewall.state.to_json(),
+            "sealed_containers": len(self._isolated),
+        }
+
     def _ensure_network(self, client: docker.DockerClient) -> str:
         """Create faasd's network (inter-container traffic off) if need be; return its bridge's name."""
         name = self._settings.network

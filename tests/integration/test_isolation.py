@@ -46,13 +46,26 @@ def attempt(target):
         s.close()
 
 
+def fetch(url):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return "answered %d" % r.status
+    except urllib.error.HTTPError as e:
+        return "answered %d" % e.code
+    except Exception as e:
+        return "error: %r" % e
+
+
 def main(context):
     plan = context.request.json()
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(attempt, plan["tcp"]))
+        pages = list(pool.map(fetch, plan.get("http", [])))
     return {
         "self": socket.gethostbyname(socket.gethostname()),
         "tcp": {f"{h}:{p}": r for (h, p), r in zip(plan["tcp"], results)},
+        "http": dict(zip(plan.get("http", []), pages)),
         "paths": {p: os.path.exists(p) for p in plan["paths"]},
         "env": dict(os.environ),
     }
@@ -294,3 +307,35 @@ def test_an_unsendable_header_is_a_500_and_the_call_runs_once(
     assert header.lower() in error["message"].lower()
     runs = requests.get(f"{faasd.url}/function/{name}", timeout=30)
     assert (runs.status_code, runs.text) == (200, "1")
+
+
+def test_status_tells_what_keeps_functions_apart(exposed: FaasdProcess) -> None:
+    isolation = exposed.status()["isolation"]
+    assert isolation["network"] == "faasd"
+    assert isolation["inter_container_traffic"] == "blocked"
+    assert isolation["firewall"]["active"] is True
+    shown = exposed.faas("status")
+    assert shown.returncode == 0, shown.stderr
+    assert "isolation: network faasd (container to container: blocked), host firewall on" in shown.stdout
+
+
+def test_without_the_firewall_faasd_still_answers_no_function(
+    start_faasd: Callable[..., FaasdProcess], engine: docker.DockerClient
+) -> None:
+    """--firewall off: the host is open to containers, but faasd's own listener closes their connections."""
+    daemon = start_faasd(host="0.0.0.0", firewall="off", default_poolsize=1)
+    isolation = daemon.status()["isolation"]
+    assert isolation["firewall"]["active"] is False
+    assert "OFF" in daemon.faas("status").stdout
+    daemon.create_function("probe", "python", PROBE_PY, filename="probe.py")
+    gateway = network_of(engine)["IPAM"]["Config"][0]["Gateway"]
+    url = f"http://{gateway}:{daemon.port}/healthz"
+    result = probe(daemon, "probe", {"tcp": [], "http": [url], "paths": []})
+    assert result["http"][url].startswith("error:"), result["http"]
+    # The host still gets its answers on that address.
+    assert requests.get(url, timeout=10).status_code == 200
+    # And a function that must be sealed off is not run without the firewall.
+    daemon.create_function("sealed", "python", PROBE_PY, filename="probe.py", network="none")
+    refused = requests.post(f"{daemon.url}/function/sealed", json={"tcp": [], "paths": []}, timeout=60)
+    assert refused.status_code == 503, refused.text
+    assert "firewall" in refused.json()["error"]["message"]
