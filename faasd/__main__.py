@@ -57,9 +57,9 @@ async def serve(settings: Settings) -> None:
             head_timeout=settings.head_timeout,
             keepalive_timeout=settings.keepalive_timeout,
             max_connections=settings.max_connections,
-            refuse_networks=await _unguarded_subnets(services),
         )
-        front = Front(Gateway(lambda: services.controller.catalog, services.pool), config)
+        guard = services.backend.refuses_peer if isinstance(services.backend, DockerBackend) else None
+        front = Front(Gateway(lambda: services.controller.catalog, services.pool), config, guard=guard)
         try:
             server = await loop.create_server(front, settings.host, settings.port, reuse_address=True, backlog=1024)
         except OSError as exc:
@@ -77,17 +77,6 @@ async def serve(settings: Settings) -> None:
             await runner.cleanup()
         if temporary:
             shutil.rmtree(socket_dir, ignore_errors=True)
-
-
-async def _unguarded_subnets(services: Services) -> tuple[str, ...]:
-    """The functions' subnets when no host firewall keeps them off faasd's listener."""
-    backend = services.backend
-    if not isinstance(backend, DockerBackend) or backend.firewall.state.active:
-        return ()
-    subnets = tuple(await backend.subnets())
-    if subnets:
-        log.info("host firewall off: connections from %s are closed unanswered", ", ".join(subnets))
-    return subnets
 
 
 def _admin_socket_dir(settings: Settings) -> tuple[str, bool]:

@@ -71,11 +71,14 @@ class Services:
     controller: Controller
     reaper: asyncio.Task[None]
     logs: FunctionLogs
+    watcher: asyncio.Task[None] | None = None  # re-checks the network and the host firewall
 
     async def close(self) -> None:
-        self.reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.reaper
+        for task in (self.reaper, self.watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.pool.shutdown()
         await self.store.close()
         if isinstance(self.backend, DockerBackend):
@@ -123,8 +126,10 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         max_code_bytes=settings.max_code_bytes,
     )
     await controller.start(settings.stock_environments, settings.state_dir / "initialized")
-    reaper = asyncio.get_running_loop().create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
-    return Services(settings, session, backend, store, pool, controller, reaper, logs)
+    loop = asyncio.get_running_loop()
+    reaper = loop.create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
+    watcher = loop.create_task(backend.watch_isolation()) if isinstance(backend, DockerBackend) else None
+    return Services(settings, session, backend, store, pool, controller, reaper, logs, watcher)
 
 
 async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
@@ -139,7 +144,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         middlewares=[error_middleware, token_middleware(token)],
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
-    isolation = services.backend.isolation if isinstance(services.backend, DockerBackend) else None
+    isolation = services.backend.isolation_report if isinstance(services.backend, DockerBackend) else None
     api = AdminApi(services.controller, services.pool, services.logs, isolation)
 
     async def healthz(_request: web.Request) -> web.Response:

@@ -28,10 +28,9 @@ of a connection outlives it.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -58,9 +57,6 @@ class FrontConfig:
     upstream_idle_timeout: float = 30.0
     linger: float = 2.0  # how long a closing connection's unread input is drained
     max_connections: int = 10000  # client connections served at once; beyond, 503 and close
-    # Peers closed at once, unanswered: the function containers' subnets when the
-    # host firewall is off (SECURITY.md); with it on, they cannot connect at all.
-    refuse_networks: tuple[str, ...] = ()
 
 
 class _Reject(Exception):
@@ -76,14 +72,22 @@ class _Reject(Exception):
 class Front:
     """The listener's shared state: configuration, router, upstream pool, open connections."""
 
-    def __init__(self, router: FunctionRouter, config: FrontConfig, upstreams: UpstreamPool | None = None) -> None:
+    def __init__(
+        self,
+        router: FunctionRouter,
+        config: FrontConfig,
+        upstreams: UpstreamPool | None = None,
+        guard: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self.router = router
         self.config = config
         self.loop = asyncio.get_running_loop()
         self.admin_key = "unix:" + config.admin_socket
         self.upstreams = upstreams or UpstreamPool(idle_timeout=config.upstream_idle_timeout)
         self.connections: set[ClientConnection] = set()
-        self.refuse_networks = tuple(ipaddress.ip_network(n, strict=False) for n in config.refuse_networks)
+        # Peers closed at once, unanswered: function containers, when no host
+        # firewall keeps them away (faasd.engines.isolation; SECURITY.md).
+        self._guard = guard
         # Tasks started for an exchange that may outlive it (explaining a failure): cancelled by drain().
         self.tasks: set[asyncio.Task[Any]] = set()
         self.admitted = 0  # connections in ``connections`` that count against max_connections
@@ -102,14 +106,8 @@ class Front:
         return task
 
     def refuses(self, peer: bytes) -> bool:
-        """Whether ``peer`` is on a network whose connections are closed unanswered."""
-        if not self.refuse_networks or not peer:
-            return False
-        try:
-            address = ipaddress.ip_address(peer.decode())
-        except ValueError:
-            return False
-        return any(address in network for network in self.refuse_networks)
+        """Whether a connection from ``peer`` is closed unanswered."""
+        return self._guard is not None and self._guard(peer)
 
     def admit(self, conn: ClientConnection) -> bool:
         """Whether a new connection may be served (else it is refused with 503)."""

@@ -29,7 +29,6 @@ import logging
 import os
 import secrets
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +43,8 @@ from faasd.core.entities import DEFAULT_CPU_MILLIS, Environment
 from faasd.core.errors import EngineUnavailable, ImageNotFound, UpstreamError
 from faasd.core.settings import Settings
 from faasd.core.specialize import encode_specialization
-from faasd.engines.firewall import FirewallError, FirewallState, HostFirewall
+from faasd.engines.firewall import FirewallError, FirewallState
+from faasd.engines.isolation import Isolation
 from faasd.pool.backend import Container, LogLine, Specialization, SpecializeResult
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,10 @@ RENAME_DELAY = 0.5
 HEALTH_TIMEOUT = 1.0
 READY_POLL = 0.005
 MAX_LOG_LINE = 16 * 1024
-# The network option that keeps containers on one bridge from reaching each other.
-ICC_OPTION = "com.docker.network.bridge.enable_icc"
+# Removals still running at shutdown get this long before faasd goes on without them.
+CLOSE_GRACE = 15.0
+# How often the network and the host firewall are checked (and repaired) while faasd runs.
+ISOLATION_CHECK = 10.0
 CPU_PERIOD = 100_000  # microseconds: cpu_quota = millicores * 100
 TOKEN_ENV = "FAASD_SPECIALIZE_TOKEN"
 
@@ -71,16 +73,12 @@ class DockerBackend:
         self._owner = settings.owner
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
-        self._network_ready = False
+        self.isolation = Isolation(settings)
+        self._leftovers_removed = False
         self._serial = itertools.count(1)
         self._engine_session: aiohttp.ClientSession | None = None
         self._engine_base = ""
-        self.firewall = HostFirewall(self._owner)
-        if settings.firewall == "off":
-            self.firewall.state = FirewallState(False, "turned off (--firewall off)")
-        self._isolated: dict[str, str] = {}  # container id -> address cut off by the firewall
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._setup_lock = threading.Lock()
         self._log_config = LogConfig(
             type="json-file",
             config={"max-size": settings.container_log_max_size, "max-file": str(settings.container_log_max_files)},
@@ -114,30 +112,17 @@ class DockerBackend:
         return self._client
 
     def _ready(self) -> docker.DockerClient:
-        """The client, with the network and the host firewall in place (once)."""
+        """The client, with the network and the host firewall in place (engines/isolation.py)."""
         client = self._docker()
-        if self._network_ready:
-            return client
-        with self._setup_lock:  # engine threads may get here together
-            self._ready_locked(client)
+        self.isolation.ensure(client, before_firewall=self._remove_leftovers)
         return client
 
-    def _ready_locked(self, client: docker.DockerClient) -> None:
-        if not self._network_ready:
-            bridge = self._ensure_network(client)
-            if self._settings.firewall != "off":
-                try:
-                    self.firewall.setup(bridge)
-                except FirewallError as exc:
-                    if self._settings.firewall == "on":
-                        raise
-                    log.warning(
-                        "host firewall unavailable (%s): function containers can reach services that listen "
-                        "on this host's addresses, and functions with network 'none' cannot run; "
-                        "run faasd as root (or with CAP_NET_ADMIN) to close that, see SECURITY.md",
-                        exc,
-                    )
-            self._network_ready = True
+    def _remove_leftovers(self) -> None:
+        """Once, before the firewall is rebuilt: an earlier faasd's containers go first."""
+        if not self._leftovers_removed:
+            for container_id in self._managed_ids():
+                self._remove(container_id)
+            self._leftovers_removed = True
 
     async def prepare(self) -> FirewallState:
         """Network and firewall now (at start), not at the first container; returns the firewall's state.
@@ -145,76 +130,48 @@ class DockerBackend:
         Raises FirewallError with ``--firewall on`` when iptables cannot be used.
         """
         await self._run(self._ready)
-        return self.firewall.state
+        return self.isolation.firewall.state
 
-    async def subnets(self) -> list[str]:
-        """The IPv4 subnets of faasd's network (empty when the engine cannot say)."""
+    async def verify_isolation(self) -> bool:
+        """Check the network and the firewall again, repairing them; True when something was repaired."""
+        return await self._run(lambda: self.isolation.verify(self._docker()))
 
-        def read() -> list[str]:
-            attrs = self._ready().api.inspect_network(self._settings.network)
-            return [str(c["Subnet"]) for c in (attrs.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
+    async def watch_isolation(self, every: float = ISOLATION_CHECK) -> None:
+        """Until cancelled: check the network and the firewall every ``every`` seconds, repairing them."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.verify_isolation()
+            except (EngineUnavailable, FirewallError) as exc:
+                log.warning("could not check the functions' isolation: %s", exc)
 
-        try:
-            return await self._run(read)
-        except EngineUnavailable:
-            return []
-
-    def isolation(self) -> dict[str, Any]:
+    def isolation_report(self) -> dict[str, Any]:
         """What keeps the functions apart, for GET /v1/status and `faas status`."""
-        return {
-            "network": self._settings.network,
-            "inter_container_traffic": "blocked" if self._network_ready else "unknown (engine not reached yet)",
-            "firewall": self.firewall.state.to_json(),
-            "sealed_containers": len(self._isolated),
-        }
+        return self.isolation.report()
 
-    def _ensure_network(self, client: docker.DockerClient) -> str:
-        """Create faasd's network (inter-container traffic off) if need be; return its bridge's name."""
-        name = self._settings.network
-        # The engine's name filter matches substrings ("faasd" finds "faasd-compose").
-        found = [n for n in client.networks.list(names=[name]) if n.name == name]
-        if found:
-            network = found[0]
-            network.reload()
-            options = network.attrs.get("Options") or {}
-            if options.get(ICC_OPTION) == "false":
-                return _bridge_name(network.attrs)
-            attached = network.attrs.get("Containers") or {}
-            if attached:
-                raise EngineUnavailable(
-                    f"Docker network {name} lets its containers reach each other (an older faasd made it) and "
-                    f"{len(attached)} container(s) are attached; stop them and remove it "
-                    f"(docker network rm {name}); faasd then makes it anew"
-                )
-            log.warning("recreating Docker network %s with inter-container traffic disabled", name)
-            network.remove()
-        try:
-            created = client.networks.create(
-                name,
-                driver="bridge",
-                labels={"faasd.managed": "true"},
-                options={ICC_OPTION: "false"},
-            )
-            created.reload()
-            log.info("created Docker network %s (inter-container traffic disabled)", name)
-            return _bridge_name(created.attrs)
-        except docker.errors.APIError:
-            # Another faasd created it at the same moment.
-            again = [n for n in client.networks.list(names=[name]) if n.name == name]
-            if not again:
-                raise
-            again[0].reload()
-            return _bridge_name(again[0].attrs)
+    def refuses_peer(self, peer: bytes) -> bool:
+        """The data plane's guard: a function container's connection when no firewall keeps it away."""
+        return self.isolation.refuses(peer)
 
     async def aclose(self) -> None:
+        # Removals in flight finish (a cancelled one could leave a container unsealed).
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.firewall.state.active:
+        if self.isolation.firewall.state.active:
             try:
-                await self._run(self.firewall.teardown)
-            except FirewallError as exc:
-                log.warning("could not remove the host firewall's rules: %s", exc)
+                left = await self.count_managed()
+            except EngineUnavailable:
+                left = -1
+            if left == 0:
+                try:
+                    await self._run(self.isolation.firewall.teardown)
+                except FirewallError as exc:
+                    log.warning("could not remove the host firewall's rules: %s", exc)
+            else:
+                log.warning("keeping the host firewall's rules: faasd's containers may still exist")
         if self._engine_session is not None:
             await self._engine_session.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -301,7 +258,9 @@ class DockerBackend:
         api.start(container_id)
         # The address exists only once the container runs.
         networks = api.inspect_container(container_id)["NetworkSettings"]["Networks"]
-        address = str(networks.get(self._settings.network, {}).get("IPAddress", ""))
+        endpoint = networks.get(self._settings.network, {})
+        self.isolation.check_container(str(endpoint.get("NetworkID", "")))
+        address = str(endpoint.get("IPAddress", ""))
         if not address:
             raise EngineUnavailable(f"container {container_id[:12]} has no address on network {self._settings.network}")
         return address
@@ -398,12 +357,11 @@ class DockerBackend:
         """network 'none': nothing from this container leaves the machine, from before its code loads."""
         address = container.url.split("://", 1)[-1].rsplit(":", 1)[0]
         try:
-            await self._run(self.firewall.isolate, address, container.id)
+            await self._run(self.isolation.seal, container.id, address)
         except FirewallError as exc:
             raise EngineUnavailable(
                 f"function '{function}' has network 'none', which needs the host firewall: {exc}"
             ) from exc
-        self._isolated[container.id] = address
 
     def _rename_later(self, container: Container, function: str) -> None:
         """The name is cosmetic: give it once the first call is answered, off that call's path."""
@@ -483,12 +441,12 @@ class DockerBackend:
         return None
 
     async def stop(self, container: Container) -> None:
+        await self._run(self._remove, container.id)
+        # Only once it is gone: a container still running keeps its seal.
         try:
-            await self._run(self._remove, container.id)
-        finally:
-            address = self._isolated.pop(container.id, None)
-            if address is not None:
-                await self._run(self.firewall.release, address, container.id)
+            await self._run(self.isolation.unseal, container.id)
+        except FirewallError as exc:
+            log.warning("%s (it stays until faasd's next start sweeps it)", exc)
 
     def _remove(self, container_id: str) -> None:
         try:
@@ -521,9 +479,3 @@ def _log_line(raw: bytes, stream: str) -> LogLine:
     if len(stamp) > 24 and stamp.endswith("Z"):
         stamp = stamp[:23] + "Z"
     return LogLine(stamp, stream, text.rstrip("\r"))
-
-
-def _bridge_name(attrs: dict[str, Any]) -> str:
-    """The host interface of a bridge network: named in its options, else br-<id>."""
-    options = attrs.get("Options") or {}
-    return str(options.get("com.docker.network.bridge.name") or "br-" + str(attrs["Id"])[:12])

@@ -287,6 +287,8 @@ class FunctionLogs:
                 for op in (*ops, *self._ops):
                     if isinstance(op, _Read | _Barrier):
                         op.done.cancel()
+                if self._room is not None and not self._room.done():
+                    self._room.set_result(None)  # writers waiting for room must not hang
                 raise
             except Exception as exc:  # _apply handles OSError itself; anything else is a bug
                 log.exception("the log writer failed")

@@ -9,6 +9,7 @@ machine" is played by a network namespace this test makes (a veth pair on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ import docker
 import pytest
 import requests
 
+from faasd.engines.firewall import HostFirewall
 from tests.integration.harness import FaasdProcess, free_port, wait_for
 
 SOCKET_PATHS = ["/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock"]
@@ -122,6 +124,11 @@ module.exports = async (context) => {
   return { status: 200, body: 'ok', headers: { 'x-split': 'one\\r\\nSet-Cookie: injected=1' } };
 };
 """
+
+
+def iptables_rules(chain: str) -> str:
+    done = subprocess.run(["iptables", "-w", "10", "-S", chain], capture_output=True, text=True, check=False)
+    return done.stdout
 
 
 def network_of(engine: docker.DockerClient, name: str = "faasd") -> dict[str, Any]:
@@ -284,10 +291,13 @@ def test_network_none_cuts_a_function_off_and_default_does_not(
     target = f"{outside[0]}:{outside[1]}"
     plan = {"tcp": [list(outside)], "paths": []}
     assert probe(daemon, "open", plan)["tcp"][target] == "connected"
-    assert probe(daemon, "sealed", plan)["tcp"][target] in ("refused", "timeout")
-    # The rule goes with the container: a default function on the same address gets out again.
+    sealed = probe(daemon, "sealed", plan)
+    assert sealed["tcp"][target] in ("refused", "timeout")
+    # The seal is a rule tagged with the container, and it goes with the container.
+    out_chain = HostFirewall(daemon.owner).out_chain
+    assert f"-s {sealed['self']}/32" in iptables_rules(out_chain)
     daemon.api("DELETE", "/v1/functions/sealed?force=true")
-    wait_for(lambda: daemon.instances("sealed") == 0, "the sealed instance to go")
+    wait_for(lambda: "faasd:" not in iptables_rules(out_chain), "the seal to be removed with its container")
     assert probe(daemon, "open", plan)["tcp"][target] == "connected"
 
 
@@ -323,14 +333,29 @@ def test_without_the_firewall_faasd_still_answers_no_function(
     start_faasd: Callable[..., FaasdProcess], engine: docker.DockerClient
 ) -> None:
     """--firewall off: the host is open to containers, but faasd's own listener closes their connections."""
-    daemon = start_faasd(host="0.0.0.0", firewall="off", default_poolsize=1)
+    # A network of its own: no other faasd's firewall covers it.
+    network = f"faasd-nofw-{os.getpid()}"
+    try:
+        daemon = start_faasd(host="0.0.0.0", firewall="off", default_poolsize=1, network=network)
+        _unguarded_faasd_closes_function_connections(daemon, engine, network)
+        daemon.cleanup()
+    finally:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            engine.api.remove_network(network)
+
+
+def _unguarded_faasd_closes_function_connections(
+    daemon: FaasdProcess, engine: docker.DockerClient, network: str
+) -> None:
     isolation = daemon.status()["isolation"]
     assert isolation["firewall"]["active"] is False
     assert "OFF" in daemon.faas("status").stdout
     daemon.create_function("probe", "python", PROBE_PY, filename="probe.py")
-    gateway = network_of(engine)["IPAM"]["Config"][0]["Gateway"]
+    gateway = network_of(engine, network)["IPAM"]["Config"][0]["Gateway"]
     url = f"http://{gateway}:{daemon.port}/healthz"
-    result = probe(daemon, "probe", {"tcp": [], "http": [url], "paths": []})
+    result = probe(daemon, "probe", {"tcp": [[gateway, daemon.port]], "http": [url], "paths": []})
+    # The connection is made (no firewall), and faasd closes it without a word.
+    assert result["tcp"][f"{gateway}:{daemon.port}"] == "connected", result
     assert result["http"][url].startswith("error:"), result["http"]
     # The host still gets its answers on that address.
     assert requests.get(url, timeout=10).status_code == 200
@@ -339,3 +364,29 @@ def test_without_the_firewall_faasd_still_answers_no_function(
     refused = requests.post(f"{daemon.url}/function/sealed", json={"tcp": [], "paths": []}, timeout=60)
     assert refused.status_code == 503, refused.text
     assert "firewall" in refused.json()["error"]["message"]
+
+
+def test_a_flushed_firewall_is_put_back(exposed: FaasdProcess) -> None:
+    """A firewall reload that drops faasd's jumps is noticed and repaired while faasd runs."""
+    in_chain = HostFirewall(exposed.owner).in_chain
+    jumps = [line for line in iptables_rules("INPUT").splitlines() if line.endswith(f"-j {in_chain}")]
+    assert len(jumps) == 1, jumps
+    subprocess.run(["iptables", "-w", "10", *jumps[0].replace("-A", "-D", 1).split()], check=True)
+    assert f"-j {in_chain}" not in iptables_rules("INPUT")
+    wait_for(lambda: f"-j {in_chain}" in iptables_rules("INPUT"), "faasd to put its firewall back", timeout=60)
+    assert exposed.status()["isolation"]["firewall"]["active"] is True
+
+
+def test_a_stale_seal_is_swept_at_start(start_faasd: Callable[..., FaasdProcess]) -> None:
+    """A network-none rule left by a faasd killed for good must not cut off a later container."""
+    chain = "FAASD-OUT-TESTSTALE01"
+    rule = ["-s", "192.0.2.7", "-m", "comment", "--comment", "faasd:0123456789ab", "-j", "REJECT"]
+    subprocess.run(["iptables", "-w", "10", "-N", chain], check=True)
+    try:
+        subprocess.run(["iptables", "-w", "10", "-A", chain, *rule], check=True)
+        assert "faasd:0123456789ab" in iptables_rules(chain)
+        start_faasd(default_poolsize=0)
+        assert "faasd:0123456789ab" not in iptables_rules(chain)
+    finally:
+        subprocess.run(["iptables", "-w", "10", "-F", chain], check=False)
+        subprocess.run(["iptables", "-w", "10", "-X", chain], check=False)
