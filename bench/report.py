@@ -15,6 +15,9 @@ from pathlib import Path
 from bench.burst import BurstResult
 from bench.coldstart import ColdResult
 from bench.controlplane import CreateResult, MatchResult
+from bench.isolation import IsolationResult
+from bench.isolation import summary_line as isolation_summary
+from bench.isolation import table as isolation_table
 from bench.warm import WarmResult
 
 LATEST_START = "<!-- bench:latest:start -->"
@@ -70,6 +73,7 @@ class Results:
     rss_registered: float = math.nan
     created: CreateResult | None = None
     match: MatchResult | None = None
+    isolation: IsolationResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
@@ -259,6 +263,8 @@ def _cell(text: str) -> str:
 def table(r: Results) -> str:
     lines = ["| metric | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {_cell(x.metric)} | {_cell(x.value)} | {_cell(x.target)} | {x.verdict} |" for x in rows(r)]
+    if r.isolation is not None:
+        lines += ["", "### Isolation", "", isolation_summary(r.isolation), "", isolation_table(r.isolation)]
     return "\n".join(lines)
 
 
@@ -322,8 +328,8 @@ references measured in the same run, prints the table and rewrites the
 traffic only to loopback and to the containers faasd and the suite start,
 bounds every loop by count and time, and removes every container it started
 (faasd's by its `faasd.owner` label, its own by `faasd.bench.run`). It takes
-about 3-4 minutes; each phase also has a time bound (pool-warm 45 s per
-environment, no-pool 75 s, control plane 60 s), so on a busy machine a phase
+about 4-5 minutes; each phase also has a time bound (pool-warm 45 s per
+environment, no-pool 75 s, control plane 60 s, isolation starts 90 s), so on a busy machine a phase
 stops early and its row shows the n it reached. `make bench-quick` runs every phase with tiny samples and
 writes nothing here: it proves the suite runs, never that faasd is fast.
 `.venv/bin/python -m bench --help` lists the knobs (samples, durations,
@@ -358,6 +364,17 @@ What each figure is:
    one keep-alive connection; and `faasd.routing.RouteTable.match` timed
    in-process with the same 1,000 routes (ns per call, averaged over random
    paths: static hit, parametrized hit, 404 miss).
+7. **Isolation** (its own table): what faasd's container isolation costs.
+   Two networks made for the run: a plain bridge (Docker's defaults, no
+   faasd chain) and an isolated one as faasd makes its own (inter-container
+   traffic off, faasd's `HostFirewall` chains set up on it). Per environment:
+   15 container starts per side, alternating (create + start with faasd's
+   options and specialization token, then `GET /healthz` every 5 ms until
+   200, as faasd starts one; p50 / p90), and one specialized hello container
+   per side called straight from the host: 8 rounds of 1 s `wrk -t1 -c10`
+   and 1 s `wrk -t1 -c1` per side, the side order alternating (means over
+   the rounds; the last column shows the spread of each pair's own ratio).
+   `.venv/bin/python -m bench.isolation` runs it alone and prints its table.
 
 The machine is often shared: absolute figures move by tens of percent
 between runs; the ratios measured in the same run move much less.

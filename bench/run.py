@@ -7,7 +7,8 @@ Phases run in this order, each bounded in count and time; a phase that fails
 is reported as failed and the others still run (exit status 1):
 pool-warm cold starts, warm path (+ RSS under load), burst, no-pool cold
 starts (pool size 0 from there on), control plane (+ RSS with the registry
-full), route matching in-process.
+full), route matching in-process, isolation (container start and warm call on
+a plain bridge vs an isolated one; bench/isolation.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bench import burst, coldstart, controlplane, loadgen, report, warm
+from bench import burst, coldstart, controlplane, isolation, loadgen, report, warm
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
@@ -86,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--burst-functions", type=int, help="new functions of the burst (20; quick 4)")
     p.add_argument("--burst-calls", type=int, help="concurrent first calls of the burst (200; quick 20)")
     p.add_argument("--registry", type=int, help="functions and routes registered (1000; quick 50)")
+    p.add_argument("--isolation-samples", type=int, help="isolation: container starts per side and env (15; quick 3)")
+    p.add_argument("--isolation-rounds", type=int, help="isolation: 1 s warm rounds per side (8; quick 1)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -101,6 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "burst_functions": 20,
         "burst_calls": 200,
         "registry": 1000,
+        "isolation_samples": 15,
+        "isolation_rounds": 8,
     }
     quick = {
         "samples": 3,
@@ -111,6 +116,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "burst_functions": 4,
         "burst_calls": 20,
         "registry": 50,
+        "isolation_samples": 3,
+        "isolation_rounds": 1,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -205,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
             results.rss_registered = rss_mib(faasd.pid)
         results.match = runner.phase("route matching", lambda: controlplane.match_cost(args.registry))
+        results.isolation = runner.phase(
+            "isolation",
+            lambda: isolation.measure(images, run_id, args.isolation_samples, args.isolation_rounds, limit=90),
+        )
         admin.close()
     except (BenchError, OSError) as exc:
         results.errors["set-up"] = f"{type(exc).__name__}: {exc}"
