@@ -18,6 +18,10 @@ from bench.controlplane import CreateResult, MatchResult
 from bench.isolation import IsolationResult
 from bench.isolation import summary_line as isolation_summary
 from bench.isolation import table as isolation_table
+from bench.packages import PackagesResult
+from bench.packages import history_cell as packages_history
+from bench.packages import summary_line as packages_summary
+from bench.packages import table as packages_table
 from bench.warm import WarmResult
 
 LATEST_START = "<!-- bench:latest:start -->"
@@ -45,6 +49,7 @@ HISTORY_COLUMNS = (
     "RSS idle/1k/load MiB",
     "fn/s",
     "match ns",
+    "pkg redeploy node/py ms",
 )
 
 
@@ -74,6 +79,7 @@ class Results:
     created: CreateResult | None = None
     match: MatchResult | None = None
     isolation: IsolationResult | None = None
+    packages: PackagesResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
@@ -265,6 +271,8 @@ def table(r: Results) -> str:
     lines += [f"| {_cell(x.metric)} | {_cell(x.value)} | {_cell(x.target)} | {x.verdict} |" for x in rows(r)]
     if r.isolation is not None:
         lines += ["", "### Isolation", "", isolation_summary(r.isolation), "", isolation_table(r.isolation)]
+    if r.packages is not None:
+        lines += ["", "### Packages", "", packages_summary(r.packages), "", packages_table(r.packages)]
     return "\n".join(lines)
 
 
@@ -315,6 +323,7 @@ def history_row(r: Results) -> str:
         rss,
         fns,
         match,
+        packages_history(r.packages) if r.packages else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 

@@ -8,7 +8,10 @@ is reported as failed and the others still run (exit status 1):
 pool-warm cold starts, warm path (+ RSS under load), burst, no-pool cold
 starts (pool size 0 from there on), control plane (+ RSS with the registry
 full), route matching in-process, isolation (container start and warm call on
-a plain bridge vs an isolated one; bench/isolation.py, also runnable alone).
+a plain bridge vs an isolated one; bench/isolation.py, also runnable alone);
+then, once that faasd has stopped, packages (a faasd of its own: cold and
+cached builds and code-only redeploys through `faas deploy DIR`, offline
+dependencies; bench/packages.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bench import burst, coldstart, controlplane, isolation, loadgen, report, warm
+from bench import burst, coldstart, controlplane, isolation, loadgen, packages, report, warm
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
@@ -89,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--registry", type=int, help="functions and routes registered (1000; quick 50)")
     p.add_argument("--isolation-samples", type=int, help="isolation: container starts per side and env (15; quick 3)")
     p.add_argument("--isolation-rounds", type=int, help="isolation: 1 s warm rounds per side (8; quick 1)")
+    p.add_argument(
+        "--packages-samples", type=int, help="packages: builds and redeploys per figure and environment (5; quick 1)"
+    )
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -106,6 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "registry": 1000,
         "isolation_samples": 15,
         "isolation_rounds": 8,
+        "packages_samples": 5,
     }
     quick = {
         "samples": 3,
@@ -118,6 +125,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "registry": 50,
         "isolation_samples": 3,
         "isolation_rounds": 1,
+        "packages_samples": 1,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -229,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {leftover} containers left after faasd stopped", file=sys.stderr)
         faasd.close()
         engine.close()
+    # After the main faasd has stopped: the phase starts a faasd of its own.
+    results.packages = runner.phase(
+        "packages",
+        lambda: packages.measure(args.faasd_cmd, args.poolsize, args.packages_samples, run_id, limit=300),
+    )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]
     print()

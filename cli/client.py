@@ -17,14 +17,18 @@ import contextlib
 import http.client
 import ipaddress
 import json
+import os
+import secrets
 import socket
 import ssl
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import IO, Any
 
 from faas_cli.errors import ApiError, CliError, DaemonUnreachable
@@ -36,6 +40,11 @@ API_TIMEOUT = 60.0
 """Seconds to wait for an admin API answer."""
 INVOKE_TIMEOUT = 600.0
 """Seconds to wait for a function's answer; the daemon enforces the function's own timeout."""
+UPLOAD_TIMEOUT = 600.0
+"""Seconds to wait on a package upload (the daemon checks and unpacks the archives before it answers)."""
+CHUNK_BYTES = 1 << 20
+
+Body = bytes | Iterable[bytes]
 
 
 @dataclass(frozen=True)
@@ -157,8 +166,10 @@ class FaasClient:
 
     # -- environments ------------------------------------------------------
 
-    def create_environment(self, name: str, image: str | None = None, poolsize: int | None = None) -> Json:
-        payload = _given(name=name, image=image, poolsize=poolsize)
+    def create_environment(
+        self, name: str, image: str | None = None, poolsize: int | None = None, builder: str | None = None
+    ) -> Json:
+        payload = _given(name=name, image=image, poolsize=poolsize, builder=builder)
         return self._json("POST", "/v1/environments", payload)
 
     def list_environments(self) -> list[Json]:
@@ -167,8 +178,10 @@ class FaasClient:
     def get_environment(self, name: str) -> Json:
         return self._json("GET", f"/v1/environments/{_segment(name)}")
 
-    def update_environment(self, name: str, image: str | None = None, poolsize: int | None = None) -> Json:
-        payload = _given(image=image, poolsize=poolsize)
+    def update_environment(
+        self, name: str, image: str | None = None, poolsize: int | None = None, builder: str | None = None
+    ) -> Json:
+        payload = _given(image=image, poolsize=poolsize, builder=builder)
         return self._json("PATCH", f"/v1/environments/{_segment(name)}", payload)
 
     def delete_environment(self, name: str) -> None:
@@ -179,14 +192,14 @@ class FaasClient:
     def create_function(
         self,
         name: str,
-        environment: str,
-        code: str,
+        environment: str | None,
+        code: str | None,
         filename: str | None = None,
         entrypoint: str | None = None,
         timeout: int | None = None,
         **settings: Any,
     ) -> Json:
-        """``settings``: more function fields (env, secrets, memory_mb, concurrency, ...)."""
+        """``settings``: more function fields (env, secrets, memory_mb, concurrency, package, ...)."""
         payload = _given(
             name=name,
             environment=environment,
@@ -251,6 +264,73 @@ class FaasClient:
                     yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
             except (OSError, http.client.HTTPException) as error:
                 raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+
+    # -- packages ----------------------------------------------------------
+
+    def create_package(
+        self,
+        name: str,
+        environment: str,
+        source: Path | None = None,
+        deploy: Path | None = None,
+        buildcmd: str | None = None,
+    ) -> Json:
+        """Upload a package's archives (streamed from disk as multipart/form-data)."""
+        fields = _given(name=name, environment=environment, buildcmd=buildcmd)
+        return self._upload("POST", "/v1/packages", fields, _given(source=source, deploy=deploy))
+
+    def update_package(
+        self,
+        name: str,
+        environment: str | None = None,
+        source: Path | None = None,
+        deploy: Path | None = None,
+        buildcmd: str | None = None,
+    ) -> Json:
+        fields = _given(environment=environment, buildcmd=buildcmd)
+        return self._upload("PATCH", f"/v1/packages/{_segment(name)}", fields, _given(source=source, deploy=deploy))
+
+    def list_packages(self) -> list[Json]:
+        return self._items("/v1/packages")
+
+    def get_package(self, name: str) -> Json:
+        return self._json("GET", f"/v1/packages/{_segment(name)}")
+
+    def rebuild_package(self, name: str) -> Json:
+        return self._json("POST", f"/v1/packages/{_segment(name)}/rebuild")
+
+    def delete_package(self, name: str, force: bool = False) -> None:
+        """Delete package ``name``; with ``force`` the functions that run it (and their routes) too."""
+        query = "?force=true" if force else ""
+        self._call("DELETE", f"/v1/packages/{_segment(name)}{query}")
+
+    def download_deploy(self, name: str, out: IO[bytes]) -> int:
+        """Write package ``name``'s deployment archive (a tar) to ``out``; return its size."""
+        size = 0
+        with self._open_api("GET", f"/v1/packages/{_segment(name)}/deploy", timeout=self._timeout) as response:
+            try:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    size += len(chunk)
+            except (OSError, http.client.HTTPException) as error:
+                raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+        return size
+
+    def download_deploy_to(self, name: str, path: Path) -> int:
+        """The deployment archive into the file ``path``, replaced only once the whole of it arrived."""
+        folder = path.parent if str(path.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+        except OSError as error:
+            raise CliError(f"cannot write to '{folder}' ({(error.strerror or str(error)).lower()})") from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                size = self.download_deploy(name, out)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return size
 
     # -- HTTP triggers -----------------------------------------------------
 
@@ -328,6 +408,21 @@ class FaasClient:
             raise self._api_error(reply)
         return reply
 
+    def _upload(self, method: str, path: str, fields: Mapping[str, str], files: Mapping[str, Path]) -> Json:
+        """A multipart/form-data request whose files are read from disk as they are sent."""
+        content_type, length, body = multipart_body(fields, files)
+        headers = {**self._api_headers(), "Content-Type": content_type, "Content-Length": str(length)}
+        reply = self._send(method, f"{self.server}{path}", body, headers, max(self._timeout, UPLOAD_TIMEOUT))
+        if not 200 <= reply.status < 300:
+            raise self._api_error(reply)
+        try:
+            data = json.loads(reply.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise CliError(f"unexpected answer from {self.server}{path}: not a JSON object")
+        return data
+
     def _api_headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if self._token:
@@ -362,7 +457,7 @@ class FaasClient:
         with response:
             yield response
 
-    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Reply:
+    def _send(self, method: str, url: str, body: Body | None, headers: dict[str, str], timeout: float) -> Reply:
         """One HTTP exchange; socket failures become :class:`DaemonUnreachable`."""
         sent = {"User-Agent": self._user_agent, **headers}
         request = urllib.request.Request(url, data=body, headers=sent, method=method.upper())
@@ -381,6 +476,45 @@ class FaasClient:
             raise DaemonUnreachable(self.server, _socket_reason(error)) from None
         except ValueError as error:  # http.client rejects a URL with spaces or control characters
             raise CliError(f"invalid request URL {url!r}: {error}") from None
+
+
+def _disposition(name: str, filename: str | None = None) -> str:
+    value = f'form-data; name="{name}"'
+    if filename is not None:
+        safe = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+        value += f'; filename="{safe}"'
+    return value
+
+
+def multipart_body(fields: Mapping[str, str], files: Mapping[str, Path]) -> tuple[str, int, Iterable[bytes]]:
+    """``(content type, length, body)`` of a multipart/form-data request; files are read as it is sent."""
+    boundary = f"faas-{secrets.token_hex(16)}"
+    pieces: list[bytes | Path] = []
+    for name, value in fields.items():
+        head = f"--{boundary}\r\nContent-Disposition: {_disposition(name)}\r\n\r\n"
+        pieces.append(head.encode() + value.encode() + b"\r\n")
+    for name, path in files.items():
+        head = (
+            f"--{boundary}\r\nContent-Disposition: {_disposition(name, path.name)}\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        pieces.extend((head.encode(), path, b"\r\n"))
+    pieces.append(f"--{boundary}--\r\n".encode())
+    try:
+        length = sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in pieces)
+    except OSError as error:
+        raise CliError(f"cannot read an archive to upload ({(error.strerror or str(error)).lower()})") from None
+
+    def body() -> Iterator[bytes]:
+        for piece in pieces:
+            if isinstance(piece, Path):
+                with piece.open("rb") as data:
+                    while chunk := data.read(CHUNK_BYTES):
+                        yield chunk
+            else:
+                yield piece
+
+    return f"multipart/form-data; boundary={boundary}", length, body()
 
 
 def _segment(name: str) -> str:

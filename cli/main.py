@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from faas_cli.client import DEFAULT_SERVER
-from faas_cli.commands import deploy, env, function, route, status
+from faas_cli.commands import deploy, env, function, package, route, status
 from faas_cli.options import Connection
 
 app = typer.Typer(
@@ -21,6 +21,12 @@ app = typer.Typer(
 app.add_typer(env.app, name="env")
 app.add_typer(function.app, name="function", help="Functions: code that runs in an environment (alias: fn).")
 app.add_typer(function.app, name="fn", hidden=True)
+app.add_typer(
+    package.app,
+    name="package",
+    help="Packages: a source archive built by its environment's builder, or a ready deployment (alias: pkg).",
+)
+app.add_typer(package.app, name="pkg", hidden=True)
 app.add_typer(
     route.app,
     name="route",

@@ -11,7 +11,6 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
@@ -42,14 +41,16 @@ def client_of(ctx: typer.Context) -> FaasClient:
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format: table or json.")]
 FunctionName = Annotated[str, typer.Option("--name", help="Function name.")]
-EnvironmentOfFunction = Annotated[str, typer.Option("--env", help="Environment (runtime) the function runs in.")]
-CodeFile = Annotated[
-    Path,
-    typer.Option("--code", help="Source file; its text is uploaded and its name kept."),
-]
 Entrypoint = Annotated[
     str | None,
-    typer.Option(help="Name of the handler inside the code (the runtime's default when omitted)."),
+    typer.Option(
+        help="The handler: a function name in one source file; in a package, Fission's module.function "
+        "(Python, default main.main) or file.export (Node.js, default index). The runtime's default when omitted."
+    ),
+]
+PackageOfFunction = Annotated[
+    str | None,
+    typer.Option("--pkg", help="Package whose deployment the function runs (instead of --code).", show_default=False),
 ]
 Timeout = Annotated[
     int | None,

@@ -101,3 +101,25 @@ def working(message: str) -> Iterator[None]:
         return
     with Console(stderr=True).status(message):
         yield
+
+
+@contextlib.contextmanager
+def progress(message: str) -> Iterator[Callable[[str], None]]:
+    """Like :func:`working`, with a message that changes: yields the function that changes it.
+
+    Only on a terminal: a spinner (rich) or, without rich, a dot per change.
+    """
+    if not sys.stderr.isatty():
+        yield lambda _text: None
+        return
+    try:
+        from rich.console import Console
+    except ImportError:
+        typer.echo(message, err=True, nl=False)
+        try:
+            yield lambda _text: typer.echo(".", err=True, nl=False)
+        finally:
+            typer.echo("", err=True)
+        return
+    with Console(stderr=True).status(message) as status:
+        yield lambda text: status.update(text)

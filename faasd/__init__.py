@@ -33,8 +33,17 @@ One asyncio process plays Fission's three parts. The path of a call::
 The admin API (faasd/control/api.py) writes through the controller
 (faasd/control/controller.py) to SQLite (faasd/store/registry.py) and the code blobs
 (faasd/store/codestore.py), then rebuilds the in-memory catalog the gateway reads.
-Docker is reached only through faasd/engines/docker.py, behind the
-ContainerBackend protocol of faasd/pool/backend.py.
+Docker is reached only through faasd/engines/, behind the ContainerBackend
+protocol of faasd/pool/backend.py and the BuildBackend protocol of
+faasd/builds/backend.py; faasd/engines/isolation.py keeps the containers
+apart (SECURITY.md).
+
+A package (faasd/builds/) goes: upload (faasd/control/uploads.py) ->
+archive.normalize -> package store -> Builder queue -> builder container
+(dependencies only, cached by manifest) -> dependencies + source overlaid
+under deploy/ -> record_build -> the package's functions get a new revision;
+a first call then puts the deployment archive into a pooled container at
+/faasd/deploy and specializes it with the entrypoint.
 """
 
 __version__ = "0.1.0"

@@ -13,17 +13,23 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from faasd import __version__
+from faasd.builds.builder import Builder
+from faasd.builds.store import PackageStore
 from faasd.control.api import AdminApi
 from faasd.control.auth import load_or_create_token, token_middleware
 from faasd.control.controller import Controller
+from faasd.control.uploads import clear_upload_dir
+from faasd.core.entities import Function
 from faasd.core.errors import EngineUnavailable, FaasdError, NotFound
 from faasd.core.settings import Settings
 from faasd.engines.docker import DockerBackend
+from faasd.engines.docker_builds import DockerBuilds
 from faasd.engines.firewall import FirewallError
 from faasd.pool.backend import ContainerBackend
 from faasd.pool.logs import FunctionLogs
@@ -72,8 +78,11 @@ class Services:
     reaper: asyncio.Task[None]
     logs: FunctionLogs
     watcher: asyncio.Task[None] | None = None  # re-checks the network and the host firewall
+    builder: Builder | None = None
 
     async def close(self) -> None:
+        if self.builder is not None:
+            await self.builder.close()  # builds in progress stop; their containers go
         for task in (self.reaper, self.watcher):
             if task is not None:
                 task.cancel()
@@ -100,9 +109,18 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     store = await Store.open(settings.database_path)
     codes = CodeStore(settings.code_dir)
     logs = FunctionLogs(settings.state_dir / "logs")
+    packages = PackageStore(settings.state_dir / "packages")
+    await asyncio.to_thread(clear_upload_dir, settings.upload_dir)
+    controller: Controller | None = None
+
+    def deploy_for(fn: Function) -> Path:
+        assert controller is not None
+        return controller.deploy_for(fn)
+
     pool = PoolManager(
         backend,
         lambda fn: codes.get(fn.code_sha256),
+        deploy_for,
         idle_timeout=settings.idle_timeout,
         start_concurrency=settings.start_concurrency,
         logs=logs,
@@ -118,18 +136,31 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     except FirewallError as exc:
         await session.close()
         raise SystemExit(f"faasd: --firewall on, but the host firewall cannot be set up: {exc}") from None
+    builder: Builder | None = None
+    if isinstance(backend, DockerBackend):
+        builder = Builder(
+            DockerBuilds(backend),
+            packages,
+            lambda name: controller.catalog.environments.get(name) if controller is not None else None,
+            workdir=settings.state_dir / "builds",
+            timeout=settings.build_timeout,
+        )
     controller = Controller(
         store,
         codes,
         pool,
         default_poolsize=settings.default_poolsize,
         max_code_bytes=settings.max_code_bytes,
+        packages=packages,
+        builds=builder,
     )
+    if builder is not None:
+        builder.bind(controller)
     await controller.start(settings.stock_environments, settings.state_dir / "initialized")
     loop = asyncio.get_running_loop()
     reaper = loop.create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
     watcher = loop.create_task(backend.watch_isolation()) if isinstance(backend, DockerBackend) else None
-    return Services(settings, session, backend, store, pool, controller, reaper, logs, watcher)
+    return Services(settings, session, backend, store, pool, controller, reaper, logs, watcher, builder)
 
 
 async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
@@ -145,7 +176,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
     isolation = services.backend.isolation_report if isinstance(services.backend, DockerBackend) else None
-    api = AdminApi(services.controller, services.pool, services.logs, isolation)
+    api = AdminApi(services.controller, services.pool, services.logs, isolation, upload_dir=settings.upload_dir)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})

@@ -19,6 +19,7 @@ COLUMNS = (
     Column("NAME", "name"),
     Column("IMAGE", "image"),
     Column("POOLSIZE", "poolsize"),
+    Column("BUILDER", "builder"),
     Column("UPDATED", "updated_at"),
 )
 
@@ -28,14 +29,23 @@ Image = Annotated[
     typer.Option(help="Runtime container image, e.g. faasd/runtime-python:latest (needed to create)."),
 ]
 Poolsize = Annotated[int | None, typer.Option(min=0, help="Number of warm, unspecialized containers to keep.")]
+Builder = Annotated[
+    str | None,
+    typer.Option(
+        help="Builder image that builds the environment's packages, e.g. faasd/builder-python:latest ('' for none).",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
 @reports_errors
-def create(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None) -> None:
+def create(
+    ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None, builder: Builder = None
+) -> None:
     """Create an environment."""
     with working(f"creating environment '{name}'"):
-        env = client_of(ctx).create_environment(name, image=image, poolsize=poolsize)
+        env = client_of(ctx).create_environment(name, image=image, poolsize=poolsize, builder=builder)
     typer.echo(f"environment '{env.get('name', name)}' created")
 
 
@@ -55,12 +65,14 @@ def get(ctx: typer.Context, name: Name, output: Output = OutputFormat.table) -> 
 
 @app.command()
 @reports_errors
-def update(ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None) -> None:
-    """Change an environment's image or pool size."""
-    if image is None and poolsize is None:
-        raise CliError("nothing to update; give --image or --poolsize")
+def update(
+    ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None, builder: Builder = None
+) -> None:
+    """Change an environment's image, pool size or builder."""
+    if image is None and poolsize is None and builder is None:
+        raise CliError("nothing to update; give --image, --poolsize or --builder")
     with working(f"updating environment '{name}'"):
-        client_of(ctx).update_environment(name, image=image, poolsize=poolsize)
+        client_of(ctx).update_environment(name, image=image, poolsize=poolsize, builder=builder)
     typer.echo(f"environment '{name}' updated")
 
 

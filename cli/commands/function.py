@@ -14,11 +14,10 @@ import typer
 from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import (
-    CodeFile,
     Entrypoint,
-    EnvironmentOfFunction,
     FunctionName,
     Output,
+    PackageOfFunction,
     Timeout,
     client_of,
     with_function_settings,
@@ -48,6 +47,7 @@ DETAIL_COLUMNS = (
     Column("MEMORY", "memory_mb", lambda value: "-" if value is None else f"{value}MB"),
     Column("CPU", "cpu_millis", lambda value: "-" if value is None else f"{value}m"),
     Column("NETWORK", "network"),
+    Column("PACKAGE", "package"),
     COLUMNS[-1],
 )
 
@@ -58,16 +58,37 @@ DETAIL_COLUMNS = (
 def create(
     ctx: typer.Context,
     name: FunctionName,
-    env: EnvironmentOfFunction,
-    code: CodeFile,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Environment (runtime) the function runs in; with --pkg, the package's (the default).",
+            show_default=False,
+        ),
+    ] = None,
+    code: Annotated[
+        Path | None,
+        typer.Option("--code", help="Source file; its text is uploaded and its name kept.", show_default=False),
+    ] = None,
+    pkg: PackageOfFunction = None,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
     *,
     settings: dict[str, Any],
 ) -> None:
-    """Create a function from a source file."""
+    """Create a function from a source file (--code) or a package (--pkg, with --entrypoint)."""
+    if (code is None) == (pkg is None):
+        raise CliError("give --code FILE (one source file) or --pkg PACKAGE (with --entrypoint), not both")
+    client = client_of(ctx)
+    if pkg is not None:
+        client.create_function(name, env, None, entrypoint=entrypoint, timeout=timeout, package=pkg, **settings)
+        typer.echo(f"function '{name}' created")
+        return
+    assert code is not None
+    if env is None:
+        raise CliError("give --env: the environment a function of one source file runs in")
     source = read_source(code)
-    client_of(ctx).create_function(
+    client.create_function(
         name,
         env,
         source.code,
@@ -101,7 +122,7 @@ def get(
         typer.echo(code, nl=not code.endswith("\n"))
         return
     function = client.get_function(name)
-    if output is OutputFormat.json:
+    if output is OutputFormat.json and not function.get("package"):
         function = {**function, "code": client.get_function_code(name)}
     print_item(function, DETAIL_COLUMNS, output)
 
@@ -120,15 +141,20 @@ def update(
     ctx: typer.Context,
     name: FunctionName,
     code: Annotated[Path | None, typer.Option("--code", help="New source file.", show_default=False)] = None,
+    pkg: PackageOfFunction = None,
     env: Annotated[str | None, typer.Option("--env", help="Move the function to this environment.")] = None,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
     *,
     settings: dict[str, Any],
 ) -> None:
-    """Change a function's code, environment, entrypoint, timeout, variables, secrets, limits or scaling."""
-    if code is None and env is None and entrypoint is None and timeout is None and not settings:
-        raise CliError("nothing to update; give --code, --env, --entrypoint, --timeout or a setting (see --help)")
+    """Change a function's code or package, environment, entrypoint, timeout, variables, secrets, limits or scaling."""
+    if code is None and pkg is None and env is None and entrypoint is None and timeout is None and not settings:
+        raise CliError(
+            "nothing to update; give --code, --pkg, --env, --entrypoint, --timeout or a setting (see --help)"
+        )
+    if code is not None and pkg is not None:
+        raise CliError("give --code FILE (one source file) or --pkg PACKAGE, not both")
     source = read_source(code) if code is not None else None
     client_of(ctx).update_function(
         name,
@@ -137,6 +163,7 @@ def update(
         environment=env,
         entrypoint=entrypoint,
         timeout=timeout,
+        **({"package": pkg} if pkg is not None else {}),
         **settings,
     )
     typer.echo(f"function '{name}' updated")

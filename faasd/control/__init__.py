@@ -1,6 +1,8 @@
 """The control plane: the admin API under /v1 and the registry's single writer.
 
-Owns: the aiohttp admin app's handlers, the bearer token, the OpenAPI
-document, the controller (validates, writes the store, swaps the catalog).
-May use: core, store, pool, dataplane.routing (the catalog's route table).
+Owns: the aiohttp admin app's handlers (package uploads streamed to disk), the
+bearer token, the OpenAPI document, the controller (validates, writes the
+store, swaps the catalog; packages and build reports in packages.py).
+May use: core, store, pool, builds (archives and the package store),
+dataplane.routing (the catalog's route table).
 """

@@ -7,8 +7,10 @@ Every error is a FaasdError, turned into JSON by the middleware in app.py.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -17,6 +19,8 @@ from faasd import __version__
 from faasd.control import openapi
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
+from faasd.control.uploads import package_form
+from faasd.core.entities import MAX_PACKAGE_BYTES
 from faasd.core.errors import BadRequest, NotFound
 from faasd.core.validation import json_object
 from faasd.pool.logs import FunctionLogs
@@ -66,11 +70,17 @@ class AdminApi:
         pool: PoolManager,
         logs: FunctionLogs,
         isolation: Callable[[], dict[str, Any]] | None = None,
+        *,
+        upload_dir: Path | None = None,
+        max_package_bytes: int = MAX_PACKAGE_BYTES,
     ) -> None:
         self._controller = controller
         self._pool = pool
         self._logs = logs
         self._isolation = isolation  # what keeps functions apart (the engine's report), for /v1/status
+        # Where package uploads are streamed to (<state dir>/tmp), and their limit (compressed).
+        self._upload_dir = upload_dir if upload_dir is not None else Path(tempfile.gettempdir())
+        self._max_package_bytes = max_package_bytes
         c = controller
         self.resources = (
             Resource(
@@ -110,6 +120,13 @@ class AdminApi:
             router.add_delete(res.path + "/{name}", self._deleter(res))
         router.add_get("/v1/functions/{name}/code", self.function_code)
         router.add_get("/v1/functions/{name}/logs", self.function_logs)
+        router.add_get("/v1/packages", self.list_packages)
+        router.add_post("/v1/packages", self.create_package)
+        router.add_get("/v1/packages/{name}", self.get_package)
+        router.add_patch("/v1/packages/{name}", self.update_package)
+        router.add_delete("/v1/packages/{name}", self.delete_package)
+        router.add_post("/v1/packages/{name}/rebuild", self.rebuild_package)
+        router.add_get("/v1/packages/{name}/deploy", self.package_deploy)
         router.add_get("/v1/status", self.status)
         spec = openapi.document()
         router.add_get("/v1/openapi.json", lambda _request: _json_response(spec))
@@ -195,6 +212,62 @@ class AdminApi:
         finally:
             if follower is not None:
                 self._logs.unfollow(name, follower)
+
+    # -- packages: multipart uploads in, JSON out ---------------------------------
+
+    async def list_packages(self, request: web.Request) -> web.Response:
+        """Every package, without build logs (GET /v1/packages/{name} has the log)."""
+        packages = sorted(self._controller.catalog.packages.values(), key=lambda p: p.name)
+        return web.json_response({"items": [p.to_json(with_log=False) for p in packages]})
+
+    async def get_package(self, request: web.Request) -> web.Response:
+        return web.json_response(self._controller.get_package(request.match_info["name"]).to_json())
+
+    async def create_package(self, request: web.Request) -> web.Response:
+        async with package_form(request, self._upload_dir, self._max_package_bytes) as form:
+            package = await self._controller.create_package(
+                form.fields.get("name"),
+                form.fields.get("environment"),
+                form.fields.get("buildcmd", ""),
+                form.files.get("source"),
+                form.files.get("deploy"),
+            )
+        return web.json_response(package.to_json(), status=201)
+
+    async def update_package(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self._controller.get_package(name)  # 404 before a large upload is read
+        async with package_form(request, self._upload_dir, self._max_package_bytes) as form:
+            if form.fields.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new package instead")
+            package = await self._controller.update_package(
+                name,
+                environment=form.fields.get("environment"),
+                buildcmd=form.fields.get("buildcmd"),
+                source=form.files.get("source"),
+                deploy=form.files.get("deploy"),
+            )
+        return web.json_response(package.to_json())
+
+    async def rebuild_package(self, request: web.Request) -> web.Response:
+        package = await self._controller.rebuild_package(request.match_info["name"])
+        return web.json_response(package.to_json(), status=202)
+
+    async def delete_package(self, request: web.Request) -> web.Response:
+        await self._controller.delete_package(request.match_info["name"], force=_flag(request, "force"))
+        return web.Response(status=204)
+
+    async def package_deploy(self, request: web.Request) -> web.StreamResponse:
+        """The package's deployment archive, a tar (`faas pkg get --output FILE`)."""
+        name = request.match_info["name"]
+        path = self._controller.package_deploy(name)
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "application/x-tar",
+                "Content-Disposition": f'attachment; filename="{name}.tar"',
+            },
+        )
 
     async def status(self, request: web.Request) -> web.Response:
         catalog = self._controller.catalog

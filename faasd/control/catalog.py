@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from faasd.core.entities import Environment, Function, HttpTrigger
+from faasd.core.entities import Environment, Function, HttpTrigger, Package
 from faasd.core.validation import url_key
 from faasd.dataplane.routing import RouteTable
 
@@ -23,6 +23,7 @@ class Catalog:
     routes: RouteTable = field(default_factory=RouteTable)
     # (method, URL pattern with parameter names blanked) -> route name: duplicates are 409.
     route_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    packages: Mapping[str, Package] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -30,6 +31,7 @@ class Catalog:
         environments: Iterable[Environment],
         functions: Iterable[Function],
         triggers: Iterable[HttpTrigger],
+        packages: Iterable[Package] = (),
     ) -> Catalog:
         trigger_map = {t.name: t for t in triggers}
         return cls(
@@ -38,6 +40,7 @@ class Catalog:
             triggers=MappingProxyType(trigger_map),
             routes=RouteTable((t.method, t.url, t.function) for t in trigger_map.values()),
             route_keys=MappingProxyType({(t.method, url_key(t.url)): t.name for t in trigger_map.values()}),
+            packages=MappingProxyType({p.name: p for p in packages}),
         )
 
     def replace(
@@ -45,12 +48,14 @@ class Catalog:
         environments: Iterable[Environment] | None = None,
         functions: Iterable[Function] | None = None,
         triggers: Iterable[HttpTrigger] | None = None,
+        packages: Iterable[Package] | None = None,
     ) -> Catalog:
         if triggers is not None:
             return Catalog.build(
                 self.environments.values() if environments is None else environments,
                 self.functions.values() if functions is None else functions,
                 triggers,
+                self.packages.values() if packages is None else packages,
             )
         # The routes did not change: keep the table rather than build it again.
         return Catalog(
@@ -61,4 +66,5 @@ class Catalog:
             triggers=self.triggers,
             routes=self.routes,
             route_keys=self.route_keys,
+            packages=self.packages if packages is None else MappingProxyType({p.name: p for p in packages}),
         )

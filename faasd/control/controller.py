@@ -1,8 +1,10 @@
 """The controller: every change to the registry goes through here.
 
-A write is validated, stored in SQLite (and the code in the code store),
-then the in-memory Catalog is rebuilt and swapped in, and the pool is told.
-Writes are serialized by one lock, so SQLite and the catalog never disagree.
+A write is validated, stored in SQLite (and the code in the code store, a
+package's archives in the package store), then the in-memory Catalog is
+rebuilt and swapped in, and the pool is told. Writes are serialized by one
+lock, so SQLite and the catalog never disagree. Packages and what the build
+queue reports are in faasd/control/packages.py.
 """
 
 from __future__ import annotations
@@ -11,25 +13,32 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from faasd.builds.store import PackageStore
 from faasd.control.catalog import Catalog
+from faasd.control.packages import BuildQueue, PackageControl, builder_of
 from faasd.core import validation as check
-from faasd.core.entities import DEFAULT_TIMEOUT, NETWORKS, Environment, Function, HttpTrigger
+from faasd.core.entities import DEFAULT_TIMEOUT, NETWORKS, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_specialization
+from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_deploy_specialization, encode_specialization
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
 from faasd.store.registry import Store, utcnow
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {"node": ".js", "python": ".py"}
+EXTENSIONS = {"node": ".js", "python": ".py", "ruby": ".rb"}
+# The images that build the stock environments' packages (runtimes/README.md, "Builders").
+STOCK_BUILDERS = {"nodejs": "faasd/builder-nodejs:latest", "python": "faasd/builder-python:latest"}
+ENVIRONMENT_FIELDS = {"name", "image", "builder", "poolsize"}
 FUNCTION_FIELDS = {
     "name",
     "environment",
     "code",
+    "package",
     "filename",
     "entrypoint",
     "timeout",
@@ -55,7 +64,7 @@ def _get(mapping: Any, kind: str, name: str) -> Any:
         raise NotFound(f"{kind} '{name}' not found") from None
 
 
-class Controller:
+class Controller(PackageControl):
     def __init__(
         self,
         store: Store,
@@ -65,27 +74,39 @@ class Controller:
         default_poolsize: int,
         max_code_bytes: int,
         max_specialize_bytes: int = MAX_SPECIALIZE_BYTES,
+        packages: PackageStore | None = None,
+        builds: BuildQueue | None = None,
     ) -> None:
+        """``builds`` None: packages cannot be built here (one with a source fails at once, "no builder")."""
         self._store = store
         self._codes = codes
         self._pool = pool
+        self._package_store = packages
+        self._builds = builds
         self._default_poolsize = default_poolsize
         self._max_code_bytes = max_code_bytes
         self._max_specialize_bytes = max_specialize_bytes
         self._lock = asyncio.Lock()
         self.catalog = Catalog()
 
-    async def start(self, stock: dict[str, str], marker: Path) -> None:
-        """Load the registry; on the very first start, register the stock environments."""
+    async def start(self, stock: dict[str, str], marker: Path, builders: Mapping[str, str] = STOCK_BUILDERS) -> None:
+        """Load the registry; on the very first start, register the stock environments.
+
+        A stock environment registered here gets its builder from ``builders``
+        (those of an install from before packages got theirs from migration
+        0004). Packages whose build a stop interrupted are built again
+        (faasd/control/packages.py).
+        """
         contents = await self._store.load()
-        self.catalog = Catalog.build(contents.environments, contents.functions, contents.triggers)
+        self.catalog = Catalog.build(contents.environments, contents.functions, contents.triggers, contents.packages)
         if not marker.exists():  # noqa: ASYNC240 - once, at start
             for name, image in stock.items():
                 if name not in self.catalog.environments:
-                    await self.create_environment({"name": name, "image": image})
+                    await self.create_environment({"name": name, "image": image, "builder": builders.get(name, "")})
                     log.info("registered stock environment %s (%s)", name, image)
             await asyncio.to_thread(marker.write_text, "stock environments registered\n")
         await asyncio.to_thread(self._codes.collect, {f.code_sha256 for f in self.catalog.functions.values()})
+        await self._start_packages()
         for env in self.catalog.environments.values():
             self._pool.set_environment(env)
         for fn in self.catalog.functions.values():
@@ -94,22 +115,23 @@ class Controller:
     # -- environments -------------------------------------------------------
 
     async def create_environment(self, body: dict[str, Any]) -> Environment:
-        check.known_fields(body, {"name", "image", "poolsize"})
+        check.known_fields(body, ENVIRONMENT_FIELDS)
         name = check.name(body.get("name"))
         image = check.image(body.get("image"))
+        builder = builder_of(body.get("builder", ""))
         poolsize = check.integer(body.get("poolsize", self._default_poolsize), "poolsize", 0, check.MAX_POOLSIZE)
         async with self._lock:
             if name in self.catalog.environments:
                 raise Conflict(f"environment '{name}' exists already")
             now = utcnow()
-            env = Environment(name, image, poolsize, now, now)
+            env = Environment(name, image, poolsize, now, now, builder=builder)
             await self._store.add_environment(env)
             self.catalog = self.catalog.replace(environments=[*self.catalog.environments.values(), env])
         self._pool.set_environment(env)
         return env
 
     async def update_environment(self, name: str, body: dict[str, Any]) -> Environment:
-        check.known_fields(body, {"name", "image", "poolsize"})
+        check.known_fields(body, ENVIRONMENT_FIELDS)
         async with self._lock:
             env: Environment = _get(self.catalog.environments, "environment", name)
             if body.get("name", name) != name:
@@ -117,6 +139,7 @@ class Controller:
             changed = dataclasses.replace(
                 env,
                 image=check.image(body["image"]) if "image" in body else env.image,
+                builder=builder_of(body["builder"]) if "builder" in body else env.builder,
                 poolsize=(
                     check.integer(body["poolsize"], "poolsize", 0, check.MAX_POOLSIZE)
                     if "poolsize" in body
@@ -136,6 +159,9 @@ class Controller:
             users = sorted(f.name for f in self.catalog.functions.values() if f.environment == name)
             if users:
                 raise Conflict(f"environment '{name}' is used by function(s) {', '.join(users)}; delete them first")
+            packages = sorted(p.name for p in self.catalog.packages.values() if p.environment == name)
+            if packages:
+                raise Conflict(f"environment '{name}' is used by package(s) {', '.join(packages)}; delete them first")
             await self._store.delete_environment(name)
             self.catalog = self.catalog.replace(
                 environments=[e for e in self.catalog.environments.values() if e.name != name]
@@ -202,33 +228,64 @@ class Controller:
             raise BadRequest(f"min_instances ({low}) cannot be above max_instances ({high})")
         return fields
 
-    async def _check_specialization(self, fn: Function, code: bytes) -> None:
+    async def _check_specialization(self, fn: Function, code: bytes | None) -> None:
         """Refuse a function whose specialization request the runtimes would refuse.
 
         Measured on the very bytes the engine sends (faasd/core/specialize.py):
-        code, file name, entrypoint, variables and secrets together.
+        code, file name, entrypoint, variables and secrets together (a
+        package's function sends no code: its files are in the container).
         """
-        body = await asyncio.to_thread(encode_specialization, fn.filename, code, fn.entrypoint, fn.runtime_env())
+        if fn.package:
+            body = encode_deploy_specialization(fn.package, fn.entrypoint, fn.runtime_env())
+        else:
+            assert code is not None
+            body = await asyncio.to_thread(encode_specialization, fn.filename, code, fn.entrypoint, fn.runtime_env())
         if len(body) > self._max_specialize_bytes:
             raise PayloadTooLarge(
                 f"the function's code, variables and secrets come to {len(body):,} bytes as sent to the runtime; "
                 f"the limit is {self._max_specialize_bytes:,}"
             )
 
+    def _package_for(self, body: dict[str, Any]) -> Package:
+        """The package a function create or update names; its environment must be the function's."""
+        if "code" in body:
+            raise BadRequest("give either code (one source file) or package, not both")
+        if "filename" in body:
+            raise BadRequest(
+                "filename is for a function of one source file; a package's function names its handler "
+                "with entrypoint (e.g. main.main)"
+            )
+        name = check.name(body.get("package"), "package")
+        package: Package | None = self.catalog.packages.get(name)
+        if package is None:
+            raise BadRequest(f"package '{name}' does not exist (see GET /v1/packages)")
+        if "environment" in body and self._environment_of(body) != package.environment:
+            raise BadRequest(
+                f"environment '{body['environment']}' is not package '{name}''s environment '{package.environment}'"
+            )
+        return package
+
+    def _default_filename(self, name: str, env: str) -> str:
+        return name + next((ext for key, ext in EXTENSIONS.items() if key in env), "")
+
     async def create_function(self, body: dict[str, Any]) -> Function:
         check.known_fields(body, FUNCTION_FIELDS)
         name = check.name(body.get("name"))
-        data = self._code(body)
+        packaged = bool(body.get("package"))
+        data = None if packaged else self._code(body)
         fields = self._settings_of(body, None)
         async with self._lock:
             if name in self.catalog.functions:
                 raise Conflict(f"function '{name}' exists already")
-            env = self._environment_of(body)
-            default_ext = next((ext for key, ext in EXTENSIONS.items() if key in env), "")
+            if packaged:
+                package = self._package_for(body)
+                env, fields["package"], fields["filename"] = package.environment, package.name, ""
+            else:
+                env = self._environment_of(body)
             now = utcnow()
             fn = Function(
                 **{
-                    "filename": f"{name}{default_ext}",
+                    "filename": self._default_filename(name, env),
                     "entrypoint": "",
                     "timeout": DEFAULT_TIMEOUT,
                     **fields,
@@ -236,32 +293,58 @@ class Controller:
                 name=name,
                 environment=env,
                 code_sha256="",
-                code_size=len(data),
+                code_size=len(data) if data is not None else 0,
                 revision=1,
                 created_at=now,
                 updated_at=now,
             )
             await self._check_specialization(fn, data)
-            fn = dataclasses.replace(fn, code_sha256=await asyncio.to_thread(self._codes.put, data))
+            if data is not None:
+                fn = dataclasses.replace(fn, code_sha256=await asyncio.to_thread(self._codes.put, data))
             await self._store.add_function(fn)
             self.catalog = self.catalog.replace(functions=[*self.catalog.functions.values(), fn])
         self._pool.function_changed(fn)
         return fn
 
     async def update_function(self, name: str, body: dict[str, Any]) -> Function:
+        """Change a function; ``package`` makes it run a package, ``code`` a single source file again."""
         check.known_fields(body, FUNCTION_FIELDS)
         async with self._lock:
             fn: Function = _get(self.catalog.functions, "function", name)
             if body.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new function instead")
             changes = self._settings_of(body, fn)
-            data = self._code(body) if "code" in body else None
-            if "environment" in body:
-                changes["environment"] = self._environment_of(body)
+            packaged = bool(body["package"]) if "package" in body else bool(fn.package) and "code" not in body
+            data = None
+            if packaged:
+                if "package" in body:
+                    package = self._package_for(body)
+                    changes.update(package=package.name, environment=package.environment)
+                    changes.update(filename="", code_sha256="", code_size=0)
+                elif "filename" in body:
+                    self._package_for(body)  # says why filename does not fit
+                elif "environment" in body and self._environment_of(body) != fn.environment:
+                    raise BadRequest(
+                        f"function '{name}' runs package '{fn.package}' of environment '{fn.environment}'; "
+                        "give another package to move it"
+                    )
+            else:
+                if fn.package and "code" not in body:
+                    raise BadRequest(f"function '{name}' runs package '{fn.package}'; give code to make it one file")
+                data = self._code(body) if "code" in body else None
+                if "environment" in body:
+                    changes["environment"] = self._environment_of(body)
+                if fn.package:
+                    changes["package"] = ""
+                    if "filename" not in changes:
+                        env = changes.get("environment", fn.environment)
+                        changes["filename"] = self._default_filename(name, env)
             changed = dataclasses.replace(fn, **changes, revision=fn.revision + 1, updated_at=utcnow())
-            if SPECIALIZATION_FIELDS & body.keys():
+            if (SPECIALIZATION_FIELDS | {"package"}) & body.keys():
                 # Also when only variables or secrets change: they travel with the code.
-                code = data if data is not None else await asyncio.to_thread(self._codes.get, fn.code_sha256)
+                code = data
+                if code is None and not changed.package:
+                    code = await asyncio.to_thread(self._codes.get, fn.code_sha256)
                 await self._check_specialization(changed, code)
             if data is not None:
                 sha256 = await asyncio.to_thread(self._codes.put, data)
@@ -292,10 +375,15 @@ class Controller:
 
     def function_code(self, name: str) -> bytes:
         fn: Function = _get(self.catalog.functions, "function", name)
+        if fn.package:
+            raise NotFound(
+                f"function '{name}' runs package '{fn.package}' and has no single source file; "
+                f"its files are the package's deployment archive (GET /v1/packages/{fn.package}/deploy)"
+            )
         return self._codes.get(fn.code_sha256)
 
     def _forget_code(self, sha256: str) -> None:
-        if not any(f.code_sha256 == sha256 for f in self.catalog.functions.values()):
+        if sha256 and not any(f.code_sha256 == sha256 for f in self.catalog.functions.values()):
             self._codes.discard(sha256)
 
     # -- HTTP triggers ------------------------------------------------------

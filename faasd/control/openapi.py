@@ -10,12 +10,19 @@ import dataclasses
 from typing import Any
 
 from faasd import __version__
-from faasd.core.entities import NETWORKS, Function
+from faasd.core.entities import MAX_PACKAGE_BYTES, NETWORKS, BuildStatus, Function, Package
 from faasd.core.validation import MAX_CPU_MILLIS, MAX_POOLSIZE, MAX_TIMEOUT, METHODS, MIN_CPU_MILLIS
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
 TIME = {"type": "string", "format": "date-time"}
 VARIABLES = {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 100}
+BUILDER = {"type": "string", "description": "the image that builds the environment's packages; empty: none"}
+BUILDCMD = {"type": "string", "maxLength": 4096, "description": "the build command; empty: the builder's own"}
+ARCHIVE = {
+    "type": "string",
+    "format": "binary",
+    "description": f"a zip, tar or tar.gz archive of at most {MAX_PACKAGE_BYTES:,} bytes, unpacked too",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -72,16 +79,18 @@ def _schemas() -> dict[str, Any]:
             {
                 "name": NAME,
                 "image": {"type": "string"},
+                "builder": BUILDER,
                 "poolsize": {"type": "integer"},
                 "created_at": TIME,
                 "updated_at": TIME,
             },
-            ["name", "image", "poolsize", "created_at", "updated_at"],
+            ["name", "image", "builder", "poolsize", "created_at", "updated_at"],
         ),
         "EnvironmentCreate": _obj(
             {
                 "name": NAME,
                 "image": {"type": "string", "maxLength": 255},
+                "builder": {**BUILDER, "maxLength": 255},
                 "poolsize": {"type": "integer", "minimum": 0, "maximum": MAX_POOLSIZE},
             },
             ["name", "image"],
@@ -89,6 +98,7 @@ def _schemas() -> dict[str, Any]:
         "EnvironmentUpdate": _obj(
             {
                 "image": {"type": "string", "maxLength": 255},
+                "builder": {**BUILDER, "maxLength": 255},
                 "poolsize": {"type": "integer", "minimum": 0, "maximum": MAX_POOLSIZE},
             }
         ),
@@ -112,6 +122,7 @@ def _schemas() -> dict[str, Any]:
                 "queue_timeout": {"type": "integer"},
                 "cpu_millis": {"type": "integer"},
                 "network": {"type": "string", "enum": list(NETWORKS)},
+                "package": {"type": "string", "description": "the package the function runs; empty: one source file"},
                 "created_at": TIME,
                 "updated_at": TIME,
             },
@@ -120,20 +131,52 @@ def _schemas() -> dict[str, Any]:
         "FunctionCreate": _obj(
             {
                 "name": NAME,
-                "environment": NAME,
-                "code": {"type": "string", "minLength": 1, "description": "the source text"},
+                "environment": {**NAME, "description": "needed with code; with package, the package's (the default)"},
+                "code": {"type": "string", "minLength": 1, "description": "the source text (or give package)"},
+                "package": {**NAME, "description": "a package to run instead of code; see entrypoint"},
                 "secrets": VARIABLES,
                 **function_settings,
             },
-            ["name", "environment", "code"],
+            ["name"],
         ),
         "FunctionUpdate": _obj(
             {
                 "environment": NAME,
                 "code": {"type": "string", "minLength": 1},
+                "package": {"type": "string", "description": "run this package; with code, back to one file"},
                 "secrets": VARIABLES,
                 **function_settings,
             }
+        ),
+        "Package": _obj(
+            {
+                "name": NAME,
+                "environment": NAME,
+                "status": {"type": "string", "enum": [s.value for s in BuildStatus]},
+                "source_sha256": {"type": "string"},
+                "source_size": {"type": "integer"},
+                "deploy_sha256": {"type": "string"},
+                "deploy_size": {"type": "integer"},
+                "buildcmd": {"type": "string"},
+                "build_log": {"type": "string", "description": "the tail of the last build's output (not in lists)"},
+                "error": {"type": "string", "description": "why the last build failed"},
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            [f.name for f in dataclasses.fields(Package) if f.name != "build_log"],
+        ),
+        "PackageCreate": _obj(
+            {
+                "name": NAME,
+                "environment": NAME,
+                "buildcmd": BUILDCMD,
+                "source": ARCHIVE,
+                "deploy": ARCHIVE,
+            },
+            ["name", "environment"],
+        ),
+        "PackageUpdate": _obj(
+            {"environment": NAME, "buildcmd": BUILDCMD, "source": ARCHIVE, "deploy": ARCHIVE},
         ),
         "Route": _obj(
             {
@@ -221,6 +264,76 @@ def _item(kind: str, schema: str, delete_params: list[dict[str, Any]] | None = N
     }
 
 
+def _form(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"multipart/form-data": {"schema": _ref(schema)}}}
+
+
+def _package_paths(name_param: dict[str, Any], force: dict[str, Any]) -> dict[str, Any]:
+    """Packages: archives go up as multipart/form-data; builds run in the background."""
+    package = _json(_ref("Package"), "the package")
+    return {
+        "/v1/packages": {
+            "get": {
+                "summary": "list packages (without build logs)",
+                "operationId": "listPackages",
+                "responses": {
+                    "200": _json(_obj({"items": {"type": "array", "items": _ref("Package")}}, ["items"]), "the list"),
+                    **ERRORS,
+                },
+            },
+            "post": {
+                "summary": "create a package from a source archive (built in the background) or a deployment archive",
+                "operationId": "createPackage",
+                "requestBody": _form("PackageCreate"),
+                "responses": {"201": package, "409": ERROR, **ERRORS},
+            },
+        },
+        "/v1/packages/{name}": {
+            "parameters": [name_param],
+            "get": {
+                "summary": "get a package with its build log",
+                "operationId": "getPackage",
+                "responses": {"200": package, "404": ERROR, **ERRORS},
+            },
+            "patch": {
+                "summary": "change a package's archives, build command or environment (a new source is built)",
+                "operationId": "patchPackage",
+                "requestBody": _form("PackageUpdate"),
+                "responses": {"200": package, "404": ERROR, "409": ERROR, **ERRORS},
+            },
+            "delete": {
+                "summary": "delete a package (force=true: with the functions that run it)",
+                "operationId": "deletePackage",
+                "parameters": [force],
+                "responses": {"204": {"description": "deleted"}, "404": ERROR, "409": ERROR, **ERRORS},
+            },
+        },
+        "/v1/packages/{name}/rebuild": {
+            "parameters": [name_param],
+            "post": {
+                "summary": "build the package's source again",
+                "operationId": "rebuildPackage",
+                "responses": {"202": _json(_ref("Package"), "the build is queued"), "404": ERROR, **ERRORS},
+            },
+        },
+        "/v1/packages/{name}/deploy": {
+            "parameters": [name_param],
+            "get": {
+                "summary": "the package's deployment archive (a tar)",
+                "operationId": "getPackageDeploy",
+                "responses": {
+                    "200": {
+                        "description": "the archive",
+                        "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "404": ERROR,
+                    **ERRORS,
+                },
+            },
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     force = {"name": "force", "in": "query", "required": False, "schema": {"type": "string", "enum": ["true", "false"]}}
     name_param = {"name": "name", "in": "path", "required": True, "schema": NAME}
@@ -229,7 +342,7 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "faasd admin API",
             "version": __version__,
-            "description": "Environments, functions and HTTP routes of a faasd daemon.",
+            "description": "Environments, functions, packages and HTTP routes of a faasd daemon.",
         },
         "components": {
             "schemas": _schemas(),
@@ -269,6 +382,7 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            **_package_paths(name_param, force),
             "/v1/triggers/http": _collection("route", "Route", "HTTP routes"),
             "/v1/triggers/http/{name}": _item("route", "Route"),
             "/v1/status": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -23,11 +24,16 @@ class Environment:
     poolsize: int
     created_at: datetime
     updated_at: datetime
+    # The image that turns a package's source into its deployment archive
+    # (runtimes/README.md, "Builders"); empty: packages of this environment
+    # cannot be built, only given a ready deployment archive.
+    builder: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "image": self.image,
+            "builder": self.builder,
             "poolsize": self.poolsize,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
@@ -81,6 +87,10 @@ class Function:
     queue_timeout: int = DEFAULT_QUEUE_TIMEOUT
     cpu_millis: int = DEFAULT_CPU_MILLIS
     network: str = DEFAULT_NETWORK
+    # A function is either one source file (code_sha256, filename) or a
+    # package's deployment archive (package, with entrypoint in Fission's
+    # spelling: Python "module.func", Node.js "file.export").
+    package: str = ""
 
     @property
     def version(self) -> tuple[float, int]:
@@ -111,6 +121,7 @@ class Function:
             "queue_timeout": self.queue_timeout,
             "cpu_millis": self.cpu_millis,
             "network": self.network,
+            "package": self.package,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
@@ -134,3 +145,54 @@ class HttpTrigger:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+
+
+class BuildStatus(StrEnum):
+    """Where a package's build is."""
+
+    pending = "pending"  # waiting for a builder
+    running = "running"  # a builder container is working on it
+    succeeded = "succeeded"  # the deployment archive is ready
+    failed = "failed"  # see the package's build log and error
+
+
+# A package's source and deployment archives, unpacked, at most (Fission allows 256 MiB uploads).
+MAX_PACKAGE_BYTES = 256 * 1024 * 1024
+MAX_PACKAGE_FILES = 50_000
+DEFAULT_BUILD_TIMEOUT = 600  # seconds a build may take
+
+
+@dataclass(frozen=True)
+class Package:
+    """A function's source archive and what its environment's builder made of it."""
+
+    name: str
+    environment: str
+    status: BuildStatus
+    source_sha256: str  # normalized tar of the source, in the package store ("" when given a deployment only)
+    source_size: int
+    deploy_sha256: str  # normalized tar of the deployment archive ("" until built)
+    deploy_size: int
+    buildcmd: str  # "" = the builder's own build command
+    build_log: str  # the tail of the last build's output
+    error: str  # why the last build failed ("" otherwise)
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self, with_log: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "environment": self.environment,
+            "status": self.status.value,
+            "source_sha256": self.source_sha256,
+            "source_size": self.source_size,
+            "deploy_sha256": self.deploy_sha256,
+            "deploy_size": self.deploy_size,
+            "buildcmd": self.buildcmd,
+            "error": self.error,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+        if with_log:
+            doc["build_log"] = self.build_log
+        return doc

@@ -59,6 +59,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_queued_calls", "5000", "calls waiting for an instance, all functions together; beyond, 503", int),
     Option("container_log_max_size", "10m", "json-file log rotation of every container: size of one file"),
     Option("container_log_max_files", "3", "json-file log rotation of every container: files kept", int),
+    Option("build_timeout", "600", "seconds a package's build may take; then it fails", float),
 )
 
 
@@ -86,6 +87,7 @@ class Settings:
     max_queued_calls: int = 5000
     container_log_max_size: str = "10m"
     container_log_max_files: int = 3
+    build_timeout: float = 600.0
 
     @property
     def database_path(self) -> Path:
@@ -94,6 +96,11 @@ class Settings:
     @property
     def code_dir(self) -> Path:
         return self.state_dir / "code"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploads (package archives) are streamed before they are checked."""
+        return self.state_dir / "tmp"
 
     @property
     def owner(self) -> str:
@@ -158,6 +165,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--firewall must be auto, on or off")
     if settings.max_connections < 1 or settings.max_queued_calls < 1:
         parser.error("--max-connections and --max-queued-calls must be at least 1")
+    if settings.build_timeout <= 0:
+        parser.error("--build-timeout must be positive")
     if settings.container_log_max_files < 1:
         parser.error("--container-log-max-files must be at least 1")
     if not 0 < settings.port < 65536:

@@ -25,3 +25,15 @@ def encode_specialization(filename: str, code: bytes, entrypoint: str, env: Mapp
     }
     # Not ASCII-escaped: UTF-8 source stays its own size on the wire.
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# Where faasd unpacks a package's deployment archive in a runtime container
+# (a volume of the container; the function can read it, not write it).
+DEPLOY_ROOT = "/faasd"
+DEPLOY_DIR = DEPLOY_ROOT + "/deploy"
+
+
+def encode_deploy_specialization(label: str, entrypoint: str, env: Mapping[str, str]) -> bytes:
+    """The JSON body of ``POST /v2/specialize`` for a package: the code is in :data:`DEPLOY_DIR` already."""
+    doc = {"filename": label, "deploy_dir": DEPLOY_DIR, "entrypoint": entrypoint, "env": dict(env)}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -32,17 +32,18 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import docker
 import docker.errors
-from docker.types import LogConfig
+from docker.types import LogConfig, Mount
 
 from faasd.core.entities import DEFAULT_CPU_MILLIS, Environment
 from faasd.core.errors import EngineUnavailable, ImageNotFound, UpstreamError
 from faasd.core.settings import Settings
-from faasd.core.specialize import encode_specialization
+from faasd.core.specialize import DEPLOY_ROOT, encode_deploy_specialization, encode_specialization
 from faasd.engines.firewall import FirewallError, FirewallState
 from faasd.engines.isolation import Isolation
 from faasd.pool.backend import Container, LogLine, Specialization, SpecializeResult
@@ -249,6 +250,9 @@ class DockerBackend:
             security_opt=["no-new-privileges"],
             read_only=True,
             tmpfs={"/tmp": "rw,size=64m,mode=1777"},
+            # Where a package's deployment archive is put (Docker's archive API
+            # cannot write to a tmpfs); removed with the container.
+            mounts=[Mount(DEPLOY_ROOT, None, type="volume")],
             user="1000:1000",
         )
         return str(container.id)
@@ -326,7 +330,11 @@ class DockerBackend:
             await self._run(lambda: self._docker().api.update_container(container.id, **limits))
         if spec.network == "none":
             await self._cut_off(container, spec.function)
-        body_bytes = encode_specialization(spec.filename, spec.code, spec.entrypoint, spec.env)
+        if spec.deploy is not None:
+            await self._run(self._put_deployment, container.id, spec.deploy)
+            body_bytes = encode_deploy_specialization(spec.function, spec.entrypoint, spec.env)
+        else:
+            body_bytes = encode_specialization(spec.filename, spec.code, spec.entrypoint, spec.env)
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if container.token:
             headers["Authorization"] = f"Bearer {container.token}"
@@ -352,6 +360,12 @@ class DockerBackend:
         if error.get("code") == "load_error":
             return SpecializeResult(load_ms=0.0, load_error=message)
         raise UpstreamError(f"specializing {spec.function} failed: {message}")
+
+    def _put_deployment(self, container_id: str, deploy: Path) -> None:
+        """Unpack a package's deployment archive (members under deploy/) at /faasd in the container."""
+        with deploy.open("rb") as archive:
+            if not self._docker().api.put_archive(container_id, DEPLOY_ROOT, archive):
+                raise UpstreamError(f"the engine did not take the deployment archive for {container_id[:12]}")
 
     async def _cut_off(self, container: Container, function: str) -> None:
         """network 'none': nothing from this container leaves the machine, from before its code loads."""
@@ -450,7 +464,7 @@ class DockerBackend:
 
     def _remove(self, container_id: str) -> None:
         try:
-            self._docker().api.remove_container(container_id, force=True)
+            self._docker().api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:

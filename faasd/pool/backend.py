@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from faasd.core.entities import Environment
@@ -37,6 +38,10 @@ class Specialization:
     memory_mb: int = 0  # 0: keep the container's own limit
     cpu_millis: int = 0  # 0: keep the container's own limit
     network: str = "default"  # "none": nothing beyond faasd may be reached (see engines/firewall.py)
+    # A package's deployment archive (a tar in faasd's package store): put into
+    # the container at /faasd/deploy before the specialization, which then names
+    # that directory instead of carrying code.
+    deploy: Path | None = None
 
 
 @dataclass(frozen=True)

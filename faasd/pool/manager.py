@@ -34,6 +34,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from faasd.core.entities import Environment, Function
@@ -116,6 +117,9 @@ class Lease:
 # Reads a function's code blob (a blocking file read: the pool calls it in a worker
 # thread). Its answer must depend on ``fn.code_sha256`` only: the pool caches by it.
 CodeLoader = Callable[[Function], bytes]
+# The deployment archive of a package function (a path in the package store);
+# raises a FaasdError (503, saying the package's status) while it is not built.
+DeployLoader = Callable[[Function], Path]
 
 
 class PoolManager:
@@ -123,6 +127,7 @@ class PoolManager:
         self,
         backend: ContainerBackend,
         load_code: CodeLoader,
+        load_deploy: DeployLoader | None = None,
         *,
         idle_timeout: float,
         start_concurrency: int = 4,
@@ -134,6 +139,7 @@ class PoolManager:
         self._logs = logs
         self._log_tasks: set[asyncio.Task[None]] = set()
         self._load_code = load_code
+        self._load_deploy = load_deploy
         self._codes: OrderedDict[str, bytes] = OrderedDict()  # sha256 -> code, most recent last
         self.max_queued_calls = max_queued_calls
         self._queued = 0  # calls in _wait_for_slot, all functions together
@@ -362,15 +368,21 @@ class PoolManager:
         return code
 
     async def _specialize(self, fn: Function) -> Instance:
+        deploy: Path | None = None
+        if fn.package:
+            if self._load_deploy is None:
+                raise EngineUnavailable(f"function '{fn.name}' needs package '{fn.package}', and packages are off")
+            deploy = self._load_deploy(fn)  # raises while the package is not built: the waiting calls get it
         spec = Specialization(
             fn.name,
             fn.filename,
-            await self._code(fn),
+            b"" if fn.package else await self._code(fn),
             fn.entrypoint,
             fn.runtime_env(),
             memory_mb=fn.memory_mb,
             cpu_millis=fn.cpu_millis,
             network=fn.network,
+            deploy=deploy,
         )
         try:
             for attempt in (1, 2):

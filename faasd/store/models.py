@@ -20,6 +20,7 @@ class EnvironmentRow(Base):
     poolsize: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    builder: Mapped[str] = mapped_column(String(255), server_default="")
 
 
 class FunctionRow(Base):
@@ -47,6 +48,8 @@ class FunctionRow(Base):
     queue_timeout: Mapped[int] = mapped_column(Integer, server_default="10")
     cpu_millis: Mapped[int] = mapped_column(Integer, server_default="1000")
     network: Mapped[str] = mapped_column(String(16), server_default="default")
+    # The package whose deployment archive the function runs; "" for a single source file.
+    package: Mapped[str] = mapped_column(String(63), server_default="")
 
 
 class HttpTriggerRow(Base):
@@ -60,5 +63,24 @@ class HttpTriggerRow(Base):
     # /users/{name} are the same route.
     url_key: Mapped[str] = mapped_column(String(1024))
     function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PackageRow(Base):
+    __tablename__ = "packages"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    environment: Mapped[str] = mapped_column(
+        String(63), ForeignKey("environments.name", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    source_sha256: Mapped[str] = mapped_column(String(64), server_default="")
+    source_size: Mapped[int] = mapped_column(Integer, server_default="0")
+    deploy_sha256: Mapped[str] = mapped_column(String(64), server_default="")
+    deploy_size: Mapped[int] = mapped_column(Integer, server_default="0")
+    buildcmd: Mapped[str] = mapped_column(Text, server_default="")
+    build_log: Mapped[str] = mapped_column(Text, server_default="")
+    error: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

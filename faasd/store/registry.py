@@ -1,4 +1,4 @@
-"""The registry in SQLite: environments, functions and HTTP triggers.
+"""The registry in SQLite: environments, functions, HTTP triggers and packages.
 
 Opened with alembic's migrations applied, WAL journal and foreign keys on.
 Queries return the plain values of faasd/core/entities.py. Only the controller
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from faasd.core.entities import Environment, Function, HttpTrigger
+from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import Conflict
-from faasd.store.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow
+from faasd.store.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow, PackageRow
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def _environment(row: EnvironmentRow) -> Environment:
         poolsize=row.poolsize,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        builder=row.builder,
     )
 
 
@@ -91,6 +92,7 @@ def _function(row: FunctionRow) -> Function:
         queue_timeout=row.queue_timeout,
         cpu_millis=row.cpu_millis,
         network=row.network,
+        package=row.package,
     )
 
 
@@ -105,6 +107,23 @@ def _trigger(row: HttpTriggerRow) -> HttpTrigger:
     )
 
 
+def _package(row: PackageRow) -> Package:
+    return Package(
+        name=row.name,
+        environment=row.environment,
+        status=BuildStatus(row.status),
+        source_sha256=row.source_sha256,
+        source_size=row.source_size,
+        deploy_sha256=row.deploy_sha256,
+        deploy_size=row.deploy_size,
+        buildcmd=row.buildcmd,
+        build_log=row.build_log,
+        error=row.error,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
 @dataclass(frozen=True)
 class Contents:
     """Everything in the registry, read once at start."""
@@ -112,10 +131,11 @@ class Contents:
     environments: list[Environment]
     functions: list[Function]
     triggers: list[HttpTrigger]
+    packages: list[Package] = field(default_factory=list)
 
 
-Row = EnvironmentRow | FunctionRow | HttpTriggerRow
-RowType = type[EnvironmentRow] | type[FunctionRow] | type[HttpTriggerRow]
+Row = EnvironmentRow | FunctionRow | HttpTriggerRow | PackageRow
+RowType = type[EnvironmentRow] | type[FunctionRow] | type[HttpTriggerRow] | type[PackageRow]
 
 
 class Store:
@@ -140,10 +160,12 @@ class Store:
             envs = (await session.scalars(select(EnvironmentRow))).all()
             fns = (await session.scalars(select(FunctionRow))).all()
             triggers = (await session.scalars(select(HttpTriggerRow))).all()
+            packages = (await session.scalars(select(PackageRow))).all()
         return Contents(
             environments=[_environment(r) for r in envs],
             functions=[_function(r) for r in fns],
             triggers=[_trigger(r) for r in triggers],
+            packages=[_package(r) for r in packages],
         )
 
     async def _insert(self, row: Row) -> None:
@@ -170,11 +192,12 @@ class Store:
                 poolsize=env.poolsize,
                 created_at=env.created_at,
                 updated_at=env.updated_at,
+                builder=env.builder,
             )
         )
 
     async def update_environment(self, env: Environment) -> None:
-        fields = {"image": env.image, "poolsize": env.poolsize, "updated_at": env.updated_at}
+        fields = {"image": env.image, "builder": env.builder, "poolsize": env.poolsize, "updated_at": env.updated_at}
         await self._update(EnvironmentRow, env.name, fields)
 
     async def delete_environment(self, name: str) -> None:
@@ -223,6 +246,21 @@ class Store:
     async def delete_trigger(self, name: str) -> None:
         await self._delete(HttpTriggerRow, name)
 
+    # packages
+    async def add_package(self, package: Package) -> None:
+        await self._insert(PackageRow(**_package_fields(package), name=package.name, created_at=package.created_at))
+
+    async def update_package(self, package: Package) -> None:
+        await self._update(PackageRow, package.name, _package_fields(package))
+
+    async def delete_package(self, name: str, functions: list[str]) -> None:
+        """The package, the ``functions`` that run it and the routes to them, in one transaction."""
+        async with self._sessions.begin() as session:
+            if functions:
+                await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function.in_(functions)))
+                await session.execute(delete(FunctionRow).where(FunctionRow.name.in_(functions)))
+            await session.execute(delete(PackageRow).where(PackageRow.name == name))
+
 
 def _function_fields(fn: Function) -> dict[str, Any]:
     return {
@@ -244,6 +282,22 @@ def _function_fields(fn: Function) -> dict[str, Any]:
         "queue_timeout": fn.queue_timeout,
         "cpu_millis": fn.cpu_millis,
         "network": fn.network,
+        "package": fn.package,
+    }
+
+
+def _package_fields(package: Package) -> dict[str, Any]:
+    return {
+        "environment": package.environment,
+        "status": package.status.value,
+        "source_sha256": package.source_sha256,
+        "source_size": package.source_size,
+        "deploy_sha256": package.deploy_sha256,
+        "deploy_size": package.deploy_size,
+        "buildcmd": package.buildcmd,
+        "build_log": package.build_log,
+        "error": package.error,
+        "updated_at": package.updated_at,
     }
 
 

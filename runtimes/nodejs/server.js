@@ -24,6 +24,9 @@ const PORT = parseInt(process.env.PORT || '8888', 10);
 const CODE_DIR = process.env.FAASD_CODE_DIR || '/tmp/faasd-function';
 const MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024;
 const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
+// A package's deployment directory is resolved as Node resolves a relative
+// require: the file, the file with these extensions, a directory's index.
+const EXTENSIONS = ['.js', '.mjs', '.cjs'];
 const BEARER_RE = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i;
 // A line that starts an ES module statement: `export default`, `export const`,
 // `import x from` ... (a dynamic `import(` is valid CommonJS and does not count).
@@ -34,7 +37,8 @@ let state = 'generic';
 let loadError = null; // {code, message, location} after a failed load
 let fn = null; // the resolved entrypoint
 let form = null; // 'callback' | 'return'
-let fileName = null;
+let fileName = null; // what messages and the log call the function
+let deployDir = null; // a package's deployment directory (null: a one-file function)
 
 // ---------------------------------------------------------------- helpers
 
@@ -77,21 +81,43 @@ function escapeRe(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+// The directories whose paths messages and locations show relative: the code
+// directory, or a package's deployment directory (as given, and its real path).
+function codeDirs() {
+  const dirs = [deployDir || CODE_DIR];
+  if (deployDir) {
+    try {
+      const real = fs.realpathSync(deployDir);
+      if (!dirs.includes(real)) dirs.push(real);
+    } catch (err) {
+      // checked when the specialization came in; nothing to add
+    }
+  }
+  return dirs.map((d) => d.replace(/\/+$/, ''));
+}
+
 // Strips the code directory from a text so paths read `hello.js`.
 function shortenPaths(text) {
   if (!text) return text;
-  const dir = CODE_DIR.endsWith('/') ? CODE_DIR : CODE_DIR + '/';
-  return text
-    .split(pathToFileURL(dir).href)
-    .join('')
-    .split(dir)
-    .join('');
+  for (const d of codeDirs()) {
+    const dir = d + '/';
+    text = text
+      .split(pathToFileURL(dir).href)
+      .join('')
+      .split(dir)
+      .join('');
+  }
+  return text;
 }
 
-// The first `<file>:<line>` of the function's own file found in a stack.
+// The first `<file>:<line>` of the function's own code found in a stack (a
+// package: any file of its deployment, its node_modules included).
 function findLocation(err) {
   const stack = err && typeof err.stack === 'string' ? err.stack : '';
-  const dirs = [CODE_DIR, pathToFileURL(CODE_DIR).href].map(escapeRe).join('|');
+  const dirs = codeDirs()
+    .flatMap((d) => [d, pathToFileURL(d).href])
+    .map(escapeRe)
+    .join('|');
   const re = new RegExp(`(?:${dirs})/([^\\s:()]+):(\\d+)`);
   const m = re.exec(stack);
   return m ? `${m[1]}:${m[2]}` : null;
@@ -133,10 +159,15 @@ function validateSpecialize(doc) {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     return 'the body must be a JSON object';
   }
-  if (typeof doc.filename !== 'string' || !FILENAME_RE.test(doc.filename)) {
-    return '"filename" must be a plain file name such as "hello.js" (letters, digits, "._-")';
+  if (doc.deploy_dir != null) {
+    const invalid = validateDeploy(doc);
+    if (invalid) return invalid;
+  } else {
+    if (typeof doc.filename !== 'string' || !FILENAME_RE.test(doc.filename)) {
+      return '"filename" must be a plain file name such as "hello.js" (letters, digits, "._-")';
+    }
+    if (typeof doc.code !== 'string') return '"code" must be a string';
   }
-  if (typeof doc.code !== 'string') return '"code" must be a string';
   if (doc.entrypoint != null && typeof doc.entrypoint !== 'string') {
     return '"entrypoint" must be a string';
   }
@@ -152,10 +183,37 @@ function validateSpecialize(doc) {
   return null;
 }
 
+// A package's specialization: the code is in the directory `deploy_dir` already.
+function validateDeploy(doc) {
+  const dir = doc.deploy_dir;
+  if (typeof dir !== 'string' || !path.isAbsolute(dir) || dir.includes('\0')) {
+    return '"deploy_dir" must be an absolute directory path such as "/faasd/deploy"';
+  }
+  if (doc.code != null) return 'give either "code" (a one-file function) or "deploy_dir" (a package), not both';
+  if (doc.filename != null && typeof doc.filename !== 'string') return '"filename" must be a string';
+  let isDir = false;
+  try {
+    isDir = fs.statSync(dir).isDirectory();
+  } catch (err) {
+    isDir = false;
+  }
+  if (!isDir) return `"deploy_dir" ${JSON.stringify(dir)} is not a directory in this container`;
+  return null;
+}
+
+// What messages and the log call the function: its file, or a package's label.
+function labelOf(doc) {
+  if (doc.deploy_dir == null) return doc.filename;
+  const label = doc.filename || doc.entrypoint || 'index';
+  return label.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 255);
+}
+
+// `location`: the answer's location when no stack frame gives one.
 class EntrypointError extends Error {
-  constructor(message) {
+  constructor(message, location) {
     super(message);
     this.name = 'EntrypointError';
+    if (location) this.location = location;
   }
 }
 
@@ -201,7 +259,11 @@ function esmSyntaxLocation(file) {
 
 let loadedFile = null; // {file, isEsm} of the function being loaded
 
-async function loadFunction(doc) {
+function loadFunction(doc) {
+  return doc.deploy_dir != null ? loadPackage(doc.deploy_dir, doc.entrypoint || '') : loadFile(doc);
+}
+
+async function loadFile(doc) {
   const filename = doc.filename;
   const isEsm = filename.endsWith('.mjs') || (!filename.endsWith('.cjs') && ESM_RE.test(doc.code));
   fs.mkdirSync(CODE_DIR, { recursive: true });
@@ -222,6 +284,140 @@ async function loadFunction(doc) {
     exported = require(file);
   }
   return resolveEntrypoint(exported, doc.entrypoint || '', filename);
+}
+
+function isFile(p) {
+  try {
+    return fs.statSync(p).isFile();
+  } catch (err) {
+    return false;
+  }
+}
+
+function isDirectory(p) {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch (err) {
+    return false;
+  }
+}
+
+// The file a relative require of `base` (an absolute path) would load: the
+// file, the file with .js/.mjs/.cjs, or a directory's package.json "main" or
+// index.js/.mjs/.cjs. null: none.
+function resolveFile(base) {
+  for (const candidate of [base, ...EXTENSIONS.map((ext) => base + ext)]) {
+    if (isFile(candidate)) return candidate;
+  }
+  if (!isDirectory(base)) return null;
+  try {
+    const main = JSON.parse(fs.readFileSync(path.join(base, 'package.json'), 'utf8')).main;
+    if (typeof main === 'string' && main) {
+      const found = resolveFile(path.resolve(base, main));
+      if (found) return found;
+    }
+  } catch (err) {
+    // no package.json, or none that names a main: the index
+  }
+  for (const ext of EXTENSIONS) {
+    if (isFile(path.join(base, 'index' + ext))) return path.join(base, 'index' + ext);
+  }
+  return null;
+}
+
+// Whether Node loads `file` as an ES module: .mjs, or a .js file whose nearest
+// package.json says "type": "module".
+function isEsmFile(file) {
+  if (file.endsWith('.mjs')) return true;
+  if (file.endsWith('.cjs')) return false;
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (isFile(pkg)) {
+      try {
+        return JSON.parse(fs.readFileSync(pkg, 'utf8')).type === 'module';
+      } catch (err) {
+        return false; // Node reports the broken package.json when it loads the file
+      }
+    }
+    if (path.dirname(dir) === dir) return false;
+  }
+}
+
+// Fission's Node.js entrypoint: "file.export" (the file relative to the
+// deployment directory, the last dot before the export), "file" (the module's
+// function), or empty (the directory itself: package.json "main", else index).
+// A name that is a file in full ("handler.js") is that file.
+function splitEntrypoint(dir, entry) {
+  if (!entry) return { file: '', name: '' };
+  if (/\.[cm]?js$/.test(entry) && isFile(path.resolve(dir, entry))) return { file: entry, name: '' };
+  const dot = entry.lastIndexOf('.');
+  if (dot >= 0 && dot > entry.lastIndexOf('/')) return { file: entry.slice(0, dot), name: entry.slice(dot + 1) };
+  return { file: entry, name: '' };
+}
+
+async function loadPackage(dir, entrypoint) {
+  deployDir = dir;
+  const root = path.resolve(dir);
+  const { file: rel, name } = splitEntrypoint(root, entrypoint);
+  const what = entrypoint ? `entrypoint ${entrypoint}` : 'no entrypoint given';
+  const base = path.resolve(root, rel);
+  if (base !== root && !base.startsWith(root + path.sep)) {
+    throw new EntrypointError(`'${rel}' is outside the deployment (${what})`, rel);
+  }
+  const file = resolveFile(base);
+  if (!file && !rel) {
+    throw new EntrypointError(
+      `no index.js, index.mjs or index.cjs in the deployment, and no package.json "main" that exists (${what})`,
+      'index.js'
+    );
+  }
+  if (!file) {
+    throw new EntrypointError(
+      `no file '${rel}' in the deployment (${what}); tried ${rel}, ${rel}.js, ${rel}.mjs, ${rel}.cjs ` +
+        `and ${rel}/index.js`,
+      rel
+    );
+  }
+  const shownFile = path.relative(root, file);
+  const isEsm = isEsmFile(file);
+  loadedFile = { file, isEsm };
+  let exported;
+  if (isEsm) {
+    exported = await import(pathToFileURL(file).href);
+  } else {
+    try {
+      exported = require(file);
+    } catch (err) {
+      if (!err || err.code !== 'ERR_REQUIRE_ESM') throw err;
+      loadedFile = { file, isEsm: true }; // an ES module after all: import() it
+      exported = await import(pathToFileURL(file).href);
+    }
+  }
+  const isObj = exported !== null && (typeof exported === 'object' || typeof exported === 'function');
+  const names = isObj ? Object.keys(exported) : [];
+  const listing = names.length ? `exports: ${names.join(', ')}` : 'it exports nothing';
+  if (name) {
+    let cand = isObj ? exported[name] : undefined;
+    // A CommonJS module loaded with import(): its exports are the default.
+    if (typeof cand !== 'function' && isObj && exported.default && typeof exported.default[name] === 'function') {
+      cand = exported.default[name];
+    }
+    if (typeof cand !== 'function') {
+      throw new EntrypointError(`${shownFile} has no function export '${name}' (${what}); ${listing}`, shownFile);
+    }
+    return cand;
+  }
+  if (typeof exported === 'function') return exported;
+  if (isObj) {
+    for (const key of ['default', 'main', 'handler']) {
+      if (typeof exported[key] === 'function') return exported[key];
+    }
+  }
+  throw new EntrypointError(
+    `${shownFile} exports no function: expected module.exports = function, export default, ` +
+      `or an export named main or handler (${what}); ${listing}`,
+    shownFile
+  );
 }
 
 // Whether the request carries `Authorization: Bearer <the token>`, compared in
@@ -285,7 +481,7 @@ async function handleSpecialize(req, res) {
   if (invalid) return sendError(res, 400, 'bad_request', invalid);
 
   state = 'loading';
-  fileName = doc.filename;
+  fileName = labelOf(doc);
   for (const [k, v] of Object.entries(doc.env || {})) process.env[k] = String(v);
   try {
     fn = await loadFunction(doc);
@@ -294,21 +490,27 @@ async function handleSpecialize(req, res) {
     if (!location && err instanceof SyntaxError && loadedFile && loadedFile.isEsm) {
       location = esmSyntaxLocation(loadedFile.file);
     }
-    location = location || doc.filename;
+    if (!location && err && typeof err.location === 'string') location = err.location;
+    // A package's file that failed with no line (an ES module import of a missing package).
+    if (!location && deployDir && loadedFile) location = path.relative(path.resolve(deployDir), loadedFile.file);
+    location = location || fileName;
     const hasLine = /:\d+$/.test(location);
     const message = describe(err) + (hasLine ? ` (${location})` : '');
     loadError = { code: 'load_error', message, location };
     state = 'failed';
-    printStack(`faasd-runtime: failed to load ${doc.filename}`, err);
-    console.log(`faasd-runtime: specialization of ${doc.filename} failed: ${message}`);
+    printStack(`faasd-runtime: failed to load ${fileName}`, err);
+    console.log(`faasd-runtime: specialization of ${fileName} failed: ${message}`);
     return sendJson(res, 500, { error: loadError });
   }
   form = fn.length >= 2 ? 'callback' : 'return';
   state = 'ready';
   const loadMs = Number(process.hrtime.bigint() - started) / 1e6;
-  console.log(
-    `faasd-runtime: specialized ${doc.filename} (${form} form) in ${loadMs.toFixed(1)} ms`
-  );
+  let where = '';
+  if (deployDir) {
+    const entry = doc.entrypoint || 'index';
+    where = `${entry === fileName ? '' : entry + ' '}in ${deployDir}, `;
+  }
+  console.log(`faasd-runtime: specialized ${fileName} (${where}${form} form) in ${loadMs.toFixed(1)} ms`);
   return sendJson(res, 200, { status: 'specialized', load_ms: Math.round(loadMs * 1000) / 1000 });
 }
 

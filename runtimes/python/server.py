@@ -38,6 +38,8 @@ sys.dont_write_bytecode = True
 PORT = int(os.environ.get("PORT", "8888"))
 CODE_DIR = os.environ.get("FAASD_CODE_DIR", "/tmp/faasd-function")
 MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
+# A package's entrypoint when none is given: the function main of main.py.
+DEFAULT_PACKAGE_ENTRYPOINT = "main.main"
 FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (fullmatch)
 BEARER_RE = re.compile(r"[ \t]*bearer[ \t]+(\S+)[ \t]*", re.I)
@@ -51,7 +53,15 @@ class BadRequestError(ValueError):
 
 
 class EntrypointError(Exception):
-    """The module loaded but does not provide the entrypoint."""
+    """The entrypoint's module or function is not there.
+
+    ``location`` (a file relative to the code's directory) is the answer's
+    location when no traceback frame gives one.
+    """
+
+    def __init__(self, message: str, location: str | None = None):
+        super().__init__(message)
+        self.location = location
 
 
 class FunctionResultError(TypeError):
@@ -144,8 +154,9 @@ class Runtime:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.state = "generic"  # generic -> loading -> ready | failed
-        self.filename = ""
-        self.path = ""
+        self.filename = ""  # what messages and the log call the function
+        self.path = ""  # the function's file (one-file functions)
+        self.deploy_dir = ""  # the deployment directory (packages)
         self.fn: Any = None
         self.pass_context = True
         self.is_async = False
@@ -169,8 +180,38 @@ def log(message: str) -> None:
     print(f"faasd-runtime: {message}", flush=True)
 
 
+def code_dirs() -> list[str]:
+    """The directories whose paths messages and locations show relative."""
+    if not RT.deploy_dir:
+        return [CODE_DIR.rstrip("/")]
+    dirs = [RT.deploy_dir.rstrip("/") or "/"]
+    real = os.path.realpath(RT.deploy_dir)
+    if real not in dirs:
+        dirs.append(real)
+    return dirs
+
+
 def short(text: str) -> str:
-    return text.replace(CODE_DIR.rstrip("/") + "/", "")
+    for d in code_dirs():
+        text = text.replace(d.rstrip("/") + "/", "")
+    return text
+
+
+def code_file(filename: str | None) -> str | None:
+    """`filename` relative to the code's directory when it is the function's code, else None.
+
+    One-file functions: only the function's file. Packages: any file of the
+    deployment (the function's modules and its vendored dependencies).
+    """
+    if not filename:
+        return None
+    if not RT.deploy_dir:
+        return os.path.basename(filename) if filename == RT.path else None
+    for d in code_dirs():
+        prefix = d.rstrip("/") + "/"
+        if filename.startswith(prefix):
+            return filename[len(prefix) :]
+    return None
 
 
 def describe(err: BaseException) -> str:
@@ -179,14 +220,16 @@ def describe(err: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-def location_of(err: BaseException, path: str) -> str | None:
-    """`hello.py:LINE` of the innermost frame in the function's file."""
-    name = os.path.basename(path)
-    if isinstance(err, SyntaxError) and err.filename == path and err.lineno:
-        return f"{name}:{err.lineno}"
+def location_of(err: BaseException) -> str | None:
+    """`hello.py:LINE` (`pkg/mod.py:LINE`) of the innermost frame in the function's code."""
+    if isinstance(err, SyntaxError) and err.lineno:
+        name = code_file(err.filename)
+        if name:
+            return f"{name}:{err.lineno}"
     found = None
     for frame in traceback.extract_tb(err.__traceback__):
-        if frame.filename == path:
+        name = code_file(frame.filename)
+        if name:
             found = f"{name}:{frame.lineno}"
     return found
 
@@ -201,11 +244,16 @@ def module_name(filename: str) -> str:
 def validate_specialize(doc: Any) -> str | None:
     if not isinstance(doc, dict):
         return "the body must be a JSON object"
-    filename = doc.get("filename")
-    if not isinstance(filename, str) or not FILENAME_RE.match(filename):
-        return '"filename" must be a plain file name such as "hello.py" (letters, digits, "._-")'
-    if not isinstance(doc.get("code"), str):
-        return '"code" must be a string'
+    if doc.get("deploy_dir") is not None:
+        invalid = validate_deploy(doc)
+        if invalid:
+            return invalid
+    else:
+        filename = doc.get("filename")
+        if not isinstance(filename, str) or not FILENAME_RE.match(filename):
+            return '"filename" must be a plain file name such as "hello.py" (letters, digits, "._-")'
+        if not isinstance(doc.get("code"), str):
+            return '"code" must be a string'
     if doc.get("entrypoint") is not None and not isinstance(doc["entrypoint"], str):
         return '"entrypoint" must be a string'
     env = doc.get("env")
@@ -220,7 +268,49 @@ def validate_specialize(doc: Any) -> str | None:
     return None
 
 
+def validate_deploy(doc: dict[str, Any]) -> str | None:
+    """A package's specialization: the code is in the directory `deploy_dir` already."""
+    deploy_dir = doc["deploy_dir"]
+    if not isinstance(deploy_dir, str) or not os.path.isabs(deploy_dir) or "\0" in deploy_dir:
+        return '"deploy_dir" must be an absolute directory path such as "/faasd/deploy"'
+    if doc.get("code") is not None:
+        return 'give either "code" (a one-file function) or "deploy_dir" (a package), not both'
+    if doc.get("filename") is not None and not isinstance(doc["filename"], str):
+        return '"filename" must be a string'
+    if not os.path.isdir(deploy_dir):
+        return f'"deploy_dir" {json.dumps(deploy_dir)} is not a directory in this container'
+    return None
+
+
+def label_of(doc: dict[str, Any]) -> str:
+    """What messages and the log call the function: its file, or a package's label."""
+    if doc.get("deploy_dir") is None:
+        return str(doc["filename"])
+    label = doc.get("filename") or doc.get("entrypoint") or DEFAULT_PACKAGE_ENTRYPOINT
+    return "".join(c if c.isprintable() else "?" for c in label)[:255]
+
+
+def exec_file(name: str, path: str) -> Any:
+    """Runs the source file `path` as the module `name`, with the global `request` injected."""
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader, origin=path)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.request = _RequestProxy()  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
 def load_function(doc: dict[str, Any]) -> None:
+    """Loads the function: a package from its deployment directory, else one file."""
+    if doc.get("deploy_dir") is not None:
+        load_package(doc["deploy_dir"], doc.get("entrypoint") or "")
+    else:
+        load_file(doc)
+
+
+def load_file(doc: dict[str, Any]) -> None:
     """Writes the code under CODE_DIR, imports it and resolves the entrypoint."""
     filename: str = doc["filename"]
     os.makedirs(CODE_DIR, exist_ok=True)
@@ -229,13 +319,7 @@ def load_function(doc: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(doc["code"])
     name = module_name(filename)
-    loader = importlib.machinery.SourceFileLoader(name, path)
-    spec = importlib.util.spec_from_loader(name, loader, origin=path)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    module.request = _RequestProxy()  # type: ignore[attr-defined]
-    sys.modules[name] = module
-    loader.exec_module(module)
+    module = exec_file(name, path)
 
     entry = doc.get("entrypoint") or "main"
     stem = name if name != "faasd_function" else filename.rsplit(".", 1)[0]
@@ -243,11 +327,92 @@ def load_function(doc: dict[str, Any]) -> None:
         entry = entry[len(stem) + 1 :]  # "hello.main" for hello.py
     fn = getattr(module, entry, None)
     if fn is None:
-        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
-        listing = ", ".join(defined) if defined else "none"
-        raise EntrypointError(f"{filename} has no function named '{entry}' (functions defined: {listing})")
+        raise EntrypointError(f"{filename} has no function named '{entry}' (functions defined: {defined(module)})")
     if not callable(fn):
         raise EntrypointError(f"'{entry}' in {filename} is a {type(fn).__name__}, not a function")
+    use_function(fn)
+
+
+def defined(module: Any) -> str:
+    names = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+    return ", ".join(names) if names else "none"
+
+
+def in_deployment(module: Any) -> bool:
+    """Whether `module` was loaded from the deployment directory (a namespace package: any of its folders)."""
+    paths = [module.__file__] if getattr(module, "__file__", None) else list(getattr(module, "__path__", []))
+    return any(code_file(os.path.join(str(p), "")) for p in paths)
+
+
+def load_package(deploy_dir: str, entrypoint: str) -> None:
+    """Imports a package's entrypoint module from `deploy_dir` and resolves its function.
+
+    Fission's spelling: "module.func" or "pkg.sub.module.func", the module path
+    relative to `deploy_dir`, the last dot before the function; a bare name is
+    a function of the module `main`. Nothing is written into `deploy_dir`.
+    """
+    RT.deploy_dir = deploy_dir
+    entry = entrypoint or DEFAULT_PACKAGE_ENTRYPOINT
+    module_path, dot, func = entry.rpartition(".")
+    if not dot:
+        module_path = "main"
+    file_guess = module_path.replace(".", "/") + ".py"
+    if not (func.isidentifier() and all(part.isidentifier() for part in module_path.split("."))):
+        raise EntrypointError(
+            f"invalid entrypoint '{entry}': expected module.func or pkg.module.func "
+            "(the module's path in the deployment, then the function's name)",
+            entry,
+        )
+    if deploy_dir not in sys.path:
+        sys.path.insert(0, deploy_dir)
+    importlib.invalidate_caches()
+    top = module_path.partition(".")[0]
+    taken = sys.modules.get(top)
+    if taken is not None and not in_deployment(taken):
+        # The runtime itself already uses a module of that name (`time`, `json`, `http` ...).
+        single = os.path.join(deploy_dir, top + ".py")
+        if module_path != top or not os.path.isfile(single):
+            raise EntrypointError(
+                f"module '{module_path}' cannot be imported: the runtime already uses Python's own '{top}' "
+                f"(entrypoint {entry}); rename the deployment's '{top}'",
+                file_guess,
+            )
+        module = exec_file("faasd_function", single)  # a plain module file: loaded under another name
+    else:
+        try:
+            module = importlib.import_module(module_path)
+        except ModuleNotFoundError as e:
+            missing = e.name or ""
+            if (module_path == missing or module_path.startswith(missing + ".")) and location_of(e) is None:
+                raise EntrypointError(
+                    f"no module '{module_path}' in the deployment (entrypoint {entry})", file_guess
+                ) from None
+            raise  # the module is there; something it imports is not
+        if not in_deployment(module):
+            origin = getattr(module, "__file__", None) or "built in"
+            raise EntrypointError(
+                f"no module '{module_path}' in the deployment (entrypoint {entry}); Python's own is {origin}",
+                file_guess,
+            )
+        if "request" not in vars(module):
+            module.request = _RequestProxy()  # the global `request` of `def main():`
+    where = code_file(getattr(module, "__file__", None)) or file_guess
+    fn = getattr(module, func, None)
+    if fn is None:
+        raise EntrypointError(
+            f"module '{module_path}' has no function '{func}' (entrypoint {entry}); "
+            f"functions defined: {defined(module)}",
+            where,
+        )
+    if not callable(fn):
+        raise EntrypointError(
+            f"'{func}' in module '{module_path}' is a {type(fn).__name__}, not a function (entrypoint {entry})", where
+        )
+    use_function(fn)
+
+
+def use_function(fn: Any) -> None:
+    """Makes `fn` the function every call runs, in the form its signature asks for."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -622,7 +787,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 conflict = False
                 RT.state = "loading"
-                RT.filename = doc["filename"]
+                RT.filename = label_of(doc)
         if conflict:
             self.respond_error(409, "already_specialized", self.already_message())
             return
@@ -631,23 +796,27 @@ class Handler(BaseHTTPRequestHandler):
         try:
             load_function(doc)
         except (Exception, SystemExit) as e:
-            loc = location_of(e, RT.path)
+            loc = location_of(e)
             message = describe(e) + (f" ({loc})" if loc else "")
             RT.load_error = {
                 "code": "load_error",
                 "message": message,
-                "location": loc or doc["filename"],
+                "location": loc or getattr(e, "location", None) or RT.filename,
             }
             RT.state = "failed"
-            sys.stderr.write(f"faasd-runtime: failed to load {doc['filename']}:\n")
+            sys.stderr.write(f"faasd-runtime: failed to load {RT.filename}:\n")
             traceback.print_exception(e, file=sys.stderr)
-            log(f"specialization of {doc['filename']} failed: {message}")
+            log(f"specialization of {RT.filename} failed: {message}")
             self.respond_json(500, json.dumps({"error": RT.load_error}).encode())
             return
         RT.state = "ready"
         load_ms = (time.perf_counter() - started) * 1000
         form = ("async " if RT.is_async else "") + ("main(context)" if RT.pass_context else "main()")
-        log(f"specialized {doc['filename']} ({form}) in {load_ms:.1f} ms")
+        where = ""
+        if RT.deploy_dir:
+            entry = doc.get("entrypoint") or DEFAULT_PACKAGE_ENTRYPOINT
+            where = f"{'' if entry == RT.filename else entry + ' '}in {RT.deploy_dir}, "
+        log(f"specialized {RT.filename} ({where}{form}) in {load_ms:.1f} ms")
         body = json.dumps({"status": "specialized", "load_ms": round(load_ms, 3)}).encode()
         self.respond_json(200, body)
 
@@ -703,7 +872,7 @@ class Handler(BaseHTTPRequestHandler):
     def function_failed(self, e: BaseException) -> None:
         sys.stderr.write("faasd-runtime: function error:\n")
         traceback.print_exception(e, file=sys.stderr)
-        loc = location_of(e, RT.path)
+        loc = location_of(e)
         extra = {"location": loc} if loc else {}
         self.respond_error(500, "function_error", describe(e), **extra)
 

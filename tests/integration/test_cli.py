@@ -7,6 +7,7 @@ the module's daemon). A failure must end with exit code 1 and exactly one line
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -14,8 +15,10 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -617,3 +620,70 @@ def test_cpu_limit_and_network_from_the_cli(faasd: FaasdProcess) -> None:
         "cpu_millis must be between 50 and 64000, got 0",
     )
     assert json.loads(ok(faasd.faas("fn", "get", "--name", name, "-o", "json")))["cpu_millis"] == 2000
+
+
+# -- packages (from a ready deployment: no build needed) ------------------------------
+
+
+def _zip(path: Path, files: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def test_package_from_a_deployment_create_info_list_get_delete(faasd: FaasdProcess) -> None:
+    name = unique("site")
+    _zip(faasd.state_dir / f"{name}.zip", {f"{name}/main.py": "def main():\n    return 'hi'\n"})
+
+    out = ok(faasd.faas("package", "create", "--deploy", f"{name}.zip", "--env", "python"))
+    assert out == f"package '{name}' created (status: succeeded)\n"
+
+    info = ok(faasd.faas("pkg", "info", "--name", name)).splitlines()
+    assert info == [f"Name:        {name}", "Environment: python", "Status:      succeeded", "Build Logs:"]
+    listed = rows_by_name(ok(faasd.faas("pkg", "list")))
+    assert (listed[name]["ENV"], listed[name]["STATUS"], listed[name]["SOURCE"]) == ("python", "succeeded", "-")
+
+    out = ok(faasd.faas("pkg", "get", "--name", name, "--output", "got.tar"))
+    assert out.startswith(f"package '{name}': deployment archive written to got.tar (")
+    with tarfile.open(faasd.state_dir / "got.tar") as tar:
+        # The top directory of the zip is stripped; a deployment sits under deploy/.
+        assert tar.getnames() == ["deploy", "deploy/main.py"]
+
+    ok(faasd.faas("fn", "create", "--name", name, "--pkg", name, "--entrypoint", "main.main"))
+    function = json.loads(ok(faasd.faas("fn", "get", "--name", name, "-o", "json")))
+    assert (function["package"], function["environment"], function["code_size"]) == (name, "python", 0)
+    fails(faasd.faas("pkg", "delete", "--name", name), f"is used by function(s) {name}")
+
+    assert ok(faasd.faas("pkg", "delete", "--name", name, "--force")) == f"package '{name}' deleted\n"
+    fails(faasd.faas("pkg", "info", "--name", name), f"package '{name}' not found")
+    fails(faasd.faas("fn", "get", "--name", name), f"function '{name}' not found")
+
+
+def test_package_archive_leading_out_of_itself_is_one_error_line(faasd: FaasdProcess) -> None:
+    name = unique("evil")
+    with tarfile.open(faasd.state_dir / f"{name}.tar", "w") as tar:
+        for member in ("ok.py", "../escaped.py"):
+            info = tarfile.TarInfo(member)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+
+    fails(
+        faasd.faas("pkg", "create", "--deploy", f"{name}.tar", "--env", "python"),
+        "the deployment archive: archive member '../escaped.py' leaves the package",
+    )
+    fails(faasd.faas("pkg", "info", "--name", name), f"package '{name}' not found")
+    assert not (faasd.state_dir.parent / "escaped.py").exists()
+    # The upload was not kept anywhere either.
+    assert [p.name for p in (faasd.state_dir / "tmp").glob("upload-*")] == []
+
+
+def test_package_errors(faasd: FaasdProcess) -> None:
+    fails(faasd.faas("pkg", "info", "--name", "ghost"), "package 'ghost' not found")
+    fails(faasd.faas("pkg", "create", "--env", "python"), "give --src")
+    fails(
+        faasd.faas("pkg", "create", "--deploy", "nothere.zip", "--env", "python"), "deployment 'nothere.zip' not found"
+    )
+    _zip(faasd.state_dir / "plain.zip", {"main.py": "x = 1\n"})
+    fails(faasd.faas("pkg", "create", "--deploy", "plain.zip", "--env", "nope"), "environment 'nope' does not exist")
+    fails(faasd.faas("fn", "create", "--name", "x", "--pkg", "ghost"), "package 'ghost' does not exist")

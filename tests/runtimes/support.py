@@ -20,6 +20,10 @@ RUNTIMES = REPO / "runtimes"
 LANGS = ("nodejs", "python")
 SERVER = {"nodejs": RUNTIMES / "nodejs" / "server.js", "python": RUNTIMES / "python" / "server.py"}
 IMAGES = {"nodejs": "faasd/runtime-nodejs:latest", "python": "faasd/runtime-python:latest"}
+BUILDERS = {"nodejs": "faasd/builder-nodejs:latest", "python": "faasd/builder-python:latest"}
+# Where faasd puts a package's deployment in a runtime container (read-only).
+DEPLOY_DIR = "/faasd/deploy"
+LABEL = {"faasd.test": "runtimes"}  # on every container these tests start
 READY_TIMEOUT = 10.0
 TOKEN_ENV = "FAASD_SPECIALIZE_TOKEN"
 
@@ -150,6 +154,31 @@ class RuntimeClient:
         body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         return self.request("POST", "/v2/specialize", body, headers)
 
+    def specialize_deploy(
+        self,
+        deploy_dir: str | Path,
+        entrypoint: str | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        filename: str | None = None,
+        token: str | None = OWN,
+        extra: dict[str, Any] | None = None,
+    ) -> Response:
+        """POST /v2/specialize for a package, as faasd sends it: the code is in ``deploy_dir``.
+
+        ``filename``: the label faasd may send along; ``extra``: more fields.
+        """
+        doc: dict[str, Any] = {"deploy_dir": str(deploy_dir)}
+        if filename is not None:
+            doc["filename"] = filename
+        if entrypoint is not None:
+            doc["entrypoint"] = entrypoint
+        if env is not None:
+            doc["env"] = env
+        doc.update(extra or {})
+        headers = {"Content-Type": "application/json", **self.auth_headers(token)}
+        return self.request("POST", "/v2/specialize", json.dumps(doc, ensure_ascii=False).encode(), headers)
+
     def close(self) -> None:
         self.conn.close()
 
@@ -265,3 +294,35 @@ class HostRuntime(RuntimeClient):
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()
+
+
+def docker_client(images: Any = None) -> Any:
+    """The Docker client, or a test FAILURE saying what is missing (engine, SDK or
+    one of ``images``, default: the runtime images)."""
+    import pytest
+
+    try:
+        import docker
+        from docker.errors import ImageNotFound
+    except ImportError:  # pragma: no cover
+        pytest.fail("the docker SDK is not installed in this environment")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:
+        pytest.fail(f"the Docker engine is not reachable ({e}); start it, then run make images")
+    for image in IMAGES.values() if images is None else images:
+        try:
+            client.images.get(image)
+        except ImageNotFound:
+            pytest.fail(f"image {image} is missing: run scripts/build-images.sh (make images)")
+    return client
+
+
+def readable_by_all(root: Path) -> Path:
+    """Makes ``root`` readable (folders: searchable) by anyone, e.g. a container's uid 1000."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    return root

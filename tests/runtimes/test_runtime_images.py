@@ -6,19 +6,16 @@ when either is missing the tests FAIL (they do not skip).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
-from .support import IMAGES, LANGS, OWN, TOKEN_ENV, RuntimeClient, new_token, wait_healthy
+from .support import LANGS, TOKEN_ENV
 
 pytestmark = pytest.mark.docker
 
-LABEL = {"faasd.test": "runtimes"}
 HELLO = {
     "nodejs": ("hello.js", "module.exports = async (context) => 'hello ' + context.request.path;\n"),
     "python": ("hello.py", "def main(context):\n    return 'hello ' + context.request.path\n"),
@@ -59,68 +56,6 @@ BROKEN = {
     "nodejs": ("broken.js", "const a = 1;\nmodule.exports = () => {\n  return a +;\n};\n", 3),
     "python": ("broken.py", "a = 1\n\ndef main():\n    return a +\n", 4),
 }
-
-
-def docker_client():
-    """The Docker client, or a test FAILURE saying what is missing."""
-    try:
-        import docker
-        from docker.errors import ImageNotFound
-    except ImportError:  # pragma: no cover
-        pytest.fail("the docker SDK is not installed in this environment")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as e:
-        pytest.fail(f"the Docker engine is not reachable ({e}); start it, then run make images")
-    for image in IMAGES.values():
-        try:
-            client.images.get(image)
-        except ImageNotFound:
-            pytest.fail(f"image {image} is missing: run scripts/build-images.sh")
-    return client
-
-
-@pytest.fixture
-def start_container() -> Iterator[Callable[..., RuntimeClient]]:
-    """Starts a runtime container as faasd will: read-only root, tmpfs /tmp, no caps,
-    a fresh specialization token (``start(lang, token=None)``: none)."""
-    started: list = []
-    client = None
-
-    def start(lang: str, token: str | None = OWN) -> RuntimeClient:
-        nonlocal client
-        client = client or docker_client()
-        token = new_token() if token is OWN else token
-        c = client.containers.run(
-            IMAGES[lang],
-            detach=True,
-            environment={TOKEN_ENV: token} if token is not None else {},
-            read_only=True,
-            tmpfs={"/tmp": "rw,size=16m"},
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit="128m",
-            pids_limit=64,
-            labels=LABEL,
-        )
-        started.append(c)
-        c.reload()  # run() returns the attributes from before the start
-        ip = c.attrs["NetworkSettings"]["IPAddress"]
-        assert ip, f"container {c.short_id} has no IP address"
-        try:
-            wait_healthy(ip, 8888, what=f"{lang} container")
-        except AssertionError as e:
-            logs = c.logs().decode(errors="replace")
-            raise AssertionError(f"{e}\ncontainer logs:\n{logs}") from None
-        rt = RuntimeClient(ip, 8888, token=token)
-        rt.container = c  # type: ignore[attr-defined]
-        return rt
-
-    yield start
-    for c in started:
-        with contextlib.suppress(Exception):
-            c.remove(force=True)
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -338,3 +338,59 @@ async def test_the_code_limit_still_holds_on_its_own(registry: Registry) -> None
     await c.create_function({"name": "f", "environment": "nodejs", "code": HELLO})
     with pytest.raises(PayloadTooLarge, match="code is 1001 bytes; the limit is 1000"):
         await c.update_function("f", {"code": "x" * 1001})
+
+
+# -- packages: migration 0004 ---------------------------------------------------------------
+
+
+def _columns(database: Path, table: str) -> set[str]:
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def _tables(database: Path) -> set[str]:
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+async def test_an_install_from_before_packages_gets_the_stock_builders_once(registry: Registry) -> None:
+    c = await registry.open()
+    await c.create_function({"name": "old", "environment": "nodejs", "code": HELLO})
+    await c.create_environment({"name": "custom", "image": "me/img:1"})
+    await registry.close()
+    database = registry.root / "faasd.db"
+    command.downgrade(_alembic(database), "0003")
+    assert "builder" not in _columns(database, "environments")
+    assert "package" not in _function_columns(database)
+    assert "packages" not in _tables(database)
+
+    reopened = await registry.open()  # migrates to the newest revision again
+    assert "packages" in _tables(database)
+    builders = {name: env.builder for name, env in reopened.catalog.environments.items()}
+    assert builders == {
+        "nodejs": "faasd/builder-nodejs:latest",
+        "python": "faasd/builder-python:latest",
+        "custom": "",
+    }
+    old = reopened.catalog.functions["old"]
+    assert (old.package, old.code_sha256 != "", reopened.function_code("old").decode()) == ("", True, HELLO)
+    assert reopened.catalog.packages == {}
+
+    # A builder taken away afterwards stays away: the migration ran once.
+    await reopened.update_environment("python", {"builder": ""})
+    again = await registry.open()
+    assert again.catalog.environments["python"].builder == ""
+
+
+async def test_the_environment_api_fields_carry_the_builder(registry: Registry) -> None:
+    c = await registry.open()
+    env = await c.create_environment({"name": "py", "image": "me/py:1", "builder": "me/py-builder:1"})
+    assert env.to_json()["builder"] == "me/py-builder:1"
+    with pytest.raises(BadRequest, match="unknown field 'builders'"):
+        await c.update_environment("py", {"builders": "x"})
