@@ -502,7 +502,8 @@ def table(result: PackagesResult) -> str:
     )
     row("- redeploy, inside the command: new build seen succeeded", [_p50(e.redeploy_built, n) for e in envs])
     row(
-        "- redeploy, inside the command: from the build's end to its exit (its polls: 50 ms for 3 s, then 0.5 s; the function update)",
+        "- redeploy, inside the command: from the build's end to its exit "
+        "(its polls: 50 ms for 3 s, then 0.5 s; the function update)",
         [_p50(after_build(e), n) for e in envs],
     )
     row("- redeploy: old code's answers after the command returned", [str(e.stale_answers) for e in envs], "0")
