@@ -559,6 +559,18 @@ class _CheckedTarInfo(tarfile.TarInfo):
             raise _sparse(info.name)
         return info
 
+    # Older tarfiles (Python 3.11.2, Debian's) parse pax and GNU long-name headers
+    # without going through frombuf for the size check above: check here too.
+    def _proc_pax(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.size > _MAX_METADATA:
+            raise BadRequest(f"the archive has an extended header over {_MAX_METADATA} bytes")
+        return super()._proc_pax(tarfile)  # type: ignore[misc,no-any-return]
+
+    def _proc_gnulong(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.size > _MAX_METADATA:
+            raise BadRequest(f"the archive has an extended header over {_MAX_METADATA} bytes")
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc,no-any-return]
+
     # tarfile calls these for a member a pax header marks as sparse.
     def _proc_gnusparse_00(self, member: tarfile.TarInfo, *args: object) -> None:
         raise _sparse(member.name)
@@ -621,13 +633,18 @@ def _file_opener(path: str) -> Callable[[], _Reader]:
 
 
 def _strip_top(entries: dict[str, _Entry]) -> dict[str, _Entry]:
-    """``entries`` without their single top-level directory, when every member is under one."""
+    """``entries`` without their single top-level directory, when every member is under one.
+
+    Only a directory the archive names itself (``zip -r app.zip app``, ``tar czf
+    app.tgz app/``): an archive of a folder's contents whose only content is a
+    package folder (``greet/...``, no ``greet/`` entry) keeps it.
+    """
     tops = {path.partition("/")[0] for path in entries}
     if len(tops) != 1:
         return entries
     (top,) = tops
     head = entries.get(top)
-    if head is not None and head.kind != "dir":
+    if head is None or head.kind != "dir":
         return entries
     cut = len(top) + 1
     return {path[cut:]: entry for path, entry in entries.items() if path != top}

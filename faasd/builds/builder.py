@@ -8,8 +8,8 @@ change of code alone does not rebuild anything:
                                               manifests, local dependency files)
     deployment   = dependencies + source      overlaid by faasd itself, no container
 
-A package with its own ``buildcmd`` is built whole every time (its output is
-the deployment), cached by the whole source. Every step is reported to the
+A package with its own ``buildcmd`` is built whole every time; its deployment
+is the source with what the command left in $DEPLOY_PKG laid over it. Every step is reported to the
 registry's writer through :class:`BuildRecorder` (running, then succeeded
 with the deployment archive already in the package store, or failed with why),
 so ``faas pkg info`` and the calls of the package's functions see it.
@@ -26,6 +26,9 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -90,6 +93,8 @@ class Builder:
         """The controller, made after the builder (each needs the other); starts the workers."""
         self._recorder = recorder
         loop = asyncio.get_running_loop()
+        # What a killed faasd's builds left (their inputs and outputs) goes.
+        shutil.rmtree(self._workdir, ignore_errors=True)
         self._workdir.mkdir(parents=True, exist_ok=True)
         self._workers = [loop.create_task(self._work()) for _ in range(self._concurrency)]
 
@@ -121,7 +126,7 @@ class Builder:
             package = self._wanted.pop(name, None)
             if package is None:
                 continue
-            task = asyncio.get_running_loop().create_task(self._build_and_record(package))
+            task = asyncio.get_running_loop().create_task(self._guarded(package))
             self._running[name] = task
             try:
                 await asyncio.shield(task)
@@ -156,6 +161,15 @@ class Builder:
         assert self._recorder is not None
         return await self._recorder.record_build(package.name, status=status, deploy=deploy, log=log, error=error)
 
+    async def _guarded(self, package: Package) -> None:
+        """One build; an error recording it (the registry) is logged, never the end of the worker."""
+        try:
+            await self._build_and_record(package)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not record the build of %s", package.name)
+
     async def _build_and_record(self, package: Package) -> None:
         lines: list[str] = []
         began = self._clock()
@@ -165,8 +179,12 @@ class Builder:
             info = await self._build(package, lines)
         except asyncio.CancelledError:
             raise
-        except (BuildFailed, FaasdError, OSError) as exc:
-            message = getattr(exc, "message", None) or str(exc)
+        except Exception as exc:  # whatever it was, the package says so and the queue goes on
+            if isinstance(exc, BuildFailed | FaasdError | OSError):
+                message = getattr(exc, "message", None) or str(exc)
+            else:
+                log.exception("the build of %s failed unexpectedly", package.name)
+                message = f"internal error: {exc!r}; see faasd's log"
             lines.append(f"faasd: build failed: {message}")
             log.warning("package %s failed to build: %s", package.name, message)
             await self._record(package, BuildStatus.failed, log=_tail(lines), error=message)
@@ -184,12 +202,15 @@ class Builder:
         if not env.builder:
             raise BuildFailed(f"environment '{env.name}' has no builder image (faas env update --builder IMAGE)")
         source = self._store.path(package.source_sha256)
-        with tempfile.TemporaryDirectory(dir=self._workdir, prefix=f"{package.name}-") as tmp:
+        with tempfile.TemporaryDirectory(
+            dir=self._workdir, prefix=f"{package.name}-", ignore_cleanup_errors=True
+        ) as tmp:
             work = Path(tmp)
             if package.buildcmd:
                 lines.append(f"faasd: running the build command {package.buildcmd!r} in {env.builder}")
                 built = await self._run_builder(package, env, source, package.buildcmd, work, lines)
-                return await asyncio.to_thread(self._store_deployment, None, built, work)
+                # The source, with what the command left in $DEPLOY_PKG laid over it.
+                return await asyncio.to_thread(self._store_deployment, source, built, work)
             deps = await self._dependencies(package, env, source, work, lines)
             return await asyncio.to_thread(self._store_deployment, deps, source, work)
 
@@ -203,9 +224,15 @@ class Builder:
             return None
         local = await asyncio.to_thread(archive.members_matching, source, LOCAL_DEPENDENCIES)
         image_id = await self._backend.builder_image_id(env.builder)
-        key = hashlib.sha256(
-            json.dumps({"image": image_id, "manifests": manifests, "local": local}, sort_keys=True).encode()
-        ).hexdigest()
+        inputs: dict[str, object] = {"image": image_id, "manifests": manifests, "local": local}
+        refers = await asyncio.to_thread(_refers_to_local_paths, source)
+        if refers:
+            # The dependencies depend on more than the manifests: key them by the whole source.
+            inputs["source"] = package.source_sha256
+            lines.append(f"faasd: {refers}: the dependencies are keyed by the whole source")
+        # Per package: one package's build (its setup.py, its npm scripts) never lands in another's.
+        inputs["package"] = package.name
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
         cached = self._store.deps_path(key)
         if await asyncio.to_thread(cached.exists):
             lines.append(f"faasd: cache hit: dependencies {key[:12]} reused ({', '.join(sorted(manifests))} unchanged)")
@@ -243,14 +270,18 @@ class Builder:
         os.replace(normalized, target)
         return target
 
-    def _store_deployment(self, deps: Path | None, top: Path, work: Path) -> ArchiveInfo:
-        """dependencies + source (or the builder's whole output) under deploy/, into the package store."""
+    def _store_deployment(self, base: Path | None, top: Path, work: Path) -> ArchiveInfo:
+        """``base`` with ``top`` laid over it, under deploy/, into the package store.
+
+        Default builds: the cached dependencies, then the source. A build command:
+        the source, then what the command left in $DEPLOY_PKG (it wins).
+        """
         if top.name == "build-output.tar":  # the builder's own tar: bring it to the normalized form first
             normalized = work / "output.tar"
             archive.normalize(top, normalized)
             top = normalized
         deployment = work / "deploy.tar"
-        info = archive.overlay(deps, top, deployment, prefix="deploy", owner=0)
+        info = archive.overlay(base, top, deployment, prefix="deploy", owner=0)
         self._store.put(deployment, info)
         return info
 
@@ -260,3 +291,26 @@ def _tail(lines: list[str]) -> str:
     if len(text) <= LOG_LIMIT:
         return text
     return "[... earlier lines dropped ...]\n" + text[-LOG_LIMIT:]
+
+
+# requirements.txt lines that make the dependencies depend on other files of the source.
+_PIP_LOCAL = re.compile(r"^\s*(-r|-c|-e|--requirement|--constraint|--editable)\b|^\s*(\.{1,2}/|file:)", re.MULTILINE)
+
+
+def _refers_to_local_paths(source: Path) -> str:
+    """Why the manifests name other files of the source (a reason, or "" when they do not)."""
+    with tarfile.open(source) as tar:
+        for name in ("requirements.txt", "package.json"):
+            try:
+                member = tar.getmember(name)
+            except KeyError:
+                continue
+            if not member.isfile() or member.size > 1024 * 1024:
+                return f"{name} is not a small regular file"
+            handle = tar.extractfile(member)
+            text = handle.read().decode("utf-8", errors="replace") if handle is not None else ""
+            if name == "requirements.txt" and _PIP_LOCAL.search(text):
+                return "requirements.txt names other files (-r, -c, -e or a local path)"
+            if name == "package.json" and re.search(r'"(file|link):(?![^"]*\.(tgz|tar\.gz)")', text):
+                return "package.json names a local folder (file: or link:)"
+    return ""

@@ -343,6 +343,9 @@ class PackageControl:
                     changed = dataclasses.replace(changed, status=status, error=error, build_log="")
                 await self._store.update_package(changed)
                 self._put_package(changed)
+                if changed.deploy_sha256 != package.deploy_sha256:
+                    # A deployment given as it is: new code for the package's functions at once.
+                    await self._new_revisions(self._users(name), changed.updated_at)
             finally:
                 await self._release([src, dep])
             if rebuild:
@@ -428,12 +431,15 @@ class PackageControl:
     def deploy_for(self, fn: Function) -> Path:
         """The deployment archive a package's function runs (the pool's ``load_deploy``).
 
-        While a package is built again its last deployment keeps serving; with
-        none yet, or after a failed build, the calls get a 503 saying why.
+        While a package is built again, and after a later build failed, its last
+        good deployment keeps serving (a typo in a redeploy does not take the
+        function down); with none at all, the calls get a 503 saying why.
         """
         package = self.catalog.packages.get(fn.package)
         if package is None:
             raise PackageNotReady(f"function '{fn.name}' runs package '{fn.package}', which does not exist")
+        if package.deploy_sha256:
+            return self._blobs.path(package.deploy_sha256)
         if package.status is BuildStatus.failed:
             raise PackageNotReady(
                 f"package '{package.name}' of function '{fn.name}' failed to build: {package.error} "

@@ -28,7 +28,9 @@ import docker.errors
 from docker.types import Mount
 
 from faasd.builds.backend import BuildJob, BuildOutcome
+from faasd.core.entities import MAX_PACKAGE_BYTES
 from faasd.core.errors import EngineUnavailable, ImageNotFound
+from faasd.engines.firewall import FirewallError
 
 if TYPE_CHECKING:
     from faasd.engines.docker import DockerBackend
@@ -43,6 +45,13 @@ NPMRC_IN_BUILDER = "/etc/faasd/npmrc"
 PASSED_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "npm_config_registry")
 BUILD_MEMORY = "1g"
 LOG_TAIL = 64 * 1024
+# The tar of $DEPLOY_PKG, at most (then archive.normalize applies the package limits).
+MAX_OUTPUT_BYTES = MAX_PACKAGE_BYTES + 16 * 1024 * 1024
+
+
+class BuildOutputTooLarge(EngineUnavailable):
+    status = 413
+    code = "payload_too_large"
 
 
 class DockerBuilds:
@@ -58,17 +67,25 @@ class DockerBuilds:
 
     async def build(self, job: BuildJob, output: Path) -> BuildOutcome:
         began = time.monotonic()
+        create = asyncio.ensure_future(self._engine._run(self._create, job))
         try:
-            container_id = await self._engine._run(self._create, job)
+            container_id = await asyncio.shield(create)
+        except asyncio.CancelledError:
+            # The create goes on in its thread: remove what it makes.
+            create.add_done_callback(self._engine._remove_created)
+            raise
         except ImageNotFound as exc:
             return BuildOutcome(None, "", None, error=f"builder image {job.image} not found: {exc.message}")
-        except EngineUnavailable as exc:
-            return BuildOutcome(None, "", None, error=exc.message)
+        except (EngineUnavailable, FirewallError) as exc:
+            return BuildOutcome(None, "", None, error=str(getattr(exc, "message", exc)))
         try:
             return await self._run(container_id, job, output, began)
         finally:
             # Cancelled or not, the builder goes (shielded: a cancellation must not skip it).
-            await asyncio.shield(self._engine._run(self._engine._remove, container_id))
+            try:
+                await asyncio.shield(self._engine._run(self._engine._remove, container_id))
+            except EngineUnavailable as exc:
+                log.warning("could not remove the builder of %s: %s (removed at the next start)", job.package, exc)
 
     def _create(self, job: BuildJob) -> str:
         engine = self._engine
@@ -78,6 +95,9 @@ class DockerBuilds:
             "SRC_PKG": "/build/src",
             "DEPLOY_PKG": "/build/deploy",
             "HOME": "/tmp",
+            # Python does not import from the working directory (the source): a
+            # package's own pip.py or json.py cannot stand in for the real ones.
+            "PYTHONSAFEPATH": "1",
             **{k: v for k, v in os.environ.items() if k in PASSED_VARIABLES},
             **job.env,
         }
@@ -117,8 +137,12 @@ class DockerBuilds:
             user="1000:1000",
             log_config=engine._log_config,
         )
-        with job.source.open("rb") as source:
-            client.api.put_archive(container.id, "/build", source)
+        try:
+            with job.source.open("rb") as source:
+                client.api.put_archive(container.id, "/build", source)
+        except BaseException:
+            engine._remove(str(container.id))
+            raise
         return str(container.id)
 
     async def _run(self, container_id: str, job: BuildJob, output: Path, began: float) -> BuildOutcome:
@@ -159,7 +183,11 @@ class DockerBuilds:
         """$DEPLOY_PKG as a tar (its members under deploy/), streamed to ``output``."""
         stream, _stat = self._engine._docker().api.get_archive(container_id, "/build/deploy")
         tmp = output.with_suffix(".part")
+        written = 0
         with tmp.open("wb") as out:
             for chunk in stream:
+                written += len(chunk)
+                if written > MAX_OUTPUT_BYTES:
+                    raise BuildOutputTooLarge(f"the build's output is over {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB")
                 out.write(chunk)
         os.replace(tmp, output)

@@ -162,22 +162,58 @@ def test_a_build_past_its_time_fails_and_leaves_no_builder(
     wait_for(lambda: daemon.containers(build="slow") == [], "the builder container to go")
 
 
-def test_a_restart_during_a_build_leaves_nothing_running(
+def test_a_restart_during_a_build_builds_again_and_leaves_nothing_behind(
     start_faasd: Callable[..., FaasdProcess], tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    first = start_faasd(state_dir=state, default_poolsize=0, build_timeout=4)
+    first = start_faasd(state_dir=state, default_poolsize=0, build_timeout=120)
     source = tmp_path / "interrupted"
     source.mkdir()
     (source / "main.py").write_text("def main():\n    return 'x'\n")
     created = first.faas("package", "create", "--src", str(source), "--env", "python", "--buildcmd", "sleep 60")
     assert created.returncode == 0, created.stdout + created.stderr
-    wait_for(lambda: first.containers(build="interrupted") != [], "the builder container to start")
+    old = wait_for(lambda: first.containers(build="interrupted"), "the builder container to start")
+    assert package(first, "interrupted")["status"] == "running"
     first.kill9()
     second = start_faasd(state_dir=state, default_poolsize=0, build_timeout=4)
-    # The old builder is gone, and the build ends (here: timed out again), never stuck.
+    # The killed faasd's builder is gone; the build is submitted again, in a new builder...
+    new = wait_for(lambda: second.containers(build="interrupted"), "the build to start again", timeout=60)
+    assert {c.id for c in new}.isdisjoint({c.id for c in old})
+    # ... and ends (here: past the new faasd's time limit), never stuck at running.
     wait_for(lambda: package(second, "interrupted")["status"] == "failed", "the build to end", timeout=90)
+    assert "timed out after 4 s" in package(second, "interrupted")["error"]
     wait_for(lambda: second.containers(build="interrupted") == [], "no builder container left")
+
+
+def test_a_deployment_given_as_it_is_reaches_warm_instances(builder_daemon: FaasdProcess, tmp_path: Path) -> None:
+    first = tmp_path / "d1"
+    first.mkdir()
+    (first / "main.py").write_text("def main():\n    return 'deployment one'\n")
+    made = builder_daemon.faas("pkg", "create", "--name", "given", "--deploy", str(first), "--env", "python")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert package(builder_daemon, "given")["status"] == "succeeded"
+    assert builder_daemon.faas("fn", "create", "--name", "given-fn", "--pkg", "given").returncode == 0
+    url = f"{builder_daemon.url}/function/given-fn"
+    assert requests.get(url, timeout=60).text == "deployment one"  # an instance is warm now
+    second = tmp_path / "d2"
+    second.mkdir()
+    (second / "main.py").write_text("def main():\n    return 'deployment two'\n")
+    updated = builder_daemon.faas("pkg", "update", "--name", "given", "--deploy", str(second))
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert requests.get(url, timeout=60).text == "deployment two"
+
+
+def test_a_failed_rebuild_keeps_the_last_good_deployment_serving(builder_daemon: FaasdProcess, tmp_path: Path) -> None:
+    source = python_source(tmp_path / "steady", greeting="good")
+    assert deploy(builder_daemon, source, "--env", "python").returncode == 0
+    url = f"{builder_daemon.url}/function/steady"
+    assert requests.get(url, timeout=60).text.endswith(" good")
+    (source / "requirements.txt").write_text("--no-index\nno-such-thing==1\n")
+    assert deploy(builder_daemon, source, "--env", "python").returncode == 1
+    assert package(builder_daemon, "steady")["status"] == "failed"
+    # A typo in a redeploy does not take the function down, cold starts included.
+    builder_daemon.ok("PATCH", "/v1/functions/steady", json={"timeout": 30})  # new revision: a new instance
+    assert requests.get(url, timeout=60).text.endswith(" good")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -249,10 +250,15 @@ def server_command(lang: str) -> list[str]:
         if shutil.which("node"):
             return ["node", str(SERVER["nodejs"])]
         # No Node.js on this machine (a bare Debian has none): run the server in
-        # the runtime image, which is what faasd runs anyway.
+        # the runtime image, which is what faasd runs anyway. The host's temp
+        # folder is mounted where it is, read-only, so that the deploy_dir of a
+        # package test (a pytest tmp_path) is there too; as root in the
+        # container, which can read pytest's 0700 folders; code goes to /run.
+        tmp = tempfile.gettempdir()
         return [
             "docker", "run", "--rm", "--network", "host", "--label", "faasd.test=runtimes",
-            "-e", "PORT", "-e", "FAASD_CODE_DIR", "-e", TOKEN_ENV,
+            "--user", "0:0", "-v", f"{tmp}:{tmp}:ro",
+            "-e", "PORT", "-e", "FAASD_CODE_DIR=/run/faasd-function", "-e", TOKEN_ENV,
             "faasd/runtime-nodejs:latest", "node", "/app/server.js",
         ]  # fmt: skip
     return [sys.executable, "-u", str(SERVER["python"])]

@@ -159,7 +159,7 @@ EXPECTED_NAMES = [
 def test_zip_tar_targz_and_directory_give_byte_identical_tars(tmp_path: Path) -> None:
     sources = [
         make_zip(tmp_path / "a.zip", TREE),
-        make_zip(tmp_path / "b.zip", reversed(TREE), top="pkg", dirs=False),
+        make_zip(tmp_path / "b.zip", reversed(TREE), top="pkg"),
         make_tar(tmp_path / "c.tar", TREE),
         make_tar(tmp_path / "d.tar", reversed(TREE), top="."),
         make_tar(tmp_path / "e.tar.gz", TREE, top="pkg", gz=True),
@@ -175,6 +175,12 @@ def test_zip_tar_targz_and_directory_give_byte_identical_tars(tmp_path: Path) ->
     outputs.append(dest.read_bytes())
     assert all(o == outputs[0] for o in outputs)
     assert names(tmp_path / "out0.tar") == EXPECTED_NAMES
+
+
+def test_a_folder_without_its_own_entry_is_not_stripped(tmp_path: Path, out: Path) -> None:
+    """A zip of a folder's contents whose only content is a package folder keeps that folder."""
+    normalize(make_zip(tmp_path / "b.zip", TREE, top="greet", dirs=False), out)
+    assert names(out) == ["greet", *(f"greet/{name}" for name in EXPECTED_NAMES)]
 
 
 def test_archive_info_describes_the_written_tar(tmp_path: Path, out: Path) -> None:
@@ -214,7 +220,14 @@ def test_normalizing_a_normalized_tar_changes_nothing(tmp_path: Path, out: Path)
 def test_output_extracts_safely(tmp_path: Path, out: Path) -> None:
     normalize(make_zip(tmp_path / "a.zip", TREE), out)
     with tarfile.open(out) as tf:
-        tf.extractall(tmp_path / "x", filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: the strict filter must accept it
+            tf.extractall(tmp_path / "x", filter="data")
+        else:  # Debian's 3.11.2: every member must stay inside by itself
+            root = (tmp_path / "x").resolve()
+            for member in tf.getmembers():
+                assert (root / member.name).resolve().is_relative_to(root), member.name
+                assert not member.islnk() and not member.isdev(), member.name
+            tf.extractall(tmp_path / "x")
     assert (tmp_path / "x/lib/current").read_bytes() == b"X = 1\n" * 1000
 
 
@@ -704,3 +717,35 @@ def test_hashes_are_read_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     data = os.urandom(10_500)
     src = _normalized(tmp_path, "src", [("requirements.txt", "file", data, 0o644), ("x", "file", b"", 0)])
     assert file_hashes(src, {"requirements.txt"}) == {"requirements.txt": hashlib.sha256(data).hexdigest()}
+
+
+def _tar_of(path: Path, files: dict[str, str]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("files", "local"),
+    [
+        ({"requirements.txt": "--no-index\n--find-links ./wheels\ngreet==1.0\n"}, False),
+        ({"requirements.txt": "six==1.16\n"}, False),
+        ({"requirements.txt": "-r base.txt\n"}, True),
+        ({"requirements.txt": "-c constraints.txt\nsix\n"}, True),
+        ({"requirements.txt": "-e ./lib\n"}, True),
+        ({"requirements.txt": "./lib\n"}, True),
+        ({"package.json": '{"dependencies": {"x": "file:./vendor/x-1.0.0.tgz"}}'}, False),
+        ({"package.json": '{"dependencies": {"x": "file:./lib"}}'}, True),
+        ({"package.json": '{"dependencies": {"x": "^1.0.0"}}'}, False),
+    ],
+)
+def test_manifests_that_name_other_files_key_the_cache_by_the_whole_source(
+    tmp_path: Path, files: dict[str, str], local: bool
+) -> None:
+    from faasd.builds.builder import _refers_to_local_paths
+
+    assert bool(_refers_to_local_paths(_tar_of(tmp_path / "src.tar", files))) is local
