@@ -626,7 +626,10 @@ def test_cpu_limit_and_network_from_the_cli(faasd: FaasdProcess) -> None:
 
 
 def _zip(path: Path, files: dict[str, str]) -> Path:
+    """A zip as `zip -r` makes it: an entry for each folder too."""
     with zipfile.ZipFile(path, "w") as zf:
+        for folder in sorted({name.rsplit("/", 1)[0] + "/" for name in files if "/" in name}):
+            zf.writestr(folder, b"")
         for name, text in files.items():
             zf.writestr(name, text)
     return path
