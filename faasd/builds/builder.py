@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import tarfile
@@ -116,9 +115,6 @@ class Builder:
         running = self._running.get(name)
         if running is not None:
             running.cancel()
-
-    def status(self) -> dict[str, int]:
-        return {"queued": len(self._wanted), "running": len(self._running)}
 
     async def _work(self) -> None:
         while True:
@@ -233,8 +229,8 @@ class Builder:
         # Per package: one package's build (its setup.py, its npm scripts) never lands in another's.
         inputs["package"] = package.name
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-        cached = self._store.deps_path(key)
-        if await asyncio.to_thread(cached.exists):
+        if await asyncio.to_thread(self._store.has_deps, key):
+            cached = self._store.deps_path(key)
             lines.append(f"faasd: cache hit: dependencies {key[:12]} reused ({', '.join(sorted(manifests))} unchanged)")
             return cached
         lines.append(f"faasd: cache miss: installing dependencies {key[:12]} with {env.builder}")
@@ -265,10 +261,7 @@ class Builder:
         """Normalize the builder's output into the dependency cache (blocking)."""
         normalized = work / "deps.tar"
         archive.normalize(built, normalized)
-        target = self._store.deps_path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(normalized, target)
-        return target
+        return self._store.put_deps(key, normalized)
 
     def _store_deployment(self, base: Path | None, top: Path, work: Path) -> ArchiveInfo:
         """``base`` with ``top`` laid over it, under deploy/, into the package store.

@@ -148,5 +148,14 @@ class PackageStore:
             raise ValueError(f"not a dependency cache key: {key!r}")
         return self._deps / f"{key}.tar"
 
+    def put_deps(self, key: str, path: Path) -> Path:
+        """Move the normalized tar at ``path`` in as the dependency tree of ``key`` (fsynced first)."""
+        target = self.deps_path(key)
+        with open(path, "rb") as data:
+            os.fsync(data.fileno())
+        os.replace(path, target)
+        _fsync_dir(self._deps)
+        return target
+
     def has_deps(self, key: str) -> bool:
         return self.deps_path(key).is_file()

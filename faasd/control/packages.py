@@ -35,7 +35,7 @@ from faasd.builds.store import PackageStore
 from faasd.control.catalog import Catalog
 from faasd.core import validation as check
 from faasd.core.entities import BuildStatus, Function, Package
-from faasd.core.errors import BadRequest, Conflict, FaasdError, NotFound
+from faasd.core.errors import BadRequest, Conflict, FaasdError, NotFound, PackageNotReady
 from faasd.pool.manager import PoolManager
 from faasd.store.registry import Store, utcnow
 
@@ -44,13 +44,6 @@ log = logging.getLogger(__name__)
 MAX_BUILDCMD = 4096
 DEPLOY_PREFIX = "deploy"  # where a deployment archive's tree is (builder.py writes them so)
 NO_BUILDER = "no builder"  # the error of a package with a source on a faasd that cannot build
-
-
-class PackageNotReady(FaasdError):
-    """A function's package has no deployment to run: it is being built, or its build failed."""
-
-    status = 503
-    code = "package_not_ready"
 
 
 class BuildQueue(Protocol):

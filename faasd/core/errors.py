@@ -93,6 +93,23 @@ class EngineUnavailable(FaasdError):
     code = "engine_unavailable"
 
 
+class Overloaded(FaasdError):
+    """faasd holds as many client connections or waiting calls as it may; retry later."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, {"Retry-After": "1"} if headers is None else headers)
+
+
+class PackageNotReady(FaasdError):
+    """A function's package has no deployment to run: it is not built yet, or its build failed."""
+
+    status = 503
+    code = "package_not_ready"
+
+
 class ShuttingDown(FaasdError):
     """faasd is stopping and takes no new calls."""
 

@@ -17,14 +17,9 @@ MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
 
 def encode_specialization(filename: str, code: bytes, entrypoint: str, env: Mapping[str, str]) -> bytes:
     """The JSON body of ``POST /v2/specialize``."""
-    doc = {
-        "filename": filename,
-        "code": code.decode("utf-8", errors="replace"),
-        "entrypoint": entrypoint,
-        "env": dict(env),
-    }
-    # Not ASCII-escaped: UTF-8 source stays its own size on the wire.
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _encode(
+        {"filename": filename, "code": code.decode("utf-8", errors="replace"), "entrypoint": entrypoint, "env": env}
+    )
 
 
 # Where faasd unpacks a package's deployment archive in a runtime container
@@ -35,5 +30,10 @@ DEPLOY_DIR = DEPLOY_ROOT + "/deploy"
 
 def encode_deploy_specialization(label: str, entrypoint: str, env: Mapping[str, str]) -> bytes:
     """The JSON body of ``POST /v2/specialize`` for a package: the code is in :data:`DEPLOY_DIR` already."""
-    doc = {"filename": label, "deploy_dir": DEPLOY_DIR, "entrypoint": entrypoint, "env": dict(env)}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _encode({"filename": label, "deploy_dir": DEPLOY_DIR, "entrypoint": entrypoint, "env": env})
+
+
+def _encode(doc: Mapping[str, object]) -> bytes:
+    # Not ASCII-escaped: UTF-8 source stays its own size on the wire.
+    fields = {k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()}
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -119,7 +119,8 @@ class DockerBackend:
         return client
 
     def _remove_leftovers(self) -> None:
-        """Once, before the firewall is rebuilt: an earlier faasd's containers go first."""
+        """Once, before the firewall is rebuilt: an earlier faasd's containers go first
+        (already done when faasd's start called :meth:`remove_managed`)."""
         if not self._leftovers_removed:
             for container_id in self._managed_ids():
                 self._remove(container_id)
@@ -482,6 +483,7 @@ class DockerBackend:
     async def remove_managed(self) -> int:
         ids = await self._run(self._managed_ids)
         await asyncio.gather(*(self._run(self._remove, cid) for cid in ids))
+        self._leftovers_removed = True  # the firewall set-up need not look again
         if ids:
             log.info("removed %d container(s) labelled faasd.owner=%s", len(ids), self._owner)
         return len(ids)

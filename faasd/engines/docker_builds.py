@@ -29,7 +29,7 @@ from docker.types import Mount
 
 from faasd.builds.backend import BuildJob, BuildOutcome
 from faasd.core.entities import MAX_PACKAGE_BYTES
-from faasd.core.errors import EngineUnavailable, ImageNotFound
+from faasd.core.errors import EngineUnavailable, ImageNotFound, PayloadTooLarge
 from faasd.engines.firewall import FirewallError
 
 if TYPE_CHECKING:
@@ -47,11 +47,6 @@ BUILD_MEMORY = "1g"
 LOG_TAIL = 64 * 1024
 # The tar of $DEPLOY_PKG, at most (then archive.normalize applies the package limits).
 MAX_OUTPUT_BYTES = MAX_PACKAGE_BYTES + 16 * 1024 * 1024
-
-
-class BuildOutputTooLarge(EngineUnavailable):
-    status = 413
-    code = "payload_too_large"
 
 
 class DockerBuilds:
@@ -188,6 +183,6 @@ class DockerBuilds:
             for chunk in stream:
                 written += len(chunk)
                 if written > MAX_OUTPUT_BYTES:
-                    raise BuildOutputTooLarge(f"the build's output is over {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB")
+                    raise PayloadTooLarge(f"the build's output is over {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB")
                 out.write(chunk)
         os.replace(tmp, output)

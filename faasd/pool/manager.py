@@ -38,7 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from faasd.core.entities import Environment, Function
-from faasd.core.errors import EngineUnavailable, FaasdError, NotFound, ShuttingDown, TooManyRequests, UpstreamError
+from faasd.core.errors import (
+    EngineUnavailable,
+    FaasdError,
+    NotFound,
+    Overloaded,
+    ShuttingDown,
+    TooManyRequests,
+    UpstreamError,
+)
 from faasd.pool.backend import Container, ContainerBackend, Specialization
 from faasd.pool.background import Background
 from faasd.pool.envpool import EnvironmentPools
@@ -53,16 +61,6 @@ HEALTH_FAILURES = 2
 # Code blobs kept in memory after a read, all together (the least recently used go first).
 CODE_CACHE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_QUEUED_CALLS = 5000
-
-
-class Overloaded(FaasdError):
-    """Too many calls are waiting for an instance already; retry later."""
-
-    status = 503
-    code = "overloaded"
-
-    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message, {"Retry-After": "1"} if headers is None else headers)
 
 
 @dataclass(eq=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from faasd.core.errors import Overloaded
 from faasd.dataplane.server import ClientConnection
-from faasd.pool.manager import Overloaded
 from tests.dataplane.conftest import MakeFront, Running
 from tests.dataplane.support import FakeFunctionServer, RawClient, wait_until
 

@@ -20,7 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 RUNTIMES = REPO / "runtimes"
 LANGS = ("nodejs", "python")
 SERVER = {"nodejs": RUNTIMES / "nodejs" / "server.js", "python": RUNTIMES / "python" / "server.py"}
-IMAGES = {"nodejs": "faasd/runtime-nodejs:latest", "python": "faasd/runtime-python:latest"}
+IMAGES = {
+    "nodejs": "faasd/runtime-nodejs:latest",
+    "python": "faasd/runtime-python:latest",
+    "ruby": "faasd/runtime-ruby:latest",
+}
 BUILDERS = {"nodejs": "faasd/builder-nodejs:latest", "python": "faasd/builder-python:latest"}
 # Where faasd puts a package's deployment in a runtime container (read-only).
 DEPLOY_DIR = "/faasd/deploy"

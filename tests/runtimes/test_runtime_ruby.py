@@ -2,30 +2,26 @@
 
 Every test starts the server as faasd does: a container with a read-only root,
 a tmpfs at /tmp, no capabilities and a fresh specialization token, labelled
-faasd.test=ruby and removed afterwards. Needs a running Docker engine and the
+faasd.test=runtimes and removed afterwards. Needs a running Docker engine and the
 image (make images); when either is missing the tests FAIL (they do not skip).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import OWN, TOKEN_ENV, Response, RuntimeClient, new_token, wait_healthy, wait_until
+from .support import Response, RuntimeClient, wait_until
 
 pytestmark = pytest.mark.docker
 
-IMAGE = "faasd/runtime-ruby:latest"
-LABEL = {"faasd.test": "ruby"}
 DEPLOY_DIR = "/faasd/deploy"
 MiB = 1024 * 1024
 
@@ -97,70 +93,11 @@ end
 # -- the container ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engine() -> Any:
-    """The Docker client; a FAILURE when the engine or the image is missing."""
-    try:
-        import docker
-        from docker.errors import ImageNotFound
-    except ImportError:  # pragma: no cover
-        pytest.fail("the docker SDK is not installed in this environment")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as e:
-        pytest.fail(f"the Docker engine is not reachable ({e}); start it, then run make images")
-    try:
-        client.images.get(IMAGE)
-    except ImageNotFound:
-        pytest.fail(f"image {IMAGE} is missing: run scripts/build-images.sh (make images)")
-    return client
-
-
 @pytest.fixture
-def start(engine: Any) -> Iterator[Callable[..., RuntimeClient]]:
-    """Starts the Ruby runtime as faasd does; ``start(token=None)``: without a token,
-    ``start(deploy=path)``: the host folder mounted read-only at /faasd/deploy."""
-    started: list[Any] = []
-
-    def run(token: str | None = OWN, deploy: Path | None = None) -> RuntimeClient:
-        token = new_token() if token is OWN else token
-        volumes = {}
-        if deploy is not None:
-            for dirpath, _dirs, files in os.walk(deploy):  # readable by the container's uid 1000
-                os.chmod(dirpath, 0o755)
-                for name in files:
-                    os.chmod(os.path.join(dirpath, name), 0o644)
-            volumes[str(deploy)] = {"bind": DEPLOY_DIR, "mode": "ro"}
-        c = engine.containers.run(
-            IMAGE,
-            detach=True,
-            environment={TOKEN_ENV: token} if token is not None else {},
-            read_only=True,
-            tmpfs={"/tmp": "rw,size=16m"},
-            volumes=volumes,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit="128m",
-            pids_limit=64,
-            labels=LABEL,
-        )
-        started.append(c)
-        c.reload()
-        ip = c.attrs["NetworkSettings"]["IPAddress"]
-        assert ip, f"container {c.short_id} has no IP address"
-        try:
-            wait_healthy(ip, 8888, what="ruby container")
-        except AssertionError as e:
-            raise AssertionError(f"{e}\ncontainer logs:\n{c.logs().decode(errors='replace')}") from None
-        rt = RuntimeClient(ip, 8888, token=token)
-        rt.container = c  # type: ignore[attr-defined]
-        return rt
-
-    yield run
-    for c in started:
-        with contextlib.suppress(Exception):
-            c.remove(force=True)
+def start(start_container: Callable[..., RuntimeClient]) -> Callable[..., RuntimeClient]:
+    """Starts the Ruby runtime as faasd does (conftest's start_container); ``start(token=None)``:
+    without a token, ``start(deploy=path)``: the host folder mounted read-only at /faasd/deploy."""
+    return lambda **options: start_container("ruby", **options)
 
 
 def logs(rt: RuntimeClient, wanted: str) -> str:

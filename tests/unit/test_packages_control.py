@@ -29,9 +29,9 @@ from faasd.builds.archive import ArchiveInfo
 from faasd.builds.store import PackageStore
 from faasd.control.api import AdminApi
 from faasd.control.controller import STOCK_BUILDERS, Controller
-from faasd.control.packages import NO_BUILDER, PackageNotReady
+from faasd.control.packages import NO_BUILDER
 from faasd.core.entities import MAX_PACKAGE_BYTES, BuildStatus, Function, Package
-from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.core.errors import BadRequest, Conflict, NotFound, PackageNotReady, PayloadTooLarge
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
 from faasd.store.registry import Store

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from faasd.core.entities import Environment, Function
-from faasd.core.errors import EngineUnavailable, FaasdError, TooManyRequests
+from faasd.core.errors import EngineUnavailable, FaasdError, Overloaded, TooManyRequests
 from faasd.pool.backend import Container, LogLine
 from faasd.pool.logs import FunctionLogs
-from faasd.pool.manager import Overloaded, PoolManager
+from faasd.pool.manager import PoolManager
 from tests.fakes import FakeBackend
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
