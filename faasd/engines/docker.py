@@ -440,8 +440,10 @@ class DockerBackend:
             except docker.errors.NotFound:
                 return None
 
-        # A killed container takes a moment to be reported as stopped.
-        for _ in range(20):
+        # A killed container takes a moment to be reported as stopped, and the
+        # kernel's out-of-memory event may reach the engine after the exit
+        # (SIGKILL, code 137): wait for either, a bounded while.
+        for attempt in range(20):
             state = await self._run(inspect)
             if state is None:
                 return "its container is gone"
@@ -451,7 +453,8 @@ class DockerBackend:
                         lambda: self._docker().api.inspect_container(container.id)["HostConfig"]["Memory"]
                     )
                     return f"out of memory (limit {int(limit) // (1024 * 1024)} MB)"
-                return f"its process exited with code {state.get('ExitCode')}"
+                if state.get("ExitCode") != 137 or attempt == 19:
+                    return f"its process exited with code {state.get('ExitCode')}"
             await asyncio.sleep(0.05)
         return None
 
