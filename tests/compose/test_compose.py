@@ -128,7 +128,7 @@ class Stack:
         """Names of containers of this project or of its faasd, running or not."""
         found = self.engine.api.containers(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
         found += self.engine.api.containers(all=True, filters={"label": f"faasd.owner={self.owner}"})
-        return sorted({c["Names"][0].lstrip("/") for c in found})
+        return sorted({(c.get("Names") or [c["Id"][:12]])[0].lstrip("/") for c in found})
 
     def wait_healthy(self, what: str) -> None:
         try:

@@ -8,7 +8,6 @@ failed test.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -134,8 +133,11 @@ class FaasdProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         for container in self.containers():
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 self.engine.api.remove_container(container.id, force=True)
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (404, 409):  # gone, or its removal already in progress
+                    raise
         # A faasd killed with -9 leaves its (inert) firewall chains: remove them too.
         HostFirewall(self.owner).teardown()
 
@@ -148,7 +150,8 @@ class FaasdProcess:
         """This faasd's containers, by label, in one list call (no inspect that a removal can race)."""
         filters = [f"faasd.owner={self.owner}"] + [f"faasd.{k}={v}" for k, v in labels.items()]
         found = self.engine.api.containers(all=True, filters={"label": filters})
-        return [ContainerRef(c["Id"], c["Names"][0].lstrip("/")) for c in found]
+        # A container the engine is removing is listed with no names: it is named by its id then.
+        return [ContainerRef(c["Id"], (c.get("Names") or [c["Id"][:12]])[0].lstrip("/")) for c in found]
 
     # -- API ----------------------------------------------------------------
 
