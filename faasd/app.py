@@ -24,13 +24,16 @@ from faasd.builds.store import PackageStore
 from faasd.control.api import AdminApi
 from faasd.control.auth import load_or_create_token, token_middleware
 from faasd.control.controller import Controller
+from faasd.control.events_api import EventsApi
 from faasd.control.uploads import clear_upload_dir
 from faasd.core.entities import Function
 from faasd.core.errors import EngineUnavailable, FaasdError, NotFound
 from faasd.core.settings import Settings
 from faasd.engines.docker import DockerBackend
 from faasd.engines.docker_builds import DockerBuilds
+from faasd.engines.docker_events import DockerEvents
 from faasd.engines.firewall import FirewallError
+from faasd.events.service import Events, start_events
 from faasd.pool.backend import ContainerBackend
 from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
@@ -79,8 +82,11 @@ class Services:
     logs: FunctionLogs
     watcher: asyncio.Task[None] | None = None  # re-checks the network and the host firewall
     builder: Builder | None = None
+    events: Events | None = None
 
     async def close(self) -> None:
+        if self.events is not None:
+            await self.events.close()  # deliveries in flight are cut off: they run again at the next start
         if self.builder is not None:
             await self.builder.close()  # builds in progress stop; their containers go
         for task in (self.reaper, self.watcher):
@@ -160,7 +166,9 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     loop = asyncio.get_running_loop()
     reaper = loop.create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
     watcher = loop.create_task(backend.watch_isolation()) if isinstance(backend, DockerBackend) else None
-    return Services(settings, session, backend, store, pool, controller, reaper, logs, watcher, builder)
+    source = DockerEvents(backend) if isinstance(backend, DockerBackend) else None
+    events = await start_events(settings, store, controller, pool, session, source)
+    return Services(settings, session, backend, store, pool, controller, reaper, logs, watcher, builder, events)
 
 
 async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
@@ -177,6 +185,11 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     )
     isolation = services.backend.isolation_report if isinstance(services.backend, DockerBackend) else None
     api = AdminApi(services.controller, services.pool, services.logs, isolation, upload_dir=settings.upload_dir)
+    if services.events is not None:
+        ev = services.events
+        events_api = EventsApi(services.controller, ev.queue, ev.dispatcher, ev.triggers, ev.timers, ev.watcher)
+        events_api.add_routes(app, api)
+        api.status_sections["events"] = events_api.status
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})

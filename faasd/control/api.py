@@ -81,8 +81,10 @@ class AdminApi:
         # Where package uploads are streamed to (<state dir>/tmp), and their limit (compressed).
         self._upload_dir = upload_dir if upload_dir is not None else Path(tempfile.gettempdir())
         self._max_package_bytes = max_package_bytes
+        # More sections of GET /v1/status, by key (the events' queue, timers and watches).
+        self.status_sections: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {}
         c = controller
-        self.resources = (
+        self.resources: tuple[Resource, ...] = (
             Resource(
                 "environment",
                 "/v1/environments",
@@ -271,8 +273,10 @@ class AdminApi:
 
     async def status(self, request: web.Request) -> web.Response:
         catalog = self._controller.catalog
+        sections = {key: await section() for key, section in self.status_sections.items()}
         return web.json_response(
             {
+                **sections,
                 "version": __version__,
                 "isolation": self._isolation() if self._isolation is not None else None,
                 "environments": [

@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from faasd.builds.store import PackageStore
 from faasd.control.catalog import Catalog
@@ -23,6 +23,7 @@ from faasd.control.packages import BuildQueue, PackageControl, builder_of
 from faasd.core import validation as check
 from faasd.core.entities import DEFAULT_TIMEOUT, NETWORKS, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from faasd.core.events import MAX_RETRIES, MAX_RETRY_MAX_AGE
 from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_deploy_specialization, encode_specialization
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
@@ -52,9 +53,31 @@ FUNCTION_FIELDS = {
     "queue_timeout",
     "cpu_millis",
     "network",
+    "retries",
+    "retry_max_age",
 }
 # The fields that make up the specialization request a runtime is sent.
 SPECIALIZATION_FIELDS = {"code", "filename", "entrypoint", "env", "secrets"}
+
+
+class Dependents(Protocol):
+    def users_of(self, function: str) -> list[str]:
+        """What refers to ``function``, as users name it ("timer 'nightly'")."""
+        ...
+
+    def forget_function(self, function: str) -> None:
+        """``function`` was deleted, with what referred to it."""
+        ...
+
+
+ROUTE_FIELDS = {"name", "method", "url", "function", "async"}
+
+
+def _async_flag(body: dict[str, Any], default: bool) -> bool:
+    value = body.get("async", default)
+    if not isinstance(value, bool):
+        raise BadRequest("async must be true or false")
+    return value
 
 
 def _get(mapping: Any, kind: str, name: str) -> Any:
@@ -88,6 +111,13 @@ class Controller(PackageControl):
         self._max_specialize_bytes = max_specialize_bytes
         self._lock = asyncio.Lock()
         self.catalog = Catalog()
+        # Who else holds references to functions (timers, watches: faasd/events/triggers.py).
+        self.dependents: list[Dependents] = []
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The registry's write lock, for the writers of other parts that refer to functions."""
+        return self._lock
 
     async def start(self, stock: dict[str, str], marker: Path, builders: Mapping[str, str] = STOCK_BUILDERS) -> None:
         """Load the registry; on the very first start, register the stock environments.
@@ -222,6 +252,10 @@ class Controller(PackageControl):
         if "idle_timeout" in body:
             idle = body["idle_timeout"]
             fields["idle_timeout"] = None if idle is None else check.integer(idle, "idle_timeout", 1, 86400)
+        if "retries" in body:
+            fields["retries"] = check.integer(body["retries"], "retries", 0, MAX_RETRIES)
+        if "retry_max_age" in body:
+            fields["retry_max_age"] = check.integer(body["retry_max_age"], "retry_max_age", 1, MAX_RETRY_MAX_AGE)
         low = fields.get("min_instances", current.min_instances if current else 0)
         high = fields.get("max_instances", current.max_instances if current else Function.max_instances)
         if low > high:
@@ -364,14 +398,25 @@ class Controller(PackageControl):
             if routes and not force:
                 listed = ", ".join(f"{t.method} {t.url}" for t in routes)
                 raise Conflict(f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true")
+            others = [user for d in self.dependents for user in d.users_of(name)]
+            if others and not force:
+                raise Conflict(
+                    f"function '{name}' is used by {', '.join(others)}; delete them first or pass force=true"
+                )
             await self._store.delete_function(name)
             self.catalog = self.catalog.replace(
                 functions=[f for f in self.catalog.functions.values() if f.name != name],
                 triggers=[t for t in self.catalog.triggers.values() if t.function != name],
             )
             self._forget_code(fn.code_sha256)
+        self._functions_gone(name)
+
+    def _functions_gone(self, name: str) -> None:
+        """After a delete: the pool and the dependents let go of the function."""
         self._pool.remove_function(name)
         self._pool.forget_logs(name)
+        for dependent in self.dependents:
+            dependent.forget_function(name)
 
     def function_code(self, name: str) -> bytes:
         fn: Function = _get(self.catalog.functions, "function", name)
@@ -397,7 +442,7 @@ class Controller(PackageControl):
             raise Conflict(f"route {method} {url} exists already (route '{other.name}' -> function '{other.function}')")
 
     async def create_trigger(self, body: dict[str, Any]) -> HttpTrigger:
-        check.known_fields(body, {"name", "method", "url", "function"})
+        check.known_fields(body, ROUTE_FIELDS)
         method = check.method(body.get("method", "GET"))
         url = check.url_pattern(body.get("url"))
         function = check.name(body.get("function"), "function")
@@ -408,13 +453,13 @@ class Controller(PackageControl):
                 raise Conflict(f"route '{name}' exists already")
             self._check_route(method, url, function)
             now = utcnow()
-            trigger = HttpTrigger(name, method, url, function, now, now)
+            trigger = HttpTrigger(name, method, url, function, now, now, is_async=_async_flag(body, False))
             await self._store.add_trigger(trigger, check.url_key(url))
             self.catalog = self.catalog.replace(triggers=[*self.catalog.triggers.values(), trigger])
         return trigger
 
     async def update_trigger(self, name: str, body: dict[str, Any]) -> HttpTrigger:
-        check.known_fields(body, {"name", "method", "url", "function"})
+        check.known_fields(body, ROUTE_FIELDS)
         async with self._lock:
             trigger: HttpTrigger = _get(self.catalog.triggers, "route", name)
             if body.get("name", name) != name:
@@ -424,6 +469,7 @@ class Controller(PackageControl):
                 method=check.method(body["method"]) if "method" in body else trigger.method,
                 url=check.url_pattern(body["url"]) if "url" in body else trigger.url,
                 function=check.name(body["function"], "function") if "function" in body else trigger.function,
+                is_async=_async_flag(body, trigger.is_async),
                 updated_at=utcnow(),
             )
             self._check_route(changed.method, changed.url, changed.function, exclude=name)

@@ -85,6 +85,8 @@ class PackageControl:
     _package_store: PackageStore | None
     _builds: BuildQueue | None
 
+    def _functions_gone(self, name: str) -> None: ...  # the controller's
+
     # -- helpers -------------------------------------------------------------------
 
     @property
@@ -384,8 +386,7 @@ class PackageControl:
                 self._builds.cancel(name)
             await self._collect_packages()
         for fn in users:
-            self._pool.remove_function(fn.name)
-            self._pool.forget_logs(fn.name)
+            self._functions_gone(fn.name)
         log.info("package %s deleted%s", name, f" with function(s) {', '.join(sorted(gone))}" if gone else "")
 
     async def record_build(

@@ -91,6 +91,10 @@ class Function:
     # package's deployment archive (package, with entrypoint in Fission's
     # spelling: Python "module.func", Node.js "file.export").
     package: str = ""
+    # Asynchronous calls (faasd/core/events.py): retries after the first
+    # attempt, and the age in seconds past which a call is a dead letter.
+    retries: int = 4
+    retry_max_age: int = 21600
 
     @property
     def version(self) -> tuple[float, int]:
@@ -122,6 +126,8 @@ class Function:
             "cpu_millis": self.cpu_millis,
             "network": self.network,
             "package": self.package,
+            "retries": self.retries,
+            "retry_max_age": self.retry_max_age,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
@@ -135,6 +141,7 @@ class HttpTrigger:
     function: str
     created_at: datetime
     updated_at: datetime
+    is_async: bool = False  # calls are queued: 202 and a call id (faasd/events)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +149,7 @@ class HttpTrigger:
             "method": self.method,
             "url": self.url,
             "function": self.function,
+            "async": self.is_async,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }

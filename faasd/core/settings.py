@@ -60,6 +60,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("container_log_max_size", "10m", "json-file log rotation of every container: size of one file"),
     Option("container_log_max_files", "3", "json-file log rotation of every container: files kept", int),
     Option("build_timeout", "600", "seconds a package's build may take; then it fails", float),
+    Option(
+        "max_async_queue", "10000", "asynchronous calls queued or running, all functions together; beyond, 503", int
+    ),
+    Option("async_concurrency", "32", "asynchronous deliveries in flight at once, all functions together", int),
 )
 
 
@@ -88,6 +92,8 @@ class Settings:
     container_log_max_size: str = "10m"
     container_log_max_files: int = 3
     build_timeout: float = 600.0
+    max_async_queue: int = 10000
+    async_concurrency: int = 32
 
     @property
     def database_path(self) -> Path:
@@ -165,6 +171,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--firewall must be auto, on or off")
     if settings.max_connections < 1 or settings.max_queued_calls < 1:
         parser.error("--max-connections and --max-queued-calls must be at least 1")
+    if settings.max_async_queue < 1 or settings.async_concurrency < 1:
+        parser.error("--max-async-queue and --async-concurrency must be at least 1")
     if settings.build_timeout <= 0:
         parser.error("--build-timeout must be positive")
     if settings.container_log_max_files < 1:

@@ -17,11 +17,14 @@ SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
-RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/function")
+RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/function", "/async-function")
 
 
 def is_admin_path(path: str) -> bool:
-    """Whether the admin app answers ``path``: a reserved prefix, or below one, other than /function."""
+    """Whether the admin app answers ``path``: a reserved prefix, or below one, other than /function.
+
+    /async-function is answered there (the call is stored, then 202), without the token like /function.
+    """
     slash = path.find("/", 1)
     root = path if slash < 0 else path[:slash]
     return root != "/function" and root in RESERVED_PREFIXES

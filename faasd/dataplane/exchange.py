@@ -176,6 +176,17 @@ class Exchange:
         except FaasdError as err:
             self.fail(err)
             return
+        if match.is_async:
+            # A route with --async: the admin app stores the call and answers 202
+            # (faasd/control/events_api.py). /async-route/ is not an admin path,
+            # so only this rewrite reaches it, never a client.
+            self.admin = True
+            self.key = client.front.admin_key
+            self.target = b"/async-route/" + fn.name.encode() + self.target
+            self._params = http.params_header(match.params)
+            self._continue()
+            client.front.upstreams.acquire(self.key, self._on_upstream)
+            return
         self.fn_name = fn.name
         self.timeout = fn.timeout
         limit = self.limit = client.front.config.max_body_bytes
@@ -264,7 +275,7 @@ class Exchange:
             host=None if admin else self.key.partition("://")[2].encode(),
             peer=self.client.peer,
             append_forwarded_for=not admin,
-            params=None if admin else self._params,
+            params=None if admin and not self.target.startswith(b"/async-route/") else self._params,
             framing=framing,
         )
 

@@ -22,14 +22,15 @@ from faasd.core.validation import PARAM_RE
 class Match:
     function: str
     params: dict[str, str]
+    is_async: bool = False  # the route queues its calls (202 and a call id) instead of answering them
 
 
 @dataclass
 class _Node:
     literals: dict[str, _Node] = field(default_factory=dict)
     param: _Node | None = None
-    # At the end of a pattern: method -> (function, parameter names in order).
-    methods: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # At the end of a pattern: method -> (function, parameter names in order, async route).
+    methods: dict[str, tuple[str, tuple[str, ...], bool]] = field(default_factory=dict)
 
 
 def split_path(path: str) -> list[str]:
@@ -50,17 +51,19 @@ def _for_method(methods: dict[str, V], method: str) -> V | None:
 class RouteTable:
     """Immutable after construction."""
 
-    def __init__(self, routes: Iterable[tuple[str, str, str]] = ()) -> None:
-        """``routes`` holds (method, url pattern, function) triples."""
-        self._static: dict[str, dict[str, str]] = {}
+    def __init__(self, routes: Iterable[tuple[str, str, str] | tuple[str, str, str, bool]] = ()) -> None:
+        """``routes`` holds (method, url pattern, function[, async]) tuples."""
+        self._static: dict[str, dict[str, tuple[str, bool]]] = {}
         self._root = _Node()
         self.size = 0
-        for method, url, function in routes:
+        for route in routes:
+            method, url, function = route[0], route[1], route[2]
+            is_async = len(route) > 3 and bool(route[3])
             self.size += 1
             parts = split_path(url)
             params = [PARAM_RE.fullmatch(p) for p in parts]
             if not any(params):
-                self._static.setdefault("/" + "/".join(parts), {})[method] = function
+                self._static.setdefault("/" + "/".join(parts), {})[method] = (function, is_async)
                 continue
             node = self._root
             for part, param in zip(parts, params, strict=True):
@@ -69,16 +72,16 @@ class RouteTable:
                     node = node.param
                 else:
                     node = node.literals.setdefault(part, _Node())
-            node.methods[method] = (function, tuple(m.group(1) for m in params if m))
+            node.methods[method] = (function, tuple(m.group(1) for m in params if m), is_async)
 
     def match(self, method: str, path: str) -> Match:
         parts = split_path(path)
         allowed: set[str] = set()
         static = self._static.get("/" + "/".join(parts))
         if static is not None:
-            function = _for_method(static, method)
-            if function is not None:
-                return Match(function, {})
+            target = _for_method(static, method)
+            if target is not None:
+                return Match(target[0], {}, target[1])
             allowed.update(static)
         found = self._walk(self._root, parts, 0, [], method, allowed)
         if found is not None:
@@ -98,8 +101,8 @@ class RouteTable:
             if hit is None:
                 allowed.update(node.methods)
                 return None
-            function, names = hit
-            return Match(function, dict(zip(names, values, strict=True)))
+            function, names, is_async = hit
+            return Match(function, dict(zip(names, values, strict=True)), is_async)
         literal = node.literals.get(parts[depth])
         if literal is not None:
             found = self._walk(literal, parts, depth + 1, values, method, allowed)

@@ -180,6 +180,10 @@ class DockerBackend:
         if self._client is not None:
             self._client.close()
 
+    def engine_http(self) -> tuple[aiohttp.ClientSession, str]:
+        """The session to the engine's API and its base URL (faasd/engines/docker_events.py uses it too)."""
+        return self._engine_http()
+
     def _engine_http(self) -> tuple[aiohttp.ClientSession, str]:
         """An aiohttp session to the engine's own API (for streams the SDK would block a thread on)."""
         if self._engine_session is None:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -50,6 +62,9 @@ class FunctionRow(Base):
     network: Mapped[str] = mapped_column(String(16), server_default="default")
     # The package whose deployment archive the function runs; "" for a single source file.
     package: Mapped[str] = mapped_column(String(63), server_default="")
+    # Asynchronous calls: retries after the first attempt, and the age past which a call is a dead letter.
+    retries: Mapped[int] = mapped_column(Integer, server_default="4")
+    retry_max_age: Mapped[int] = mapped_column(Integer, server_default="21600")
 
 
 class HttpTriggerRow(Base):
@@ -65,6 +80,8 @@ class HttpTriggerRow(Base):
     function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Calls on this route are queued (202 and a call id) instead of answered.
+    is_async: Mapped[bool] = mapped_column(Boolean, server_default="0")
 
 
 class PackageRow(Base):
@@ -84,3 +101,67 @@ class PackageRow(Base):
     error: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InvocationRow(Base):
+    """An asynchronous call: its request, where it is, its attempts and its answer (times: Unix seconds)."""
+
+    __tablename__ = "invocations"
+    __table_args__ = (Index("ix_invocations_status_next", "status", "next_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    function: Mapped[str] = mapped_column(String(63), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    headers_json: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    trigger: Mapped[str] = mapped_column(String(16))
+    trigger_name: Mapped[str] = mapped_column(String(63), server_default="")
+    callback_url: Mapped[str] = mapped_column(Text, server_default="")
+    # Unique while set; cleared when the call's result expires.
+    idempotency_key: Mapped[str | None] = mapped_column(String(320), nullable=True, unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    next_at: Mapped[float] = mapped_column(Float)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    max_age: Mapped[int] = mapped_column(Integer)
+    attempts_json: Mapped[str] = mapped_column(Text, server_default="[]")
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_headers_json: Mapped[str] = mapped_column(Text, server_default="[]")
+    response_body: Mapped[bytes] = mapped_column(LargeBinary, server_default="")
+    response_truncated: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class TimerRow(Base):
+    __tablename__ = "timers"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
+    cron: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    subpath: Mapped[str] = mapped_column(String(1024))
+    overlap: Mapped[str] = mapped_column(String(16))
+    catch_up: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_tick: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WatchRow(Base):
+    __tablename__ = "watches"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    labels_json: Mapped[str] = mapped_column(Text)
+    events_json: Mapped[str] = mapped_column(Text)
+    include_faasd: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Where the engine's event stream was left (its timeNano) and the matching
+    # objects as last seen, so that a restart finds what changed meanwhile.
+    cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    snapshot_json: Mapped[str] = mapped_column(Text, server_default="{}")

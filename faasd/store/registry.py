@@ -26,7 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import Conflict
-from faasd.store.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow, PackageRow
+from faasd.store.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow, PackageRow, TimerRow, WatchRow
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ def _function(row: FunctionRow) -> Function:
         cpu_millis=row.cpu_millis,
         network=row.network,
         package=row.package,
+        retries=row.retries,
+        retry_max_age=row.retry_max_age,
     )
 
 
@@ -104,6 +106,7 @@ def _trigger(row: HttpTriggerRow) -> HttpTrigger:
         function=row.function,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        is_async=row.is_async,
     )
 
 
@@ -151,6 +154,11 @@ class Store:
         engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
         event.listen(engine.sync_engine, "connect", _set_pragmas)
         return cls(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database's engine, for the other stores that live in the same file (faasd/store/events.py)."""
+        return self._engine
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -214,6 +222,8 @@ class Store:
         """The function and the routes to it, in one transaction."""
         async with self._sessions.begin() as session:
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
+            await session.execute(delete(TimerRow).where(TimerRow.function == name))
+            await session.execute(delete(WatchRow).where(WatchRow.function == name))
             await session.execute(delete(FunctionRow).where(FunctionRow.name == name))
 
     # HTTP triggers
@@ -227,6 +237,7 @@ class Store:
                 function=trigger.function,
                 created_at=trigger.created_at,
                 updated_at=trigger.updated_at,
+                is_async=trigger.is_async,
             )
         )
 
@@ -237,6 +248,7 @@ class Store:
             "url_key": url_key,
             "function": trigger.function,
             "updated_at": trigger.updated_at,
+            "is_async": trigger.is_async,
         }
         try:
             await self._update(HttpTriggerRow, trigger.name, fields)
@@ -258,6 +270,8 @@ class Store:
         async with self._sessions.begin() as session:
             if functions:
                 await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function.in_(functions)))
+                await session.execute(delete(TimerRow).where(TimerRow.function.in_(functions)))
+                await session.execute(delete(WatchRow).where(WatchRow.function.in_(functions)))
                 await session.execute(delete(FunctionRow).where(FunctionRow.name.in_(functions)))
             await session.execute(delete(PackageRow).where(PackageRow.name == name))
 
@@ -283,6 +297,8 @@ def _function_fields(fn: Function) -> dict[str, Any]:
         "cpu_millis": fn.cpu_millis,
         "network": fn.network,
         "package": fn.package,
+        "retries": fn.retries,
+        "retry_max_age": fn.retry_max_age,
     }
 
 

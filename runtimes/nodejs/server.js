@@ -571,14 +571,31 @@ function parseBody(raw, contentType) {
   return raw;
 }
 
+// The first value of header `name` (lower case) as it came, in rawHeaders.
+function firstRawHeader(rawHeaders, name) {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === name.length && rawHeaders[i].toLowerCase() === name) return rawHeaders[i + 1];
+  }
+  return undefined;
+}
+
 function buildRequest(req, raw) {
   const url = req.url || '/';
   const q = url.indexOf('?');
   const headers = {};
+  const context = {};
   let paramsHeader;
   for (const [k, v] of Object.entries(req.headers)) {
-    if (k === 'x-faasd-params') paramsHeader = Array.isArray(v) ? v[0] : v;
-    if (k.startsWith('x-faasd-')) continue;
+    if (k.startsWith('x-faasd-')) {
+      // faasd's own headers (its data plane strips callers'): never among the
+      // headers; the params go to params, the rest (the trigger, call id,
+      // event...) to context. Node joins a repeated header with ", ": a value
+      // with a comma is looked up again for its first line.
+      if (k === 'x-faasd-params') paramsHeader = Array.isArray(v) ? v[0] : v;
+      else if (Array.isArray(v)) context[k.slice(8).replaceAll('-', '_')] = v[0];
+      else context[k.slice(8).replaceAll('-', '_')] = v.includes(',') ? firstRawHeader(req.rawHeaders, k) : v;
+      continue;
+    }
     headers[k] = v;
   }
   let params = {};
@@ -599,6 +616,7 @@ function buildRequest(req, raw) {
     query: q >= 0 ? parseQuery(url.slice(q + 1)) : {},
     headers,
     params,
+    context,
     body: parseBody(raw, req.headers['content-type']),
     rawBody: raw,
   };

@@ -74,7 +74,7 @@ class FunctionResultError(TypeError):
 class Request:
     """What a function sees of the HTTP request."""
 
-    def __init__(self, method, path, query_string, query, headers, params, body):
+    def __init__(self, method, path, query_string, query, headers, params, body, context=None):
         self.method: str = method
         self.path: str = path
         self.query_string: str = query_string
@@ -82,6 +82,10 @@ class Request:
         self.headers: dict[str, str] = headers
         self.params: dict[str, Any] = params
         self.body: bytes = body
+        # What faasd tells of the call (its X-Faasd-* headers but the params):
+        # "trigger", "call_id", "attempt", "timer_name", "event_type"... {} for a
+        # plain HTTP call. See runtimes/README.md, Calls.
+        self.context: dict[str, str] = {} if context is None else context
 
     @property
     def text(self) -> str:
@@ -834,12 +838,21 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 query[k] = [prev, v]
         headers: dict[str, str] = {}
+        context: dict[str, str] = {}
         params_header = None
         for k, v in self.headers.items():
             k = k.lower()
-            if k == "x-faasd-params" and params_header is None:
-                params_header = v
             if k.startswith("x-faasd-"):
+                # faasd's own headers (its data plane strips callers'): never
+                # among the headers; the params go to params, the rest (the
+                # trigger, call id, event...) to context, the first value kept.
+                if k == "x-faasd-params":
+                    if params_header is None:
+                        params_header = v
+                else:
+                    key = k[8:].replace("-", "_")
+                    if key not in context:
+                        context[key] = v
                 continue
             headers[k] = f"{headers[k]}, {v}" if k in headers else v
         params: Any = {}
@@ -850,7 +863,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequestError(f"the X-Faasd-Params header is not valid JSON: {e}") from e
             if not isinstance(params, dict):
                 raise BadRequestError("the X-Faasd-Params header must be a JSON object")
-        return Request(self.command, path, qs, query, headers, params, body)
+        return Request(self.command, path, qs, query, headers, params, body, context)
 
     def call(self) -> None:
         request = self.build_request()

@@ -98,10 +98,13 @@ module Faasd
     # method, path (not decoded, no query), url (the raw target),
     # query_string (after "?"), query (name => String, or Array when repeated),
     # headers (lower-case name => String, repeats joined with ", "),
-    # params (the route's path parameters), raw_body (bytes).
-    attr_reader :method, :path, :url, :query_string, :query, :headers, :params, :raw_body
+    # params (the route's path parameters), raw_body (bytes), context (what
+    # faasd tells of the call: its X-Faasd-* headers but the params, e.g.
+    # "trigger", "call_id", "timer_name", "event_type" => String; {} for a
+    # plain HTTP call).
+    attr_reader :method, :path, :url, :query_string, :query, :headers, :params, :raw_body, :context
 
-    def initialize(method, url, query, headers, params, raw_body)
+    def initialize(method, url, query, headers, params, raw_body, context = {})
       @method = method
       @url = url
       @path, _, @query_string = url.partition("?")
@@ -109,6 +112,7 @@ module Faasd
       @headers = headers
       @params = params
       @raw_body = raw_body
+      @context = context
     end
 
     # The body as a String in the charset of its Content-Type (default UTF-8).
@@ -859,14 +863,25 @@ module Faasd
     def build_request
       body = read_body
       headers = {}
+      context = {}
       params_header = nil
       @headers.each do |k, v|
         k = k.downcase.force_encoding(Encoding::UTF_8) # every String the function gets is UTF-8
         # Valid UTF-8 as it is, anything else read as latin-1 (as HTTP/1.1 defines it).
         u = v.b.force_encoding(Encoding::UTF_8)
         v = u.valid_encoding? ? u : v.b.force_encoding(Encoding::ISO_8859_1).encode(Encoding::UTF_8)
-        params_header ||= v if k == "x-faasd-params"
-        next if k.start_with?("x-faasd-")
+        if k.start_with?("x-faasd-")
+          # faasd's own headers (its data plane strips callers'): never among the
+          # headers; the params go to params, the rest (the trigger, call id,
+          # event...) to context, the first value kept.
+          if k == "x-faasd-params"
+            params_header ||= v
+          else
+            key = k[8..].tr("-", "_")
+            context[key] = v unless context.key?(key)
+          end
+          next
+        end
 
         headers[k] = headers.key?(k) ? "#{headers[k]}, #{v}" : v
       end
@@ -880,7 +895,8 @@ module Faasd
         raise BadRequestError, "the X-Faasd-Params header must be a JSON object" unless params.is_a?(Hash)
       end
       url = Faasd.utf8(@target.b.force_encoding(Encoding::UTF_8))
-      Request.new(@method.dup.force_encoding(Encoding::UTF_8), url, Faasd.parse_query(url.partition("?").last), headers, params, body)
+      query = Faasd.parse_query(url.partition("?").last)
+      Request.new(@method.dup.force_encoding(Encoding::UTF_8), url, query, headers, params, body, context)
     end
 
     def call

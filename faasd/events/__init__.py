@@ -1,0 +1,1 @@
+"""Events: asynchronous calls, timers and watches."""

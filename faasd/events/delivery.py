@@ -1,0 +1,268 @@
+"""Delivering asynchronous calls: due call -> lease -> HTTP request -> outcome -> next state.
+
+One loop takes due calls from the queue (faasd/events/queue.py) and starts a
+delivery task for each, within two limits:
+
+- at most ``concurrency`` deliveries in flight in all (``--async-concurrency``);
+- per function at most half of what the function can take at once
+  (``concurrency x max_instances``, at least 1), so asynchronous work never
+  holds all of a function's slots: synchronous calls keep the other half.
+
+A delivery leases an instance from the same pool as a synchronous call (the
+same instances, limits and queue timeout) and sends the stored request with
+faasd's headers (X-Faasd-Call-Id, -Attempt, -Trigger, ...; runtimes expose
+them as the request's context). The answer is kept (first 1 MiB), and
+faasd/events/retry.py decides what comes next. When a call is finished and
+named an ``X-Callback-Url``, the result is POSTed there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+
+from faasd.core.entities import Function
+from faasd.core.errors import FaasdError
+from faasd.core.events import MAX_RESULT_BODY, Attempt, CallStatus, Invocation
+from faasd.events.queue import CallQueue, Entry
+from faasd.events.retry import Outcome, next_step, parse_retry_after
+from faasd.pool.manager import PoolManager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 32
+CALLBACK_ATTEMPTS = 3
+CALLBACK_TIMEOUT = 10.0
+# Response headers not kept with a call's result.
+_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+
+def share_of(fn: Function) -> int:
+    """Asynchronous deliveries one function may have in flight: half its capacity."""
+    return max(1, fn.concurrency * fn.max_instances // 2)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        queue: CallQueue,
+        functions: Callable[[], Mapping[str, Function]],
+        pool: PoolManager,
+        session: aiohttp.ClientSession,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._queue = queue
+        self._functions = functions
+        self._pool = pool
+        self._session = session
+        self.concurrency = concurrency
+        self._clock = clock
+        self._inflight: dict[str, int] = {}
+        self._held: dict[str, list[Entry]] = {}  # due calls of functions at their share
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self.delivered = 0  # attempts made since start
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="faasd-dispatcher")
+
+    async def close(self) -> None:
+        """Stop delivering; calls in flight are cut off and run again at the next start."""
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @property
+    def inflight(self) -> int:
+        return sum(self._inflight.values())
+
+    # -- the loop --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            queue.changed.clear()
+            now = self._clock()
+            while self.inflight < self.concurrency:
+                entry = queue.pop_due(now)
+                if entry is None:
+                    break
+                fn = self._functions().get(entry.function)
+                if fn is not None and self._inflight.get(fn.name, 0) >= share_of(fn):
+                    # The function is at its share: the call waits for one of its calls to end.
+                    self._held.setdefault(fn.name, []).append(entry)
+                    continue
+                self._spawn(self._deliver(entry, fn))
+            due = queue.next_due()
+            wait = None if due is None or self.inflight >= self.concurrency else max(0.0, due - self._clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await queue.changed.wait()  # a new call, or a delivery's end
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- one attempt -----------------------------------------------------------
+
+    async def _deliver(self, entry: Entry, fn: Function | None) -> None:
+        name = entry.function
+        self._inflight[name] = self._inflight.get(name, 0) + 1
+        try:
+            inv = await self._queue.load(entry.id)
+            now = self._clock()
+            if fn is None:
+                await self._finish(replace(inv, status=CallStatus.dead, reason=f"function '{name}' was deleted"))
+                return
+            if now > inv.created_at + inv.max_age:
+                reason = f"past its maximum age of {inv.max_age} s before attempt {len(inv.attempts) + 1}"
+                await self._finish(replace(inv, status=CallStatus.dead, reason=reason, updated_at=now))
+                return
+            attempt = Attempt(len(inv.attempts) + 1, now)
+            inv = replace(inv, status=CallStatus.running, attempts=(*inv.attempts, attempt), updated_at=now)
+            self._queue.record_soon(inv)  # not awaited: the writer keeps the order of a call's writes
+            outcome, answer = await self._attempt(inv, fn, attempt.number)
+            self.delivered += 1
+            done = self._clock()
+            attempt = replace(attempt, finished_at=done, status=outcome.status, error=outcome.error)
+            step = next_step(
+                outcome,
+                attempt=attempt.number,
+                max_attempts=inv.max_attempts,
+                created_at=inv.created_at,
+                max_age=inv.max_age,
+                now=done,
+            )
+            inv = replace(
+                inv,
+                status=step.status,
+                attempts=(*inv.attempts[:-1], attempt),
+                updated_at=done,
+                next_at=step.next_at if step.status == CallStatus.queued else inv.next_at,
+                reason=step.reason,
+                **answer,
+            )
+            if step.status.finished:
+                await self._finish(inv)
+            else:
+                log.info(
+                    "call %s to %s: attempt %d: %s; again in %.1f s",
+                    inv.id,
+                    name,
+                    attempt.number,
+                    outcome.describe(),
+                    step.next_at - done,
+                )
+                await self._queue.record(inv)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivering call %s to %s failed; it stays queued for the next start", entry.id, name)
+        finally:
+            left = self._inflight[name] - 1
+            if left:
+                self._inflight[name] = left
+            else:
+                del self._inflight[name]
+            for held in self._held.pop(name, []):
+                self._queue.put_back(held, held.due)
+            self._queue.changed.set()
+
+    async def _attempt(self, inv: Invocation, fn: Function, number: int) -> tuple[Outcome, dict[str, Any]]:
+        req = inv.request
+        try:
+            lease = await self._pool.lease(fn)
+        except FaasdError as err:
+            retry_after = parse_retry_after(err.headers.get("Retry-After"), self._clock())
+            return Outcome(None, f"{err.code}: {err}", retry_after), {}
+        headers = [*req.headers, ("X-Faasd-Call-Id", inv.id), ("X-Faasd-Attempt", str(number))]
+        headers.append(("X-Faasd-Trigger", req.trigger))
+        if req.trigger_name:
+            headers.append(("X-Faasd-Trigger-Name", req.trigger_name))
+        try:
+            async with asyncio.timeout(fn.timeout):
+                async with self._session.request(
+                    req.method,
+                    lease.url + req.target,
+                    headers=headers,
+                    data=req.body,
+                    allow_redirects=False,
+                    skip_auto_headers=("User-Agent", "Content-Type"),
+                ) as resp:
+                    body = await resp.content.read(MAX_RESULT_BODY)
+                    truncated = not resp.content.at_eof()
+                    while truncated and await resp.content.read(65536):
+                        pass  # read to the end, so that the connection can be used again
+                    status = resp.status
+                    kept = tuple((k, v) for k, v in resp.headers.items() if k.lower() not in _HOP)
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
+        except TimeoutError:
+            lease.discard()
+            lease.release()
+            return Outcome(None, f"timeout: no answer within the function's timeout of {fn.timeout} s"), {}
+        except (aiohttp.ClientError, OSError) as exc:
+            failure = await self._pool.upstream_failed(lease, str(exc) or type(exc).__name__)
+            lease.release()
+            return Outcome(None, str(failure)), {}
+        lease.release()
+        answer = {
+            "response_status": status,
+            "response_headers": kept,
+            "response_body": body,
+            "response_truncated": truncated,
+        }
+        return Outcome(status, "", retry_after), answer
+
+    async def _finish(self, inv: Invocation) -> None:
+        await self._queue.record(inv)
+        if inv.status == CallStatus.dead:
+            log.warning("call %s to %s is a dead letter: %s", inv.id, inv.function, inv.reason)
+        if inv.request.callback_url:
+            self._spawn(self._callback(inv))
+
+    async def _callback(self, inv: Invocation) -> None:
+        """POST the result to the call's X-Callback-Url: a few tries, then it is logged and dropped."""
+        headers = {
+            "X-Call-Id": inv.id,
+            "X-Call-Status": inv.status.value,
+            "X-Attempt": str(len(inv.attempts)),
+        }
+        if inv.response_status is not None:
+            headers["X-Function-Status"] = str(inv.response_status)
+        content_type = dict((k.lower(), v) for k, v in inv.response_headers).get("content-type")
+        if content_type:
+            headers["Content-Type"] = content_type
+        for attempt in range(1, CALLBACK_ATTEMPTS + 1):
+            try:
+                async with asyncio.timeout(CALLBACK_TIMEOUT):
+                    async with self._session.post(
+                        inv.request.callback_url, data=inv.response_body, headers=headers, allow_redirects=False
+                    ) as resp:
+                        await resp.read()
+                        if resp.status < 500:
+                            return
+                        why = f"status {resp.status}"
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                why = str(exc) or type(exc).__name__
+            if attempt < CALLBACK_ATTEMPTS:
+                await asyncio.sleep(attempt)
+        log.warning(
+            "callback of call %s to %s failed %d times; the last: %s",
+            inv.id,
+            inv.request.callback_url,
+            CALLBACK_ATTEMPTS,
+            why,
+        )

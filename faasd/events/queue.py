@@ -1,0 +1,310 @@
+"""The durable queue of asynchronous calls.
+
+A call is written to SQLite before its caller hears 202. Writes go through
+one task that commits them in batches (group commit): every call accepted
+within one commit's fsync shares it, so a burst of calls costs a few fsyncs,
+not one each, and the writes never race each other (an Idempotency-Key is
+looked up and inserted by the same writer).
+
+In memory the queue keeps only an index of the unfinished calls (id, function,
+trigger, when due); bodies stay on disk until delivery. faasd/events/delivery.py
+takes due calls from here and reports each attempt back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from faasd.core.errors import NotFound, Overloaded
+from faasd.core.events import RESULT_RETENTION, CallRequest, CallStatus, Invocation
+from faasd.store.events import CallFilter, InvocationStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[AsyncSession], Awaitable[Any]]
+MAX_BATCH = 512
+JANITOR_PERIOD = 60.0
+
+
+@dataclass
+class Entry:
+    """An unfinished call as the scheduler sees it."""
+
+    id: str
+    function: str
+    trigger: str
+    trigger_name: str
+    due: float
+    running: bool = False
+
+
+class CallQueue:
+    def __init__(self, store: InvocationStore, *, max_queued: int, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self.max_queued = max_queued
+        self._clock = clock
+        self._ops: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._wake_writer = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._janitor: asyncio.Task[None] | None = None
+        self.entries: dict[str, Entry] = {}
+        self._due: list[tuple[float, int, str]] = []  # heap of (due, seq, id); stale items are skipped
+        self._seq = itertools.count()
+        self.changed = asyncio.Event()  # set when a call becomes due sooner or a slot frees
+        self._reserved = 0  # accepted calls not yet in entries (their batch is being committed)
+
+    # -- life ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the unfinished calls. A call that was running when faasd stopped runs again (at-least-once)."""
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_loop(), name="faasd-calls-writer")
+        now = self._clock()
+        requeued: list[Invocation] = []
+        for inv in await self._store.active():
+            if inv.status == CallStatus.running:
+                inv = replace(inv, status=CallStatus.queued, next_at=now, updated_at=now)
+                requeued.append(inv)
+            self._index(inv)
+        if requeued:
+            await self.write(lambda s: self._save_all(s, requeued))
+            log.info("%d call(s) were running when faasd stopped; they run again", len(requeued))
+        if self.entries:
+            log.info("%d asynchronous call(s) to deliver", len(self.entries))
+        self._janitor = loop.create_task(self._expire_loop(), name="faasd-calls-janitor")
+
+    async def close(self) -> None:
+        for task in (self._janitor, self._writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for _op, future in self._ops:
+            if not future.done():
+                future.cancel()
+        self._ops.clear()
+
+    # -- the writer ------------------------------------------------------------
+
+    def write(self, op: Callable[[AsyncSession], Awaitable[T]]) -> asyncio.Future[T]:
+        """Run ``op`` in the next batch's transaction; the future resolves once it is committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._ops.append((op, future))
+        self._wake_writer.set()
+        return future
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer.clear()
+            while self._ops:
+                batch, self._ops = self._ops[:MAX_BATCH], self._ops[MAX_BATCH:]
+                results: list[Any] = []
+                try:
+                    async with self._store.begin() as session:
+                        for op, _future in batch:
+                            results.append(await op(session))
+                except asyncio.CancelledError:
+                    for _op, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    log.exception("writing %d asynchronous call change(s) failed", len(batch))
+                    for _op, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_op, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+    async def _save_all(self, session: AsyncSession, invs: Iterable[Invocation]) -> None:
+        for inv in invs:
+            await self._store.save(session, inv)
+
+    async def _expire_old(self, session: AsyncSession) -> int:
+        return await self._store.expire(session, self._clock() - RESULT_RETENTION)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(JANITOR_PERIOD)
+            try:
+                gone = await self.write(self._expire_old)
+            except Exception:
+                log.exception("expiring old asynchronous calls failed")
+                continue
+            if gone:
+                log.info("%d finished asynchronous call(s) older than 24 h removed", gone)
+
+    # -- accepting -------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Calls queued or running."""
+        return len(self.entries) + self._reserved
+
+    async def submit(self, request: CallRequest, *, max_attempts: int, max_age: int) -> tuple[str, bool]:
+        """Store a new call; (its id, False). With a known Idempotency-Key: (the first call's id, True)."""
+        if self.depth >= self.max_queued:
+            raise Overloaded(
+                f"the asynchronous call queue holds {self.max_queued} unfinished calls, its limit; retry later",
+                {"Retry-After": "5"},
+            )
+        now = self._clock()
+        inv = Invocation(
+            id=str(uuid.uuid4()),
+            request=request,
+            status=CallStatus.queued,
+            created_at=now,
+            updated_at=now,
+            next_at=now,
+            max_attempts=max_attempts,
+            max_age=max_age,
+        )
+
+        async def insert(session: AsyncSession) -> str | None:
+            if request.idempotency_key:
+                first = await self._store.by_key(session, request.idempotency_key)
+                if first is not None:
+                    return first
+            await self._store.insert(session, inv)
+            await session.flush()
+            return None
+
+        self._reserved += 1
+        try:
+            first = await self.write(insert)
+        finally:
+            self._reserved -= 1
+        if first is not None:
+            return first, True
+        self._index(inv)
+        return inv.id, False
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _index(self, inv: Invocation) -> None:
+        req = inv.request
+        self.entries[inv.id] = Entry(inv.id, req.function, req.trigger, req.trigger_name, inv.next_at)
+        self._push(inv.id, inv.next_at)
+
+    def _push(self, call_id: str, due: float) -> None:
+        heapq.heappush(self._due, (due, next(self._seq), call_id))
+        self.changed.set()
+
+    def next_due(self) -> float | None:
+        """When the earliest queued call is due; None when none is queued."""
+        while self._due:
+            due, _seq, call_id = self._due[0]
+            entry = self.entries.get(call_id)
+            if entry is not None and not entry.running and entry.due == due:
+                return due
+            heapq.heappop(self._due)  # finished, running or rescheduled since
+        return None
+
+    def pop_due(self, now: float) -> Entry | None:
+        """The earliest call due by ``now``, marked running; None when none is."""
+        due = self.next_due()
+        if due is None or due > now:
+            return None
+        _due, _seq, call_id = heapq.heappop(self._due)
+        entry = self.entries[call_id]
+        entry.running = True
+        return entry
+
+    def put_back(self, entry: Entry, due: float) -> None:
+        """A popped call not started after all (its function is at its share): due again at ``due``."""
+        entry.running = False
+        entry.due = due
+        self._push(entry.id, due)
+
+    def has_unfinished(self, trigger: str, name: str) -> bool:
+        return any(e.trigger == trigger and e.trigger_name == name for e in self.entries.values())
+
+    # -- progress --------------------------------------------------------------
+
+    async def load(self, call_id: str) -> Invocation:
+        inv = await self._store.get(call_id)
+        if inv is None:
+            raise NotFound(f"call '{call_id}' not found")
+        return inv
+
+    def record_soon(self, inv: Invocation) -> None:
+        """Store a running call's attempt without waiting for the commit (a failure is logged by the writer)."""
+        future = self.write(lambda s: self._store.save(s, inv))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def record(self, inv: Invocation) -> None:
+        """Store a call's new state; a queued one is scheduled again, a finished one leaves the index."""
+        await self.write(lambda s: self._store.save(s, inv))
+        entry = self.entries.get(inv.id)
+        if entry is None:
+            return
+        if inv.status.finished:
+            del self.entries[inv.id]
+            self.changed.set()
+        elif inv.status == CallStatus.queued:
+            entry.running = False
+            entry.due = inv.next_at
+            self._push(inv.id, inv.next_at)
+
+    # -- reading and dead letters ---------------------------------------------
+
+    async def get(self, call_id: str) -> Invocation:
+        return await self.load(call_id)
+
+    async def find(self, what: CallFilter) -> list[Invocation]:
+        return await self._store.find(what)
+
+    async def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in CallStatus}
+        counts.update(await self._store.counts())
+        return counts
+
+    async def redrive(self, invs: list[Invocation], policy: Callable[[str], tuple[int, int]]) -> list[str]:
+        """Dead letters queued again as new attempts: attempts kept, age and attempt budget renewed."""
+        now = self._clock()
+        again = []
+        for inv in invs:
+            if inv.status != CallStatus.dead:
+                continue
+            max_attempts, max_age = policy(inv.function)
+            again.append(
+                replace(
+                    inv,
+                    status=CallStatus.queued,
+                    next_at=now,
+                    updated_at=now,
+                    created_at=now,
+                    max_attempts=len(inv.attempts) + max_attempts,
+                    max_age=max_age,
+                    reason="",
+                )
+            )
+        if not again:
+            return []
+        await self.write(lambda s: self._redrive_rows(s, again))
+        for inv in again:
+            self._index(inv)
+        return [inv.id for inv in again]
+
+    async def _redrive_rows(self, session: AsyncSession, invs: list[Invocation]) -> None:
+        for inv in invs:
+            await self._store.save(session, inv, renewed=True)
+
+    async def purge(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        return int(await self.write(lambda s: self._store.delete(s, ids)))

@@ -1,0 +1,178 @@
+"""Timer triggers: each tick of a cron schedule becomes an asynchronous call.
+
+One task sleeps until the earliest next tick of all timers, then submits a
+call for every timer due (so a tick gets the retries and dead letters of any
+asynchronous call) with ``X-Faasd-Timer-Name`` and ``X-Faasd-Scheduled-Time``
+(the request's context in the runtimes), and stores the tick's time.
+
+- overlap ``forbid`` (default): a tick while the timer's previous call is still
+  queued or running is skipped, and logged; ``allow`` submits it anyway.
+- missed ticks (faasd was down): ``catch_up once`` (default) makes one call at
+  start, for the latest missed tick; ``none`` makes none. Never one per missed
+  tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from faasd.core.entities import Function
+from faasd.core.errors import FaasdError
+from faasd.core.events import CallRequest, Timer
+from faasd.events import cron
+from faasd.events.queue import CallQueue
+from faasd.store.events import TriggerStore
+
+log = logging.getLogger(__name__)
+
+# At most this many missed ticks are walked to find the latest one (a 1 s timer
+# down for a day has 86,400); past it the catch-up run is for the first missed.
+MAX_CATCH_UP_WALK = 10_000
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def call_for(timer: Timer, scheduled: float) -> CallRequest:
+    return CallRequest(
+        function=timer.function,
+        method=timer.method,
+        target=f"/function/{timer.function}{timer.subpath}",
+        headers=(("X-Faasd-Timer-Name", timer.name), ("X-Faasd-Scheduled-Time", iso(scheduled))),
+        body=b"",
+        trigger="timer",
+        trigger_name=timer.name,
+    )
+
+
+class TimerScheduler:
+    def __init__(
+        self,
+        timers: Callable[[], Mapping[str, Timer]],
+        functions: Callable[[], Mapping[str, Function]],
+        queue: CallQueue,
+        store: TriggerStore,
+        on_tick: Callable[[str, float], None],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._timers = timers
+        self._functions = functions
+        self._queue = queue
+        self._store = store
+        self._on_tick = on_tick
+        self._clock = clock
+        self._next: dict[str, float] = {}  # timer -> its next tick (Unix seconds)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.skipped = 0  # ticks skipped by overlap forbid since start
+
+    def start(self) -> None:
+        now = self._clock()
+        for timer in list(self._timers().values()):
+            self._catch_up(timer, now)
+            self._plan(timer, now)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="faasd-timers")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def changed(self, name: str) -> None:
+        """A timer was created, updated or deleted."""
+        timer = self._timers().get(name)
+        if timer is None:
+            self._next.pop(name, None)
+        else:
+            self._plan(timer, self._clock())
+        self._wake.set()
+
+    def next_runs(self) -> dict[str, float]:
+        return dict(self._next)
+
+    def _schedule(self, timer: Timer) -> cron.Schedule | None:
+        try:
+            return cron.parse(timer.cron, timer.timezone)
+        except cron.CronError as exc:  # validated when written; a zone database could change under it
+            log.error("timer %s: %s; it does not run", timer.name, exc)
+            return None
+
+    def _plan(self, timer: Timer, after: float) -> None:
+        schedule = self._schedule(timer)
+        if schedule is None:
+            self._next.pop(timer.name, None)
+            return
+        self._next[timer.name] = schedule.next_after(datetime.fromtimestamp(after, UTC)).timestamp()
+
+    def _catch_up(self, timer: Timer, now: float) -> None:
+        schedule = self._schedule(timer)
+        if schedule is None or timer.last_tick is None:
+            return
+        missed = schedule.next_after(datetime.fromtimestamp(timer.last_tick, UTC))
+        if missed.timestamp() > now:
+            return
+        if timer.catch_up == "none":
+            log.info("timer %s missed ticks while faasd was down; catch-up none: no run", timer.name)
+            return
+        latest = missed
+        for _ in range(MAX_CATCH_UP_WALK):
+            following = schedule.next_after(latest)
+            if following.timestamp() > now:
+                break
+            latest = following
+        log.info("timer %s missed ticks while faasd was down; one run for %s", timer.name, latest.isoformat())
+        self._spawn_fire(timer, latest.timestamp())
+
+    def _spawn_fire(self, timer: Timer, scheduled: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._fire(timer, scheduled))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self._clock()
+            for name, due in sorted(self._next.items(), key=lambda item: item[1]):
+                if due > now:
+                    break
+                timer = self._timers().get(name)
+                if timer is None:
+                    self._next.pop(name, None)
+                    continue
+                self._plan(timer, due)
+                if self._next.get(name, due + 1) <= now:  # fell behind (a stall): skip to the future
+                    self._plan(timer, now)
+                await self._fire(timer, due)
+            wait = None if not self._next else max(0.0, min(self._next.values()) - self._clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _fire(self, timer: Timer, scheduled: float) -> None:
+        self._on_tick(timer.name, scheduled)
+        fn = self._functions().get(timer.function)
+        try:
+            if fn is None:
+                log.error("timer %s: function '%s' does not exist; tick skipped", timer.name, timer.function)
+            elif timer.overlap == "forbid" and self._queue.has_unfinished("timer", timer.name):
+                self.skipped += 1
+                log.info(
+                    "timer %s: tick of %s skipped: the previous call is still unfinished (overlap forbid)",
+                    timer.name,
+                    iso(scheduled),
+                )
+            else:
+                await self._queue.submit(
+                    call_for(timer, scheduled), max_attempts=fn.retries + 1, max_age=fn.retry_max_age
+                )
+        except FaasdError as exc:
+            log.warning("timer %s: tick of %s not queued: %s", timer.name, iso(scheduled), exc)
+        finally:
+            await self._store.set_last_tick(timer.name, scheduled)

@@ -1,0 +1,262 @@
+"""Timers and watches in the registry: validated writes, the in-memory set, and who is told.
+
+Writes take the controller's lock, so a trigger never names a function that a
+concurrent delete removed. The timer scheduler and the watcher are told of
+every change (faasd/events/timers.py, faasd/events/watches.py). The
+controller asks :meth:`users_of` before it deletes a function (409 unless
+forced; a forced delete removes the function's timers and watches in the same
+transaction, then :meth:`forget_function`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from faasd.control.controller import Controller
+from faasd.core import validation as check
+from faasd.core.errors import BadRequest, Conflict, NotFound
+from faasd.core.events import TIMER_CATCH_UPS, TIMER_OVERLAPS, WATCH_EVENTS, WATCH_TYPES, Timer, Watch
+from faasd.events import cron
+from faasd.store.events import TriggerStore
+from faasd.store.registry import utcnow
+
+TIMER_FIELDS = {"name", "function", "cron", "timezone", "method", "subpath", "overlap", "catch_up"}
+WATCH_FIELDS = {"name", "function", "type", "labels", "events", "include_faasd"}
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+MAX_LABELS = 20
+
+
+class TriggerListener(Protocol):
+    def changed(self, name: str) -> None: ...
+
+
+def subpath(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest("subpath must be a string such as /report")
+    if value and (not value.startswith("/") or len(value) > 1024 or any(c in value for c in " #\r\n\t")):
+        raise BadRequest(f"subpath {value!r} is invalid: a path starting with / (a query string may follow)")
+    return value
+
+
+def labels(value: Any) -> dict[str, str]:
+    """``{"k": "v"}`` or ``["k=v", "k"]`` (a key alone: any value)."""
+    if isinstance(value, list):
+        pairs: dict[str, str] = {}
+        for item in value:
+            if not isinstance(item, str):
+                raise BadRequest("labels must be strings such as app=web")
+            key, _, val = item.partition("=")
+            pairs[key] = val
+        value = pairs
+    if not isinstance(value, dict):
+        raise BadRequest("labels must be an object of label keys to values")
+    if len(value) > MAX_LABELS:
+        raise BadRequest(f"labels: at most {MAX_LABELS}")
+    for key, val in value.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+            raise BadRequest(f"label key {key!r} is invalid: letters, digits and . _ / - (e.g. com.example.app)")
+        if not isinstance(val, str) or len(val) > 1024 or any(c in val for c in "\r\n\0"):
+            raise BadRequest(f"label {key}: the value must be a single-line string")
+    return dict(value)
+
+
+def event_kinds(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"events must be a non-empty list of {', '.join(WATCH_EVENTS)}")
+    for kind in value:
+        if kind not in WATCH_EVENTS:
+            raise BadRequest(f"events: {kind!r} is not one of {', '.join(WATCH_EVENTS)}")
+    return tuple(k for k in WATCH_EVENTS if k in value)
+
+
+def boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest(f"{field} must be true or false")
+    return value
+
+
+class TriggerControl:
+    def __init__(self, controller: Controller, store: TriggerStore) -> None:
+        self._controller = controller
+        self._store = store
+        self.timers: dict[str, Timer] = {}
+        self.watches: dict[str, Watch] = {}
+        self.timer_listener: TriggerListener | None = None
+        self.watch_listener: TriggerListener | None = None
+
+    def load(self, timers: list[Timer], watches: list[Watch]) -> None:
+        self.timers = {t.name: t for t in timers}
+        self.watches = {w.name: w for w in watches}
+
+    # -- the controller's questions -------------------------------------------
+
+    def users_of(self, function: str) -> list[str]:
+        return [
+            f"timer '{t.name}'" for t in sorted(self.timers.values(), key=lambda t: t.name) if t.function == function
+        ] + [f"watch '{w.name}'" for w in sorted(self.watches.values(), key=lambda w: w.name) if w.function == function]
+
+    def forget_function(self, function: str) -> None:
+        for name in [t.name for t in self.timers.values() if t.function == function]:
+            del self.timers[name]
+            self._tell(self.timer_listener, name)
+        for name in [w.name for w in self.watches.values() if w.function == function]:
+            del self.watches[name]
+            self._tell(self.watch_listener, name)
+
+    @staticmethod
+    def _tell(listener: TriggerListener | None, name: str) -> None:
+        if listener is not None:
+            listener.changed(name)
+
+    def _function(self, value: Any) -> str:
+        name = check.name(value, "function")
+        if name not in self._controller.catalog.functions:
+            raise BadRequest(f"function '{name}' does not exist")
+        return name
+
+    # -- timers ----------------------------------------------------------------
+
+    def _timer_fields(self, body: dict[str, Any], current: Timer | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if "function" in body or current is None:
+            fields["function"] = self._function(body.get("function"))
+        if "cron" in body or current is None:
+            if not isinstance(body.get("cron"), str) or not body.get("cron", "").strip():
+                raise BadRequest("cron is required: an expression such as '*/5 * * * *' or '@every 30s'")
+            fields["cron"] = body["cron"].strip()
+        if "timezone" in body:
+            if not isinstance(body["timezone"], str) or not body["timezone"]:
+                raise BadRequest("timezone must be an IANA time zone name such as Europe/Berlin")
+            fields["timezone"] = body["timezone"]
+        if "method" in body:
+            fields["method"] = check.method(body["method"])
+        if "subpath" in body:
+            fields["subpath"] = subpath(body["subpath"])
+        if "overlap" in body:
+            fields["overlap"] = check.choice(body["overlap"], "overlap", TIMER_OVERLAPS)
+        if "catch_up" in body:
+            fields["catch_up"] = check.choice(body["catch_up"], "catch_up", TIMER_CATCH_UPS)
+        expression = fields.get("cron", current.cron if current else "")
+        zone = fields.get("timezone", current.timezone if current else "UTC")
+        try:
+            cron.parse(expression, zone)
+        except cron.CronError as exc:
+            field = "timezone" if "time zone" in str(exc) else "cron"
+            raise BadRequest(f"{field}: {exc}") from None
+        return fields
+
+    async def create_timer(self, body: dict[str, Any]) -> Timer:
+        check.known_fields(body, TIMER_FIELDS)
+        name = check.name(body.get("name"))
+        async with self._controller.lock:
+            if name in self.timers:
+                raise Conflict(f"timer '{name}' exists already")
+            fields = self._timer_fields(body, None)
+            now = utcnow()
+            timer = Timer(
+                **{
+                    "timezone": "UTC",
+                    "method": "POST",
+                    "subpath": "",
+                    "overlap": "forbid",
+                    "catch_up": "once",
+                    **fields,
+                },
+                name=name,
+                created_at=now,
+                updated_at=now,
+                last_tick=now.timestamp(),
+            )
+            await self._store.put_timer(timer, new=True)
+            self.timers[name] = timer
+        self._tell(self.timer_listener, name)
+        return timer
+
+    async def update_timer(self, name: str, body: dict[str, Any]) -> Timer:
+        check.known_fields(body, TIMER_FIELDS)
+        async with self._controller.lock:
+            timer: Timer = self._get(self.timers, "timer", name)
+            if body.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new timer instead")
+            changed = dataclasses.replace(timer, **self._timer_fields(body, timer), updated_at=utcnow())
+            await self._store.put_timer(changed, new=False)
+            self.timers[name] = changed
+        self._tell(self.timer_listener, name)
+        return changed
+
+    async def delete_timer(self, name: str) -> None:
+        async with self._controller.lock:
+            self._get(self.timers, "timer", name)
+            await self._store.delete_timer(name)
+            del self.timers[name]
+        self._tell(self.timer_listener, name)
+
+    def ticked(self, name: str, tick: float) -> None:
+        """The scheduler made a tick (it stores the time itself)."""
+        timer = self.timers.get(name)
+        if timer is not None:
+            self.timers[name] = dataclasses.replace(timer, last_tick=tick)
+
+    # -- watches ---------------------------------------------------------------
+
+    def _watch_fields(self, body: dict[str, Any], current: Watch | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if "function" in body or current is None:
+            fields["function"] = self._function(body.get("function"))
+        if "type" in body:
+            fields["type"] = check.choice(body["type"], "type", WATCH_TYPES)
+        if "labels" in body:
+            fields["labels"] = labels(body["labels"])
+        if "events" in body:
+            fields["events"] = event_kinds(body["events"])
+        if "include_faasd" in body:
+            fields["include_faasd"] = boolean(body["include_faasd"], "include_faasd")
+        return fields
+
+    async def create_watch(self, body: dict[str, Any]) -> Watch:
+        check.known_fields(body, WATCH_FIELDS)
+        name = check.name(body.get("name"))
+        async with self._controller.lock:
+            if name in self.watches:
+                raise Conflict(f"watch '{name}' exists already")
+            fields = self._watch_fields(body, None)
+            now = utcnow()
+            watch = Watch(**{"type": "container", **fields}, name=name, created_at=now, updated_at=now)
+            await self._store.put_watch(watch, new=True)
+            self.watches[name] = watch
+        self._tell(self.watch_listener, name)
+        return watch
+
+    async def update_watch(self, name: str, body: dict[str, Any]) -> Watch:
+        check.known_fields(body, WATCH_FIELDS)
+        async with self._controller.lock:
+            watch: Watch = self._get(self.watches, "watch", name)
+            if body.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new watch instead")
+            changed = dataclasses.replace(watch, **self._watch_fields(body, watch), updated_at=utcnow())
+            await self._store.put_watch(changed, new=False)
+            self.watches[name] = changed
+        self._tell(self.watch_listener, name)
+        return changed
+
+    async def delete_watch(self, name: str) -> None:
+        async with self._controller.lock:
+            self._get(self.watches, "watch", name)
+            await self._store.delete_watch(name)
+            del self.watches[name]
+        self._tell(self.watch_listener, name)
+
+    @staticmethod
+    def _get(items: Mapping[str, Any], kind: str, name: str) -> Any:
+        found = items.get(name)
+        if found is None:
+            raise NotFound(f"{kind} '{name}' not found")
+        return found
+
+
+Listener = Callable[[str], None]
