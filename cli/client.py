@@ -140,7 +140,8 @@ def _user_agent() -> str:
 
 
 class FaasClient:
-    """faasd's API: environments, functions, HTTP triggers, status, and invoking.
+    """faasd's API: environments, functions, packages, HTTP triggers, status, invoking,
+    and events (asynchronous calls, dead letters, timers, watches).
 
     ``token``, when given, is sent as ``Authorization: Bearer <token>`` on every
     admin API request (never to a function).
@@ -334,8 +335,11 @@ class FaasClient:
 
     # -- HTTP triggers -----------------------------------------------------
 
-    def create_trigger(self, method: str, url: str, function: str, name: str | None = None) -> Json:
-        payload = _given(name=name, method=method, url=url, function=function)
+    def create_trigger(
+        self, method: str, url: str, function: str, name: str | None = None, asynchronous: bool | None = None
+    ) -> Json:
+        """``asynchronous``: calls on the route are queued (202 and a call id), the API's ``async``."""
+        payload = _given(name=name, method=method, url=url, function=function, **{"async": asynchronous})
         return self._json("POST", "/v1/triggers/http", payload)
 
     def list_triggers(self, function: str | None = None) -> list[Json]:
@@ -351,8 +355,9 @@ class FaasClient:
         method: str | None = None,
         url: str | None = None,
         function: str | None = None,
+        asynchronous: bool | None = None,
     ) -> Json:
-        payload = _given(method=method, url=url, function=function)
+        payload = _given(method=method, url=url, function=function, **{"async": asynchronous})
         return self._json("PATCH", f"/v1/triggers/http/{_segment(name)}", payload)
 
     def delete_trigger(self, name: str) -> None:
@@ -360,12 +365,15 @@ class FaasClient:
 
     # -- invoking ----------------------------------------------------------
 
-    def function_url(self, name: str, path: str = "") -> str:
-        """The URL that reaches function ``name`` without a route, plus a sub-path."""
+    def function_url(self, name: str, path: str = "", prefix: str = "/function") -> str:
+        """The URL that reaches function ``name`` without a route, plus a sub-path.
+
+        ``prefix`` ``/async-function`` is the URL that queues the call instead.
+        """
         suffix = ""
         if path:
             suffix = urllib.parse.quote(path if path.startswith("/") else f"/{path}", safe="/?&=%:+,;@!$'()*~")
-        return f"{self.server}/function/{_segment(name)}{suffix}"
+        return f"{self.server}{prefix}/{_segment(name)}{suffix}"
 
     def invoke(
         self,
@@ -378,10 +386,136 @@ class FaasClient:
         """Call function ``name`` through ``/function/<name>``; any status is returned."""
         return self._send(method, self.function_url(name, path), body, dict(headers or {}), INVOKE_TIMEOUT)
 
+    def invoke_async(
+        self,
+        name: str,
+        method: str = "POST",
+        path: str = "",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Json:
+        """Queue a call of function ``name`` (``/async-function/<name>``); the daemon's 202 answer.
+
+        ``{"call_id", "status": "accepted", "function", "repeated"}``; ``repeated``
+        when ``idempotency_key`` named a call accepted before. Like :meth:`invoke`
+        it is a public URL: the API token is not sent.
+        """
+        sent = dict(headers or {})
+        if callback_url:
+            sent["X-Callback-Url"] = callback_url
+        if idempotency_key:
+            sent["Idempotency-Key"] = idempotency_key
+        url = self.function_url(name, path, prefix="/async-function")
+        reply = self._send(method, url, body, sent, self._timeout)
+        if not 200 <= reply.status < 300:
+            raise self._api_error(reply)
+        data = _object(reply.body) or {}
+        call_id = data.get("call_id") or next((v for k, v in reply.headers.items() if k.lower() == "x-call-id"), None)
+        if not isinstance(call_id, str) or not call_id:
+            raise CliError(f"unexpected answer from {url}: no call id")
+        return {**data, "call_id": call_id}
+
+    # -- asynchronous calls and dead letters ---------------------------------
+
+    def get_invocation(self, call_id: str, wait: int | None = None) -> Json:
+        """Asynchronous call ``call_id``; ``wait``: seconds the daemon may hold the answer until it is finished."""
+        path = _with_query(f"/v1/invocations/{_segment(call_id)}", wait=wait or None)
+        # The daemon holds the answer up to ``wait`` seconds: wait that much longer for it.
+        return self._json("GET", path, timeout=self._timeout + (wait or 0))
+
+    def list_invocations(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> list[Json]:
+        return self._items(_with_query("/v1/invocations", function=function, status=status, since=since, limit=limit))
+
+    def list_dead_letters(
+        self, function: str | None = None, since: str | None = None, limit: int | None = None
+    ) -> list[Json]:
+        return self._items(_with_query("/v1/dlq", function=function, since=since, limit=limit))
+
+    def get_dead_letter(self, call_id: str) -> Json:
+        return self._json("GET", f"/v1/dlq/{_segment(call_id)}")
+
+    def redrive(
+        self,
+        ids: list[str] | None = None,
+        function: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> Json:
+        """Queue dead letters again: those ``ids``, else those the filters select. ``{"redriven": N, "ids": [...]}``."""
+        if ids:
+            return self._json("POST", "/v1/dlq/redrive", {"ids": ids})
+        return self._json("POST", _with_query("/v1/dlq/redrive", function=function, since=since, limit=limit))
+
+    def purge(
+        self,
+        ids: list[str] | None = None,
+        function: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> Json:
+        """Delete dead letters: those ``ids``, else those the filters select. ``{"purged": N}``."""
+        if ids:
+            return self._json("DELETE", "/v1/dlq", {"ids": ids})
+        return self._json("DELETE", _with_query("/v1/dlq", function=function, since=since, limit=limit))
+
+    # -- timers --------------------------------------------------------------
+
+    def create_timer(self, name: str, function: str, cron: str, **fields: Any) -> Json:
+        """``fields``: more timer fields (timezone, method, subpath, overlap, catch_up)."""
+        payload = _given(name=name, function=function, cron=cron, **fields)
+        return self._json("POST", "/v1/timers", payload)
+
+    def list_timers(self, function: str | None = None) -> list[Json]:
+        return self._items(_with_query("/v1/timers", function=function))
+
+    def get_timer(self, name: str) -> Json:
+        return self._json("GET", f"/v1/timers/{_segment(name)}")
+
+    def update_timer(self, name: str, **fields: Any) -> Json:
+        return self._json("PATCH", f"/v1/timers/{_segment(name)}", _given(**fields))
+
+    def delete_timer(self, name: str) -> None:
+        self._call("DELETE", f"/v1/timers/{_segment(name)}")
+
+    def cron_schedule(self, cron: str, timezone: str | None = None, count: int | None = None) -> list[str]:
+        """The next ``count`` times (RFC 3339, UTC) expression ``cron`` fires in ``timezone``."""
+        path = _with_query("/v1/cron/schedule", cron=cron, timezone=timezone, round=count)
+        times = self._json("GET", path).get("next")
+        if not isinstance(times, list):
+            raise CliError(f"unexpected answer from {self.server}/v1/cron/schedule: no 'next' list")
+        return [str(time) for time in times]
+
+    # -- watches -------------------------------------------------------------
+
+    def create_watch(self, name: str, function: str, **fields: Any) -> Json:
+        """``fields``: more watch fields (type, labels, events, include_faasd)."""
+        payload = _given(name=name, function=function, **fields)
+        return self._json("POST", "/v1/watches", payload)
+
+    def list_watches(self, function: str | None = None) -> list[Json]:
+        return self._items(_with_query("/v1/watches", function=function))
+
+    def get_watch(self, name: str) -> Json:
+        return self._json("GET", f"/v1/watches/{_segment(name)}")
+
+    def update_watch(self, name: str, **fields: Any) -> Json:
+        return self._json("PATCH", f"/v1/watches/{_segment(name)}", _given(**fields))
+
+    def delete_watch(self, name: str) -> None:
+        self._call("DELETE", f"/v1/watches/{_segment(name)}")
+
     # -- plumbing ----------------------------------------------------------
 
-    def _json(self, method: str, path: str, payload: Json | None = None) -> Json:
-        reply = self._call(method, path, payload)
+    def _json(self, method: str, path: str, payload: Json | None = None, timeout: float | None = None) -> Json:
+        reply = self._call(method, path, payload, timeout=timeout)
         try:
             data = json.loads(reply.body)
         except ValueError:
@@ -396,14 +530,14 @@ class FaasClient:
             raise CliError(f"unexpected answer from {self.server}{path}: no 'items' list")
         return [item for item in items if isinstance(item, dict)]
 
-    def _call(self, method: str, path: str, payload: Json | None = None) -> Reply:
+    def _call(self, method: str, path: str, payload: Json | None = None, timeout: float | None = None) -> Reply:
         """One API request; an answer other than 2xx raises :class:`ApiError`."""
         headers = self._api_headers()
         body = None
         if payload is not None:
             body = json.dumps(payload).encode()
             headers["Content-Type"] = "application/json"
-        reply = self._send(method, f"{self.server}{path}", body, headers, self._timeout)
+        reply = self._send(method, f"{self.server}{path}", body, headers, timeout or self._timeout)
         if not 200 <= reply.status < 300:
             raise self._api_error(reply)
         return reply
@@ -525,3 +659,18 @@ def _segment(name: str) -> str:
 def _given(**fields: Any) -> Json:
     """The fields that are not None: PATCH sends only what the user gave."""
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _with_query(path: str, **params: Any) -> str:
+    """``path`` with the parameters that are not None as its query string."""
+    given = _given(**params)
+    return f"{path}?{urllib.parse.urlencode(given)}" if given else path
+
+
+def _object(body: bytes) -> Json | None:
+    """``body`` as a JSON object, else None."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

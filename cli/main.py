@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from faas_cli.client import DEFAULT_SERVER
-from faas_cli.commands import deploy, env, function, package, route, status
+from faas_cli.commands import deploy, dlq, env, function, invocation, package, route, status, timer, watch
 from faas_cli.options import Connection
 
 app = typer.Typer(
@@ -33,6 +33,26 @@ app.add_typer(
     help="HTTP triggers: a method and URL pattern that call a function (alias: httptrigger).",
 )
 app.add_typer(route.app, name="httptrigger", hidden=True)
+app.add_typer(
+    timer.app,
+    name="timer",
+    help="Timers: call a function on a cron schedule (alias: timetrigger, tt).",
+)
+app.add_typer(timer.app, name="timetrigger", hidden=True)
+app.add_typer(timer.app, name="tt", hidden=True)
+app.add_typer(
+    watch.app,
+    name="watch",
+    help="Watches: call a function when containers, networks, volumes or images change (alias: w).",
+)
+app.add_typer(watch.app, name="w", hidden=True)
+app.add_typer(
+    invocation.app,
+    name="invocation",
+    help="Asynchronous calls: their status, attempts and answer (alias: inv).",
+)
+app.add_typer(invocation.app, name="inv", hidden=True)
+app.add_typer(dlq.app, name="dlq")
 app.command()(deploy.deploy)
 app.command()(status.status)
 

@@ -98,6 +98,28 @@ IdleTimeout = Annotated[int | None, typer.Option(min=1, help="Seconds idle befor
 QueueTimeout = Annotated[
     int | None, typer.Option(min=0, help="Seconds a call waits at max instances before 429 (default 10).")
 ]
+# How an asynchronous call (faas fn invoke --async, an --async route, a timer, a watch) is retried.
+Retries = Annotated[
+    int | None,
+    typer.Option(
+        "--retries",
+        min=0,
+        help="Retries of an asynchronous call after its first attempt, 0 to 100 (default 4: 5 attempts in all).",
+        show_default=False,
+    ),
+]
+RetryMaxAge = Annotated[
+    str | None,
+    typer.Option(
+        "--retry-max-age",
+        metavar="SECONDS",
+        help="No attempt of an asynchronous call after this long since it arrived: seconds, or 90s, 15m, 6h, 7d "
+        "(default 6h, at most 7d); then it is a dead letter.",
+        show_default=False,
+    ),
+]
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _pairs(items: list[str] | None, what: str, from_environment: bool = False) -> dict[str, str] | None:
@@ -125,6 +147,18 @@ def _millicores(text: str | None) -> int | None:
         raise CliError(f"--cpu {text!r} must be a whole number of millicores (1000 = one core)") from None
 
 
+def seconds_of(text: str | None, option: str) -> int | None:
+    """Plain seconds (``90``) or a duration (``90s``, ``15m``, ``6h``, ``7d``) as seconds."""
+    if text is None:
+        return None
+    value = text.strip().lower()
+    factor = DURATION_UNITS.get(value[-1:], 0)
+    digits = value[:-1] if factor else value
+    if not digits.isascii() or not digits.isdigit():
+        raise CliError(f"{option} {text!r} must be seconds or a duration such as 90s, 15m, 6h or 7d")
+    return int(digits) * (factor or 1)
+
+
 def function_settings(
     setenv: list[str] | None = None,
     secret: list[str] | None = None,
@@ -136,6 +170,8 @@ def function_settings(
     min_instances: int | None = None,
     idle_timeout: int | None = None,
     queue_timeout: int | None = None,
+    retries: int | None = None,
+    retry_max_age: str | None = None,
 ) -> dict[str, Any]:
     """The API fields of the options that were given (nothing for those that were not)."""
     fields = {
@@ -149,6 +185,8 @@ def function_settings(
         "min_instances": min_instances,
         "idle_timeout": idle_timeout,
         "queue_timeout": queue_timeout,
+        "retries": retries,
+        "retry_max_age": seconds_of(retry_max_age, "--retry-max-age"),
     }
     return {key: value for key, value in fields.items() if value is not None}
 
@@ -165,6 +203,8 @@ _SETTINGS: dict[str, Any] = {
     "min_instances": MinInstances,
     "idle_timeout": IdleTimeout,
     "queue_timeout": QueueTimeout,
+    "retries": Retries,
+    "retry_max_age": RetryMaxAge,
 }
 
 

@@ -34,6 +34,16 @@ def cell(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+def duration(value: Any) -> str:
+    """Seconds as the largest whole unit: ``6h``, ``15m``, ``90s``; ``-`` for nothing."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return cell(value)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value and value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value}s"
+
+
 @dataclass(frozen=True)
 class Column:
     """A table column: its header and how to get its cell from an API object."""

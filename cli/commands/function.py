@@ -22,7 +22,7 @@ from faas_cli.options import (
     client_of,
     with_function_settings,
 )
-from faas_cli.output import Column, OutputFormat, print_item, print_items, working
+from faas_cli.output import Column, OutputFormat, duration, print_item, print_items, to_json, working
 from faas_cli.sources import read_source
 
 app = typer.Typer(help="Functions: code that runs in an environment.", no_args_is_help=True)
@@ -48,8 +48,17 @@ DETAIL_COLUMNS = (
     Column("CPU", "cpu_millis", lambda value: "-" if value is None else f"{value}m"),
     Column("NETWORK", "network"),
     Column("PACKAGE", "package"),
+    # An asynchronous call's retries (after the first attempt) and how long they may go on.
+    Column("RETRIES", "retries"),
+    Column("RETRY_MAX_AGE", "retry_max_age", duration),
     COLUMNS[-1],
 )
+
+
+Header = Annotated[
+    list[str] | None,
+    typer.Option("--header", "-H", help="Request header 'Name: value'; repeat for more.", show_default=False),
+]
 
 
 @app.command()
@@ -201,15 +210,7 @@ def call(
             show_default=False,
         ),
     ] = None,
-    header: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--header",
-            "-H",
-            help="Request header 'Name: value'; repeat for more.",
-            show_default=False,
-        ),
-    ] = None,
+    header: Header = None,
     path: Annotated[str, typer.Option(help="Sub-path after /function/NAME, e.g. /users/7?full=1.")] = "",
 ) -> None:
     """Call a function through /function/NAME; print the status line, then the body.
@@ -218,6 +219,88 @@ def call(
     """
     headers = parse_headers(header or [])
     _call(client_of(ctx), name, method, body, headers, path)
+
+
+@app.command()
+@reports_errors
+def invoke(
+    ctx: typer.Context,
+    name: FunctionName,
+    asynchronous: Annotated[
+        bool,
+        typer.Option(
+            "--async",
+            help="Queue the call (the daemon answers 202) and print its call id; "
+            "'faas invocation get ID --wait' shows how it went.",
+        ),
+    ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Request body; like curl -d, its type is form-urlencoded unless -H sets one.",
+            show_default=False,
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", "-X", help="HTTP method (default: POST with --data, else GET).", show_default=False),
+    ] = None,
+    header: Header = None,
+    subpath: Annotated[
+        str, typer.Option("--subpath", help="Sub-path after /function/NAME, e.g. /users/7?full=1.")
+    ] = "",
+    callback_url: Annotated[
+        str | None,
+        typer.Option(
+            "--callback-url",
+            help="With --async: an http(s) URL the daemon POSTs the function's answer to once the call is done.",
+            show_default=False,
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="With --async: a call with a key already taken (within 24h) is not queued again; "
+            "its call id is printed.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", help="With --async: table (the call id alone) or json (the daemon's answer)."),
+    ] = OutputFormat.table,
+) -> None:
+    """Call a function; with --async, queue the call and print just its call id.
+
+    Without --async it is 'faas fn test': the status line, then the body, and
+    exit 1 when the status is 400 or above.
+    """
+    headers = parse_headers(header or [])
+    verb = (method or ("POST" if data is not None else "GET")).upper()
+    if not asynchronous:
+        if callback_url is not None or idempotency_key is not None or output is not OutputFormat.table:
+            raise CliError("--callback-url, --idempotency-key and -o go with --async")
+        _call(client_of(ctx), name, verb, data, headers, subpath)
+        return
+    accepted = client_of(ctx).invoke_async(
+        name,
+        method=verb,
+        path=subpath,
+        body=data.encode() if data is not None else None,
+        headers=headers,
+        callback_url=callback_url,
+        idempotency_key=idempotency_key,
+    )
+    if output is OutputFormat.json:
+        typer.echo(to_json(accepted))
+        return
+    # stdout is the id alone, for ID=$(faas fn invoke --name f --async).
+    typer.echo(accepted["call_id"])
+    if accepted.get("repeated"):
+        typer.echo("(a call with this idempotency key was accepted before; this is its id)", err=True)
 
 
 @app.command()

@@ -17,12 +17,14 @@ COLUMNS = (
     Column("METHOD", "method"),
     Column("URL", "url"),
     Column("FUNCTION", "function"),
+    Column("ASYNC", "async"),
     Column("UPDATED", "updated_at"),
 )
 
 Name = Annotated[str, typer.Option("--name", help="Trigger name.")]
 Url = Annotated[str, typer.Option("--url", help="URL pattern, e.g. /hello or /users/{id}.")]
 Function = Annotated[str, typer.Option("--function", help="Function the route calls.")]
+ASYNC_HELP = "Queue the route's calls: the caller gets 202 and a call id ('faas invocation get ID'), not the answer."
 
 
 @app.command()
@@ -36,12 +38,16 @@ def create(
         str | None,
         typer.Option("--name", help="Trigger name (generated when omitted).", show_default=False),
     ] = None,
+    asynchronous: Annotated[bool, typer.Option("--async", help=ASYNC_HELP)] = False,
 ) -> None:
     """Route METHOD URL to a function."""
-    trigger = client_of(ctx).create_trigger(method.upper(), url, function, name=name)
+    trigger = client_of(ctx).create_trigger(
+        method.upper(), url, function, name=name, asynchronous=True if asynchronous else None
+    )
     typer.echo(
         f"route '{trigger.get('name', name)}' created: "
         f"{trigger.get('method', method.upper())} {trigger.get('url', url)} -> {function}"
+        + (" (asynchronous)" if asynchronous else "")
     )
 
 
@@ -74,11 +80,17 @@ def update(
     method: Annotated[str | None, typer.Option("--method", help="New HTTP method.")] = None,
     url: Annotated[str | None, typer.Option("--url", help="New URL pattern.")] = None,
     function: Annotated[str | None, typer.Option("--function", help="Function to call instead.")] = None,
+    asynchronous: Annotated[
+        bool | None,
+        typer.Option("--async/--sync", help=f"{ASYNC_HELP} --sync: answer calls again.", show_default=False),
+    ] = None,
 ) -> None:
-    """Change a route's method, URL or function."""
-    if method is None and url is None and function is None:
+    """Change a route's method, URL or function, or whether its calls are queued."""
+    if method is None and url is None and function is None and asynchronous is None:
         raise CliError("nothing to update; give --method, --url or --function")
-    client_of(ctx).update_trigger(name, method=method.upper() if method else None, url=url, function=function)
+    client_of(ctx).update_trigger(
+        name, method=method.upper() if method else None, url=url, function=function, asynchronous=asynchronous
+    )
     typer.echo(f"route '{name}' updated")
 
 

@@ -23,11 +23,22 @@ FUNCTION_COLUMNS = (
     Column("ENVIRONMENT", "environment"),
     Column("INSTANCES", "instances"),
 )
+TIMER_COLUMNS = (
+    Column("TIMER", "name"),
+    Column("FUNCTION", "function"),
+    Column("NEXT RUN", "next_run_at"),
+)
+WATCH_COLUMNS = (
+    Column("WATCH", "name"),
+    Column("TYPE", "type"),
+    Column("FUNCTION", "function"),
+    Column("CONNECTED", "connected"),
+)
 
 
 @reports_errors
 def status(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
-    """Show the daemon's health and version, its environment pools and function instances."""
+    """Show the daemon's health and version, its environment pools, function instances and events."""
     _status(client_of(ctx), output)
 
 
@@ -41,7 +52,7 @@ def _status(client: FaasClient, output: OutputFormat) -> None:
 
 
 def render_status(server: str, health: dict[str, Any], report: dict[str, Any]) -> str:
-    """The table form of `faas status`: a headline, then pools, then instances."""
+    """The table form of `faas status`: a headline, then pools, then instances, then events."""
     version = report.get("version") or health.get("version") or "?"
     lines = [f"faasd {version} at {server}: {health.get('status', '?')}"]
     isolation = report.get("isolation")
@@ -59,7 +70,29 @@ def render_status(server: str, health: dict[str, Any], report: dict[str, Any]) -
         lines.append(table_of(functions, FUNCTION_COLUMNS))
     else:
         lines.append("no functions; deploy one with 'faas deploy FILE --env ENV'")
+    events = report.get("events")
+    if isinstance(events, dict):
+        lines.extend(["", *render_events(events)])
     return "\n".join(lines)
+
+
+def render_events(events: dict[str, Any]) -> list[str]:
+    """The asynchronous calls' queue and dead letters on one line, then the timers and the watches."""
+    found = events.get("queue")
+    queue: dict[str, Any] = found if isinstance(found, dict) else {}
+    dead = queue.get("dead", 0)
+    lines = [
+        f"async calls: {queue.get('depth', '?')} queued of {queue.get('limit', '?')} at most, "
+        f"{queue.get('in_flight', '?')} in flight; {dead} dead letter(s)"
+        + (" (faas dlq list)" if isinstance(dead, int) and dead > 0 else "")
+    ]
+    timers = [timer for timer in events.get("timers") or [] if isinstance(timer, dict)]
+    watches = [watch for watch in events.get("watches") or [] if isinstance(watch, dict)]
+    if timers:
+        lines.extend(["", table_of(timers, TIMER_COLUMNS)])
+    if watches:
+        lines.extend(["", table_of(watches, WATCH_COLUMNS)])
+    return lines
 
 
 def render_isolation(isolation: dict[str, Any]) -> str:

@@ -70,7 +70,7 @@ def _since(value: str | None) -> float | None:
     if not value:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[-1:] in units and value[:-1].isdigit():
+    if value[-1:] in units and _digits(value[:-1]) and len(value) < 12:
         return time.time() - int(value[:-1]) * units[value[-1]]
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -81,10 +81,15 @@ def _since(value: str | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only (str.isdigit takes ² too, which int() refuses)."""
+    return value.isascii() and value.isdigit()
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return 100
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIST:
+    if not _digits(value) or not 1 <= int(value) <= MAX_LIST:
         raise BadRequest(f"limit must be a number from 1 to {MAX_LIST}")
     return int(value)
 
@@ -263,7 +268,7 @@ class EventsApi:
             ids = body.get("ids")
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not ids:
                 raise BadRequest("ids must be a non-empty list of call ids")
-            return [await self._dead(i) for i in ids]
+            return [await self._dead(i) for i in dict.fromkeys(ids)]
         return await self._queue.find(self._filter(request, CallStatus.dead.value))
 
     async def redrive(self, request: web.Request) -> web.Response:
@@ -293,13 +298,12 @@ class EventsApi:
         expression = request.query.get("cron", "")
         zone = request.query.get("timezone", "UTC")
         count = request.query.get("round", "5")
-        if not count.isdigit() or not 1 <= int(count) <= 100:
+        if not _digits(count) or not 1 <= int(count) <= 100:
             raise BadRequest("round must be a number from 1 to 100")
         try:
-            schedule = cron.parse(expression, zone)
+            runs = cron.parse(expression, zone).next_runs(datetime.now(UTC), int(count))
         except cron.CronError as exc:
             raise BadRequest(f"{'timezone' if 'time zone' in str(exc) else 'cron'}: {exc}") from None
-        runs = schedule.next_runs(datetime.now(UTC), int(count))
         return web.json_response({"cron": expression, "timezone": zone, "next": [iso(r.timestamp()) for r in runs]})
 
     async def status(self) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The OpenAPI 3 document of the admin API, served at /v1/openapi.json.
 
-Written by hand next to faasd/control/api.py; tests/integration/test_openapi.py runs
-schemathesis against a live faasd to keep the two in step.
+Written by hand next to faasd/control/api.py and faasd/control/events_api.py;
+tests/integration/test_openapi.py runs schemathesis against a live faasd to keep them in step.
+It describes the admin API under /v1 only: the public paths that call functions
+(/function/<name>, /async-function/<name>) and /healthz are not in it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,26 @@ from typing import Any
 
 from faasd import __version__
 from faasd.core.entities import MAX_PACKAGE_BYTES, NETWORKS, BuildStatus, Function, Package
+from faasd.core.events import (
+    MAX_RETRIES,
+    MAX_RETRY_MAX_AGE,
+    TIMER_CATCH_UPS,
+    TIMER_OVERLAPS,
+    WATCH_EVENTS,
+    WATCH_TYPES,
+    CallStatus,
+    Timer,
+    Watch,
+)
 from faasd.core.validation import MAX_CPU_MILLIS, MAX_POOLSIZE, MAX_TIMEOUT, METHODS, MIN_CPU_MILLIS
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
 TIME = {"type": "string", "format": "date-time"}
+MAYBE_TIME = {**TIME, "nullable": True}
 VARIABLES = {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 100}
 BUILDER = {"type": "string", "description": "the image that builds the environment's packages; empty: none"}
 BUILDCMD = {"type": "string", "maxLength": 4096, "description": "the build command; empty: the builder's own"}
+ASYNC = {"type": "boolean", "description": "calls are queued: 202 and a call id, delivered later (default false)"}
 ARCHIVE = {
     "type": "string",
     "format": "binary",
@@ -42,6 +57,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 ERROR = _json(_ref("Error"), "an error")
 ERRORS = {"400": ERROR, "401": ERROR, "413": ERROR}
+# The call filters of /v1/invocations and /v1/dlq (faasd/control/events_api.py).
+MAX_LIST = 1000
+MAX_WAIT = 60
 
 
 def _schemas() -> dict[str, Any]:
@@ -66,6 +84,18 @@ def _schemas() -> dict[str, Any]:
             "type": "string",
             "enum": list(NETWORKS),
             "description": "default: beyond the machine, never other containers, faasd or the host; none: no network",
+        },
+        "retries": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_RETRIES,
+            "description": "asynchronous calls: attempts after the first before a call is a dead letter",
+        },
+        "retry_max_age": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_RETRY_MAX_AGE,
+            "description": "asynchronous calls: seconds after its arrival past which a call is a dead letter",
         },
     }
     # What GET returns: every field of the Function value (secrets as names only).
@@ -123,6 +153,8 @@ def _schemas() -> dict[str, Any]:
                 "cpu_millis": {"type": "integer"},
                 "network": {"type": "string", "enum": list(NETWORKS)},
                 "package": {"type": "string", "description": "the package the function runs; empty: one source file"},
+                "retries": {"type": "integer"},
+                "retry_max_age": {"type": "integer"},
                 "created_at": TIME,
                 "updated_at": TIME,
             },
@@ -184,10 +216,11 @@ def _schemas() -> dict[str, Any]:
                 "method": {"type": "string", "enum": list(METHODS)},
                 "url": {"type": "string"},
                 "function": NAME,
+                "async": {"type": "boolean"},
                 "created_at": TIME,
                 "updated_at": TIME,
             },
-            ["name", "method", "url", "function", "created_at", "updated_at"],
+            ["name", "method", "url", "function", "async", "created_at", "updated_at"],
         ),
         "RouteCreate": _obj(
             {
@@ -195,6 +228,7 @@ def _schemas() -> dict[str, Any]:
                 "method": {"type": "string", "enum": list(METHODS)},
                 "url": {"type": "string", "pattern": "^/", "maxLength": 1024, "example": "/users/{id}"},
                 "function": NAME,
+                "async": ASYNC,
             },
             ["url", "function"],
         ),
@@ -203,8 +237,10 @@ def _schemas() -> dict[str, Any]:
                 "method": {"type": "string", "enum": list(METHODS)},
                 "url": {"type": "string", "pattern": "^/", "maxLength": 1024},
                 "function": NAME,
+                "async": ASYNC,
             }
         ),
+        **_event_schemas(),
         "Status": _obj(
             {
                 "version": {"type": "string"},
@@ -214,17 +250,183 @@ def _schemas() -> dict[str, Any]:
                 },
                 "environments": {"type": "array", "items": {"type": "object"}},
                 "functions": {"type": "array", "items": {"type": "object"}},
+                "events": _ref("EventsStatus"),
             },
             ["version", "environments", "functions"],
         ),
     }
 
 
-def _collection(kind: str, schema: str, path_doc: str) -> dict[str, Any]:
+def _event_schemas() -> dict[str, Any]:
+    """Timers, watches and asynchronous calls (faasd/core/events.py, faasd/events/triggers.py)."""
+    method = {"type": "string", "enum": list(METHODS)}
+    timer_settings = {
+        "function": NAME,
+        "cron": {
+            "type": "string",
+            "minLength": 1,
+            "description": "5 fields (6 with seconds first) or a descriptor: @hourly, @daily, @every 30s ...",
+            "example": "*/5 * * * *",
+        },
+        "timezone": {
+            "type": "string",
+            "minLength": 1,
+            "description": "the IANA time zone the cron fields are read in (default UTC)",
+            "example": "Europe/Berlin",
+        },
+        "method": {**method, "description": "the HTTP method the function is called with (default POST)"},
+        "subpath": {
+            "type": "string",
+            "pattern": "^(/[^ #\\r\\n\\t]*)?$",
+            "maxLength": 1024,
+            "description": "the path (and query) after /function/<name>; empty: none",
+            "example": "/report",
+        },
+        "overlap": {
+            "type": "string",
+            "enum": list(TIMER_OVERLAPS),
+            "description": "forbid (default): skip a tick while the previous tick's call is unfinished",
+        },
+        "catch_up": {
+            "type": "string",
+            "enum": list(TIMER_CATCH_UPS),
+            "description": "once (default): one run at start when ticks were missed while faasd was down",
+        },
+    }
+    watch_settings = {
+        "function": NAME,
+        "type": {
+            "type": "string",
+            "enum": list(WATCH_TYPES),
+            "description": "the kind of engine object watched (default container)",
+        },
+        "labels": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "maxLength": 1024},
+            "maxProperties": 20,
+            "description": "only objects with these labels (an empty value: any value of the key)",
+        },
+        "events": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(WATCH_EVENTS)},
+            "minItems": 1,
+            "description": "what to call the function for (default all)",
+        },
+        "include_faasd": {"type": "boolean", "description": "faasd's own containers too (default false)"},
+    }
+    call_response = _obj(
+        {
+            "status": {"type": "integer"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "truncated": {"type": "boolean", "description": "the body was cut at 1 MiB"},
+            "body": {"type": "string", "description": "a UTF-8 body (not in lists)"},
+            "body_base64": {"type": "string", "format": "byte", "description": "any other body (not in lists)"},
+        },
+        ["status", "headers", "truncated"],
+    )
+    attempt = _obj(
+        {
+            "number": {"type": "integer"},
+            "started_at": TIME,
+            "finished_at": MAYBE_TIME,
+            "status": {"type": "integer", "nullable": True, "description": "the function's; null: no answer"},
+            "error": {"type": "string"},
+        },
+        ["number", "started_at", "finished_at", "status", "error"],
+    )
+    invocation = {
+        "id": {"type": "string", "format": "uuid"},
+        "function": NAME,
+        "method": {"type": "string"},
+        "path": {"type": "string", "description": "the path and query the function is sent"},
+        "trigger": {"type": "string", "enum": ["async", "timer", "watch"]},
+        "trigger_name": {"type": "string", "description": "the timer's or watch's name; empty for async"},
+        "status": {"type": "string", "enum": [s.value for s in CallStatus]},
+        "created_at": TIME,
+        "updated_at": TIME,
+        "next_attempt_at": {**MAYBE_TIME, "description": "when queued"},
+        "max_attempts": {"type": "integer"},
+        "max_age": {"type": "integer", "description": "seconds"},
+        "attempts": {"type": "array", "items": attempt},
+        "reason": {"type": "string", "description": "why it failed or died"},
+        "callback_url": {"type": "string"},
+        "idempotency_key": {"type": "string"},
+        "response": {**call_response, "nullable": True, "description": "the function's last answer; null: none"},
+    }
+    return {
+        "Timer": _obj(
+            {
+                "name": NAME,
+                **timer_settings,
+                "last_tick_at": {**MAYBE_TIME, "description": "the scheduled time of the last tick made"},
+                "next_run_at": {**MAYBE_TIME, "description": "the next tick (GET only)"},
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            [f.name for f in dataclasses.fields(Timer) if f.name != "last_tick"] + ["last_tick_at"],
+        ),
+        "TimerCreate": _obj({"name": NAME, **timer_settings}, ["name", "function", "cron"]),
+        "TimerUpdate": _obj(timer_settings),
+        "Watch": _obj(
+            {
+                "name": NAME,
+                **watch_settings,
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            [f.name for f in dataclasses.fields(Watch)],
+        ),
+        "WatchCreate": _obj({"name": NAME, **watch_settings}, ["name", "function"]),
+        "WatchUpdate": _obj(watch_settings),
+        "Invocation": _obj(invocation, list(invocation)),
+        "DeadLetterSelection": _obj(
+            {"ids": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+            ["ids"],
+        ),
+        "EventsStatus": _obj(
+            {
+                "queue": _obj(
+                    {
+                        "depth": {"type": "integer", "description": "unfinished calls (queued and running)"},
+                        "limit": {"type": "integer", "description": "the most unfinished calls; past it, 503"},
+                        "in_flight": {"type": "integer", "description": "attempts being delivered now"},
+                        **{s.value: {"type": "integer", "description": f"stored {s.value} calls"} for s in CallStatus},
+                    },
+                    ["depth", "limit", "in_flight", *(s.value for s in CallStatus)],
+                ),
+                "timers": {
+                    "type": "array",
+                    "items": _obj(
+                        {"name": NAME, "function": NAME, "next_run_at": MAYBE_TIME},
+                        ["name", "function", "next_run_at"],
+                    ),
+                },
+                "watches": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "name": NAME,
+                            "function": NAME,
+                            "type": {"type": "string", "enum": list(WATCH_TYPES)},
+                            "connected": {"type": "boolean", "description": "the engine's event stream is open"},
+                        },
+                        ["name", "function", "type", "connected"],
+                    ),
+                },
+            },
+            ["queue", "timers", "watches"],
+        ),
+    }
+
+
+def _collection(
+    kind: str, schema: str, path_doc: str, plural: str = "", params: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "get": {
             "summary": f"list {path_doc}",
-            "operationId": f"list{schema}s",
+            "operationId": f"list{plural or schema + 's'}",
+            "parameters": params or [],
             "responses": {
                 "200": _json(_obj({"items": {"type": "array", "items": _ref(schema)}}, ["items"]), "the list"),
                 **ERRORS,
@@ -334,6 +536,167 @@ def _package_paths(name_param: dict[str, Any], force: dict[str, Any]) -> dict[st
     }
 
 
+def _event_paths() -> dict[str, Any]:
+    """Timers, watches, asynchronous calls and dead letters (faasd/control/events_api.py)."""
+    function = {"name": "function", "in": "query", "schema": NAME, "description": "only this function's"}
+    call_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "call id"}
+    since = {
+        "name": "since",
+        "in": "query",
+        "schema": {"anyOf": [TIME, {"type": "string", "pattern": "^[0-9]{1,9}[smhd]$", "example": "2h"}]},
+        "description": "created at or after: an RFC 3339 time (2026-11-30T10:00:00Z) or a duration ago (2h, 7d)",
+    }
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": 100},
+        "description": "the newest this many",
+    }
+    status = {
+        "name": "status",
+        "in": "query",
+        "schema": {"type": "string", "enum": [s.value for s in CallStatus]},
+        "description": "only calls in this state",
+    }
+    calls = _json(
+        _obj({"items": {"type": "array", "items": _ref("Invocation")}}, ["items"]), "newest first (no bodies)"
+    )
+    call = _json(_ref("Invocation"), "the call")
+    first = "$response.body#/items/0/id"
+    calls_links = {"getInvocation": {"operationId": "getInvocation", "parameters": {"id": first}}}
+    dead_links = {
+        op: {"operationId": op, "parameters": {"id": first}}
+        for op in ("getDeadLetter", "purgeDeadLetter", "redriveDeadLetter")
+    }
+    selection = {
+        "required": False,
+        "content": {"application/json": {"schema": _ref("DeadLetterSelection")}},
+        "description": "the dead letters by id; without a body: the ones the query selects",
+    }
+    purged = _json(_obj({"purged": {"type": "integer"}}, ["purged"]), "how many were deleted")
+    redriven = _json(
+        _obj(
+            {"redriven": {"type": "integer"}, "ids": {"type": "array", "items": {"type": "string"}}},
+            ["redriven", "ids"],
+        ),
+        "the calls queued again",
+    )
+    return {
+        "/v1/timers": _collection("timer", "Timer", "timers", params=[function]),
+        "/v1/timers/{name}": _item("timer", "Timer"),
+        "/v1/watches": _collection("watch", "Watch", "watches of the container engine", "Watches", [function]),
+        "/v1/watches/{name}": _item("watch", "Watch"),
+        "/v1/invocations": {
+            "get": {
+                "summary": "list asynchronous calls (results are kept 24 h; dead letters until purged)",
+                "operationId": "listInvocations",
+                "parameters": [function, status, since, limit],
+                "responses": {"200": {**calls, "links": calls_links}, **ERRORS},
+            }
+        },
+        "/v1/invocations/{id}": {
+            "parameters": [call_id],
+            "get": {
+                "summary": "get an asynchronous call with its attempts and the function's answer",
+                "operationId": "getInvocation",
+                "parameters": [
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
+                        "description": "seconds to wait for the call to finish",
+                    }
+                ],
+                "responses": {"200": call, "404": ERROR, **ERRORS},
+            },
+        },
+        "/v1/dlq": {
+            "get": {
+                "summary": "list dead letters: calls out of attempts or of age",
+                "operationId": "listDeadLetters",
+                "parameters": [function, since, limit],
+                "responses": {"200": {**calls, "links": dead_links}, **ERRORS},
+            },
+            "delete": {
+                "summary": "purge dead letters: the ids given, else the newest `limit` (100) the query selects",
+                "operationId": "purgeDeadLetters",
+                "parameters": [function, since, limit],
+                "requestBody": selection,
+                "responses": {"200": purged, "404": ERROR, **ERRORS},
+            },
+        },
+        "/v1/dlq/redrive": {
+            "post": {
+                "summary": "queue dead letters again: the ids given, else the newest `limit` (100) the query selects",
+                "operationId": "redriveDeadLetters",
+                "parameters": [function, since, limit],
+                "requestBody": selection,
+                "responses": {"200": redriven, "404": ERROR, **ERRORS},
+            }
+        },
+        "/v1/dlq/{id}": {
+            "parameters": [call_id],
+            "get": {
+                "summary": "get a dead letter",
+                "operationId": "getDeadLetter",
+                "responses": {"200": call, "404": ERROR, **ERRORS},
+            },
+            "delete": {
+                "summary": "purge a dead letter",
+                "operationId": "purgeDeadLetter",
+                "responses": {"200": purged, "404": ERROR, **ERRORS},
+            },
+        },
+        "/v1/dlq/{id}/redrive": {
+            "parameters": [call_id],
+            "post": {
+                "summary": "queue a dead letter again",
+                "operationId": "redriveDeadLetter",
+                "responses": {"200": redriven, "404": ERROR, **ERRORS},
+            },
+        },
+        "/v1/cron/schedule": {
+            "get": {
+                "summary": "the next runs of a cron expression (to check one before a timer uses it)",
+                "operationId": "getCronSchedule",
+                "parameters": [
+                    {
+                        "name": "cron",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "example": "*/5 * * * *"},
+                    },
+                    {
+                        "name": "timezone",
+                        "in": "query",
+                        "schema": {"type": "string", "default": "UTC", "example": "Europe/Berlin"},
+                    },
+                    {
+                        "name": "round",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
+                        "description": "how many runs",
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "cron": {"type": "string"},
+                                "timezone": {"type": "string"},
+                                "next": {"type": "array", "items": TIME},
+                            },
+                            ["cron", "timezone", "next"],
+                        ),
+                        "the next runs, in UTC",
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     force = {"name": "force", "in": "query", "required": False, "schema": {"type": "string", "enum": ["true", "false"]}}
     name_param = {"name": "name", "in": "path", "required": True, "schema": NAME}
@@ -342,7 +705,10 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "faasd admin API",
             "version": __version__,
-            "description": "Environments, functions, packages and HTTP routes of a faasd daemon.",
+            "description": (
+                "Environments, functions, packages, HTTP routes, timers, engine watches and asynchronous calls "
+                "(with their dead letters) of a faasd daemon."
+            ),
         },
         "components": {
             "schemas": _schemas(),
@@ -385,9 +751,10 @@ def document() -> dict[str, Any]:
             **_package_paths(name_param, force),
             "/v1/triggers/http": _collection("route", "Route", "HTTP routes"),
             "/v1/triggers/http/{name}": _item("route", "Route"),
+            **_event_paths(),
             "/v1/status": {
                 "get": {
-                    "summary": "pools and instances",
+                    "summary": "pools and instances; events: the call queue, timers and watches",
                     "operationId": "getStatus",
                     "responses": {"200": _json(_ref("Status"), "status"), **ERRORS},
                 }

@@ -275,6 +275,12 @@ class CallQueue:
 
     async def redrive(self, invs: list[Invocation], policy: Callable[[str], tuple[int, int]]) -> list[str]:
         """Dead letters queued again as new attempts: attempts kept, age and attempt budget renewed."""
+        if self.depth + len(invs) > self.max_queued:
+            raise Overloaded(
+                f"redriving {len(invs)} call(s) would take the asynchronous call queue past its limit "
+                f"of {self.max_queued}; redrive fewer, or later",
+                {"Retry-After": "5"},
+            )
         now = self._clock()
         again = []
         for inv in invs:

@@ -36,7 +36,7 @@ class TriggerListener(Protocol):
 def subpath(value: Any) -> str:
     if not isinstance(value, str):
         raise BadRequest("subpath must be a string such as /report")
-    if value and (not value.startswith("/") or len(value) > 1024 or any(c in value for c in " #\r\n\t")):
+    if value and (not value.startswith("/") or len(value) > 1024 or any(c in " #\x7f" or ord(c) < 32 for c in value)):
         raise BadRequest(f"subpath {value!r} is invalid: a path starting with / (a query string may follow)")
     return value
 
