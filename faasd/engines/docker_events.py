@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from faasd.core.errors import EngineUnavailable
-from faasd.engines.docker import DockerBackend
+from faasd.engines.docker import TOKEN_ENV, DockerBackend
 
 _INSPECT = {
     "container": "/containers/{id}/json",
@@ -67,8 +67,14 @@ class DockerEvents:
         return int(seconds) * 1_000_000_000 + int((digits + "000000000")[:9])
 
     async def inspect(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        """The engine's inspect JSON, less the specialization token of faasd's own containers."""
         found = await self._get(_INSPECT[kind].format(id=object_id))
-        return found if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            return None
+        config = found.get("Config")
+        if isinstance(config, dict) and isinstance(config.get("Env"), list):
+            config["Env"] = [e for e in config["Env"] if not str(e).startswith(TOKEN_ENV + "=")]
+        return found
 
     async def list(self, kind: str, labels: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         """The objects of ``kind`` with ``labels``, inspected: id -> inspect JSON."""

@@ -475,3 +475,39 @@ def test_bad_triggers_are_refused_naming_the_field(faasd: FaasdProcess) -> None:
     schedule = faasd.ok("GET", "/v1/cron/schedule?cron=*/5+*+*+*+*+*&round=3")
     stamps = [datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in schedule["next"]]
     assert [round(b - a) for a, b in pairwise(stamps)] == [5, 5]
+
+
+ENVS = """
+import json
+def main(context):
+    obj = json.loads(context.request.body)
+    return json.dumps({"env": (obj.get("Config") or {}).get("Env") or [], "labels": obj["Config"]["Labels"]})
+"""
+
+
+def test_a_watch_on_faasds_own_containers_never_sees_their_tokens(faasd: FaasdProcess) -> None:
+    faasd.create_function("own-watcher", "python", ENVS)
+    faasd.ok(
+        "POST",
+        "/v1/watches",
+        json={
+            "name": "own",
+            "function": "own-watcher",
+            "labels": {"faasd.owner": faasd.owner},
+            "events": ["added"],
+            "include_faasd": True,
+        },
+    )
+    wait_for(lambda: faasd.status()["events"]["watches"][0]["connected"], "the watch to follow the engine")
+    # A pool refill starts a container of faasd's own.
+    faasd.ok("PATCH", "/v1/environments/nodejs", json={"poolsize": 3})
+    try:
+        wait_for(lambda: answers(faasd, "own-watcher"), "an event of faasd's own container", timeout=30, every=0.3)
+    finally:
+        faasd.ok("PATCH", "/v1/environments/nodejs", json={"poolsize": 2})
+        faasd.ok("DELETE", "/v1/watches/own")
+
+    seen = answers(faasd, "own-watcher")
+    assert all(a["labels"]["faasd.owner"] == faasd.owner for a in seen)
+    assert all(a["env"] for a in seen), "the object's environment is delivered"
+    assert not [e for a in seen for e in a["env"] if "SPECIALIZE_TOKEN" in e]
