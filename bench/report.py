@@ -15,6 +15,10 @@ from pathlib import Path
 from bench.burst import BurstResult
 from bench.coldstart import ColdResult
 from bench.controlplane import CreateResult, MatchResult
+from bench.events import EventsResult
+from bench.events import history_cell as events_history
+from bench.events import summary_line as events_summary
+from bench.events import table as events_table
 from bench.isolation import IsolationResult
 from bench.isolation import summary_line as isolation_summary
 from bench.isolation import table as isolation_table
@@ -50,6 +54,7 @@ HISTORY_COLUMNS = (
     "fn/s",
     "match ns",
     "pkg redeploy node/py ms",
+    "async start ms / deliveries/s / timer ms",
 )
 
 
@@ -80,6 +85,7 @@ class Results:
     match: MatchResult | None = None
     isolation: IsolationResult | None = None
     packages: PackagesResult | None = None
+    events: EventsResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
@@ -273,6 +279,8 @@ def table(r: Results) -> str:
         lines += ["", "### Isolation", "", isolation_summary(r.isolation), "", isolation_table(r.isolation)]
     if r.packages is not None:
         lines += ["", "### Packages", "", packages_summary(r.packages), "", packages_table(r.packages)]
+    if r.events is not None:
+        lines += ["", "### Events", "", events_summary(r.events), "", events_table(r.events)]
     return "\n".join(lines)
 
 
@@ -324,6 +332,7 @@ def history_row(r: Results) -> str:
         fns,
         match,
         packages_history(r.packages) if r.packages else "",
+        events_history(r.events) if r.events else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -404,7 +413,8 @@ def write(path: Path, r: Results) -> None:
     text = (
         f"{INTRO}\n## Latest run\n\n{latest}\n\n## History\n\n"
         "One row per `make bench` run, oldest first; figures as in the table above "
-        "(`match ns` = static / parametrized).\n\n"
+        "(`match ns` = static / parametrized; `async start ms / deliveries/s / timer ms` = "
+        "idle-queue accept to start p50 / deliveries per second / timer scheduled time to start p50).\n\n"
         f"{HISTORY_MARK}\n"
         f"| {' | '.join(HISTORY_COLUMNS)} |\n|{'---|' * len(HISTORY_COLUMNS)}\n" + "\n".join(history_rows) + "\n"
     )

@@ -11,7 +11,10 @@ full), route matching in-process, isolation (container start and warm call on
 a plain bridge vs an isolated one; bench/isolation.py, also runnable alone);
 then, once that faasd has stopped, packages (a faasd of its own: cold and
 cached builds and code-only redeploys through `faas deploy DIR`, offline
-dependencies; bench/packages.py, also runnable alone).
+dependencies; bench/packages.py, also runnable alone); then events (a faasd of
+its own, pool size 1: asynchronous calls' accept to start on an idle queue,
+deliveries per second, a 1 s timer's jitter; bench/events.py, also runnable
+alone).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bench import burst, coldstart, controlplane, isolation, loadgen, packages, report, warm
+from bench import burst, coldstart, controlplane, events, isolation, loadgen, packages, report, warm
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
@@ -95,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--packages-samples", type=int, help="packages: builds and redeploys per figure and environment (5; quick 1)"
     )
+    p.add_argument("--async-calls", type=int, help="events: asynchronous calls on an idle queue (100; quick 10)")
+    p.add_argument("--async-burst", type=int, help="events: asynchronous calls submitted at once (2000; quick 100)")
+    p.add_argument("--timer-ticks", type=int, help="events: ticks of the 1 s timer (20; quick 3)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -113,6 +119,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "isolation_samples": 15,
         "isolation_rounds": 8,
         "packages_samples": 5,
+        "async_calls": 100,
+        "async_burst": 2000,
+        "timer_ticks": 20,
     }
     quick = {
         "samples": 3,
@@ -126,6 +135,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "isolation_samples": 3,
         "isolation_rounds": 1,
         "packages_samples": 1,
+        "async_calls": 10,
+        "async_burst": 100,
+        "timer_ticks": 3,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -237,10 +249,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {leftover} containers left after faasd stopped", file=sys.stderr)
         faasd.close()
         engine.close()
-    # After the main faasd has stopped: the phase starts a faasd of its own.
+    # After the main faasd has stopped: these phases start a faasd of their own.
     results.packages = runner.phase(
         "packages",
         lambda: packages.measure(args.faasd_cmd, args.poolsize, args.packages_samples, run_id, limit=300),
+    )
+    results.events = runner.phase(
+        "events",
+        lambda: events.measure(
+            args.faasd_cmd, args.async_calls, args.async_burst, args.timer_ticks, run_id, limit=events.DEFAULT_LIMIT
+        ),
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]

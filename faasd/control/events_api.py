@@ -162,12 +162,9 @@ class EventsApi:
     # -- taking calls ------------------------------------------------------------
 
     async def accept(self, request: web.Request) -> web.Response:
+        """The function sees the path of the same synchronous call: /function/<name>[/...][?...], as sent."""
         name = request.match_info["name"]
-        tail = request.match_info.get("tail", "")
-        target = f"/function/{name}" + (f"/{tail}" if tail else "")
-        if request.query_string:
-            target += "?" + request.query_string
-        return await self._accept(request, name, target)
+        return await self._accept(request, name, "/function" + request.raw_path[len("/async-function") :])
 
     async def accept_route(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -38,6 +38,7 @@ from faasd.pool.manager import PoolManager
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 32
+FAULT_RETRY = 10.0  # seconds before a delivery that failed inside faasd is tried again
 CALLBACK_ATTEMPTS = 3
 CALLBACK_TIMEOUT = 10.0
 # Response headers not kept with a call's result.
@@ -170,7 +171,10 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("delivering call %s to %s failed; it stays queued for the next start", entry.id, name)
+            # A fault of faasd's own (the store, a bug): the call is tried again later, not forgotten.
+            log.exception("delivering call %s to %s failed; trying again in %.0f s", entry.id, name, FAULT_RETRY)
+            if entry.id in self._queue.entries:
+                self._queue.put_back(entry, self._clock() + FAULT_RETRY)
         finally:
             left = self._inflight[name] - 1
             if left:
