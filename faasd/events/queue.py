@@ -301,7 +301,11 @@ class CallQueue:
             )
         if not again:
             return []
-        await self.write(lambda s: self._redrive_rows(s, again))
+        self._reserved += len(again)
+        try:
+            await self.write(lambda s: self._redrive_rows(s, again))
+        finally:
+            self._reserved -= len(again)
         for inv in again:
             self._index(inv)
         return [inv.id for inv in again]

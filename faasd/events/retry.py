@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from faasd.core.events import BACKOFF_BASE, BACKOFF_CAP, CallStatus
@@ -84,9 +85,12 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if moment.tzinfo is None:  # the asctime form: HTTP dates are always GMT
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - now)

@@ -149,7 +149,10 @@ class TimerScheduler:
                 self._plan(timer, due)
                 if self._next.get(name, due + 1) <= now:  # fell behind (a stall): skip to the future
                     self._plan(timer, now)
-                await self._fire(timer, due)
+                try:
+                    await self._fire(timer, due)
+                except Exception:  # the store failed: this tick is lost, the timers go on
+                    log.exception("timer %s: the tick of %s failed", name, iso(due))
             wait = None if not self._next else max(0.0, min(self._next.values()) - self._clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):

@@ -92,6 +92,11 @@ class EventSource(Protocol):
     ) -> AsyncIterator[dict[str, Any]]: ...
 
 
+def _created(obj: Mapping[str, Any]) -> str:
+    """When the object was made, as the engine says: with its id, it names one life of a reused id."""
+    return str(obj.get("Created") or obj.get("CreatedAt") or "")
+
+
 def _labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
     config = obj.get("Config")
     labels = config.get("Labels") if isinstance(config, dict) else obj.get("Labels")
@@ -166,12 +171,10 @@ class Watcher:
         while True:
             try:
                 if state.cursor == 0:
-                    state.cursor = await self._source.now()
-                    state.snapshot = {
-                        k: v
-                        for k, v in (await self._source.list(watch.type, watch.labels)).items()
-                        if self._matches(state, v)
-                    }
+                    start = await self._source.now()
+                    listed = await self._source.list(watch.type, watch.labels)
+                    state.snapshot = {k: v for k, v in listed.items() if self._matches(state, v)}
+                    state.cursor = start
                     await self._save(state)
                 else:
                     await self._catch_up(state)
@@ -192,20 +195,27 @@ class Watcher:
             wait = min(RETRY_MAX, wait * 2)
 
     async def _catch_up(self, state: WatchState) -> None:
+        """Replay from the cursor, then deliver what changed without an event (an engine restart)."""
         watch = state.watch
+        # The listing first, then the time: whatever changes after the listing is in the replay
+        # or the live stream, and an object with an event in the replay is not reconciled.
+        listed = await self._source.list(watch.type, watch.labels)
+        current = {k: v for k, v in listed.items() if self._matches(state, v)}
         until = await self._source.now()
+        before = dict(state.snapshot)
+        touched: set[str] = set()
         async for event in self._source.stream(watch.type, watch.labels, since=state.cursor, until=until):
+            object_id = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+            touched.add(object_id)
             await self._handle(state, event)
-        current = {
-            k: v for k, v in (await self._source.list(watch.type, watch.labels)).items() if self._matches(state, v)
-        }
-        for object_id in sorted(current.keys() - state.snapshot.keys()):
+        for object_id in sorted(current.keys() - before.keys() - touched):
             obj = current[object_id]
-            created = str(obj.get("Created") or obj.get("CreatedAt") or "")
-            await self._deliver(state, "added", "sync", object_id, obj, until, key_time=created)
-        for object_id in sorted(state.snapshot.keys() - current.keys()):
-            await self._deliver(state, "removed", "sync", object_id, state.snapshot[object_id], until, key_time="")
-        state.snapshot = {**current}
+            await self._deliver(state, "added", "sync", object_id, obj, until, key_time=_created(obj))
+            state.snapshot[object_id] = obj
+        for object_id in sorted(before.keys() - current.keys() - touched):
+            obj = before[object_id]
+            await self._deliver(state, "removed", "sync", object_id, obj, until, key_time=_created(obj))
+            state.snapshot.pop(object_id, None)
         state.cursor = max(state.cursor, until)
         await self._save(state)
 

@@ -145,7 +145,7 @@ class InvocationStore:
     async def counts(self) -> dict[str, int]:
         async with self._sessions() as session:
             rows = await session.execute(select(InvocationRow.status, func.count()).group_by(InvocationRow.status))
-            return {status: count for status, count in rows.tuples()}
+            return {str(row[0]): int(row[1]) for row in rows}
 
     async def expire(self, session: AsyncSession, before: float) -> int:
         """Succeeded and failed calls finished before ``before`` go (dead letters stay until purged)."""
