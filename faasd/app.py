@@ -187,7 +187,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     api = AdminApi(services.controller, services.pool, services.logs, isolation, upload_dir=settings.upload_dir)
     if services.events is not None:
         ev = services.events
-        events_api = EventsApi(services.controller, ev.queue, ev.dispatcher, ev.triggers, ev.timers, ev.watcher)
+        events_api = EventsApi(services.controller, ev.queue, ev.dispatcher, ev.triggers, ev.timers, ev.watcher, ev.mq)
         events_api.add_routes(app, api)
         api.status_sections["events"] = events_api.status
 

@@ -20,9 +20,10 @@ from aiohttp import web
 from faasd.control.api import AdminApi, Resource, read_json
 from faasd.control.controller import Controller
 from faasd.core.errors import BadRequest, NotFound, PayloadTooLarge
-from faasd.core.events import MAX_ASYNC_BODY, CallRequest, CallStatus, Invocation, Timer
+from faasd.core.events import MAX_ASYNC_BODY, CallRequest, CallStatus, Invocation, MqTrigger, Timer
 from faasd.events import cron
 from faasd.events.delivery import Dispatcher
+from faasd.events.mq.runner import MqRunner, TriggerState
 from faasd.events.queue import CallQueue
 from faasd.events.timers import TimerScheduler, iso
 from faasd.events.triggers import TriggerControl
@@ -105,6 +106,20 @@ class _TimerView:
         return {**self.timer.to_json(), "next_run_at": iso(self.next_run) if self.next_run is not None else None}
 
 
+class _MqView:
+    """An mqtrigger with how it is doing (connected, counts), as GET shows it."""
+
+    def __init__(self, trigger: MqTrigger, state: TriggerState | None) -> None:
+        self.trigger = trigger
+        self.state = state
+
+    def to_json(self) -> dict[str, Any]:
+        doc = self.trigger.to_json()
+        state = self.state.to_json() if self.state is not None else {"status": "disconnected"}
+        doc.update({k: state[k] for k in ("status", "delivered", "failed", "error") if k in state})
+        return doc
+
+
 class EventsApi:
     def __init__(
         self,
@@ -114,6 +129,7 @@ class EventsApi:
         triggers: TriggerControl,
         timers: TimerScheduler,
         watcher: Watcher | None,
+        mq: MqRunner,
     ) -> None:
         self._controller = controller
         self._queue = queue
@@ -121,6 +137,7 @@ class EventsApi:
         self._triggers = triggers
         self._timers = timers
         self._watcher = watcher
+        self._mq = mq
 
     def resources(self) -> tuple[Resource, ...]:
         t = self._triggers
@@ -140,6 +157,14 @@ class EventsApi:
                 t.create_watch,
                 t.update_watch,
                 lambda _req, name: t.delete_watch(name),
+            ),
+            Resource(
+                "mqtrigger",
+                "/v1/triggers/mq",
+                lambda _cat: {n: _MqView(v, self._mq.states.get(n)) for n, v in t.mq.items()},
+                t.create_mq,
+                t.update_mq,
+                lambda _req, name: t.delete_mq(name),
             ),
         )
 
@@ -327,4 +352,5 @@ class EventsApi:
                 }
                 for n, w in sorted(self._triggers.watches.items())
             ],
+            "mqtriggers": [_MqView(m, self._mq.states.get(n)).to_json() for n, m in sorted(self._triggers.mq.items())],
         }

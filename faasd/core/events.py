@@ -210,3 +210,56 @@ class Watch:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+
+
+MQ_TYPES = ("redis", "nats")
+DEFAULT_MQ_MAX_RETRIES = 3  # attempts of one message in all; then the error topic
+DEFAULT_MQ_MAX_CONCURRENCY = 10  # messages of one trigger in flight at once
+MAX_MQ_CONCURRENCY = 1000
+
+
+def redact_url(url: str) -> str:
+    """A connection URL with its password hidden, for listings and logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+@dataclass(frozen=True)
+class MqTrigger:
+    """Messages on a broker's topic become calls of a function (Fission's mqtrigger)."""
+
+    name: str
+    function: str
+    mqtype: str  # redis (Streams) or nats (JetStream)
+    topic: str
+    resptopic: str = ""  # where a 2xx answer's body is published ("" = nowhere)
+    errortopic: str = ""  # where a message that failed maxretries times goes ("" = dropped, logged)
+    maxretries: int = DEFAULT_MQ_MAX_RETRIES
+    maxconcurrency: int = DEFAULT_MQ_MAX_CONCURRENCY
+    contenttype: str = "application/json"
+    connection: str = ""  # broker URL as faasd reaches it
+    connection_secret: str = ""  # or: the name of one of the function's secrets that holds the URL
+    method: str = "POST"
+    created_at: datetime = EPOCH
+    updated_at: datetime = EPOCH
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "function": self.function,
+            "mqtype": self.mqtype,
+            "topic": self.topic,
+            "resptopic": self.resptopic,
+            "errortopic": self.errortopic,
+            "maxretries": self.maxretries,
+            "maxconcurrency": self.maxconcurrency,
+            "contenttype": self.contenttype,
+            "connection": redact_url(self.connection),
+            "connection_secret": self.connection_secret,
+            "method": self.method,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }

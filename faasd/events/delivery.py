@@ -45,6 +45,60 @@ CALLBACK_TIMEOUT = 10.0
 _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
+async def send(
+    pool: PoolManager,
+    session: aiohttp.ClientSession,
+    fn: Function,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> tuple[Outcome, dict[str, Any]]:
+    """One request to an instance of ``fn``, leased from the pool: its outcome, and the answer kept.
+
+    The answer (``response_status``, ``response_headers``, ``response_body`` (first 1 MiB),
+    ``response_truncated``) is empty when there was none. Message-queue triggers send this way too.
+    """
+    try:
+        lease = await pool.lease(fn)
+    except FaasdError as err:
+        retry_after = parse_retry_after(err.headers.get("Retry-After"), time.time())
+        return Outcome(None, f"{err.code}: {err}", retry_after), {}
+    try:
+        async with asyncio.timeout(fn.timeout):
+            async with session.request(
+                method,
+                lease.url + target,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                skip_auto_headers=("User-Agent", "Content-Type"),
+            ) as resp:
+                kept_body = await resp.content.read(MAX_RESULT_BODY)
+                truncated = not resp.content.at_eof()
+                while truncated and await resp.content.read(65536):
+                    pass  # read to the end, so that the connection can be used again
+                status = resp.status
+                kept = tuple((k, v) for k, v in resp.headers.items() if k.lower() not in _HOP)
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
+    except TimeoutError:
+        lease.discard()
+        lease.release()
+        return Outcome(None, f"timeout: no answer within the function's timeout of {fn.timeout} s"), {}
+    except (aiohttp.ClientError, OSError) as exc:
+        failure = await pool.upstream_failed(lease, str(exc) or type(exc).__name__)
+        lease.release()
+        return Outcome(None, str(failure)), {}
+    lease.release()
+    answer = {
+        "response_status": status,
+        "response_headers": kept,
+        "response_body": kept_body,
+        "response_truncated": truncated,
+    }
+    return Outcome(status, "", retry_after), answer
+
+
 def share_of(fn: Function) -> int:
     """Asynchronous deliveries one function may have in flight: half its capacity."""
     return max(1, fn.concurrency * fn.max_instances // 2)
@@ -187,48 +241,11 @@ class Dispatcher:
 
     async def _attempt(self, inv: Invocation, fn: Function, number: int) -> tuple[Outcome, dict[str, Any]]:
         req = inv.request
-        try:
-            lease = await self._pool.lease(fn)
-        except FaasdError as err:
-            retry_after = parse_retry_after(err.headers.get("Retry-After"), self._clock())
-            return Outcome(None, f"{err.code}: {err}", retry_after), {}
         headers = [*req.headers, ("X-Faasd-Call-Id", inv.id), ("X-Faasd-Attempt", str(number))]
         headers.append(("X-Faasd-Trigger", req.trigger))
         if req.trigger_name:
             headers.append(("X-Faasd-Trigger-Name", req.trigger_name))
-        try:
-            async with asyncio.timeout(fn.timeout):
-                async with self._session.request(
-                    req.method,
-                    lease.url + req.target,
-                    headers=headers,
-                    data=req.body,
-                    allow_redirects=False,
-                    skip_auto_headers=("User-Agent", "Content-Type"),
-                ) as resp:
-                    body = await resp.content.read(MAX_RESULT_BODY)
-                    truncated = not resp.content.at_eof()
-                    while truncated and await resp.content.read(65536):
-                        pass  # read to the end, so that the connection can be used again
-                    status = resp.status
-                    kept = tuple((k, v) for k, v in resp.headers.items() if k.lower() not in _HOP)
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
-        except TimeoutError:
-            lease.discard()
-            lease.release()
-            return Outcome(None, f"timeout: no answer within the function's timeout of {fn.timeout} s"), {}
-        except (aiohttp.ClientError, OSError) as exc:
-            failure = await self._pool.upstream_failed(lease, str(exc) or type(exc).__name__)
-            lease.release()
-            return Outcome(None, str(failure)), {}
-        lease.release()
-        answer = {
-            "response_status": status,
-            "response_headers": kept,
-            "response_body": body,
-            "response_truncated": truncated,
-        }
-        return Outcome(status, "", retry_after), answer
+        return await send(self._pool, self._session, fn, req.method, req.target, headers, req.body)
 
     async def _finish(self, inv: Invocation) -> None:
         await self._queue.record(inv)

@@ -15,6 +15,7 @@ import aiohttp
 from faasd.control.controller import Controller
 from faasd.core.settings import Settings
 from faasd.events.delivery import Dispatcher
+from faasd.events.mq.runner import MqRunner
 from faasd.events.queue import CallQueue
 from faasd.events.timers import TimerScheduler
 from faasd.events.triggers import TriggerControl
@@ -33,8 +34,10 @@ class Events:
     triggers: TriggerControl
     timers: TimerScheduler
     watcher: Watcher | None
+    mq: MqRunner
 
     async def close(self) -> None:
+        await self.mq.close()
         if self.watcher is not None:
             await self.watcher.close()
         await self.timers.close()
@@ -62,7 +65,7 @@ async def start_events(
     trigger_store = TriggerStore(store.engine)
     timers, watches = await trigger_store.load()
     triggers = TriggerControl(controller, trigger_store)
-    triggers.load(timers, [w for w, _cursor, _snapshot in watches])
+    triggers.load(timers, [w for w, _cursor, _snapshot in watches], await trigger_store.load_mq())
     controller.dependents.append(triggers)
     scheduler = TimerScheduler(lambda: triggers.timers, functions, queue, trigger_store, triggers.ticked)
     scheduler.start()
@@ -72,4 +75,8 @@ async def start_events(
         watcher = Watcher(lambda: triggers.watches, functions, source, queue, trigger_store)
         watcher.start({w.name: (cursor, snapshot) for w, cursor, snapshot in watches})
         triggers.watch_listener = watcher
-    return Events(queue, dispatcher, triggers, scheduler, watcher)
+    mq = MqRunner(lambda: triggers.mq, functions, pool, session, settings.owner)
+    mq.start()
+    triggers.mq_listener = mq
+    triggers.mq_probe = mq.probe
+    return Events(queue, dispatcher, triggers, scheduler, watcher, mq)

@@ -12,17 +12,45 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from faasd.control.controller import Controller
 from faasd.core import validation as check
 from faasd.core.errors import BadRequest, Conflict, NotFound
-from faasd.core.events import TIMER_CATCH_UPS, TIMER_OVERLAPS, WATCH_EVENTS, WATCH_TYPES, Timer, Watch
+from faasd.core.events import (
+    MAX_MQ_CONCURRENCY,
+    MQ_TYPES,
+    TIMER_CATCH_UPS,
+    TIMER_OVERLAPS,
+    WATCH_EVENTS,
+    WATCH_TYPES,
+    MqTrigger,
+    Timer,
+    Watch,
+    redact_url,
+)
 from faasd.events import cron
+from faasd.events.mq.broker import SCHEMES, BrokerError
 from faasd.store.events import TriggerStore
 from faasd.store.registry import utcnow
 
+MQ_FIELDS = {
+    "name",
+    "function",
+    "mqtype",
+    "topic",
+    "resptopic",
+    "errortopic",
+    "maxretries",
+    "maxconcurrency",
+    "contenttype",
+    "connection",
+    "connection_secret",
+    "method",
+}
+TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
+CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[A-Za-z0-9_-]+=[A-Za-z0-9_.\"-]+)*$")
 TIMER_FIELDS = {"name", "function", "cron", "timezone", "method", "subpath", "overlap", "catch_up"}
 WATCH_FIELDS = {"name", "function", "type", "labels", "events", "include_faasd"}
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
@@ -63,6 +91,16 @@ def labels(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def topic(value: Any, field: str, required: bool = True) -> str:
+    if value in (None, "") and not required:
+        return ""
+    if not isinstance(value, str) or not TOPIC_RE.fullmatch(value):
+        raise BadRequest(
+            f"{field} {value!r} is invalid: letters, digits and _ . : / - (a Redis stream key or a NATS subject)"
+        )
+    return value
+
+
 def event_kinds(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -86,19 +124,26 @@ class TriggerControl:
         self._store = store
         self.timers: dict[str, Timer] = {}
         self.watches: dict[str, Watch] = {}
+        self.mq: dict[str, MqTrigger] = {}
         self.timer_listener: TriggerListener | None = None
         self.watch_listener: TriggerListener | None = None
+        self.mq_listener: TriggerListener | None = None
+        # Connects once to a new or changed trigger's broker (400 when it cannot): the runner's probe.
+        self.mq_probe: Callable[[MqTrigger], Awaitable[None]] | None = None
 
-    def load(self, timers: list[Timer], watches: list[Watch]) -> None:
+    def load(self, timers: list[Timer], watches: list[Watch], mq: list[MqTrigger] | None = None) -> None:
         self.timers = {t.name: t for t in timers}
         self.watches = {w.name: w for w in watches}
+        self.mq = {m.name: m for m in mq or []}
 
     # -- the controller's questions -------------------------------------------
 
     def users_of(self, function: str) -> list[str]:
-        return [
-            f"timer '{t.name}'" for t in sorted(self.timers.values(), key=lambda t: t.name) if t.function == function
-        ] + [f"watch '{w.name}'" for w in sorted(self.watches.values(), key=lambda w: w.name) if w.function == function]
+        return (
+            [f"timer '{n}'" for n, t in sorted(self.timers.items()) if t.function == function]
+            + [f"watch '{n}'" for n, w in sorted(self.watches.items()) if w.function == function]
+            + [f"mqtrigger '{n}'" for n, m in sorted(self.mq.items()) if m.function == function]
+        )
 
     def forget_function(self, function: str) -> None:
         for name in [t.name for t in self.timers.values() if t.function == function]:
@@ -107,6 +152,9 @@ class TriggerControl:
         for name in [w.name for w in self.watches.values() if w.function == function]:
             del self.watches[name]
             self._tell(self.watch_listener, name)
+        for name in [m.name for m in self.mq.values() if m.function == function]:
+            del self.mq[name]
+            self._tell(self.mq_listener, name)
 
     @staticmethod
     def _tell(listener: TriggerListener | None, name: str) -> None:
@@ -258,5 +306,96 @@ class TriggerControl:
             raise NotFound(f"{kind} '{name}' not found")
         return found
 
+    # -- message-queue triggers ------------------------------------------------------
 
-Listener = Callable[[str], None]
+    def _mq_fields(self, body: dict[str, Any], current: MqTrigger | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if "function" in body or current is None:
+            fields["function"] = self._function(body.get("function"))
+        if "mqtype" in body or current is None:
+            fields["mqtype"] = check.choice(body.get("mqtype"), "mqtype", MQ_TYPES)
+        if "topic" in body or current is None:
+            fields["topic"] = topic(body.get("topic"), "topic")
+        for name in ("resptopic", "errortopic"):
+            if name in body:
+                fields[name] = topic(body[name], name, required=False)
+        if "maxretries" in body:
+            fields["maxretries"] = check.integer(body["maxretries"], "maxretries", 0, 100)
+        if "maxconcurrency" in body:
+            fields["maxconcurrency"] = check.integer(body["maxconcurrency"], "maxconcurrency", 1, MAX_MQ_CONCURRENCY)
+        if "contenttype" in body:
+            value = body["contenttype"]
+            if not isinstance(value, str) or not CONTENT_TYPE_RE.fullmatch(value):
+                raise BadRequest(f"contenttype {value!r} is invalid: a media type such as application/json")
+            fields["contenttype"] = value
+        if "method" in body:
+            fields["method"] = check.method(body["method"])
+        for name in ("connection", "connection_secret"):
+            if name in body:
+                if not isinstance(body[name], str) or len(body[name]) > 2048:
+                    raise BadRequest(f"{name} must be a string")
+                fields[name] = body[name]
+        kind = fields.get("mqtype", current.mqtype if current else "")
+        url = fields.get("connection", current.connection if current else "")
+        secret = fields.get("connection_secret", current.connection_secret if current else "")
+        if bool(url) == bool(secret):
+            raise BadRequest("give either connection (the broker's URL) or connection_secret, not both or neither")
+        if url and not url.startswith(SCHEMES[kind]):
+            raise BadRequest(
+                f"connection {redact_url(url)!r} is not a {kind} URL: it starts with {' or '.join(SCHEMES[kind])}"
+            )
+        if secret:
+            fn = self._controller.catalog.functions[fields.get("function", current.function if current else "")]
+            if secret not in fn.secrets:
+                raise BadRequest(f"connection_secret: function '{fn.name}' has no secret '{secret}'")
+        return fields
+
+    async def _probe(self, trigger: MqTrigger) -> None:
+        if self.mq_probe is None:
+            return
+        try:
+            await self.mq_probe(trigger)
+        except BrokerError as exc:
+            raise BadRequest(f"connection: cannot use the {trigger.mqtype} broker: {exc}") from None
+
+    async def create_mq(self, body: dict[str, Any]) -> MqTrigger:
+        check.known_fields(body, MQ_FIELDS)
+        name = check.name(body.get("name"))
+        async with self._controller.lock:
+            if name in self.mq:
+                raise Conflict(f"mqtrigger '{name}' exists already")
+            now = utcnow()
+            trigger = MqTrigger(**self._mq_fields(body, None), name=name, created_at=now, updated_at=now)
+        await self._probe(trigger)
+        async with self._controller.lock:
+            if name in self.mq:
+                raise Conflict(f"mqtrigger '{name}' exists already")
+            if trigger.function not in self._controller.catalog.functions:
+                raise BadRequest(f"function '{trigger.function}' does not exist")
+            await self._store.put_mq(trigger, new=True)
+            self.mq[name] = trigger
+        self._tell(self.mq_listener, name)
+        return trigger
+
+    async def update_mq(self, name: str, body: dict[str, Any]) -> MqTrigger:
+        check.known_fields(body, MQ_FIELDS)
+        async with self._controller.lock:
+            current: MqTrigger = self._get(self.mq, "mqtrigger", name)
+            if body.get("name", name) != name:
+                raise BadRequest("name cannot be changed; create a new mqtrigger instead")
+            changed = dataclasses.replace(current, **self._mq_fields(body, current), updated_at=utcnow())
+        if {"mqtype", "topic", "connection", "connection_secret"} & body.keys():
+            await self._probe(changed)
+        async with self._controller.lock:
+            self._get(self.mq, "mqtrigger", name)
+            await self._store.put_mq(changed, new=False)
+            self.mq[name] = changed
+        self._tell(self.mq_listener, name)
+        return changed
+
+    async def delete_mq(self, name: str) -> None:
+        async with self._controller.lock:
+            self._get(self.mq, "mqtrigger", name)
+            await self._store.delete_mq(name)
+            del self.mq[name]
+        self._tell(self.mq_listener, name)

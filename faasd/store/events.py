@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from faasd.core.errors import Conflict
-from faasd.core.events import Attempt, CallRequest, CallStatus, Invocation, Timer, Watch
-from faasd.store.models import InvocationRow, TimerRow, WatchRow
+from faasd.core.events import Attempt, CallRequest, CallStatus, Invocation, MqTrigger, Timer, Watch
+from faasd.store.models import InvocationRow, MqTriggerRow, TimerRow, WatchRow
 from faasd.store.registry import _aware
 
 ACTIVE = (CallStatus.queued.value, CallStatus.running.value)
@@ -206,9 +206,33 @@ class TriggerStore:
         created = {**fields, "created_at": watch.created_at, "cursor": cursor, "snapshot_json": "{}"}
         await self._put(WatchRow, watch.name, new, created, fields)
 
+    async def load_mq(self) -> list[MqTrigger]:
+        async with self._sessions() as session:
+            return [_mq(r) for r in await session.scalars(select(MqTriggerRow))]
+
+    async def put_mq(self, trigger: MqTrigger, *, new: bool) -> None:
+        fields = {
+            "function": trigger.function,
+            "mqtype": trigger.mqtype,
+            "topic": trigger.topic,
+            "resptopic": trigger.resptopic,
+            "errortopic": trigger.errortopic,
+            "maxretries": trigger.maxretries,
+            "maxconcurrency": trigger.maxconcurrency,
+            "contenttype": trigger.contenttype,
+            "connection": trigger.connection,
+            "connection_secret": trigger.connection_secret,
+            "method": trigger.method,
+            "updated_at": trigger.updated_at,
+        }
+        await self._put(MqTriggerRow, trigger.name, new, {**fields, "created_at": trigger.created_at}, fields)
+
+    async def delete_mq(self, name: str) -> None:
+        await self.delete(MqTriggerRow, name)
+
     async def _put(
         self,
-        model: type[TimerRow] | type[WatchRow],
+        model: type[TimerRow] | type[WatchRow] | type[MqTriggerRow],
         name: str,
         new: bool,
         created: dict[str, Any],
@@ -223,7 +247,7 @@ class TriggerStore:
         except IntegrityError as exc:
             raise Conflict(f"{model.__tablename__[:-1]} '{name}' conflicts with an existing one") from exc
 
-    async def delete(self, model: type[TimerRow] | type[WatchRow], name: str) -> None:
+    async def delete(self, model: type[TimerRow] | type[WatchRow] | type[MqTriggerRow], name: str) -> None:
         async with self._sessions.begin() as session:
             await session.execute(delete(model).where(model.name == name))
 
@@ -270,6 +294,25 @@ def _watch(row: WatchRow) -> Watch:
         labels=json.loads(row.labels_json),
         events=tuple(json.loads(row.events_json)),
         include_faasd=row.include_faasd,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _mq(row: MqTriggerRow) -> MqTrigger:
+    return MqTrigger(
+        name=row.name,
+        function=row.function,
+        mqtype=row.mqtype,
+        topic=row.topic,
+        resptopic=row.resptopic,
+        errortopic=row.errortopic,
+        maxretries=row.maxretries,
+        maxconcurrency=row.maxconcurrency,
+        contenttype=row.contenttype,
+        connection=row.connection,
+        connection_secret=row.connection_secret,
+        method=row.method,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
     )

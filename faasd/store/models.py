@@ -165,3 +165,22 @@ class WatchRow(Base):
     # objects as last seen, so that a restart finds what changed meanwhile.
     cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     snapshot_json: Mapped[str] = mapped_column(Text, server_default="{}")
+
+
+class MqTriggerRow(Base):
+    __tablename__ = "mq_triggers"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
+    mqtype: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(255))
+    resptopic: Mapped[str] = mapped_column(String(255))
+    errortopic: Mapped[str] = mapped_column(String(255))
+    maxretries: Mapped[int] = mapped_column(Integer)
+    maxconcurrency: Mapped[int] = mapped_column(Integer)
+    contenttype: Mapped[str] = mapped_column(String(255))
+    connection: Mapped[str] = mapped_column(Text)
+    connection_secret: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

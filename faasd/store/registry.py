@@ -26,7 +26,16 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import Conflict
-from faasd.store.models import Base, EnvironmentRow, FunctionRow, HttpTriggerRow, PackageRow, TimerRow, WatchRow
+from faasd.store.models import (
+    Base,
+    EnvironmentRow,
+    FunctionRow,
+    HttpTriggerRow,
+    MqTriggerRow,
+    PackageRow,
+    TimerRow,
+    WatchRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +233,7 @@ class Store:
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
             await session.execute(delete(TimerRow).where(TimerRow.function == name))
             await session.execute(delete(WatchRow).where(WatchRow.function == name))
+            await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function == name))
             await session.execute(delete(FunctionRow).where(FunctionRow.name == name))
 
     # HTTP triggers
@@ -272,6 +282,7 @@ class Store:
                 await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function.in_(functions)))
                 await session.execute(delete(TimerRow).where(TimerRow.function.in_(functions)))
                 await session.execute(delete(WatchRow).where(WatchRow.function.in_(functions)))
+                await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function.in_(functions)))
                 await session.execute(delete(FunctionRow).where(FunctionRow.name.in_(functions)))
             await session.execute(delete(PackageRow).where(PackageRow.name == name))
 

@@ -1,0 +1,149 @@
+"""Redis Streams: a consumer group per trigger, acknowledged after a 2xx.
+
+- The group is made at the stream's start (``0``, ``MKSTREAM``): what was
+  published before the trigger existed is delivered too.
+- This faasd reads as one consumer with a stable name, so after a crash its
+  pending messages (delivered, never acknowledged) are found at the next start
+  and given again.
+- A failed message stays pending and is given again after a backoff, claimed
+  with ``XCLAIM`` so that the stream's delivery count goes up: the count is the
+  broker's, a crash mid-delivery included.
+- Messages pending at another consumer (a faasd that is gone) for longer than
+  :data:`RECLAIM_IDLE` are claimed with ``XAUTOCLAIM``.
+- A message's body is its ``body`` field (else all its fields as JSON); the
+  other fields are its headers. Published answers and errors have a ``body``
+  field and their metadata as fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from faasd.events.mq.broker import BrokerError, Message, Subscription
+
+RECLAIM_IDLE_MS = 5 * 60 * 1000  # another consumer's message pending this long is taken over
+RECLAIM_EVERY = 30.0  # seconds between looks for such messages
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class RedisConsumer:
+    def __init__(self, sub: Subscription) -> None:
+        self._sub = sub
+        self._redis: aioredis.Redis | None = None
+        self._retries: list[tuple[float, str]] = []  # (due, id) of own failed messages
+        self._next_reclaim = 0.0
+
+    @property
+    def _r(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise BrokerError("not connected")
+        return self._redis
+
+    async def open(self) -> None:
+        try:
+            self._redis = aioredis.from_url(self._sub.url, socket_connect_timeout=5, socket_keepalive=True)
+            await self._redis.ping()
+            try:
+                await self._redis.xgroup_create(self._sub.topic, self._sub.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            # Own messages left pending by an earlier run (a crash): given again at once.
+            pending = await self._redis.xpending_range(
+                self._sub.topic, self._sub.group, min="-", max="+", count=10_000, consumername=self._sub.consumer
+            )
+        except (RedisError, OSError) as exc:
+            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+        now = time.monotonic()
+        self._retries = [(now, _text(p["message_id"])) for p in pending]
+        heapq.heapify(self._retries)
+
+    async def fetch(self, count: int, wait: float) -> list[Message]:
+        try:
+            out = await self._due_retries(count)
+            if len(out) < count and time.monotonic() >= self._next_reclaim:
+                out += await self._reclaim(count - len(out))
+            if len(out) < count:
+                block = 1 if out else max(1, int(wait * 1000))
+                read: Any = await self._r.xreadgroup(
+                    self._sub.group, self._sub.consumer, {self._sub.topic: ">"}, count=count - len(out), block=block
+                )
+                for _stream, entries in read or []:
+                    out += [self._message(entry_id, fields, 1) for entry_id, fields in entries]
+            return out
+        except (RedisError, OSError) as exc:
+            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+
+    async def _due_retries(self, count: int) -> list[Message]:
+        out: list[Message] = []
+        now = time.monotonic()
+        while self._retries and self._retries[0][0] <= now and len(out) < count:
+            _due, entry_id = heapq.heappop(self._retries)
+            claimed = await self._r.xclaim(
+                self._sub.topic, self._sub.group, self._sub.consumer, min_idle_time=0, message_ids=[entry_id]
+            )
+            out += await self._counted(claimed)
+        return out
+
+    async def _reclaim(self, count: int) -> list[Message]:
+        self._next_reclaim = time.monotonic() + RECLAIM_EVERY
+        result = await self._r.xautoclaim(
+            self._sub.topic, self._sub.group, self._sub.consumer, min_idle_time=RECLAIM_IDLE_MS, count=count
+        )
+        return await self._counted(result[1] if len(result) > 1 else [])
+
+    async def _counted(self, entries: list[Any]) -> list[Message]:
+        """Claimed entries with the delivery count the stream keeps for each (a deleted one is acknowledged)."""
+        out: list[Message] = []
+        for entry_id, fields in entries:
+            info = await self._r.xpending_range(self._sub.topic, self._sub.group, min=entry_id, max=entry_id, count=1)
+            deliveries = int(info[0]["times_delivered"]) if info else 1
+            if fields is None:  # trimmed from the stream meanwhile: nothing to deliver
+                await self._r.xack(self._sub.topic, self._sub.group, entry_id)
+                continue
+            out.append(self._message(entry_id, fields, deliveries))
+        return out
+
+    @staticmethod
+    def _message(entry_id: Any, fields: dict[Any, Any], deliveries: int) -> Message:
+        decoded = {_text(k): v for k, v in fields.items()}
+        body = decoded.pop("body", None)
+        headers = {k: _text(v) for k, v in decoded.items()}
+        if body is None:
+            body = json.dumps(headers).encode()
+            headers = {}
+        elif isinstance(body, str):
+            body = body.encode()
+        return Message(_text(entry_id), body, headers, deliveries)
+
+    async def ack(self, message: Message) -> None:
+        try:
+            await self._r.xack(self._sub.topic, self._sub.group, message.id)
+        except (RedisError, OSError) as exc:
+            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+
+    async def retry(self, message: Message, delay: float) -> None:
+        heapq.heappush(self._retries, (time.monotonic() + delay, message.id))
+
+    async def publish(self, topic: str, body: bytes, headers: dict[str, str]) -> None:
+        try:
+            fields: dict[Any, Any] = {"body": body, **headers}
+            await self._r.xadd(topic, fields)
+        except (RedisError, OSError) as exc:
+            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.aclose()
+            self._redis = None

@@ -1,0 +1,282 @@
+"""Message-queue triggers at work: one task per trigger, reading, calling, acknowledging.
+
+For each trigger a task keeps a consumer of its kind (faasd/events/mq/broker.py)
+and at most ``maxconcurrency`` messages in flight: it fetches only as many as
+it has free slots, so a slow function slows the reading (backpressure) rather
+than piling messages up in faasd. Each message is a call of the function
+through the pool (the same instances and limits as any call:
+faasd/events/delivery.py ``send``) with the message's body and, as faasd's
+headers (the request's context in the runtimes), its id, topic and delivery
+number; the message's own headers or fields are request headers.
+
+- 2xx: the answer's body goes to ``resptopic`` (when set), then the message is
+  acknowledged.
+- anything else: the message is given again after a backoff, until it has
+  been delivered ``maxretries`` times (the broker's count, so a delivery cut
+  off by a crash counts); then it goes to ``errortopic`` with the reason and
+  the last status, and is acknowledged.
+
+Delivery is at least once: a message answered 2xx whose acknowledgement was
+lost (faasd killed between the two) is delivered again. A broker that goes
+away puts the trigger in ``disconnected``; it reconnects with backoff and the
+broker still holds every unacknowledged message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from faasd.core.entities import Function
+from faasd.core.events import MqTrigger
+from faasd.events.delivery import send
+from faasd.events.mq.broker import BrokerError, Consumer, ConsumerFactory, Message, Subscription, kinds
+from faasd.events.retry import backoff
+from faasd.pool.manager import PoolManager
+
+log = logging.getLogger(__name__)
+
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0
+FETCH_WAIT = 1.0
+PROBE_TIMEOUT = 5.0  # seconds a new trigger's broker has to answer
+# Request headers a message may not set.
+_RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "expect"})
+
+
+def connection_of(trigger: MqTrigger, fn: Function | None) -> str:
+    """The broker URL: the trigger's own, or the function's secret it names."""
+    if trigger.connection_secret:
+        if fn is None or trigger.connection_secret not in fn.secrets:
+            raise BrokerError(
+                f"function '{trigger.function}' has no secret '{trigger.connection_secret}' (the trigger's connection)"
+            )
+        return fn.secrets[trigger.connection_secret]
+    return trigger.connection
+
+
+def subscription(trigger: MqTrigger, url: str, owner: str, fn_timeout: float) -> Subscription:
+    return Subscription(
+        url=url,
+        topic=trigger.topic,
+        group=f"faasd-{trigger.name}",
+        consumer=f"faasd-{owner}",
+        ack_wait=fn_timeout + 10.0,
+        outputs=tuple(t for t in (trigger.resptopic, trigger.errortopic) if t),
+    )
+
+
+@dataclass
+class TriggerState:
+    trigger: MqTrigger
+    connected: bool = False
+    delivered: int = 0  # messages answered 2xx
+    failed: int = 0  # messages sent to the error topic (or dropped without one)
+    error: str = ""  # why it is disconnected
+    task: asyncio.Task[None] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.trigger.name,
+            "function": self.trigger.function,
+            "mqtype": self.trigger.mqtype,
+            "topic": self.trigger.topic,
+            "status": "connected" if self.connected else "disconnected",
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "error": self.error,
+        }
+
+
+class MqRunner:
+    def __init__(
+        self,
+        triggers: Callable[[], Mapping[str, MqTrigger]],
+        functions: Callable[[], Mapping[str, Function]],
+        pool: PoolManager,
+        session: aiohttp.ClientSession,
+        owner: str,
+        factories: Mapping[str, ConsumerFactory] | None = None,
+    ) -> None:
+        self._triggers = triggers
+        self._functions = functions
+        self._pool = pool
+        self._session = session
+        self._owner = owner
+        self._factories = factories if factories is not None else kinds()
+        self.states: dict[str, TriggerState] = {}
+
+    def start(self) -> None:
+        for trigger in self._triggers().values():
+            self._follow(trigger)
+
+    async def close(self) -> None:
+        tasks = [s.task for s in self.states.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def changed(self, name: str) -> None:
+        old = self.states.pop(name, None)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        trigger = self._triggers().get(name)
+        if trigger is not None:
+            self._follow(trigger)
+
+    def _follow(self, trigger: MqTrigger) -> None:
+        state = TriggerState(trigger)
+        self.states[trigger.name] = state
+        state.task = asyncio.get_running_loop().create_task(self._run(state), name=f"faasd-mq-{trigger.name}")
+
+    def consumer(self, trigger: MqTrigger) -> Consumer:
+        fn = self._functions().get(trigger.function)
+        url = connection_of(trigger, fn)
+        sub = subscription(trigger, url, self._owner, float(fn.timeout if fn else 60))
+        return self._factories[trigger.mqtype](sub)
+
+    async def probe(self, trigger: MqTrigger) -> None:
+        """Connect once (the group and stream are made): raises BrokerError when the broker cannot be used."""
+        consumer = self.consumer(trigger)
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await consumer.open()
+        except TimeoutError:
+            raise BrokerError(f"no answer within {PROBE_TIMEOUT:.0f} s") from None
+        finally:
+            await consumer.close()
+
+    # -- one trigger -----------------------------------------------------------
+
+    async def _run(self, state: TriggerState) -> None:
+        trigger = state.trigger
+        wait = RECONNECT_FIRST
+        while True:
+            consumer: Consumer | None = None
+            inflight: set[asyncio.Task[None]] = set()
+            try:
+                consumer = self.consumer(trigger)
+                await consumer.open()
+                if not state.connected:
+                    log.info("mqtrigger %s: reading %s %s", trigger.name, trigger.mqtype, trigger.topic)
+                state.connected, state.error, wait = True, "", RECONNECT_FIRST
+                while True:
+                    free = trigger.maxconcurrency - len(inflight)
+                    if free <= 0:
+                        done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                        self._reap(done, inflight)
+                        continue
+                    for message in await consumer.fetch(free, FETCH_WAIT):
+                        task = asyncio.get_running_loop().create_task(self._handle(state, consumer, message))
+                        inflight.add(task)
+                    done = {t for t in inflight if t.done()}
+                    self._reap(done, inflight)
+            except BrokerError as exc:
+                if state.connected or state.error != str(exc):
+                    log.warning("mqtrigger %s: %s; reconnecting", trigger.name, exc)
+                state.connected, state.error = False, str(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("mqtrigger %s failed; reconnecting", trigger.name)
+                state.connected, state.error = False, f"{type(exc).__name__}: {exc}"
+            finally:
+                for task in inflight:
+                    task.cancel()  # unacknowledged: the broker gives them again
+                if consumer is not None:
+                    await consumer.close()
+            await asyncio.sleep(wait)
+            wait = min(RECONNECT_MAX, wait * 2)
+
+    def _reap(self, done: set[asyncio.Task[None]], inflight: set[asyncio.Task[None]]) -> None:
+        for task in done:
+            inflight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]  # a BrokerError from ack or publish
+
+    async def _handle(self, state: TriggerState, consumer: Consumer, message: Message) -> None:
+        trigger = state.trigger
+        limit = max(1, trigger.maxretries)
+        fn = self._functions().get(trigger.function)
+        if fn is None:
+            await consumer.retry(message, 5.0)
+            return
+        if message.deliveries > limit:
+            # The last delivery never got an outcome (faasd stopped during it).
+            reason = f"delivered {message.deliveries - 1} time(s) without an outcome (faasd stopped meanwhile)"
+            await self._give_up(state, consumer, message, reason, None)
+            return
+        headers = [(k, v) for k, v in message.headers.items() if _forwardable(k)]
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", trigger.contenttype))
+        headers += [
+            ("X-Faasd-Trigger", "mqtrigger"),
+            ("X-Faasd-Trigger-Name", trigger.name),
+            ("X-Faasd-Message-Id", message.id),
+            ("X-Faasd-Topic", trigger.topic),
+            ("X-Faasd-Delivery", str(message.deliveries)),
+        ]
+        outcome, answer = await send(
+            self._pool, self._session, fn, trigger.method, f"/function/{fn.name}", headers, message.body
+        )
+        if outcome.status is not None and 200 <= outcome.status < 300:
+            if trigger.resptopic:
+                await consumer.publish(
+                    trigger.resptopic,
+                    answer.get("response_body", b""),
+                    {"message_id": message.id, "topic": trigger.topic, "status": str(outcome.status)},
+                )
+            await consumer.ack(message)
+            state.delivered += 1
+            return
+        if message.deliveries >= limit:
+            await self._give_up(
+                state, consumer, message, f"{message.deliveries} attempt(s) failed", outcome.status, outcome.describe()
+            )
+            return
+        await consumer.retry(message, backoff(message.deliveries))
+
+    async def _give_up(
+        self,
+        state: TriggerState,
+        consumer: Consumer,
+        message: Message,
+        reason: str,
+        status: int | None,
+        last: str = "",
+    ) -> None:
+        trigger = state.trigger
+        error = f"{reason}; the last: {last}" if last else reason
+        if trigger.errortopic:
+            await consumer.publish(
+                trigger.errortopic,
+                message.body,
+                {
+                    "message_id": message.id,
+                    "topic": trigger.topic,
+                    "error": error,
+                    "status": "" if status is None else str(status),
+                    "deliveries": str(message.deliveries),
+                },
+            )
+        else:
+            log.warning("mqtrigger %s: message %s dropped (no error topic): %s", trigger.name, message.id, error)
+        await consumer.ack(message)
+        state.failed += 1
+
+
+def _forwardable(name: str) -> bool:
+    lower = name.lower()
+    return (
+        lower not in _RESERVED
+        and not lower.startswith("x-faasd-")
+        and name.isascii()
+        and name.replace("-", "").replace("_", "").isalnum()
+    )
