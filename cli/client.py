@@ -141,7 +141,7 @@ def _user_agent() -> str:
 
 class FaasClient:
     """faasd's API: environments, functions, packages, HTTP triggers, status, invoking,
-    and events (asynchronous calls, dead letters, timers, watches).
+    and events (asynchronous calls, dead letters, timers, watches, message-queue triggers).
 
     ``token``, when given, is sent as ``Authorization: Bearer <token>`` on every
     admin API request (never to a function).
@@ -511,6 +511,26 @@ class FaasClient:
 
     def delete_watch(self, name: str) -> None:
         self._call("DELETE", f"/v1/watches/{_segment(name)}")
+
+    # -- message-queue triggers ------------------------------------------------
+
+    def create_mq_trigger(self, name: str, function: str, mqtype: str, topic: str, **fields: Any) -> Json:
+        """``fields``: more mqtrigger fields (resptopic, errortopic, maxretries, maxconcurrency, contenttype,
+        connection, connection_secret, method)."""
+        payload = _given(name=name, function=function, mqtype=mqtype, topic=topic, **fields)
+        return self._json("POST", "/v1/triggers/mq", payload)
+
+    def list_mq_triggers(self, function: str | None = None) -> list[Json]:
+        return self._items(_with_query("/v1/triggers/mq", function=function))
+
+    def get_mq_trigger(self, name: str) -> Json:
+        return self._json("GET", f"/v1/triggers/mq/{_segment(name)}")
+
+    def update_mq_trigger(self, name: str, **fields: Any) -> Json:
+        return self._json("PATCH", f"/v1/triggers/mq/{_segment(name)}", _given(**fields))
+
+    def delete_mq_trigger(self, name: str) -> None:
+        self._call("DELETE", f"/v1/triggers/mq/{_segment(name)}")
 
     # -- plumbing ----------------------------------------------------------
 

@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from faas_cli.client import DEFAULT_SERVER
-from faas_cli.commands import deploy, dlq, env, function, invocation, package, route, status, timer, watch
+from faas_cli.commands import (
+    deploy,
+    dlq,
+    env,
+    function,
+    invocation,
+    mqtrigger,
+    package,
+    route,
+    status,
+    timer,
+    watch,
+)
 from faas_cli.options import Connection
 
 app = typer.Typer(
@@ -46,6 +58,14 @@ app.add_typer(
     help="Watches: call a function when containers, networks, volumes or images change (alias: w).",
 )
 app.add_typer(watch.app, name="w", hidden=True)
+app.add_typer(
+    mqtrigger.app,
+    name="mqtrigger",
+    help="Message-queue triggers: call a function for each message on a Redis or NATS topic "
+    "(alias: mqt, messagequeue).",
+)
+app.add_typer(mqtrigger.app, name="mqt", hidden=True)
+app.add_typer(mqtrigger.app, name="messagequeue", hidden=True)
 app.add_typer(
     invocation.app,
     name="invocation",

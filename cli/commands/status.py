@@ -34,6 +34,14 @@ WATCH_COLUMNS = (
     Column("FUNCTION", "function"),
     Column("CONNECTED", "connected"),
 )
+MQTRIGGER_COLUMNS = (
+    Column("MQTRIGGER", "name"),
+    Column("MQTYPE", "mqtype"),
+    Column("TOPIC", "topic"),
+    Column("STATUS", "status"),
+    Column("DELIVERED", "delivered"),
+    Column("FAILED", "failed"),
+)
 
 
 @reports_errors
@@ -77,7 +85,7 @@ def render_status(server: str, health: dict[str, Any], report: dict[str, Any]) -
 
 
 def render_events(events: dict[str, Any]) -> list[str]:
-    """The asynchronous calls' queue and dead letters on one line, then the timers and the watches."""
+    """The asynchronous calls' queue and dead letters on one line, then the timers, watches and mqtriggers."""
     found = events.get("queue")
     queue: dict[str, Any] = found if isinstance(found, dict) else {}
     dead = queue.get("dead", 0)
@@ -88,10 +96,13 @@ def render_events(events: dict[str, Any]) -> list[str]:
     ]
     timers = [timer for timer in events.get("timers") or [] if isinstance(timer, dict)]
     watches = [watch for watch in events.get("watches") or [] if isinstance(watch, dict)]
+    mqtriggers = [trigger for trigger in events.get("mqtriggers") or [] if isinstance(trigger, dict)]
     if timers:
         lines.extend(["", table_of(timers, TIMER_COLUMNS)])
     if watches:
         lines.extend(["", table_of(watches, WATCH_COLUMNS)])
+    if mqtriggers:
+        lines.extend(["", table_of(mqtriggers, MQTRIGGER_COLUMNS)])
     return lines
 
 

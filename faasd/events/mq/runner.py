@@ -263,7 +263,8 @@ class MqRunner:
                     "topic": trigger.topic,
                     "error": error,
                     "status": "" if status is None else str(status),
-                    "deliveries": str(message.deliveries),
+                    # Attempts made: a delivery cut off by a stop is counted, the one not made is not.
+                    "deliveries": str(min(message.deliveries, max(1, trigger.maxretries))),
                 },
             )
         else:
