@@ -38,7 +38,7 @@ $(BIN)/.installed: pyproject.toml
 engine:
 	@bash scripts/ensure-docker.sh
 
-## images: build the runtime images (only when missing or changed)
+## images: build the runtime, builder and broker images (only when missing or changed)
 images: engine
 	@bash scripts/build-images.sh
 
@@ -62,8 +62,14 @@ lint: venv
 	MYPYPATH=build/mypy $(BIN)/mypy -p faas_cli
 
 ## compose: faasd itself in docker-compose (builds its image; falls back to a local base)
+# and the brokers: the official images when here or pullable, else those `make images` built
 compose: images
 	@bash scripts/build-faasd-image.sh
+	@pick() { docker image inspect "$$1" >/dev/null 2>&1 || timeout 120 docker pull -q "$$1" >/dev/null 2>&1 \
+	    && echo "$$1" || echo "$$2"; }; \
+	export FAASD_REDIS_IMAGE="$${FAASD_REDIS_IMAGE:-$$(pick redis:7-bookworm faasd/broker-redis:latest)}"; \
+	export FAASD_NATS_IMAGE="$${FAASD_NATS_IMAGE:-$$(pick nats:2.10 faasd/broker-nats:latest)}"; \
+	echo "docker-compose up -d  (redis: $$FAASD_REDIS_IMAGE, nats: $$FAASD_NATS_IMAGE)"; \
 	docker-compose up -d
 
 clean:

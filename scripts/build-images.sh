@@ -13,8 +13,18 @@
 # base: the same default image, or faasd/base-builder-<lang>:bookworm, the
 # local Debian base with the package manager (python3-pip, npm) added.
 #
+# It also builds the broker images faasd/broker-<name>:latest from
+# brokers/<name> (redis: Debian's redis-server 7.0; nats: Debian's nats-server
+# 2.9 with JetStream), which the message-queue trigger tests run
+# (tests/integration/brokers.py). Each is rebuilt only when its label
+# faasd.broker.hash differs from its folder's hash. Their Dockerfiles copy the
+# server out of their base into an image FROM scratch; the base is the default
+# one (debian:bookworm-slim, where apt-get installs the package) when present
+# or pullable, else a local Debian base with the package already in it,
+# faasd/base-broker-<name>:bookworm.
+#
 # Environment:
-#   FORCE=1                 rebuild the runtime and builder images even when current
+#   FORCE=1                 rebuild the runtime, builder and broker images even when current
 #   FAASD_APT_SOURCES=...   space-separated apt sources files for mmdebstrap
 #                           (default: the host's /etc/apt/sources.list{,.d/*})
 #   FAASD_BASE_SUITE=...    Debian suite of the local base (default bookworm)
@@ -72,6 +82,7 @@ base_present_or_pulled() {
 # runtime's plus the package manager, and the CA certificates it fetches with
 # when faasd gives it none).
 declare -A PKG=([nodejs]=nodejs [python]=python3 [ruby]=ruby)
+# shellcheck disable=SC2054 # comma lists, for mmdebstrap --include
 declare -A BUILDER_PKG=([nodejs]=nodejs,npm,ca-certificates [python]=python3,python3-pip,ca-certificates)
 built=0
 
@@ -172,10 +183,52 @@ for lang in "${btodo[@]}"; do
     built=1
 done
 
+# ---- 5. the broker images (Redis, NATS), each on its Dockerfile's default
+# base or on a local Debian base that has the package
+BROKERS=(redis nats)
+declare -A BROKER_PKG=([redis]=redis-server [nats]=nats-server) BROKER_HASH BROKER_BASE PULLABLE
+brtodo=()
+for name in "${BROKERS[@]}"; do
+    t=$(now)
+    image="faasd/broker-$name:latest"
+    BROKER_HASH[$name]=$(folder_hash "$ROOT/brokers/$name")
+    if [[ "${FORCE:-0}" != 1 && "$(image_label "$image" faasd.broker.hash)" == "${BROKER_HASH[$name]}" ]]; then
+        log "$t" "$image is current (${BROKER_HASH[$name]:0:12})"
+    else
+        log "$t" "$image needs a build (${BROKER_HASH[$name]:0:12})"
+        brtodo+=("$name")
+    fi
+done
+pids=()
+for name in "${brtodo[@]}"; do
+    default=$(default_base "$ROOT/brokers/$name")
+    [[ -n "$default" ]] || die "brokers/$name/Dockerfile has no ARG BASE_IMAGE=..."
+    if [[ -z "${PULLABLE[$default]:-}" ]]; then # one pull attempt per base
+        PULLABLE[$default]=0
+        base_present_or_pulled "$default" && PULLABLE[$default]=1
+    fi
+    if [[ "${PULLABLE[$default]}" == 1 ]]; then
+        BROKER_BASE[$name]=$default
+        continue
+    fi
+    BROKER_BASE[$name]="faasd/base-broker-$name:$SUITE"
+    ensure_debian_base "${BROKER_PKG[$name]}" "${BROKER_BASE[$name]}" &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do
+    wait "$pid" || die "could not make a local broker base image"
+done
+for name in "${brtodo[@]}"; do
+    build_image "faasd/broker-$name:latest" "$ROOT/brokers/$name" "${BROKER_BASE[$name]}" \
+        faasd.broker "${BROKER_HASH[$name]}"
+    built=1
+done
+
 if ((built == 0)); then
-    log "$T0" "all runtime and builder images are current"
+    log "$T0" "all runtime, builder and broker images are current"
     exit 0
 fi
 docker image prune -f --filter label=faasd.runtime.hash >/dev/null 2>&1 || true
 docker image prune -f --filter label=faasd.builder.hash >/dev/null 2>&1 || true
+docker image prune -f --filter label=faasd.broker.hash >/dev/null 2>&1 || true
 log "$T0" "done"

@@ -79,6 +79,19 @@ make_debian_base() {
     log "$t" "docker import $image"
 }
 
+# ensure_debian_base PACKAGES IMAGE: IMAGE is here, with the label
+# faasd.base=$SUITE:PACKAGES; made by make_debian_base when it is not.
+ensure_debian_base() {
+    local packages=$1 image=$2 t
+    t=$(now)
+    if [[ "$(image_label "$image" faasd.base)" == "$SUITE:$packages" ]]; then
+        log "$t" "base $image is present"
+        return 0
+    fi
+    command -v mmdebstrap >/dev/null || die "mmdebstrap is not installed (apt-get install mmdebstrap); it makes $image"
+    make_debian_base "$packages" "$image"
+}
+
 # build_image IMAGE CONTEXT BASE PREFIX HASH: docker build of CONTEXT as IMAGE
 # on BASE, labelled PREFIX.hash=HASH and PREFIX.base=BASE; logs its size.
 build_image() {

@@ -1,10 +1,13 @@
 """docker-compose.yml end to end: build, up, deploy through the CLI, restart, down.
 
 The composed faasd drives this host's engine through the Docker socket, so the
-stack gets names of its own (project, network, state dir, published port) and
-a finalizer that takes it down even after a failure. The runtime images must
-exist (make images); the faasd image is built by scripts/build-faasd-image.sh,
-which skips the build when nothing changed.
+stack gets names of its own (project, network, apps network, state dir,
+published ports) and a finalizer that takes it down even after a failure.
+Nothing is pulled or built by compose here: scripts/build-images.sh builds the
+runtime, builder and broker images and scripts/build-faasd-image.sh the faasd
+image (each skips what is current), so compose finds every image present. The
+brokers run from the official images when they are here (FAASD_REDIS_IMAGE /
+FAASD_NATS_IMAGE choose), else from faasd/broker-redis and faasd/broker-nats.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import pytest
 import requests
+import yaml
 
+from tests.integration.brokers import nats_info, probe_aliases, redis_command
 from tests.integration.harness import ROOT, docker_client, free_port, wait_for
 
 pytestmark = pytest.mark.docker
@@ -65,14 +71,45 @@ def compose_command() -> list[str]:
     )
 
 
+def broker_image(engine: docker.DockerClient, variable: str, official: str, local: str) -> str:
+    """The image the stack runs a broker from: $variable, else the official one when it is
+    here (nothing is pulled), else the one scripts/build-images.sh built."""
+    if os.environ.get(variable):
+        return os.environ[variable]
+    try:
+        engine.images.get(official)
+        return official
+    except docker.errors.ImageNotFound:
+        return local
+
+
+def published(ports: list[Any]) -> list[str]:
+    """A service's ports as host_ip:published:target, from compose v1's short or v2's long form."""
+    out = []
+    for port in ports:
+        if isinstance(port, str):
+            out.append(port.removesuffix("/tcp"))
+        else:
+            out.append(f"{port.get('host_ip', '')}:{port['published']}:{port['target']}")
+    return out
+
+
+# The services that only build (here: find) an image, their containers exiting at once.
+IMAGE_ONLY = ("runtime-nodejs", "runtime-python", "runtime-ruby", "builder-nodejs", "builder-python")
+
+
 @dataclass
 class Stack:
     """One compose project of docker-compose.yml, named for this test run."""
 
     engine: docker.DockerClient
     compose: list[str]
+    redis_image: str = "faasd/broker-redis:latest"
+    nats_image: str = "faasd/broker-nats:latest"
     project: str = field(default_factory=lambda: f"faasdtest{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
+    nats_port: int = field(default_factory=free_port)
 
     @property
     def url(self) -> str:
@@ -87,6 +124,11 @@ class Stack:
         return f"{self.project}-net"
 
     @property
+    def apps_network(self) -> str:
+        """The brokers' network (faasd-apps outside this test)."""
+        return f"{self.project}-apps"
+
+    @property
     def owner(self) -> str:
         """The faasd.owner label of the composed faasd's containers (from its state dir's path)."""
         return hashlib.sha256(self.state_dir.encode()).hexdigest()[:12]
@@ -99,6 +141,11 @@ class Stack:
             "FAASD_NETWORK": self.network,
             "FAASD_STATE_DIR": self.state_dir,
             "FAASD_POOLSIZE": "1",
+            "FAASD_APPS_NETWORK": self.apps_network,
+            "FAASD_REDIS_PORT": str(self.redis_port),
+            "FAASD_NATS_PORT": str(self.nats_port),
+            "FAASD_REDIS_IMAGE": self.redis_image,
+            "FAASD_NATS_IMAGE": self.nats_image,
         }
 
     def run(self, *args: str, timeout: float = 180) -> str:
@@ -142,6 +189,34 @@ class Stack:
         except requests.RequestException:
             return False
 
+    def wait_brokers(self) -> dict[str, Any]:
+        """Wait until Redis answers PING and NATS greets with JetStream on the host's loopback; NATS's INFO."""
+
+        def redis_ready() -> bool:
+            try:
+                return bool(redis_command("127.0.0.1", self.redis_port, "PING", timeout=2) == "PONG")
+            except Exception:  # not up yet: refused, reset by the proxy, -LOADING
+                return False
+
+        def nats_ready() -> dict[str, Any] | None:
+            try:
+                info = nats_info("127.0.0.1", self.nats_port, timeout=2)
+            except Exception:
+                return None
+            return info if info.get("jetstream") else None
+
+        try:
+            wait_for(redis_ready, f"redis at 127.0.0.1:{self.redis_port}", timeout=60, every=0.2)
+            return wait_for(nats_ready, f"nats with JetStream at 127.0.0.1:{self.nats_port}", timeout=60, every=0.2)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.logs()}") from None
+
+    def service_containers(self, service: str) -> list[dict[str, Any]]:
+        """The inspected containers of one service of this project."""
+        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
+        found = self.engine.api.containers(all=True, filters={"label": labels})
+        return [self.engine.api.inspect_container(c["Id"]) for c in found]
+
     def logs(self) -> str:
         with contextlib.suppress(AssertionError, subprocess.SubprocessError):
             return self.run("logs", "--no-color", "--tail", "50", timeout=60)
@@ -158,10 +233,24 @@ def faasd_image() -> None:
     assert result.returncode == 0, f"build-faasd-image.sh failed:\n{result.stdout}\n{result.stderr}"
 
 
+@pytest.fixture(scope="module")
+def project_images() -> None:
+    """The runtime, builder and broker images (scripts/build-images.sh, i.e. make images: a no-op when current)."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=1200
+    )
+    assert result.returncode == 0, f"build-images.sh failed:\n{result.stdout}\n{result.stderr}"
+
+
 @pytest.fixture
-def stack(faasd_image: None) -> Iterator[Stack]:
+def stack(project_images: None, faasd_image: None) -> Iterator[Stack]:
     engine = docker_client()
-    stack = Stack(engine, compose_command())
+    stack = Stack(
+        engine,
+        compose_command(),
+        redis_image=broker_image(engine, "FAASD_REDIS_IMAGE", "redis:7-bookworm", "faasd/broker-redis:latest"),
+        nats_image=broker_image(engine, "FAASD_NATS_IMAGE", "nats:2.10", "faasd/broker-nats:latest"),
+    )
     try:
         yield stack
     finally:
@@ -171,8 +260,9 @@ def stack(faasd_image: None) -> Iterator[Stack]:
         for name in stack.leftovers():
             with contextlib.suppress(docker.errors.NotFound):
                 engine.api.remove_container(name, force=True, v=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            engine.networks.get(stack.network).remove()
+        for network in (stack.network, stack.apps_network):
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.networks.get(network).remove()
 
 
 def test_compose_file_is_accepted(stack: Stack) -> None:
@@ -184,12 +274,66 @@ def test_compose_file_is_accepted(stack: Stack) -> None:
     assert f"FAASD_PORT: '{stack.port}'" in config or f'FAASD_PORT: "{stack.port}"' in config, config
     assert f"FAASD_NETWORK: {stack.network}" in config
 
+    parsed = yaml.safe_load(config)
+    services = parsed["services"]
+    # The runtime and builder images: built by compose when missing (from runtimes/), before faasd starts.
+    for service in IMAGE_ONLY:
+        kind, lang = service.split("-")
+        context = ROOT / "runtimes" / lang / ("builder" if kind == "builder" else "")
+        assert services[service]["build"]["context"] == str(context).rstrip("/"), services[service]
+        assert services[service]["image"] == f"faasd/{service}:latest"
+        assert services[service]["restart"] == "no"
+        assert services["faasd"]["depends_on"][service] == {"condition": "service_completed_successfully"}
+    # The brokers: on the apps network (by its own name), published on the host's loopback only.
+    assert parsed["networks"]["apps"]["name"] == stack.apps_network
+    port_in = {"redis": 6379, "nats": 4222}
+    for service, port, image in (
+        ("redis", stack.redis_port, stack.redis_image),
+        ("nats", stack.nats_port, stack.nats_image),
+    ):
+        assert services[service]["image"] == image
+        assert list(services[service]["networks"]) == ["apps"]
+        assert published(services[service]["ports"]) == [f"127.0.0.1:{port}:{port_in[service]}"]
+
+
+def test_compose_defaults_are_the_official_brokers_on_faasd_apps(stack: Stack) -> None:
+    """Without the test's variables: what a user's `docker compose up` runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAASD_")}
+    command = [*stack.compose, "-p", stack.project, "-f", str(ROOT / "docker-compose.yml"), "config"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    parsed = yaml.safe_load(result.stdout)
+    assert parsed["networks"]["apps"]["name"] == "faasd-apps"
+    redis, nats = parsed["services"]["redis"], parsed["services"]["nats"]
+    assert redis["image"] == "redis:7-bookworm"
+    assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
+    assert nats["image"] == "nats:2.10"
+    assert nats["command"][:1] == ["--jetstream"]
+    assert published(redis["ports"]) == ["127.0.0.1:6379:6379"]
+    assert published(nats["ports"]) == ["127.0.0.1:4222:4222"]
+    volumes = {v.split(":")[0] if isinstance(v, str) else v["source"] for s in (redis, nats) for v in s["volumes"]}
+    assert volumes == {"redis-data", "nats-data"}
+    assert {"redis-data", "nats-data"} <= set(parsed["volumes"])
+
 
 def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
     (tmp_path / "hello.js").write_text(HELLO_JS)
 
     stack.run("up", "-d")
     stack.wait_healthy(f"the composed faasd at {stack.url}")
+    # The image-only services found their images and exited at once, successfully.
+    for service in IMAGE_ONLY:
+        [container] = stack.service_containers(service)
+        assert container["State"]["Status"] == "exited" and container["State"]["ExitCode"] == 0, (
+            service,
+            container["State"],
+        )
+    # The brokers: on the host's loopback for faasd, by their names for containers on the apps network.
+    assert stack.wait_brokers()["jetstream"] is True
+    assert redis_command("127.0.0.1", stack.redis_port, "SET", "survivor", "kept") == "OK"
+    by_alias = probe_aliases(stack.engine, stack.apps_network, "redis", "nats")
+    assert by_alias["redis"] == "+PONG\r\n", by_alias
+    assert by_alias["nats"].startswith("INFO ") and '"jetstream":true' in by_alias["nats"], by_alias
 
     out = stack.faas("deploy", "hello.js", "--env", "nodejs", cwd=tmp_path)
     assert out.splitlines()[-1] == f"{stack.url}/hello", out
@@ -211,6 +355,9 @@ def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
 
     stack.run("restart", timeout=180)
     stack.wait_healthy("the composed faasd after the restart")
+    # Redis kept its data (the append-only file in its volume).
+    stack.wait_brokers()
+    assert redis_command("127.0.0.1", stack.redis_port, "GET", "survivor") == "kept"
     # The function and its route survived in the state volume.
     response = requests.get(f"{stack.url}/hello", timeout=60)
     assert (response.status_code, response.text) == (200, "Hello, world!\n"), stack.logs()
@@ -219,6 +366,9 @@ def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
     stack.run("down", "-v", "--remove-orphans", "--timeout", "60")
     assert stack.leftovers() == []
     assert not stack.engine.volumes.list(filters={"label": f"com.docker.compose.project={stack.project}"})
+    # Compose made the apps network: it goes with the stack.
+    with pytest.raises(docker.errors.NotFound):
+        stack.engine.api.inspect_network(stack.apps_network)
     # faasd made the functions' network (not compose): it stays, with nothing attached.
     left = stack.engine.api.inspect_network(stack.network)
     assert not left.get("Containers"), left

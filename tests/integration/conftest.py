@@ -38,3 +38,7 @@ def faasd(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory)
         yield daemon.start()
     finally:
         daemon.cleanup()
+
+
+# Real Redis and NATS servers (containers of faasd/broker-*), for the message-queue and application tests.
+from tests.integration.brokers import nats_server_fixture, redis_server_fixture  # noqa: E402, F401
