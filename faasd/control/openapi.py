@@ -14,13 +14,17 @@ from typing import Any
 from faasd import __version__
 from faasd.core.entities import MAX_PACKAGE_BYTES, NETWORKS, BuildStatus, Function, Package
 from faasd.core.events import (
+    MAX_MQ_CONCURRENCY,
     MAX_RETRIES,
     MAX_RETRY_MAX_AGE,
+    MQ_TYPES,
     TIMER_CATCH_UPS,
     TIMER_OVERLAPS,
+    TOPIC_PATTERN,
     WATCH_EVENTS,
     WATCH_TYPES,
     CallStatus,
+    MqTrigger,
     Timer,
     Watch,
 )
@@ -353,6 +357,20 @@ def _event_schemas() -> dict[str, Any]:
         "idempotency_key": {"type": "string"},
         "response": {**call_response, "nullable": True, "description": "the function's last answer; null: none"},
     }
+    topic_schema = {"type": "string", "pattern": TOPIC_PATTERN, "maxLength": 255}
+    mq_settings = {
+        "function": NAME,
+        "mqtype": {"type": "string", "enum": list(MQ_TYPES)},
+        "topic": {**topic_schema, "description": "a Redis stream key or a NATS subject"},
+        "resptopic": {"type": "string", "description": "where a 2xx answer's body is published; empty: nowhere"},
+        "errortopic": {"type": "string", "description": "where a message that failed maxretries times goes"},
+        "maxretries": {"type": "integer", "minimum": 0, "maximum": 100, "default": 3},
+        "maxconcurrency": {"type": "integer", "minimum": 1, "maximum": MAX_MQ_CONCURRENCY, "default": 10},
+        "contenttype": {"type": "string", "default": "application/json"},
+        "connection": {"type": "string", "description": "the broker's URL as faasd reaches it (password masked)"},
+        "connection_secret": {"type": "string", "description": "or: the function's secret that holds the URL"},
+        "method": {"type": "string", "enum": list(METHODS)},
+    }
     return {
         "Timer": _obj(
             {
@@ -413,9 +431,25 @@ def _event_schemas() -> dict[str, Any]:
                         ["name", "function", "type", "connected"],
                     ),
                 },
+                "mqtriggers": {"type": "array", "items": _ref("MqTrigger")},
             },
-            ["queue", "timers", "watches"],
+            ["queue", "timers", "watches", "mqtriggers"],
         ),
+        "MqTrigger": _obj(
+            {
+                "name": NAME,
+                **mq_settings,
+                "created_at": TIME,
+                "updated_at": TIME,
+                "status": {"type": "string", "enum": ["connected", "disconnected"]},
+                "delivered": {"type": "integer", "description": "messages answered 2xx since faasd started"},
+                "failed": {"type": "integer", "description": "messages sent to the error topic since faasd started"},
+                "error": {"type": "string", "description": "why it is disconnected"},
+            },
+            [f.name for f in dataclasses.fields(MqTrigger)],
+        ),
+        "MqTriggerCreate": _obj({"name": NAME, **mq_settings}, ["name", "function", "mqtype", "topic"]),
+        "MqTriggerUpdate": _obj(mq_settings),
     }
 
 
@@ -586,6 +620,8 @@ def _event_paths() -> dict[str, Any]:
         "/v1/timers/{name}": _item("timer", "Timer"),
         "/v1/watches": _collection("watch", "Watch", "watches of the container engine", "Watches", [function]),
         "/v1/watches/{name}": _item("watch", "Watch"),
+        "/v1/triggers/mq": _collection("mqtrigger", "MqTrigger", "message-queue triggers", "MqTriggers", [function]),
+        "/v1/triggers/mq/{name}": _item("mqtrigger", "MqTrigger"),
         "/v1/invocations": {
             "get": {
                 "summary": "list asynchronous calls (results are kept 24 h; dead letters until purged)",

@@ -213,6 +213,8 @@ class Watch:
 
 
 MQ_TYPES = ("redis", "nats")
+# A topic: a Redis stream key or a NATS subject (no wildcards).
+TOPIC_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$"
 DEFAULT_MQ_MAX_RETRIES = 3  # attempts of one message in all; then the error topic
 DEFAULT_MQ_MAX_CONCURRENCY = 10  # messages of one trigger in flight at once
 MAX_MQ_CONCURRENCY = 1000

@@ -23,6 +23,7 @@ from faasd.core.events import (
     MQ_TYPES,
     TIMER_CATCH_UPS,
     TIMER_OVERLAPS,
+    TOPIC_PATTERN,
     WATCH_EVENTS,
     WATCH_TYPES,
     MqTrigger,
@@ -49,7 +50,7 @@ MQ_FIELDS = {
     "connection_secret",
     "method",
 }
-TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
+TOPIC_RE = re.compile(TOPIC_PATTERN)
 CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[A-Za-z0-9_-]+=[A-Za-z0-9_.\"-]+)*$")
 TIMER_FIELDS = {"name", "function", "cron", "timezone", "method", "subpath", "overlap", "catch_up"}
 WATCH_FIELDS = {"name", "function", "type", "labels", "events", "include_faasd"}
