@@ -22,6 +22,10 @@ from bench.events import table as events_table
 from bench.isolation import IsolationResult
 from bench.isolation import summary_line as isolation_summary
 from bench.isolation import table as isolation_table
+from bench.mq import MqResult
+from bench.mq import history_cell as mq_history
+from bench.mq import summary_line as mq_summary
+from bench.mq import table as mq_table
 from bench.packages import PackagesResult
 from bench.packages import history_cell as packages_history
 from bench.packages import summary_line as packages_summary
@@ -55,6 +59,7 @@ HISTORY_COLUMNS = (
     "match ns",
     "pkg redeploy node/py ms",
     "async start ms / deliveries/s / timer ms",
+    "mq msg/s / latency p50/p99 ms",
 )
 
 
@@ -86,6 +91,7 @@ class Results:
     isolation: IsolationResult | None = None
     packages: PackagesResult | None = None
     events: EventsResult | None = None
+    mq: MqResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
@@ -281,6 +287,8 @@ def table(r: Results) -> str:
         lines += ["", "### Packages", "", packages_summary(r.packages), "", packages_table(r.packages)]
     if r.events is not None:
         lines += ["", "### Events", "", events_summary(r.events), "", events_table(r.events)]
+    if r.mq is not None:
+        lines += ["", "### Message queues", "", mq_summary(r.mq), "", mq_table(r.mq)]
     return "\n".join(lines)
 
 
@@ -333,6 +341,7 @@ def history_row(r: Results) -> str:
         match,
         packages_history(r.packages) if r.packages else "",
         events_history(r.events) if r.events else "",
+        mq_history(r.mq) if r.mq else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -414,7 +423,9 @@ def write(path: Path, r: Results) -> None:
         f"{INTRO}\n## Latest run\n\n{latest}\n\n## History\n\n"
         "One row per `make bench` run, oldest first; figures as in the table above "
         "(`match ns` = static / parametrized; `async start ms / deliveries/s / timer ms` = "
-        "idle-queue accept to start p50 / deliveries per second / timer scheduled time to start p50).\n\n"
+        "idle-queue accept to start p50 / deliveries per second / timer scheduled time to start p50; "
+        "`mq msg/s / latency p50/p99 ms` = messages per second through a Redis trigger with maxconcurrency 50 / "
+        "publish to answer p50 / p99).\n\n"
         f"{HISTORY_MARK}\n"
         f"| {' | '.join(HISTORY_COLUMNS)} |\n|{'---|' * len(HISTORY_COLUMNS)}\n" + "\n".join(history_rows) + "\n"
     )

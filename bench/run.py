@@ -14,6 +14,8 @@ cached builds and code-only redeploys through `faas deploy DIR`, offline
 dependencies; bench/packages.py, also runnable alone); then events (a faasd of
 its own, pool size 1: asynchronous calls' accept to start on an idle queue,
 deliveries per second, a 1 s timer's jitter; bench/events.py, also runnable
+alone); then mq (a faasd and a Redis of its own: messages per second through a
+Redis Streams trigger, publish to answer latency; bench/mq.py, also runnable
 alone).
 """
 
@@ -33,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bench import burst, coldstart, controlplane, events, isolation, loadgen, packages, report, warm
+from bench import burst, coldstart, controlplane, events, isolation, loadgen, mq, packages, report, warm
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
@@ -101,6 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--async-calls", type=int, help="events: asynchronous calls on an idle queue (100; quick 10)")
     p.add_argument("--async-burst", type=int, help="events: asynchronous calls submitted at once (2000; quick 100)")
     p.add_argument("--timer-ticks", type=int, help="events: ticks of the 1 s timer (20; quick 3)")
+    p.add_argument("--mq-messages", type=int, help="mq: messages published at once per trigger (5000; quick 200)")
+    p.add_argument("--mq-latency", type=int, help="mq: messages published one at a time (200; quick 20)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -122,6 +126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "async_calls": 100,
         "async_burst": 2000,
         "timer_ticks": 20,
+        "mq_messages": 5000,
+        "mq_latency": 200,
     }
     quick = {
         "samples": 3,
@@ -138,6 +144,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "async_calls": 10,
         "async_burst": 100,
         "timer_ticks": 3,
+        "mq_messages": 200,
+        "mq_latency": 20,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -259,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         lambda: events.measure(
             args.faasd_cmd, args.async_calls, args.async_burst, args.timer_ticks, run_id, limit=events.DEFAULT_LIMIT
         ),
+    )
+    results.mq = runner.phase(
+        "mq",
+        lambda: mq.measure(args.faasd_cmd, args.mq_messages, args.mq_latency, run_id, limit=mq.DEFAULT_LIMIT),
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]
