@@ -85,9 +85,10 @@ Network = Annotated[
     str | None,
     typer.Option(
         "--network",
-        metavar="default|none",
+        metavar="default|none|NAME",
         help="'default' (the default) reaches beyond the machine but never other containers, faasd or the host; "
-        "'none' gives no network at all.",
+        "'none' gives no network at all; NAME, a Docker network of yours (e.g. faasd-apps), adds its services "
+        "(Redis, NATS, a database) but still no other function and not the host.",
         show_default=False,
     ),
 ]

@@ -21,7 +21,7 @@ from faasd.builds.store import PackageStore
 from faasd.control.catalog import Catalog
 from faasd.control.packages import BuildQueue, PackageControl, builder_of
 from faasd.core import validation as check
-from faasd.core.entities import DEFAULT_TIMEOUT, NETWORKS, Environment, Function, HttpTrigger, Package
+from faasd.core.entities import DEFAULT_TIMEOUT, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from faasd.core.events import MAX_RETRIES, MAX_RETRY_MAX_AGE
 from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_deploy_specialization, encode_specialization
@@ -240,7 +240,7 @@ class Controller(PackageControl):
                 body["cpu_millis"], "cpu_millis", check.MIN_CPU_MILLIS, check.MAX_CPU_MILLIS
             )
         if "network" in body:
-            fields["network"] = check.choice(body["network"], "network", NETWORKS)
+            fields["network"] = check.network(body["network"])
         if "concurrency" in body:
             fields["concurrency"] = check.integer(body["concurrency"], "concurrency", 1, 1000)
         if "max_instances" in body:

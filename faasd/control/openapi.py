@@ -28,7 +28,7 @@ from faasd.core.events import (
     Timer,
     Watch,
 )
-from faasd.core.validation import MAX_CPU_MILLIS, MAX_POOLSIZE, MAX_TIMEOUT, METHODS, MIN_CPU_MILLIS
+from faasd.core.validation import MAX_CPU_MILLIS, MAX_POOLSIZE, MAX_TIMEOUT, METHODS, MIN_CPU_MILLIS, NETWORK_RE
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63}
 TIME = {"type": "string", "format": "date-time"}
@@ -86,8 +86,10 @@ def _schemas() -> dict[str, Any]:
         },
         "network": {
             "type": "string",
-            "enum": list(NETWORKS),
-            "description": "default: beyond the machine, never other containers, faasd or the host; none: no network",
+            "pattern": NETWORK_RE.pattern,
+            "description": "default: beyond the machine, never other containers, faasd or the host; none: no "
+            "network; or the name of a Docker bridge network of the user's, whose services the function reaches "
+            "(not other functions, not the host)",
         },
         "retries": {
             "type": "integer",
@@ -155,7 +157,7 @@ def _schemas() -> dict[str, Any]:
                 "idle_timeout": {"type": "integer", "nullable": True},
                 "queue_timeout": {"type": "integer"},
                 "cpu_millis": {"type": "integer"},
-                "network": {"type": "string", "enum": list(NETWORKS)},
+                "network": {"type": "string", "description": f"{', '.join(NETWORKS)} or a user network's name"},
                 "package": {"type": "string", "description": "the package the function runs; empty: one source file"},
                 "retries": {"type": "integer"},
                 "retry_max_age": {"type": "integer"},

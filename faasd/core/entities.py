@@ -58,9 +58,15 @@ DEFAULT_QUEUE_TIMEOUT = 10  # seconds a call waits for a free slot at max_instan
 DEFAULT_CPU_MILLIS = 1000
 # Networks a function's container may use: "default" reaches beyond the machine
 # (as on Lambda and Fission) but never another container, faasd or the host;
-# "none" reaches nothing at all.
+# "none" reaches nothing at all. Any other value names a Docker bridge network
+# of the user's (e.g. one holding a Redis): the container is put on it too and
+# reaches the services there, but not the other functions on it nor the host
+# through it (SECURITY.md, "A function on a user network").
 NETWORKS = ("default", "none")
 DEFAULT_NETWORK = "default"
+# Docker's own networks, which no function may name: "none" is faasd's sealed
+# mode above, never Docker's network of that name.
+DOCKER_NETWORKS = ("host", "bridge", "none")
 
 
 @dataclass(frozen=True)

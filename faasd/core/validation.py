@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from faasd.core.entities import DOCKER_NETWORKS, NETWORKS
 from faasd.core.errors import BadRequest
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
 FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+# Docker's own rule for network names, at most 63 characters.
+NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 ENTRYPOINT_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]{0,254}$")
 PARAM_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]{0,62})\}$")
 # No "%": a route's URL is matched decoded, so an encoded segment could shadow another route.
@@ -76,6 +79,42 @@ def integer(value: Any, field: str, low: int, high: int) -> int:
 def choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise BadRequest(f"{field} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+# faasd's own network (--network): the engine names it at start (faasd/engines/isolation.py),
+# since nothing below the engine knows the settings.
+_own_networks: set[str] = set()
+
+
+def own_network(value: str) -> None:
+    """Make ``value`` a network no function may name: faasd's own (its functions are on it already)."""
+    _own_networks.add(value)
+
+
+def network(value: Any, field: str = "network") -> str:
+    """``default``, ``none`` (sealed), or the name of a user's Docker network.
+
+    Whether that network exists, and is a bridge, is checked when a container
+    of the function is put on it (faasd/engines/isolation.py).
+    """
+    expected = f"{field} must be one of default, none"
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{expected}, or the name of a Docker network of your own, got {value!r}")
+    if value in NETWORKS:
+        return value
+    if not NETWORK_RE.fullmatch(value):
+        raise BadRequest(
+            f"{expected}, or the name of a Docker network of your own (letters, digits, '_', '.' and '-', "
+            f"starting with a letter or digit, at most 63 characters), got {value!r}"
+        )
+    if value in DOCKER_NETWORKS:
+        raise BadRequest(
+            f"{expected}, got {value!r}: Docker's own networks would undo the functions' isolation "
+            "(a Docker network of your own may be named instead)"
+        )
+    if value in _own_networks:
+        raise BadRequest(f"{expected}, got {value!r}: that is faasd's own network, where every function is already")
     return value
 
 

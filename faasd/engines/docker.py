@@ -14,6 +14,9 @@ Isolation (SECURITY.md): the network is a bridge with inter-container traffic
 disabled (``com.docker.network.bridge.enable_icc=false``), so a container
 reaches no other container on it; faasd reaches them from the host's network
 namespace. The host firewall (engines/firewall.py) closes the host to them.
+A function on a user's Docker network is put on it too when specialized,
+before its code loads, with rules that keep other functions and the host out
+(engines/isolation.py, :meth:`Isolation.join`).
 Each container gets its own specialization token in its environment
 (``FAASD_SPECIALIZE_TOKEN``); its runtime takes code only with that token.
 Every container is locked down (uid 1000, no capabilities, read-only root,
@@ -40,7 +43,7 @@ import docker
 import docker.errors
 from docker.types import LogConfig, Mount
 
-from faasd.core.entities import DEFAULT_CPU_MILLIS, Environment
+from faasd.core.entities import DEFAULT_CPU_MILLIS, DEFAULT_NETWORK, Environment
 from faasd.core.errors import EngineUnavailable, ImageNotFound, UpstreamError
 from faasd.core.settings import Settings
 from faasd.core.specialize import DEPLOY_ROOT, encode_deploy_specialization, encode_specialization
@@ -335,6 +338,8 @@ class DockerBackend:
             await self._run(lambda: self._docker().api.update_container(container.id, **limits))
         if spec.network == "none":
             await self._cut_off(container, spec.function)
+        elif spec.network != DEFAULT_NETWORK:
+            await self._join(container, spec.network, spec.function)
         if spec.deploy is not None:
             await self._run(self._put_deployment, container.id, spec.deploy)
             body_bytes = encode_deploy_specialization(spec.function, spec.entrypoint, spec.env)
@@ -380,6 +385,15 @@ class DockerBackend:
         except FirewallError as exc:
             raise EngineUnavailable(
                 f"function '{function}' has network 'none', which needs the host firewall: {exc}"
+            ) from exc
+
+    async def _join(self, container: Container, network: str, function: str) -> None:
+        """A user's network: the container is put on it, kept apart there, from before its code loads."""
+        try:
+            await self._run(lambda: self.isolation.join(self._docker(), container.id, network, function))
+        except FirewallError as exc:
+            raise EngineUnavailable(
+                f"function '{function}' is on Docker network '{network}', which needs the host firewall: {exc}"
             ) from exc
 
     def _rename_later(self, container: Container, function: str) -> None:
@@ -464,11 +478,12 @@ class DockerBackend:
 
     async def stop(self, container: Container) -> None:
         await self._run(self._remove, container.id)
-        # Only once it is gone: a container still running keeps its seal.
-        try:
-            await self._run(self.isolation.unseal, container.id)
-        except FirewallError as exc:
-            log.warning("%s (it stays until faasd's next start sweeps it)", exc)
+        # Only once it is gone: a container still running keeps its seal, and its user network rules.
+        for release in (self.isolation.unseal, self.isolation.leave):
+            try:
+                await self._run(release, container.id)
+            except FirewallError as exc:
+                log.warning("%s (it stays until faasd's next start sweeps it)", exc)
 
     def _remove(self, container_id: str) -> None:
         try:

@@ -6,6 +6,9 @@
   attached, else faasd refuses to use it and says how to fix it.
 - The host firewall (engines/firewall.py) closes the host to the bridge and
   seals off ``network: none`` containers.
+- A function on a user's Docker network (:meth:`Isolation.join`) is put on that
+  bridge too, with rules that keep every connection into it over that network,
+  and to the host through it, out.
 - Both are checked again now and then (:meth:`Isolation.verify`): a network
   replaced under faasd, or a firewall reload that flushed its jumps, is
   noticed and repaired instead of reported as in place.
@@ -27,13 +30,17 @@ from typing import Any
 import docker
 import docker.errors
 
+from faasd.core import validation
+from faasd.core.entities import DOCKER_NETWORKS
 from faasd.core.errors import EngineUnavailable
 from faasd.core.settings import Settings
-from faasd.engines.firewall import FirewallError, FirewallState, HostFirewall
+from faasd.engines.firewall import LINK_LOCAL, Attachment, FirewallError, FirewallState, HostFirewall
 
 log = logging.getLogger(__name__)
 
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+DEFAULT_BRIDGE_OPTION = "com.docker.network.bridge.default_bridge"
 # Docker's drop rule for inter-container traffic applies only when bridged
 # packets go through iptables (br_netfilter); rootless engines may lack it.
 BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -44,6 +51,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Isolation:
     def __init__(self, settings: Settings) -> None:
         self.name = settings.network
+        validation.own_network(self.name)  # no function may name it (a 400 at create and update)
         self._mode = settings.firewall
         self.firewall = HostFirewall(settings.owner)
         if self._mode == "off":
@@ -86,7 +94,9 @@ class Isolation:
             self.ready = True
 
     def _setup_firewall(self, client: docker.DockerClient) -> None:
-        live = [str(c["Id"]) for c in client.api.containers(all=True, quiet=True)]
+        def live() -> list[str]:
+            return [str(c["Id"]) for c in client.api.containers(all=True, quiet=True)]
+
         try:
             self.firewall.setup(self.bridge, live)
         except FirewallError as exc:
@@ -101,10 +111,8 @@ class Isolation:
 
     def _adopt(self, attrs: dict[str, Any]) -> None:
         self.network_id = str(attrs["Id"])
-        options = attrs.get("Options") or {}
-        self.bridge = str(options.get("com.docker.network.bridge.name") or "br-" + self.network_id[:12])
-        configs = (attrs.get("IPAM") or {}).get("Config") or []
-        self._subnets = tuple(ipaddress.ip_network(c["Subnet"], strict=False) for c in configs if c.get("Subnet"))
+        self.bridge = _bridge_name(attrs)
+        self._subnets = _subnets(attrs)
 
     def _ensure_network(self, client: docker.DockerClient) -> dict[str, Any]:
         """faasd's network as the engine describes it, made (or made anew) if need be."""
@@ -141,10 +149,12 @@ class Isolation:
             raise EngineUnavailable(f"Docker network {self.name} {problem}; remove it (docker network rm {self.name})")
         return attrs
 
-    def _inspect(self, client: docker.DockerClient) -> dict[str, Any] | None:
+    def _inspect(self, client: docker.DockerClient, name: str | None = None) -> dict[str, Any] | None:
+        """The network named exactly ``name`` (default: faasd's), never one whose id merely starts so."""
+        name = self.name if name is None else name
         # The engine's name filter matches substrings ("faasd" finds "faasd-compose").
-        for found in client.api.networks(names=[self.name]):
-            if found.get("Name") == self.name:
+        for found in client.api.networks(names=[name]):
+            if found.get("Name") == name:
                 try:
                     return dict(client.api.inspect_network(found["Id"]))
                 except docker.errors.NotFound:
@@ -195,6 +205,68 @@ class Isolation:
         self.firewall.unseal(address, container_id)
         del self._sealed[container_id]
 
+    # -- user networks ----------------------------------------------------------------
+
+    def join(self, client: docker.DockerClient, container_id: str, network: str, function: str) -> Attachment:
+        """Put the container on the user's Docker ``network``, with the rules that keep it apart there.
+
+        Called before the function's code loads. Raises FirewallError without the
+        host firewall, EngineUnavailable when the network is missing or unfit; the
+        caller then removes the container (its rules go with :meth:`leave`).
+        """
+        if not self.firewall.state.active:
+            raise FirewallError(f"the host firewall is off: {self.firewall.state.reason}")
+        if _bridge_filtering() is not True:
+            raise EngineUnavailable(
+                f"function '{function}' is on Docker network '{network}', but bridged traffic bypasses iptables "
+                f"here ({BRIDGE_NF} is not 1), so the functions on it could not be kept apart; load br_netfilter "
+                "and set it to 1 (SECURITY.md)"
+            )
+        attrs = self._inspect(client, network)
+        if attrs is None:
+            raise EngineUnavailable(
+                f"function '{function}' is on Docker network '{network}', which does not exist; create it "
+                f"(docker network create {network}) or change the function's network"
+            )
+        problem = self._unfit(attrs)
+        if problem is not None:
+            raise EngineUnavailable(f"function '{function}' cannot be put on Docker network '{network}': it {problem}")
+        # From here until the rules are in, the container runs faasd's generic
+        # runtime only (it takes code only with its token), not the function.
+        client.api.connect_container_to_network(container_id, attrs["Id"])
+        endpoints = client.api.inspect_container(container_id)["NetworkSettings"]["Networks"] or {}
+        endpoint: dict[str, Any] = next((e for e in endpoints.values() if e.get("NetworkID") == attrs["Id"]), {})
+        address, mac = str(endpoint.get("IPAddress") or ""), str(endpoint.get("MacAddress") or "")
+        if not address or not mac:
+            raise EngineUnavailable(
+                f"container {container_id[:12]} has no IPv4 address or MAC on Docker network '{network}'"
+            )
+        attachment = Attachment(network, _bridge_name(attrs), address, mac)
+        self.firewall.attach(container_id, attachment)
+        return attachment
+
+    def leave(self, container_id: str) -> None:
+        """The container is gone (removed or not found): its user network rules may go."""
+        self.firewall.detach(container_id)
+
+    def _unfit(self, attrs: dict[str, Any]) -> str | None:
+        """Why a user's network cannot hold a function, or None."""
+        options = attrs.get("Options") or {}
+        if attrs.get("Name") in DOCKER_NETWORKS or options.get(DEFAULT_BRIDGE_OPTION) == "true":
+            return "is one of Docker's own networks"
+        if attrs.get("Id") == self.network_id or (attrs.get("Labels") or {}).get("faasd.managed") == "true":
+            return "is a network of faasd's own, where functions cannot reach each other's services"
+        if attrs.get("Driver") != "bridge":
+            return f"is a {attrs.get('Driver')} network, not a bridge: faasd can keep functions apart on bridges only"
+        if attrs.get("EnableIPv6"):
+            return "has IPv6, which faasd's firewall does not cover"
+        if _bridge_name(attrs) == self.bridge:
+            return "uses faasd's own bridge"
+        link_local = ipaddress.ip_network(LINK_LOCAL)
+        if any(subnet.version == 4 and subnet.overlaps(link_local) for subnet in _subnets(attrs)):
+            return f"has a link-local subnet ({LINK_LOCAL}), which functions may not reach"
+        return None
+
     # -- the data plane's guard, and the report ------------------------------------------
 
     def refuses(self, peer: bytes) -> bool:
@@ -214,11 +286,15 @@ class Isolation:
             traffic = f"NOT blocked ({BRIDGE_NF} is 0)"
         else:
             traffic = "blocked"
+        on_user_networks: dict[str, int] = {}
+        for attachment in self.firewall.attached().values():
+            on_user_networks[attachment.network] = on_user_networks.get(attachment.network, 0) + 1
         return {
             "network": self.name,
             "inter_container_traffic": traffic,
             "firewall": self.firewall.state.to_json(),
             "sealed_containers": len(self._sealed),
+            "user_networks": dict(sorted(on_user_networks.items())),  # network -> containers on it
         }
 
 
@@ -231,6 +307,15 @@ def _unsafe(attrs: dict[str, Any]) -> str | None:
     if attrs.get("Driver") != "bridge":
         return f"is a {attrs.get('Driver')} network, not a bridge"
     return None
+
+
+def _bridge_name(attrs: dict[str, Any]) -> str:
+    return str((attrs.get("Options") or {}).get(BRIDGE_NAME_OPTION) or "br-" + str(attrs["Id"])[:12])
+
+
+def _subnets(attrs: dict[str, Any]) -> tuple[Network, ...]:
+    configs = (attrs.get("IPAM") or {}).get("Config") or []
+    return tuple(ipaddress.ip_network(c["Subnet"], strict=False) for c in configs if c.get("Subnet"))
 
 
 def _bridge_filtering() -> bool | None:

@@ -37,7 +37,9 @@ class Specialization:
     env: dict[str, str] = field(default_factory=dict)
     memory_mb: int = 0  # 0: keep the container's own limit
     cpu_millis: int = 0  # 0: keep the container's own limit
-    network: str = "default"  # "none": nothing beyond faasd may be reached (see engines/firewall.py)
+    # "none": nothing beyond faasd may be reached; any other name but "default": a
+    # user's Docker network the container joins as well (see engines/firewall.py).
+    network: str = "default"
     # A package's deployment archive (a tar in faasd's package store): put into
     # the container at /faasd/deploy before the specialization, which then names
     # that directory instead of carrying code.

@@ -59,7 +59,7 @@ class FunctionRow(Base):
     idle_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
     queue_timeout: Mapped[int] = mapped_column(Integer, server_default="10")
     cpu_millis: Mapped[int] = mapped_column(Integer, server_default="1000")
-    network: Mapped[str] = mapped_column(String(16), server_default="default")
+    network: Mapped[str] = mapped_column(String(63), server_default="default")
     # The package whose deployment archive the function runs; "" for a single source file.
     package: Mapped[str] = mapped_column(String(63), server_default="")
     # Asynchronous calls: retries after the first attempt, and the age past which a call is a dead letter.

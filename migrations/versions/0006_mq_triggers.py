@@ -1,4 +1,4 @@
-"""Message-queue triggers: a broker's topic whose messages call a function.
+"""Message-queue triggers: a broker's topic whose messages call a function; longer network names.
 
 Revision ID: 0006
 Revises: 0005
@@ -35,7 +35,12 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_mq_triggers_function", "mq_triggers", ["function"])
+    # A function's network may now be a user network's name (up to 63 characters, as Docker's).
+    with op.batch_alter_table("functions") as batch:
+        batch.alter_column("network", type_=sa.String(63), existing_type=sa.String(16), existing_nullable=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("functions") as batch:
+        batch.alter_column("network", type_=sa.String(16), existing_type=sa.String(63), existing_nullable=False)
     op.drop_table("mq_triggers")

@@ -390,3 +390,233 @@ def test_a_stale_seal_is_swept_at_start(start_faasd: Callable[..., FaasdProcess]
     finally:
         subprocess.run(["iptables", "-w", "10", "-F", chain], check=False)
         subprocess.run(["iptables", "-w", "10", "-X", chain], check=False)
+
+
+# -- a function on a user's network -------------------------------------------------------
+
+# Like PROBE_PY, but a target may name the source address to send from (the function's
+# address on faasd's network, through the user network's interface, say).
+NET_PROBE_PY = """import socket
+from concurrent.futures import ThreadPoolExecutor
+
+
+def attempt(target):
+    host, port, source = target
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        if source:
+            s.bind((source, 0))
+        s.connect((host, port))
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except (socket.timeout, TimeoutError):
+        return "timeout"
+    except OSError as e:
+        return "error: " + str(e)
+    finally:
+        s.close()
+
+
+def main(context):
+    plan = context.request.json()
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(attempt, plan["tcp"]))
+    return {
+        "self": socket.gethostbyname(socket.gethostname()),
+        "tcp": {f"{h}:{p}" + (f" from {s}" if s else ""): r for (h, p, s), r in zip(plan["tcp"], results)},
+    }
+"""
+
+SERVICE_PORT = 8000
+TEST_LABEL = {"faasd.test": "isolation-user-network"}
+BLOCKED = ("refused", "timeout")
+
+
+@pytest.fixture
+def user_network(engine: docker.DockerClient) -> Iterator[dict[str, Any]]:
+    """A user's bridge network with a service on it (alias ``svc``, port 8000) that faasd does not own.
+
+    Named to sort before "faasd", so a function's default route moves to this network's bridge
+    (Docker picks the gateway by network name): the harder case for the host rules.
+    """
+    name = f"apps-faasdtest-{os.getpid()}"
+    network = engine.api.create_network(name, driver="bridge", labels=TEST_LABEL, check_duplicate=True)
+    service = None
+    try:
+        service = engine.api.create_container(
+            "faasd/runtime-python:latest",
+            entrypoint=["python3", "-m", "http.server", str(SERVICE_PORT)],
+            user="1000:1000",
+            labels=TEST_LABEL,
+            name=f"faasdtest-svc-{os.getpid()}",
+            host_config=engine.api.create_host_config(network_mode=name),
+            networking_config=engine.api.create_networking_config(
+                {name: engine.api.create_endpoint_config(aliases=["svc"])}
+            ),
+        )
+        engine.api.start(service["Id"])
+        address = engine.api.inspect_container(service["Id"])["NetworkSettings"]["Networks"][name]["IPAddress"]
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                s.settimeout(1)
+                return s.connect_ex((address, SERVICE_PORT)) == 0
+
+        wait_for(listening, "the service on the user network", timeout=20)
+        attrs = engine.api.inspect_network(network["Id"])
+        yield {
+            "name": name,
+            "id": network["Id"],
+            "bridge": "br-" + network["Id"][:12],
+            "gateway": attrs["IPAM"]["Config"][0]["Gateway"],
+            "service": service["Id"],
+            "service_address": address,
+        }
+    finally:
+        if service is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_container(service["Id"], force=True)
+
+        def removed() -> bool:
+            try:
+                engine.api.remove_network(network["Id"])
+            except docker.errors.NotFound:
+                return True
+            except docker.errors.APIError:
+                return False  # faasd's containers are still being removed
+            return True
+
+        wait_for(removed, f"network {name} to be removable", timeout=60, every=0.5)
+
+
+def _function_container(engine: docker.DockerClient, daemon: FaasdProcess, faasd_address: str) -> dict[str, Any]:
+    """The inspect document of the daemon's container that has ``faasd_address`` on faasd's network."""
+    for ref in daemon.containers():
+        attrs = engine.api.inspect_container(ref.id)
+        if attrs["NetworkSettings"]["Networks"].get("faasd", {}).get("IPAddress") == faasd_address:
+            return dict(attrs)
+    raise AssertionError(f"no container of this faasd has address {faasd_address}")
+
+
+def test_a_function_on_a_user_network_reaches_its_services_and_nothing_else_there(
+    user_network: dict[str, Any],  # before start_faasd: it goes after faasd's containers
+    start_faasd: Callable[..., FaasdProcess],
+    engine: docker.DockerClient,
+    host_listener: int,
+    outside: tuple[str, int],
+) -> None:
+    net, gateway, service = user_network["name"], user_network["gateway"], user_network["service_address"]
+    daemon = start_faasd(default_poolsize=1)
+    for name in ("a", "b"):
+        created = daemon.create_function(name, "python", NET_PROBE_PY, filename="probe.py", network=net)
+        assert created["network"] == net
+    daemon.create_function("home", "python", NET_PROBE_PY, filename="probe.py")
+    # B runs first: its container and its address on the user network are the target.
+    b_home = probe(daemon, "b", {"tcp": []})["self"]
+    b = _function_container(engine, daemon, b_home)
+    b_address = b["NetworkSettings"]["Networks"][net]["IPAddress"]
+    a_home = probe(daemon, "a", {"tcp": []})["self"]
+    a = _function_container(engine, daemon, a_home)
+    assert a["Id"] != b["Id"] and b_address
+    assert daemon.status()["isolation"]["user_networks"] == {net: 2}
+
+    plan = {
+        "tcp": [
+            ["svc", SERVICE_PORT, None],
+            [service, SERVICE_PORT, None],
+            [b_address, 8888, None],
+            [b_address, 8888, a_home],
+            [gateway, host_listener, None],
+            [gateway, 22, None],
+            # From its address on faasd's network, out of its interface on the user network.
+            [gateway, host_listener, a_home],
+            [outside[0], outside[1], None],
+        ]
+    }
+    result = probe(daemon, "a", plan)["tcp"]
+    assert result[f"svc:{SERVICE_PORT}"] == "connected", result
+    assert result[f"{service}:{SERVICE_PORT}"] == "connected", result
+    assert result[f"{b_address}:8888"] in BLOCKED, result
+    assert result[f"{b_address}:8888 from {a_home}"] in BLOCKED, result
+    assert result[f"{gateway}:{host_listener}"] in BLOCKED, result
+    assert result[f"{gateway}:22"] in BLOCKED, result
+    assert result[f"{gateway}:{host_listener} from {a_home}"] in BLOCKED, result
+    # Beyond the machine still, although its default route is now through the user network.
+    assert result[f"{outside[0]}:{outside[1]}"] == "connected", result
+
+    # The service cannot open a connection to a function either.
+    dial = (
+        "import socket\ns = socket.socket()\ns.settimeout(2)\n"
+        f"try:\n    s.connect(('{b_address}', 8888)); print('connected')\n"
+        "except ConnectionRefusedError:\n    print('refused')\n"
+        "except OSError as e:\n    print('timeout' if 'timed out' in str(e) else e)\n"
+    )
+    dialed = engine.containers.get(user_network["service"]).exec_run(["python3", "-c", dial])
+    assert dialed.output.decode().strip() in BLOCKED, dialed.output
+
+    # A function on the default network is not on the user network at all.
+    home = probe(daemon, "home", {"tcp": [["svc", SERVICE_PORT, None], [service, SERVICE_PORT, None]]})["tcp"]
+    assert home[f"{service}:{SERVICE_PORT}"] in BLOCKED, home
+    assert home[f"svc:{SERVICE_PORT}"] != "connected", home
+
+    # The rules are tagged with the containers, and go with them (the bridge's jumps with the last).
+    firewall = HostFirewall(daemon.owner)
+    tags = [f"faasd:{container['Id'][:12]}" for container in (a, b)]
+    for tag in tags:
+        assert tag in iptables_rules(firewall.out_chain)
+        assert tag in iptables_rules(firewall.netin_chain)
+    assert f"-i {user_network['bridge']} -j {firewall.netin_chain}" in iptables_rules("INPUT")
+    for name in ("a", "b"):
+        daemon.api("DELETE", f"/v1/functions/{name}?force=true")
+
+    def rules_gone() -> bool:
+        everything = subprocess.run(["iptables", "-w", "10", "-S"], capture_output=True, text=True, check=True).stdout
+        jumps = [
+            line
+            for line in everything.splitlines()
+            if user_network["bridge"] in line and (firewall.out_chain in line or firewall.netin_chain in line)
+        ]
+        return not any(tag in everything for tag in tags) and not jumps
+
+    wait_for(rules_gone, "the user network rules to go with their containers")
+    assert daemon.status()["isolation"]["user_networks"] == {}
+
+
+def test_a_user_network_must_be_a_network_a_function_may_join(start_faasd: Callable[..., FaasdProcess]) -> None:
+    daemon = start_faasd(default_poolsize=0)
+    body = {"name": "n", "environment": "python", "code": "def main():\n    return 'x'\n"}
+    for bad in ("host", "bridge", "faasd", "bad name!", "-x", "x" * 64, 7):
+        refused = daemon.api("POST", "/v1/functions", json={**body, "network": bad})
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["error"]["message"].startswith("network"), refused.text
+    daemon.create_function("n", "python", body["code"])
+    changed = daemon.api("PATCH", "/v1/functions/n", json={"network": "host"})
+    assert changed.status_code == 400 and "network" in changed.text, changed.text
+
+    # A network that does not exist: the function is made, and its calls say what is missing.
+    missing = f"faasdtest-missing-{os.getpid()}"
+    daemon.ok("PATCH", "/v1/functions/n", json={"network": missing})
+    answer = requests.get(f"{daemon.url}/function/n", timeout=60)
+    assert answer.status_code == 503, answer.text
+    assert missing in answer.json()["error"]["message"]
+    assert "does not exist" in answer.json()["error"]["message"]
+    wait_for(lambda: daemon.containers() == [], "the refused container to go")
+
+
+def test_a_user_network_needs_the_firewall(
+    user_network: dict[str, Any], start_faasd: Callable[..., FaasdProcess], engine: docker.DockerClient
+) -> None:
+    own = f"faasd-nofw-net-{os.getpid()}"
+    try:
+        daemon = start_faasd(firewall="off", default_poolsize=0, network=own)
+        daemon.create_function("joined", "python", PROBE_PY, filename="probe.py", network=user_network["name"])
+        refused = requests.post(f"{daemon.url}/function/joined", json={"tcp": [], "paths": []}, timeout=60)
+        assert refused.status_code == 503, refused.text
+        assert "firewall" in refused.json()["error"]["message"]
+        assert user_network["name"] in refused.json()["error"]["message"]
+        daemon.cleanup()
+    finally:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            engine.api.remove_network(own)
