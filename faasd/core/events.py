@@ -220,13 +220,29 @@ DEFAULT_MQ_MAX_CONCURRENCY = 10  # messages of one trigger in flight at once
 MAX_MQ_CONCURRENCY = 1000
 
 
+SECRET_PARAMS = ("password", "pass", "token", "secret")
+
+
 def redact_url(url: str) -> str:
-    """A connection URL with its password hidden, for listings and logs."""
+    """A connection URL with its secrets hidden (a password, a token alone, a password parameter),
+    for listings, errors and logs; each URL of a comma-separated server list."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
     scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
+    if not sep:
         return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+        rest = f"{user}:***@{host}" if user else f"***@{host}"
+    base, q, query = rest.partition("?")
+    if q:
+        parts = []
+        for item in query.split("&"):
+            key, eq, _value = item.partition("=")
+            parts.append(f"{key}=***" if eq and key.lower() in SECRET_PARAMS else item)
+        rest = base + "?" + "&".join(parts)
+    return f"{scheme}://{rest}"
 
 
 @dataclass(frozen=True)

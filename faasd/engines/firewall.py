@@ -70,7 +70,9 @@ LINK_LOCAL = "169.254.0.0/16"
 OUT_PREFIX = "FAASD-OUT-"
 NETIN_PREFIX = "FAASD-NETIN-"
 TAG = "faasd:"  # comment on a container's rule (none, user network): faasd:<container id, 12 hex>
-NOT_ANSWERS = ("-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED")
+# Packets of connections that the other side opened (not answers to the container's own). A
+# direction, not a state: a connection opened in the moment before the rules went in is cut too.
+NOT_ANSWERS = ("-m", "conntrack", "--ctdir", "ORIGINAL")
 
 
 class FirewallError(Exception):

@@ -89,6 +89,11 @@ async def send(
         failure = await pool.upstream_failed(lease, str(exc) or type(exc).__name__)
         lease.release()
         return Outcome(None, str(failure)), {}
+    except BaseException:
+        # Cancelled (a trigger stopping, faasd shutting down) or a request aiohttp refused (a header
+        # value it cannot send): the slot goes back, whatever happened.
+        lease.release()
+        raise
     lease.release()
     answer = {
         "response_status": status,

@@ -336,6 +336,10 @@ class TriggerControl:
                 if not isinstance(body[name], str) or len(body[name]) > 2048:
                     raise BadRequest(f"{name} must be a string")
                 fields[name] = body[name]
+        source = fields.get("topic", current.topic if current else "")
+        for name in ("resptopic", "errortopic"):
+            if fields.get(name, getattr(current, name, "")) == source:
+                raise BadRequest(f"{name} cannot be the trigger's own topic {source!r}: every message would come back")
         kind = fields.get("mqtype", current.mqtype if current else "")
         url = fields.get("connection", current.connection if current else "")
         secret = fields.get("connection_secret", current.connection_secret if current else "")
@@ -388,7 +392,9 @@ class TriggerControl:
         if {"mqtype", "topic", "connection", "connection_secret"} & body.keys():
             await self._probe(changed)
         async with self._controller.lock:
-            self._get(self.mq, "mqtrigger", name)
+            latest: MqTrigger = self._get(self.mq, "mqtrigger", name)
+            # Applied again to what is there now: a concurrent update is kept, not overwritten.
+            changed = dataclasses.replace(latest, **self._mq_fields(body, latest), updated_at=utcnow())
             await self._store.put_mq(changed, new=False)
             self.mq[name] = changed
         self._tell(self.mq_listener, name)

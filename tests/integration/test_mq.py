@@ -213,9 +213,11 @@ def test_maxconcurrency_bounds_the_messages_in_flight_and_the_context_names_the_
         connection=redis_server.url,
     )
     rclient.xadd("jobs", {"body": "x", "x-app": "shop"})
+    # A field that cannot be a header value is left out; the message is delivered all the same.
+    rclient.xadd("jobs", {"body": "y", "note": "two\nlines"})
     published = publish(rclient, "jobs", 30)
 
-    wait_for(lambda: rclient.xlen("answers") >= 31, "31 answers", timeout=60)
+    wait_for(lambda: rclient.xlen("answers") >= 32, "32 answers", timeout=60)
     answers = [json.loads(fields[b"body"]) for _id, fields in rclient.xrange("answers")]
     assert max(a["top"] for a in answers) == 3
     first = answers[0]["context"]
@@ -224,6 +226,7 @@ def test_maxconcurrency_bounds_the_messages_in_flight_and_the_context_names_the_
     assert first["topic"] == "jobs"
     assert first["delivery"] == "1"
     assert {a["context"]["message_id"] for a in answers} >= set(published)
+    assert trigger_status(faasd, "bounded") == "connected"
     faasd.ok("DELETE", "/v1/triggers/mq/bounded")
 
 
@@ -269,6 +272,8 @@ def test_bad_mq_triggers_are_refused_naming_the_field(faasd: FaasdProcess, redis
         ({**base, "function": "missing"}, "function"),
         ({**base, "connection": "nats://127.0.0.1:4222"}, "connection"),
         ({**base, "topic": "bad topic"}, "topic"),
+        ({**base, "resptopic": "t"}, "resptopic"),
+        ({**base, "connection": "redis://h:abc"}, "connection"),
     ]
     for body, field in cases:
         response = faasd.api("POST", "/v1/triggers/mq", json=body)
@@ -365,3 +370,35 @@ def test_nats_messages_are_answered_or_errors_and_survive_a_kill_9_and_a_broker_
         if msg.subject == "jobs-failed":
             assert msg.headers["deliveries"] == "2"
             assert msg.headers["status"] in ("500", "")
+
+
+def test_an_update_lets_the_calls_in_flight_finish_and_runs_none_twice(
+    faasd: FaasdProcess, redis_server: RedisServer, rclient: redis.Redis
+) -> None:
+    faasd.create_function(
+        "half-second",
+        "python",
+        "import time\ndef main(context):\n    time.sleep(0.5)\n    return context.request.context['delivery']\n",
+    )
+    make_trigger(
+        faasd,
+        name="updated",
+        function="half-second",
+        mqtype="redis",
+        topic="orders",
+        resptopic="answers",
+        maxconcurrency=5,
+        connection=redis_server.url,
+    )
+    published = publish(rclient, "orders", 20)
+    wait_for(lambda: rclient.xlen("answers") >= 1, "the first answer")
+
+    faasd.ok("PATCH", "/v1/triggers/mq/updated", json={"maxconcurrency": 3})
+
+    wait_for(lambda: rclient.xlen("answers") >= 20, "20 answers", timeout=60)
+    answered = stream_ids(rclient, "answers")
+    assert sorted(answered) == sorted(published), "each message answered once"
+    deliveries = [fields[b"body"] for _id, fields in rclient.xrange("answers")]
+    assert deliveries == [b"1"] * 20, "no call was cut off and made again"
+    assert rclient.xpending("orders", "faasd-updated")["pending"] == 0
+    faasd.ok("DELETE", "/v1/triggers/mq/updated")

@@ -86,9 +86,8 @@ def test_the_forward_rules_reject_connections_into_the_container_and_link_local_
         "172.30.0.5",
         "-m",
         "conntrack",
-        "!",
-        "--ctstate",
-        "RELATED,ESTABLISHED",
+        "--ctdir",
+        "ORIGINAL",
         *tag,
         "-j",
         "REJECT",
@@ -112,8 +111,8 @@ def test_the_input_rule_matches_the_containers_mac_so_either_source_address_is_c
     (rule,) = input_rules(ATTACHMENT, CONTAINER)
     assert rule[:6] == ("-i", "br-0123456789ab", "-m", "mac", "--mac-source", "02:42:ac:1e:00:05")
     assert "-s" not in rule
-    assert rule[6:11] == ("-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED")
-    assert rule[11:] == ("-m", "comment", "--comment", "faasd:c0ffee012345", "-j", "REJECT")
+    assert rule[6:10] == ("-m", "conntrack", "--ctdir", "ORIGINAL")
+    assert rule[10:] == ("-m", "comment", "--comment", "faasd:c0ffee012345", "-j", "REJECT")
 
 
 def test_a_user_bridge_is_jumped_from_both_directions_of_forward_and_from_input() -> None:

@@ -35,6 +35,7 @@ class Subscription:
     consumer: str  # this faasd's name inside the group
     ack_wait: float  # seconds before an unacknowledged message is given out again (NATS)
     outputs: tuple[str, ...] = ()  # the answer and error topics (NATS makes their streams at open)
+    concurrency: int = 10  # messages in flight at most (a Redis connection pool of that size)
 
 
 class Consumer(Protocol):

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from typing import Any
 
@@ -24,6 +25,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from faasd.core.events import redact_url
 from faasd.events.mq.broker import BrokerError, Message, Subscription
 
 
@@ -37,6 +39,7 @@ class NatsConsumer:
         self._nc: Client | None = None
         self._psub: Any = None
         self._streams: set[str] = set()  # subjects known to be held by a stream
+        self._surplus: list[Any] = []  # messages a pull returned beyond what was asked for
 
     async def open(self) -> None:
         try:
@@ -55,9 +58,13 @@ class NatsConsumer:
                 max_ack_pending=10_000,
             )
             self._psub = await js.pull_subscribe(self._sub.topic, durable=self._sub.group, config=config)
-        except (TimeoutError, NatsError, OSError) as exc:
+            # An existing durable consumer keeps its old settings: bring its ack wait up to date.
+            info = await self._psub.consumer_info()
+            if info.config.ack_wait is not None and abs(info.config.ack_wait - self._sub.ack_wait) > 0.5:
+                await js.add_consumer(info.stream_name, dataclasses.replace(info.config, ack_wait=self._sub.ack_wait))
+        except (TimeoutError, NatsError, OSError, ValueError) as exc:
             await self.close()
-            raise BrokerError(f"NATS at {self._sub.url}: {exc or type(exc).__name__}") from exc
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: {exc or type(exc).__name__}") from exc
 
     async def _ensure_stream(self, subject: str) -> None:
         if subject in self._streams or self._nc is None:
@@ -71,40 +78,45 @@ class NatsConsumer:
 
     async def fetch(self, count: int, wait: float) -> list[Message]:
         if self._psub is None or self._nc is None or not self._nc.is_connected:
-            raise BrokerError(f"NATS at {self._sub.url}: not connected")
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: not connected")
+        msgs, self._surplus = self._surplus[:count], self._surplus[count:]
+        if msgs:
+            return [self._message(m) for m in msgs]
         try:
             msgs = await self._psub.fetch(count, timeout=max(wait, 0.1))
         except (TimeoutError, NatsTimeout):
             return []
         except (NatsError, OSError) as exc:
-            raise BrokerError(f"NATS at {self._sub.url}: {exc or type(exc).__name__}") from exc
-        out = []
-        for msg in msgs:
-            meta = msg.metadata
-            headers = {k: str(v) for k, v in (msg.headers or {}).items()}
-            out.append(Message(f"{meta.stream}:{meta.sequence.stream}", msg.data, headers, meta.num_delivered, msg))
-        return out
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: {exc or type(exc).__name__}") from exc
+        msgs, self._surplus = msgs[:count], self._surplus + msgs[count:]
+        return [self._message(m) for m in msgs]
+
+    @staticmethod
+    def _message(msg: Any) -> Message:
+        meta = msg.metadata
+        headers = {k: str(v) for k, v in (msg.headers or {}).items()}
+        return Message(f"{meta.stream}:{meta.sequence.stream}", msg.data, headers, meta.num_delivered, msg)
 
     async def ack(self, message: Message) -> None:
         try:
             await message.raw.ack()
         except (NatsError, OSError) as exc:
-            raise BrokerError(f"NATS at {self._sub.url}: {exc or type(exc).__name__}") from exc
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: {exc or type(exc).__name__}") from exc
 
     async def retry(self, message: Message, delay: float) -> None:
         try:
             await message.raw.nak(delay=delay)
         except (NatsError, OSError) as exc:
-            raise BrokerError(f"NATS at {self._sub.url}: {exc or type(exc).__name__}") from exc
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: {exc or type(exc).__name__}") from exc
 
     async def publish(self, topic: str, body: bytes, headers: dict[str, str]) -> None:
         if self._nc is None:
-            raise BrokerError(f"NATS at {self._sub.url}: not connected")
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: not connected")
         try:
             await self._ensure_stream(topic)
             await self._nc.jetstream().publish(topic, body, headers=headers or None)
         except (TimeoutError, NatsError, OSError) as exc:
-            raise BrokerError(f"NATS at {self._sub.url}: {exc or type(exc).__name__}") from exc
+            raise BrokerError(f"NATS at {redact_url(self._sub.url)}: {exc or type(exc).__name__}") from exc
 
     async def close(self) -> None:
         if self._nc is not None:

@@ -26,9 +26,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from faasd.core.events import redact_url
 from faasd.events.mq.broker import BrokerError, Message, Subscription
 
-RECLAIM_IDLE_MS = 5 * 60 * 1000  # another consumer's message pending this long is taken over
+RECLAIM_IDLE = 5 * 60.0  # another consumer's message pending this long (at least) is taken over
 RECLAIM_EVERY = 30.0  # seconds between looks for such messages
 
 
@@ -42,6 +43,14 @@ class RedisConsumer:
         self._redis: aioredis.Redis | None = None
         self._retries: list[tuple[float, str]] = []  # (due, id) of own failed messages
         self._next_reclaim = 0.0
+        self._reclaim_from = "0-0"  # XAUTOCLAIM's cursor, kept between looks
+        self._mine: set[str] = set()  # ids given out by this consumer and not yet acknowledged
+        # Longer than any call may take, so that a message still being worked on is never taken over.
+        self._reclaim_idle_ms = int(max(RECLAIM_IDLE, 2 * sub.ack_wait) * 1000)
+
+    @property
+    def _where(self) -> str:
+        return redact_url(self._sub.url)
 
     @property
     def _r(self) -> aioredis.Redis:
@@ -51,7 +60,15 @@ class RedisConsumer:
 
     async def open(self) -> None:
         try:
-            self._redis = aioredis.from_url(self._sub.url, socket_connect_timeout=5, socket_keepalive=True)
+            # A pool that waits for a free connection rather than failing past its size.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._sub.url,
+                max_connections=self._sub.concurrency + 4,
+                timeout=None,
+                socket_connect_timeout=5,
+                socket_keepalive=True,
+            )
+            self._redis = aioredis.Redis(connection_pool=pool)
             await self._redis.ping()
             try:
                 await self._redis.xgroup_create(self._sub.topic, self._sub.group, id="0", mkstream=True)
@@ -62,8 +79,8 @@ class RedisConsumer:
             pending = await self._redis.xpending_range(
                 self._sub.topic, self._sub.group, min="-", max="+", count=10_000, consumername=self._sub.consumer
             )
-        except (RedisError, OSError) as exc:
-            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+        except (RedisError, OSError, ValueError) as exc:
+            raise BrokerError(f"Redis at {self._where}: {exc}") from exc
         now = time.monotonic()
         self._retries = [(now, _text(p["message_id"])) for p in pending]
         heapq.heapify(self._retries)
@@ -82,7 +99,7 @@ class RedisConsumer:
                     out += [self._message(entry_id, fields, 1) for entry_id, fields in entries]
             return out
         except (RedisError, OSError) as exc:
-            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+            raise BrokerError(f"Redis at {self._where}: {exc}") from exc
 
     async def _due_retries(self, count: int) -> list[Message]:
         out: list[Message] = []
@@ -96,11 +113,28 @@ class RedisConsumer:
         return out
 
     async def _reclaim(self, count: int) -> list[Message]:
+        """Messages idle at a consumer that is gone: found with JUSTID (which counts no delivery),
+        then claimed one by one, except those this consumer still holds."""
         self._next_reclaim = time.monotonic() + RECLAIM_EVERY
         result = await self._r.xautoclaim(
-            self._sub.topic, self._sub.group, self._sub.consumer, min_idle_time=RECLAIM_IDLE_MS, count=count
+            self._sub.topic,
+            self._sub.group,
+            self._sub.consumer,
+            min_idle_time=self._reclaim_idle_ms,
+            start_id=self._reclaim_from,
+            count=count,
+            justid=True,
         )
-        return await self._counted(result[1] if len(result) > 1 else [])
+        self._reclaim_from = _text(result[0]) if result else "0-0"
+        found = [_text(i) for i in (result[1] if len(result) > 1 else [])]
+        held = self._mine | {entry_id for _due, entry_id in self._retries}
+        ids: list[Any] = [i for i in found if i not in held]
+        if not ids:
+            return []
+        claimed = await self._r.xclaim(
+            self._sub.topic, self._sub.group, self._sub.consumer, min_idle_time=0, message_ids=ids
+        )
+        return await self._counted(claimed)
 
     async def _counted(self, entries: list[Any]) -> list[Message]:
         """Claimed entries with the delivery count the stream keeps for each (a deleted one is acknowledged)."""
@@ -114,8 +148,7 @@ class RedisConsumer:
             out.append(self._message(entry_id, fields, deliveries))
         return out
 
-    @staticmethod
-    def _message(entry_id: Any, fields: dict[Any, Any], deliveries: int) -> Message:
+    def _message(self, entry_id: Any, fields: dict[Any, Any], deliveries: int) -> Message:
         decoded = {_text(k): v for k, v in fields.items()}
         body = decoded.pop("body", None)
         headers = {k: _text(v) for k, v in decoded.items()}
@@ -124,15 +157,18 @@ class RedisConsumer:
             headers = {}
         elif isinstance(body, str):
             body = body.encode()
+        self._mine.add(_text(entry_id))
         return Message(_text(entry_id), body, headers, deliveries)
 
     async def ack(self, message: Message) -> None:
         try:
             await self._r.xack(self._sub.topic, self._sub.group, message.id)
+            self._mine.discard(message.id)
         except (RedisError, OSError) as exc:
-            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+            raise BrokerError(f"Redis at {self._where}: {exc}") from exc
 
     async def retry(self, message: Message, delay: float) -> None:
+        self._mine.discard(message.id)
         heapq.heappush(self._retries, (time.monotonic() + delay, message.id))
 
     async def publish(self, topic: str, body: bytes, headers: dict[str, str]) -> None:
@@ -140,7 +176,7 @@ class RedisConsumer:
             fields: dict[Any, Any] = {"body": body, **headers}
             await self._r.xadd(topic, fields)
         except (RedisError, OSError) as exc:
-            raise BrokerError(f"Redis at {self._sub.url}: {exc}") from exc
+            raise BrokerError(f"Redis at {self._where}: {exc}") from exc
 
     async def close(self) -> None:
         if self._redis is not None:

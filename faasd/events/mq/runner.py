@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from faasd.core.entities import Function
-from faasd.core.events import MqTrigger
+from faasd.core.events import MqTrigger, redact_url
 from faasd.events.delivery import send
-from faasd.events.mq.broker import BrokerError, Consumer, ConsumerFactory, Message, Subscription, kinds
+from faasd.events.mq.broker import SCHEMES, BrokerError, Consumer, ConsumerFactory, Message, Subscription, kinds
 from faasd.events.retry import backoff
 from faasd.pool.manager import PoolManager
 
@@ -60,13 +61,17 @@ def connection_of(trigger: MqTrigger, fn: Function | None) -> str:
     return trigger.connection
 
 
-def subscription(trigger: MqTrigger, url: str, owner: str, fn_timeout: float) -> Subscription:
+def subscription(trigger: MqTrigger, url: str, owner: str, call_wait: float) -> Subscription:
+    """``call_wait``: how long one call may take, waiting for an instance included."""
     return Subscription(
         url=url,
         topic=trigger.topic,
-        group=f"faasd-{trigger.name}",
+        # One per trigger and topic: a trigger moved to another topic starts a consumer of its own
+        # there (a NATS durable consumer keeps the subject it was made with).
+        group=f"faasd-{trigger.name}" if trigger.mqtype == "redis" else f"faasd-{trigger.name}-{_short(trigger.topic)}",
         consumer=f"faasd-{owner}",
-        ack_wait=fn_timeout + 10.0,
+        ack_wait=call_wait + 30.0,
+        concurrency=trigger.maxconcurrency,
         outputs=tuple(t for t in (trigger.resptopic, trigger.errortopic) if t),
     )
 
@@ -79,6 +84,9 @@ class TriggerState:
     failed: int = 0  # messages sent to the error topic (or dropped without one)
     error: str = ""  # why it is disconnected
     task: asyncio.Task[None] | None = None
+    stopping: bool = False  # updated or deleted: finish the calls in flight, fetch no more
+    broken: BrokerError | None = None  # set by a call that found the broker gone
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # a call ended, or the trigger stops
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +124,7 @@ class MqRunner:
             self._follow(trigger)
 
     async def close(self) -> None:
+        """Stop every trigger at once: calls in flight are cut off, their messages stay the broker's."""
         tasks = [s.task for s in self.states.values() if s.task is not None]
         for task in tasks:
             task.cancel()
@@ -124,23 +133,30 @@ class MqRunner:
                 await task
 
     def changed(self, name: str) -> None:
+        """A trigger was created, updated or deleted: the old reader stops fetching and lets its
+        calls in flight finish (bounded by the function's timeout); the new one starts after it."""
         old = self.states.pop(name, None)
+        before: asyncio.Task[None] | None = None
         if old is not None and old.task is not None:
-            old.task.cancel()
+            old.stopping = True
+            old.wake.set()
+            before = old.task
         trigger = self._triggers().get(name)
         if trigger is not None:
-            self._follow(trigger)
+            self._follow(trigger, after=before)
 
-    def _follow(self, trigger: MqTrigger) -> None:
+    def _follow(self, trigger: MqTrigger, after: asyncio.Task[None] | None = None) -> None:
         state = TriggerState(trigger)
         self.states[trigger.name] = state
-        state.task = asyncio.get_running_loop().create_task(self._run(state), name=f"faasd-mq-{trigger.name}")
+        state.task = asyncio.get_running_loop().create_task(self._run(state, after), name=f"faasd-mq-{trigger.name}")
 
     def consumer(self, trigger: MqTrigger) -> Consumer:
         fn = self._functions().get(trigger.function)
         url = connection_of(trigger, fn)
-        sub = subscription(trigger, url, self._owner, float(fn.timeout if fn else 60))
-        return self._factories[trigger.mqtype](sub)
+        if not url.startswith(SCHEMES[trigger.mqtype]):
+            raise BrokerError(f"{redact_url(url)!r} is not a {trigger.mqtype} URL")
+        wait = float(fn.timeout + fn.queue_timeout) if fn else 120.0
+        return self._factories[trigger.mqtype](subscription(trigger, url, self._owner, wait))
 
     async def probe(self, trigger: MqTrigger) -> None:
         """Connect once (the group and stream are made): raises BrokerError when the broker cannot be used."""
@@ -155,10 +171,13 @@ class MqRunner:
 
     # -- one trigger -----------------------------------------------------------
 
-    async def _run(self, state: TriggerState) -> None:
+    async def _run(self, state: TriggerState, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await after  # the trigger's previous reader finishes its calls first
         trigger = state.trigger
         wait = RECONNECT_FIRST
-        while True:
+        while not state.stopping:
             consumer: Consumer | None = None
             inflight: set[asyncio.Task[None]] = set()
             try:
@@ -166,42 +185,75 @@ class MqRunner:
                 await consumer.open()
                 if not state.connected:
                     log.info("mqtrigger %s: reading %s %s", trigger.name, trigger.mqtype, trigger.topic)
-                state.connected, state.error, wait = True, "", RECONNECT_FIRST
-                while True:
+                state.connected, state.error, state.broken = True, "", None
+                fetched = False
+                while not state.stopping:
+                    if state.broken is not None:
+                        raise state.broken  # an acknowledgement or a publish found the broker gone
                     free = trigger.maxconcurrency - len(inflight)
                     if free <= 0:
-                        done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                        self._reap(done, inflight)
+                        state.wake.clear()
+                        woken = asyncio.ensure_future(state.wake.wait())
+                        await asyncio.wait([*inflight, woken], return_when=asyncio.FIRST_COMPLETED)
+                        woken.cancel()
+                        inflight = {t for t in inflight if not t.done()}
                         continue
                     for message in await consumer.fetch(free, FETCH_WAIT):
                         task = asyncio.get_running_loop().create_task(self._handle(state, consumer, message))
                         inflight.add(task)
-                    done = {t for t in inflight if t.done()}
-                    self._reap(done, inflight)
+                        task.add_done_callback(lambda _t: state.wake.set())
+                    if not fetched:
+                        fetched, wait = True, RECONNECT_FIRST  # the backoff resets once reading works
+                    inflight = {t for t in inflight if not t.done()}
             except BrokerError as exc:
                 if state.connected or state.error != str(exc):
                     log.warning("mqtrigger %s: %s; reconnecting", trigger.name, exc)
                 state.connected, state.error = False, str(exc)
             except asyncio.CancelledError:
+                for task in inflight:
+                    task.cancel()  # unacknowledged: the broker gives them again
                 raise
             except Exception as exc:
                 log.exception("mqtrigger %s failed; reconnecting", trigger.name)
                 state.connected, state.error = False, f"{type(exc).__name__}: {exc}"
             finally:
-                for task in inflight:
-                    task.cancel()  # unacknowledged: the broker gives them again
+                await self._settle(trigger, inflight)
                 if consumer is not None:
                     await consumer.close()
-            await asyncio.sleep(wait)
-            wait = min(RECONNECT_MAX, wait * 2)
+            if not state.stopping:
+                await asyncio.sleep(wait)
+                wait = min(RECONNECT_MAX, wait * 2)
+        state.connected = False
 
-    def _reap(self, done: set[asyncio.Task[None]], inflight: set[asyncio.Task[None]]) -> None:
-        for task in done:
-            inflight.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]  # a BrokerError from ack or publish
+    async def _settle(self, trigger: MqTrigger, inflight: set[asyncio.Task[None]]) -> None:
+        """Let calls in flight finish (bounded by the function's timeout), then cut off the rest."""
+        if not inflight:
+            return
+        fn = self._functions().get(trigger.function)
+        limit = float(fn.timeout + 5) if fn else 5.0
+        _done, pending = await asyncio.wait(inflight, timeout=limit)
+        for task in pending:
+            task.cancel()  # unacknowledged: the broker gives them again
+        if pending:
+            await asyncio.wait(pending)
 
     async def _handle(self, state: TriggerState, consumer: Consumer, message: Message) -> None:
+        """One message, start to end; never raises: a broker failure marks the trigger broken, anything
+        else counts as a failed attempt of this message (so one bad message cannot stop the others)."""
+        try:
+            await self._deliver(state, consumer, message)
+        except BrokerError as exc:
+            state.broken = exc
+            state.wake.set()
+        except Exception:
+            log.exception("mqtrigger %s: message %s failed inside faasd", state.trigger.name, message.id)
+            try:
+                await consumer.retry(message, backoff(message.deliveries))
+            except BrokerError as exc:
+                state.broken = exc
+                state.wake.set()
+
+    async def _deliver(self, state: TriggerState, consumer: Consumer, message: Message) -> None:
         trigger = state.trigger
         limit = max(1, trigger.maxretries)
         fn = self._functions().get(trigger.function)
@@ -213,7 +265,7 @@ class MqRunner:
             reason = f"delivered {message.deliveries - 1} time(s) without an outcome (faasd stopped meanwhile)"
             await self._give_up(state, consumer, message, reason, None)
             return
-        headers = [(k, v) for k, v in message.headers.items() if _forwardable(k)]
+        headers = [(k, v) for k, v in message.headers.items() if _forwardable(k, v)]
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", trigger.contenttype))
         headers += [
@@ -228,11 +280,10 @@ class MqRunner:
         )
         if outcome.status is not None and 200 <= outcome.status < 300:
             if trigger.resptopic:
-                await consumer.publish(
-                    trigger.resptopic,
-                    answer.get("response_body", b""),
-                    {"message_id": message.id, "topic": trigger.topic, "status": str(outcome.status)},
-                )
+                meta = {"message_id": message.id, "topic": trigger.topic, "status": str(outcome.status)}
+                if answer.get("response_truncated"):
+                    meta["truncated"] = "true"  # the answer's first 1 MiB
+                await consumer.publish(trigger.resptopic, answer.get("response_body", b""), meta)
             await consumer.ack(message)
             state.delivered += 1
             return
@@ -273,7 +324,14 @@ class MqRunner:
         state.failed += 1
 
 
-def _forwardable(name: str) -> bool:
+def _short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _forwardable(name: str, value: str) -> bool:
+    """A message field or header that can be a request header as it is (others are left out)."""
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value) or len(value) > 8192:
+        return False
     lower = name.lower()
     return (
         lower not in _RESERVED
