@@ -70,7 +70,7 @@ compose: images
 	export FAASD_REDIS_IMAGE="$${FAASD_REDIS_IMAGE:-$$(pick redis:7-bookworm faasd/broker-redis:latest)}"; \
 	export FAASD_NATS_IMAGE="$${FAASD_NATS_IMAGE:-$$(pick nats:2.10 faasd/broker-nats:latest)}"; \
 	echo "docker-compose up -d  (redis: $$FAASD_REDIS_IMAGE, nats: $$FAASD_NATS_IMAGE)"; \
-	docker-compose up -d
+	unset FAASD_STATE_DIR; docker-compose up -d  # the state dir in the container is compose's own
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .ruff_cache .mypy_cache
