@@ -58,12 +58,13 @@ def _callback_url(value: str | None) -> str:
     return value
 
 
-def _key(value: str | None) -> str:
+def _key(function: str, value: str | None) -> str:
+    """Keys are per function: the same key sent to two functions makes two calls."""
     if not value:
         return ""
     if len(value) > MAX_KEY or not value.isprintable():
         raise BadRequest(f"Idempotency-Key must be at most {MAX_KEY} printable characters")
-    return "call:" + value
+    return f"call:{function}:{value}"
 
 
 def _since(value: str | None) -> float | None:
@@ -224,7 +225,7 @@ class EventsApi:
             headers=headers,
             body=body,
             callback_url=_callback_url(request.headers.get("X-Callback-Url")),
-            idempotency_key=_key(request.headers.get("Idempotency-Key")),
+            idempotency_key=_key(name, request.headers.get("Idempotency-Key")),
         )
         call_id, repeated = await self._queue.submit(call, max_attempts=fn.retries + 1, max_age=fn.retry_max_age)
         doc = {"call_id": call_id, "status": "accepted", "function": name, "repeated": repeated}

@@ -204,13 +204,23 @@ class Schedule:
         return runs
 
 
+MAX_EXPRESSION = 1024
+
+
 def parse(expression: str, timezone: str = "UTC") -> Schedule:
     """Parse a cron expression whose fields are read in ``timezone`` (an IANA name).
 
     Raises :class:`CronError` naming the problem: a bad expression, one that
     never matches, or an unknown time zone.
     """
-    return Schedule(expression.strip(), timezone)
+    if len(expression) > MAX_EXPRESSION:
+        raise CronError(f"a cron expression is at most {MAX_EXPRESSION} characters")
+    try:
+        return Schedule(expression.strip(), timezone)
+    except CronError:
+        raise
+    except ValueError as exc:  # a number Python will not convert (thousands of digits)
+        raise CronError(f"cron expression {expression[:40]!r}...: {exc}") from None
 
 
 # -- parsing ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from faasd.core.entities import Function
-from faasd.core.errors import FaasdError
+from faasd.core.errors import FaasdError, NotFound
 from faasd.core.events import MAX_RESULT_BODY, Attempt, CallStatus, Invocation
 from faasd.events.queue import CallQueue, Entry
 from faasd.events.retry import Outcome, next_step, parse_retry_after
@@ -74,10 +75,15 @@ async def send(
                 allow_redirects=False,
                 skip_auto_headers=("User-Agent", "Content-Type"),
             ) as resp:
-                kept_body = await resp.content.read(MAX_RESULT_BODY)
-                truncated = not resp.content.at_eof()
-                while truncated and await resp.content.read(65536):
-                    pass  # read to the end, so that the connection can be used again
+                chunks: list[bytes] = []
+                size = 0
+                while size < MAX_RESULT_BODY and (chunk := await resp.content.read(MAX_RESULT_BODY - size)):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                kept_body = b"".join(chunks)
+                truncated = False
+                while await resp.content.read(65536):
+                    truncated = True  # read to the end, so that the connection can be used again
                 status = resp.status
                 kept = tuple((k, v) for k, v in resp.headers.items() if k.lower() not in _HOP)
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
@@ -127,7 +133,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self._clock = clock
         self._inflight: dict[str, int] = {}
-        self._held: dict[str, list[Entry]] = {}  # due calls of functions at their share
+        self._held: dict[str, deque[Entry]] = {}  # due calls of functions at their share, oldest first
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.delivered = 0  # attempts made since start
@@ -159,11 +165,14 @@ class Dispatcher:
                 entry = queue.pop_due(now)
                 if entry is None:
                     break
-                fn = self._functions().get(entry.function)
-                if fn is not None and self._inflight.get(fn.name, 0) >= share_of(fn):
+                name = entry.function
+                fn = self._functions().get(name)
+                if fn is not None and self._inflight.get(name, 0) >= share_of(fn):
                     # The function is at its share: the call waits for one of its calls to end.
-                    self._held.setdefault(fn.name, []).append(entry)
+                    self._held.setdefault(name, deque()).append(entry)
                     continue
+                # Counted here, before the task runs: the limits hold within this very loop.
+                self._inflight[name] = self._inflight.get(name, 0) + 1
                 self._spawn(self._deliver(entry, fn))
             due = queue.next_due()
             wait = None if due is None or self.inflight >= self.concurrency else max(0.0, due - self._clock())
@@ -179,8 +188,8 @@ class Dispatcher:
     # -- one attempt -----------------------------------------------------------
 
     async def _deliver(self, entry: Entry, fn: Function | None) -> None:
+        """One attempt of ``entry``; the dispatcher counted it in ``_inflight`` already."""
         name = entry.function
-        self._inflight[name] = self._inflight.get(name, 0) + 1
         try:
             inv = await self._queue.load(entry.id)
             now = self._clock()
@@ -229,6 +238,8 @@ class Dispatcher:
                 await self._queue.record(inv)
         except asyncio.CancelledError:
             raise
+        except NotFound:
+            self._queue.forget(entry.id)  # purged meanwhile: nothing left to deliver
         except Exception:
             # A fault of faasd's own (the store, a bug): the call is tried again later, not forgotten.
             log.exception("delivering call %s to %s failed; trying again in %.0f s", entry.id, name, FAULT_RETRY)
@@ -240,8 +251,12 @@ class Dispatcher:
                 self._inflight[name] = left
             else:
                 del self._inflight[name]
-            for held in self._held.pop(name, []):
-                self._queue.put_back(held, held.due)
+            held = self._held.get(name)
+            if held:  # one call ended: one held call may go
+                again = held.popleft()
+                if not held:
+                    del self._held[name]
+                self._queue.put_back(again, again.due)
             self._queue.changed.set()
 
     async def _attempt(self, inv: Invocation, fn: Function, number: int) -> tuple[Outcome, dict[str, Any]]:

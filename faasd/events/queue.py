@@ -20,7 +20,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -71,16 +71,8 @@ class CallQueue:
         """Load the unfinished calls. A call that was running when faasd stopped runs again (at-least-once)."""
         loop = asyncio.get_running_loop()
         self._writer = loop.create_task(self._write_loop(), name="faasd-calls-writer")
-        now = self._clock()
-        requeued: list[Invocation] = []
-        for inv in await self._store.active():
-            if inv.status == CallStatus.running:
-                inv = replace(inv, status=CallStatus.queued, next_at=now, updated_at=now)
-                requeued.append(inv)
-            self._index(inv)
-        if requeued:
-            await self.write(lambda s: self._save_all(s, requeued))
-            log.info("%d call(s) were running when faasd stopped; they run again", len(requeued))
+        for call_id, function, trigger, trigger_name, due in await self._store.active_index(self._clock()):
+            self._add(call_id, function, trigger, trigger_name, due)
         if self.entries:
             log.info("%d asynchronous call(s) to deliver", len(self.entries))
         self._janitor = loop.create_task(self._expire_loop(), name="faasd-calls-janitor")
@@ -129,10 +121,6 @@ class CallQueue:
                 for (_op, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
-
-    async def _save_all(self, session: AsyncSession, invs: Iterable[Invocation]) -> None:
-        for inv in invs:
-            await self._store.save(session, inv)
 
     async def _expire_old(self, session: AsyncSession) -> int:
         return await self._store.expire(session, self._clock() - RESULT_RETENTION)
@@ -183,22 +171,28 @@ class CallQueue:
             await session.flush()
             return None
 
-        self._reserved += 1
-        try:
-            first = await self.write(insert)
-        finally:
+        def committed(future: asyncio.Future[str | None]) -> None:
+            # Indexed as soon as it is on disk, even when the submitter was cancelled meanwhile
+            # (a watch being updated): a stored call is always delivered.
             self._reserved -= 1
-        if first is not None:
-            return first, True
-        self._index(inv)
-        return inv.id, False
+            if not future.cancelled() and future.exception() is None and future.result() is None:
+                self._index(inv)
+
+        self._reserved += 1
+        written = self.write(insert)
+        written.add_done_callback(committed)
+        first = await asyncio.shield(written)
+        return (first, True) if first is not None else (inv.id, False)
 
     # -- scheduling ------------------------------------------------------------
 
     def _index(self, inv: Invocation) -> None:
         req = inv.request
-        self.entries[inv.id] = Entry(inv.id, req.function, req.trigger, req.trigger_name, inv.next_at)
-        self._push(inv.id, inv.next_at)
+        self._add(inv.id, req.function, req.trigger, req.trigger_name, inv.next_at)
+
+    def _add(self, call_id: str, function: str, trigger: str, trigger_name: str, due: float) -> None:
+        self.entries[call_id] = Entry(call_id, function, trigger, trigger_name, due)
+        self._push(call_id, due)
 
     def _push(self, call_id: str, due: float) -> None:
         heapq.heappush(self._due, (due, next(self._seq), call_id))
@@ -229,6 +223,11 @@ class CallQueue:
         entry.running = False
         entry.due = due
         self._push(entry.id, due)
+
+    def forget(self, call_id: str) -> None:
+        """A call that is gone from the store leaves the index."""
+        if self.entries.pop(call_id, None) is not None:
+            self.changed.set()
 
     def has_unfinished(self, trigger: str, name: str) -> bool:
         return any(e.trigger == trigger and e.trigger_name == name for e in self.entries.values())
@@ -303,18 +302,25 @@ class CallQueue:
             return []
         self._reserved += len(again)
         try:
-            await self.write(lambda s: self._redrive_rows(s, again))
+            done = await self.write(lambda s: self._redrive_rows(s, again))
         finally:
             self._reserved -= len(again)
         for inv in again:
-            self._index(inv)
-        return [inv.id for inv in again]
+            if inv.id in done:
+                self._index(inv)
+        return [inv.id for inv in again if inv.id in done]
 
-    async def _redrive_rows(self, session: AsyncSession, invs: list[Invocation]) -> None:
+    async def _redrive_rows(self, session: AsyncSession, invs: list[Invocation]) -> set[str]:
+        """Only calls still dead when the writer gets to them (a concurrent redrive or purge came first)."""
+        done: set[str] = set()
         for inv in invs:
-            await self._store.save(session, inv, renewed=True)
+            if await self._store.status_of(session, inv.id) == CallStatus.dead.value:
+                await self._store.save(session, inv, renewed=True)
+                done.add(inv.id)
+        return done
 
     async def purge(self, ids: list[str]) -> int:
+        """Delete dead letters (a call that is not dead any more, redriven meanwhile, stays)."""
         if not ids:
             return 0
-        return int(await self.write(lambda s: self._store.delete(s, ids)))
+        return int(await self.write(lambda s: self._store.delete(s, ids, status=CallStatus.dead.value)))

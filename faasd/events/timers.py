@@ -48,6 +48,9 @@ def call_for(timer: Timer, scheduled: float) -> CallRequest:
         body=b"",
         trigger="timer",
         trigger_name=timer.name,
+        # One call per tick, even when a crash between the call and the tick's record makes the
+        # catch-up at the next start find the same tick again.
+        idempotency_key=f"timer:{timer.name}:{scheduled:.3f}",
     )
 
 

@@ -63,11 +63,19 @@ class TriggerListener(Protocol):
 
 
 def subpath(value: Any) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _utf8(value):
         raise BadRequest("subpath must be a string such as /report")
     if value and (not value.startswith("/") or len(value) > 1024 or any(c in " #\x7f" or ord(c) < 32 for c in value)):
         raise BadRequest(f"subpath {value!r} is invalid: a path starting with / (a query string may follow)")
     return value
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def labels(value: Any) -> dict[str, str]:
@@ -288,7 +296,9 @@ class TriggerControl:
             if body.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new watch instead")
             changed = dataclasses.replace(watch, **self._watch_fields(body, watch), updated_at=utcnow())
-            await self._store.put_watch(changed, new=False)
+            followed = (changed.type, dict(changed.labels), changed.include_faasd)
+            restart = followed != (watch.type, dict(watch.labels), watch.include_faasd)
+            await self._store.put_watch(changed, new=False, restart=restart)
             self.watches[name] = changed
         self._tell(self.watch_listener, name)
         return changed

@@ -43,6 +43,7 @@ from faasd.store.events import TriggerStore
 log = logging.getLogger(__name__)
 
 OWNER_LABEL = "faasd.owner"
+MANAGED_LABEL = "faasd.managed"
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0
 
 # The engine's actions and the event type each is delivered as; others are not delivered.
@@ -151,7 +152,8 @@ class Watcher:
         watch = self._watches().get(name)
         if watch is None:
             return
-        if old is not None and (old.watch.type, dict(old.watch.labels)) == (watch.type, dict(watch.labels)):
+        same = (watch.type, dict(watch.labels), watch.include_faasd)
+        if old is not None and (old.watch.type, dict(old.watch.labels), old.watch.include_faasd) == same:
             self._follow(WatchState(watch, old.cursor, old.snapshot))
         else:
             self._follow(WatchState(watch))
@@ -163,7 +165,9 @@ class Watcher:
     # -- one watch -------------------------------------------------------------
 
     def _matches(self, state: WatchState, obj: Mapping[str, Any]) -> bool:
-        return state.watch.include_faasd or OWNER_LABEL not in _labels_of(obj)
+        """faasd's own objects (its containers, its network) are left out unless the watch asks for them."""
+        labels = _labels_of(obj)
+        return state.watch.include_faasd or (OWNER_LABEL not in labels and MANAGED_LABEL not in labels)
 
     async def _run(self, state: WatchState) -> None:
         watch = state.watch
@@ -229,15 +233,22 @@ class Watcher:
             return
         kind = state.watch.type
         etype = event_type(kind, action)
+        if etype is None:  # exec_start, kill, attach...: nothing to deliver, nothing to look up
+            state.cursor = max(state.cursor, nanos)
+            await self._store.set_watch_cursor(state.watch.name, state.cursor)
+            return
         if etype == "removed" and not action.startswith("die"):
             obj = state.snapshot.pop(object_id, None) or {"Id": object_id, "Attributes": attributes}
         else:
             found = await self._source.inspect(kind, object_id) or state.snapshot.get(object_id)
             obj = {"Id": object_id, "Attributes": attributes} if found is None else found
+            if found is not None and not self._matches(state, found):
+                state.cursor = max(state.cursor, nanos)
+                await self._store.set_watch_cursor(state.watch.name, state.cursor)
+                return  # faasd's own (its network's events carry no labels)
             if found is not None and (etype != "removed" or kind == "container"):
                 state.snapshot[object_id] = obj
-        if etype is not None:
-            await self._deliver(state, etype, action, object_id, obj, nanos, key_time=str(nanos))
+        await self._deliver(state, etype, action, object_id, obj, nanos, key_time=str(nanos))
         state.cursor = max(state.cursor, nanos)
         await self._save(state)
 
@@ -267,7 +278,7 @@ class Watcher:
             body=json.dumps(obj).encode(),
             trigger="watch",
             trigger_name=watch.name,
-            idempotency_key=f"watch:{watch.name}:{object_id}:{action}:{key_time}",
+            idempotency_key=f"watch:{watch.name}:{object_id}:{etype}:{action}:{key_time}",
         )
         while True:
             try:

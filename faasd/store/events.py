@@ -113,6 +113,8 @@ class InvocationStore:
     async def save(self, session: AsyncSession, inv: Invocation, *, renewed: bool = False) -> None:
         """A call's progress; ``renewed`` (a redrive) also its age and attempt budget."""
         values = _progress(inv)
+        if inv.status in (CallStatus.succeeded, CallStatus.failed):
+            values["body"] = b""  # no redrive of a finished call: its request body is not kept
         if renewed:
             values.update(created_at=inv.created_at, max_attempts=inv.max_attempts, max_age=inv.max_age)
         await session.execute(update(InvocationRow).where(InvocationRow.id == inv.id).values(**values))
@@ -121,6 +123,28 @@ class InvocationStore:
         async with self._sessions() as session:
             row = await session.get(InvocationRow, call_id)
             return None if row is None else _invocation(row)
+
+    async def active_index(self, now: float) -> list[tuple[str, str, str, str, float]]:
+        """(id, function, trigger, trigger name, due) of every unfinished call, oldest first, without
+        their bodies; a call left running (faasd stopped during it) is queued again, due ``now``."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InvocationRow)
+                .where(InvocationRow.status == CallStatus.running.value)
+                .values(status=CallStatus.queued.value, next_at=now, updated_at=now)
+            )
+            rows = await session.execute(
+                select(
+                    InvocationRow.id,
+                    InvocationRow.function,
+                    InvocationRow.trigger,
+                    InvocationRow.trigger_name,
+                    InvocationRow.next_at,
+                )
+                .where(InvocationRow.status.in_(ACTIVE))
+                .order_by(InvocationRow.created_at)
+            )
+            return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
     async def active(self) -> list[Invocation]:
         """Every call not finished, oldest first: what a start must deliver."""
@@ -160,8 +184,14 @@ class InvocationStore:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def delete(self, session: AsyncSession, ids: Sequence[str]) -> int:
-        result = await session.execute(delete(InvocationRow).where(InvocationRow.id.in_(ids)))
+    async def status_of(self, session: AsyncSession, call_id: str) -> str | None:
+        return await session.scalar(select(InvocationRow.status).where(InvocationRow.id == call_id))
+
+    async def delete(self, session: AsyncSession, ids: Sequence[str], status: str | None = None) -> int:
+        query = delete(InvocationRow).where(InvocationRow.id.in_(ids))
+        if status is not None:
+            query = query.where(InvocationRow.status == status)
+        result = await session.execute(query)
         return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -194,7 +224,7 @@ class TriggerStore:
         }
         await self._put(TimerRow, timer.name, new, {**fields, "created_at": timer.created_at}, fields)
 
-    async def put_watch(self, watch: Watch, *, new: bool, cursor: int = 0) -> None:
+    async def put_watch(self, watch: Watch, *, new: bool, cursor: int = 0, restart: bool = False) -> None:
         fields = {
             "function": watch.function,
             "type": watch.type,
@@ -204,6 +234,8 @@ class TriggerStore:
             "updated_at": watch.updated_at,
         }
         created = {**fields, "created_at": watch.created_at, "cursor": cursor, "snapshot_json": "{}"}
+        if restart:  # what it follows changed: it starts from now, its old snapshot does not apply
+            fields = {**fields, "cursor": 0, "snapshot_json": "{}"}
         await self._put(WatchRow, watch.name, new, created, fields)
 
     async def load_mq(self) -> list[MqTrigger]:
@@ -260,6 +292,11 @@ class TriggerStore:
     async def set_last_tick(self, name: str, tick: float) -> None:
         async with self._sessions.begin() as session:
             await session.execute(update(TimerRow).where(TimerRow.name == name).values(last_tick=tick))
+
+    async def set_watch_cursor(self, name: str, cursor: int) -> None:
+        """The cursor alone: an event that changed no object (the snapshot is not written again)."""
+        async with self._sessions.begin() as session:
+            await session.execute(update(WatchRow).where(WatchRow.name == name).values(cursor=cursor))
 
     async def set_watch_state(self, name: str, cursor: int, snapshot: dict[str, Any]) -> None:
         async with self._sessions.begin() as session:

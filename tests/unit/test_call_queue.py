@@ -441,3 +441,36 @@ async def test_purge_deletes(env: Env) -> None:
     other = InvocationStore((await env.store()).engine)
     assert await other.get(first.id) is None
     assert await queue.counts() == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "dead": 1}
+
+
+async def test_a_submit_cancelled_while_its_batch_commits_is_still_indexed(env: Env) -> None:
+    queue, _ = await env.queue()
+    task = asyncio.ensure_future(queue.submit(call(key="k"), max_attempts=5, max_age=3600))
+    await asyncio.sleep(0)  # the op is with the writer
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    other = InvocationStore((await env.store()).engine)
+    for _ in range(500):
+        if queue.entries:
+            break
+        await asyncio.sleep(0.01)
+    stored = await other.find(CallFilter())
+    assert [inv.id for inv in stored] == list(queue.entries), "a stored call is in the index, to be delivered"
+    assert queue.depth == 1
+
+
+async def test_a_redrive_and_a_purge_act_only_on_calls_still_dead(env: Env) -> None:
+    queue, _ = await env.queue()
+    call_id = await submit(queue)
+    inv = await queue.get(call_id)
+    dead = replace(attempted(inv, 500), status=CallStatus.dead, reason="out of attempts")
+    await queue.record(dead)
+
+    first, second = await asyncio.gather(
+        queue.redrive([dead], lambda _fn: (5, 3600)), queue.redrive([dead], lambda _fn: (5, 3600))
+    )
+    assert sorted([first, second]) == [[], [call_id]], "the second redrive finds it queued already"
+    assert await queue.purge([call_id]) == 0, "a queued call is not purged"
+    assert (await queue.get(call_id)).status == CallStatus.queued

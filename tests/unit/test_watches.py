@@ -438,7 +438,7 @@ async def test_container_actions_become_added_removed_and_updated(h: Harness) ->
         "X-Faasd-Event-Time": event_time(nanos),
     }
     assert create.headers["X-Faasd-Event-Time"].startswith("2026-01-01T00:00:00.")
-    assert create.key == f"watch:w:c1:create:{nanos}"
+    assert create.key == f"watch:w:c1:added:create:{nanos}"
     req = create.inv.request
     assert (req.function, req.method, req.target, req.trigger, req.trigger_name) == (
         "hello",
@@ -571,7 +571,7 @@ async def test_an_engine_restart_that_lost_its_events_is_reconciled_once(h: Harn
     added, removed = delivered
     assert added.body == c  # the object as listed now
     assert removed.body == b  # the object as last seen
-    assert added.key == f"watch:w:c:sync:{c['Created']}"
+    assert added.key == f"watch:w:c:added:sync:{c['Created']}"
     assert set(watcher.states["w"].snapshot) == {"a", "c"}
 
     # faasd restarts: the stored state already has the reconciliation; nothing again.
