@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -130,3 +131,12 @@ class Client:
 
 def ms(seconds: float) -> float:
     return seconds * 1000.0
+
+
+def exit_on_sigterm() -> None:
+    """A phase run alone: SIGTERM ends it through its finally blocks, which clean up."""
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)

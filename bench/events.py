@@ -43,7 +43,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import ENVIRONMENTS, HELLO, BenchError, Client, Deadline, ms, percentile, wait_for
+from bench.common import ENVIRONMENTS, HELLO, BenchError, Client, Deadline, exit_on_sigterm, ms, percentile, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
 
@@ -456,10 +455,6 @@ def history_cell(result: EventsResult) -> str:
 # -- alone: python -m bench.events ----------------------------------------------------------------
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # so that the finally blocks clean up
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.events", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -475,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = args.calls if args.calls is not None else (10 if args.quick else 100)
     burst = args.burst if args.burst is not None else (100 if args.quick else 2000)
     ticks = args.ticks if args.ticks is not None else (3 if args.quick else 20)
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     load_before = os.getloadavg()[0]
     began = time.monotonic()
     try:

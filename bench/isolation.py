@@ -40,7 +40,6 @@ import http.client
 import itertools
 import os
 import secrets
-import signal
 import statistics
 import sys
 import time
@@ -52,7 +51,7 @@ import docker
 import docker.errors
 
 from bench import loadgen
-from bench.common import HELLO, BenchError, Client, Deadline, ms, percentile
+from bench.common import HELLO, BenchError, Client, Deadline, exit_on_sigterm, ms, percentile
 
 if TYPE_CHECKING:
     from faasd.engines.firewall import HostFirewall
@@ -435,10 +434,6 @@ def summary_line(result: IsolationResult) -> str:
 # -- alone: python -m bench.isolation -----------------------------------------------------
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # so that the finally blocks clean up
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.isolation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -452,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = args.samples if args.samples is not None else (3 if args.quick else 15)
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 8)
     images = {env: DEFAULT_IMAGES[env] for env in (args.env or DEFAULT_IMAGES)}
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     run_id = secrets.token_hex(3)
     load_before = os.getloadavg()[0]
     began = time.monotonic()

@@ -46,7 +46,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from typing import Any
 import docker.errors
 import redis
 
-from bench.common import ENVIRONMENTS, BenchError, Client, Deadline, percentile, wait_for
+from bench.common import ENVIRONMENTS, BenchError, Client, Deadline, exit_on_sigterm, percentile, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
 
@@ -520,10 +519,6 @@ def history_cell(result: MqResult) -> str:
 # -- alone: python -m bench.mq --------------------------------------------------------------------
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # so that the finally blocks clean up
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.mq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -537,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     messages = args.messages if args.messages is not None else (200 if args.quick else 5000)
     lat = args.latency if args.latency is not None else (20 if args.quick else 200)
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     load_before = os.getloadavg()[0]
     began = time.monotonic()
     try:

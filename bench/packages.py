@@ -48,7 +48,6 @@ import math
 import os
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ENVIRONMENTS, BenchError, Client, Deadline, ms, percentile, wait_for
+from bench.common import ENVIRONMENTS, BenchError, Client, Deadline, exit_on_sigterm, ms, percentile, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
 from tests.runtimes.packages import make_npm_tgz as npm_tgz_by_hand
@@ -534,10 +533,6 @@ def history_cell(result: PackagesResult) -> str:
 # -- alone: python -m bench.packages --------------------------------------------------------------
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # so that the finally blocks clean up
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.packages", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -550,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     args = p.parse_args(argv)
     samples = args.samples if args.samples is not None else (1 if args.quick else 5)
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     load_before = os.getloadavg()[0]
     began = time.monotonic()
     try:

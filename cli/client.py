@@ -450,9 +450,7 @@ class FaasClient:
         limit: int | None = None,
     ) -> Json:
         """Queue dead letters again: those ``ids``, else those the filters select. ``{"redriven": N, "ids": [...]}``."""
-        if ids:
-            return self._json("POST", "/v1/dlq/redrive", {"ids": ids})
-        return self._json("POST", _with_query("/v1/dlq/redrive", function=function, since=since, limit=limit))
+        return self._dead_letters("POST", "/v1/dlq/redrive", ids, function=function, since=since, limit=limit)
 
     def purge(
         self,
@@ -462,9 +460,13 @@ class FaasClient:
         limit: int | None = None,
     ) -> Json:
         """Delete dead letters: those ``ids``, else those the filters select. ``{"purged": N}``."""
+        return self._dead_letters("DELETE", "/v1/dlq", ids, function=function, since=since, limit=limit)
+
+    def _dead_letters(self, method: str, path: str, ids: list[str] | None, **filters: Any) -> Json:
+        """Dead letters named in the body (``ids``), else selected by the query's filters."""
         if ids:
-            return self._json("DELETE", "/v1/dlq", {"ids": ids})
-        return self._json("DELETE", _with_query("/v1/dlq", function=function, since=since, limit=limit))
+            return self._json(method, path, {"ids": ids})
+        return self._json(method, _with_query(path, **filters))
 
     # -- timers --------------------------------------------------------------
 

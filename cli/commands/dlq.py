@@ -9,7 +9,7 @@ by accident: ``--all`` says "every one".
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,6 +69,21 @@ def in_batches(step: Callable[[int], int]) -> int:
     return total
 
 
+def _act(
+    action: Callable[..., dict[str, Any]],
+    key: str,
+    chosen: list[str],
+    function: str | None,
+    since: str | None,
+    everything: bool,
+) -> int:
+    """Redrive or purge: the dead letters ``chosen`` by id in one request, else those the filters select, in batches."""
+    _check_selection(chosen, function, since, everything)
+    if chosen:
+        return _count(action(chosen), key)
+    return in_batches(lambda limit: _count(action(None, function, since, limit), key))
+
+
 def _count(answer: dict[str, object], key: str) -> int:
     value = answer.get(key)
     if not isinstance(value, int):
@@ -110,13 +125,7 @@ def redrive(
     everything: Everything = False,
 ) -> None:
     """Queue dead letters again, each with the function's full budget of attempts."""
-    chosen = ids or []
-    _check_selection(chosen, function, since, everything)
-    client = client_of(ctx)
-    if chosen:
-        count = _count(client.redrive(chosen), "redriven")
-    else:
-        count = in_batches(lambda limit: _count(client.redrive(None, function, since, limit), "redriven"))
+    count = _act(client_of(ctx).redrive, "redriven", ids or [], function, since, everything)
     typer.echo(f"{count} call(s) redriven")
 
 
@@ -130,11 +139,5 @@ def purge(
     everything: Everything = False,
 ) -> None:
     """Delete dead letters for good."""
-    chosen = ids or []
-    _check_selection(chosen, function, since, everything)
-    client = client_of(ctx)
-    if chosen:
-        count = _count(client.purge(chosen), "purged")
-    else:
-        count = in_batches(lambda limit: _count(client.purge(None, function, since, limit), "purged"))
+    count = _act(client_of(ctx).purge, "purged", ids or [], function, since, everything)
     typer.echo(f"{count} dead letter(s) purged")

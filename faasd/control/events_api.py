@@ -326,7 +326,7 @@ class EventsApi:
         try:
             runs = cron.parse(expression, zone).next_runs(datetime.now(UTC), int(count))
         except cron.CronError as exc:
-            raise BadRequest(f"{'timezone' if 'time zone' in str(exc) else 'cron'}: {exc}") from None
+            raise BadRequest(f"{exc.field}: {exc}") from None
         return web.json_response({"cron": expression, "timezone": zone, "next": [iso(r.timestamp()) for r in runs]})
 
     async def status(self) -> dict[str, Any]:

@@ -156,8 +156,10 @@ class Exchange:
         self._mode = _NONE
         self._up_keep = False
         self._discarded = 0
-        self._params = b"{}"
         self.admin = is_admin(path)
+        # A function's route parameters (X-Faasd-Params); None for the admin app, which takes none
+        # but for an --async route's call (set in start()).
+        self._params: bytes | None = None if self.admin else b"{}"
 
     # -- start: route, lease, connect ------------------------------------------
 
@@ -275,7 +277,7 @@ class Exchange:
             host=None if admin else self.key.partition("://")[2].encode(),
             peer=self.client.peer,
             append_forwarded_for=not admin,
-            params=None if admin and not self.target.startswith(b"/async-route/") else self._params,
+            params=self._params,
             framing=framing,
         )
 

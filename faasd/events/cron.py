@@ -44,11 +44,19 @@ from fractions import Fraction
 from typing import NamedTuple, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["CronError", "Schedule", "parse"]
+__all__ = ["CronError", "Schedule", "TimeZoneError", "parse"]
 
 
 class CronError(ValueError):
     """A cron expression or time zone that cannot be used; the message names the problem."""
+
+    field = "cron"  # the API field at fault
+
+
+class TimeZoneError(CronError):
+    """An unknown time zone."""
+
+    field = "timezone"
 
 
 # How far next_after looks ahead. A schedule that fits at all fits within 8
@@ -230,7 +238,9 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise CronError(f"unknown time zone {name!r}: expected an IANA name such as 'UTC' or 'Europe/Berlin'") from None
+        raise TimeZoneError(
+            f"unknown time zone {name!r}: expected an IANA name such as 'UTC' or 'Europe/Berlin'"
+        ) from None
 
 
 def _compile(expression: str) -> _Spec:

@@ -34,6 +34,7 @@ from faasd.core.errors import FaasdError, NotFound
 from faasd.core.events import MAX_RESULT_BODY, Attempt, CallStatus, Invocation
 from faasd.events.queue import CallQueue, Entry
 from faasd.events.retry import Outcome, next_step, parse_retry_after
+from faasd.events.tasks import stop_tasks
 from faasd.pool.manager import PoolManager
 
 log = logging.getLogger(__name__)
@@ -143,12 +144,7 @@ class Dispatcher:
 
     async def close(self) -> None:
         """Stop delivering; calls in flight are cut off and run again at the next start."""
-        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks([self._loop_task, *self._tasks])
 
     @property
     def inflight(self) -> int:
@@ -191,7 +187,7 @@ class Dispatcher:
         """One attempt of ``entry``; the dispatcher counted it in ``_inflight`` already."""
         name = entry.function
         try:
-            inv = await self._queue.load(entry.id)
+            inv = await self._queue.get(entry.id)
             now = self._clock()
             if fn is None:
                 await self._finish(replace(inv, status=CallStatus.dead, reason=f"function '{name}' was deleted"))

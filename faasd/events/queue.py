@@ -14,7 +14,6 @@ takes due calls from here and reports each attempt back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from faasd.core.errors import NotFound, Overloaded
 from faasd.core.events import RESULT_RETENTION, CallRequest, CallStatus, Invocation
+from faasd.events.tasks import stop_tasks
 from faasd.store.events import CallFilter, InvocationStore
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,7 @@ class CallQueue:
         self._janitor = loop.create_task(self._expire_loop(), name="faasd-calls-janitor")
 
     async def close(self) -> None:
-        for task in (self._janitor, self._writer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks([self._janitor, self._writer])
         for _op, future in self._ops:
             if not future.done():
                 future.cancel()
@@ -234,7 +230,7 @@ class CallQueue:
 
     # -- progress --------------------------------------------------------------
 
-    async def load(self, call_id: str) -> Invocation:
+    async def get(self, call_id: str) -> Invocation:
         inv = await self._store.get(call_id)
         if inv is None:
             raise NotFound(f"call '{call_id}' not found")
@@ -260,9 +256,6 @@ class CallQueue:
             self._push(inv.id, inv.next_at)
 
     # -- reading and dead letters ---------------------------------------------
-
-    async def get(self, call_id: str) -> Invocation:
-        return await self.load(call_id)
 
     async def find(self, what: CallFilter) -> list[Invocation]:
         return await self._store.find(what)

@@ -26,6 +26,7 @@ from faasd.core.errors import FaasdError
 from faasd.core.events import CallRequest, Timer
 from faasd.events import cron
 from faasd.events.queue import CallQueue
+from faasd.events.tasks import stop_tasks
 from faasd.store.events import TriggerStore
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,7 @@ class TimerScheduler:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="faasd-timers")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks([self._task])
 
     def changed(self, name: str) -> None:
         """A timer was created, updated or deleted."""

@@ -203,8 +203,7 @@ class TriggerControl:
         try:
             cron.parse(expression, zone)
         except cron.CronError as exc:
-            field = "timezone" if "time zone" in str(exc) else "cron"
-            raise BadRequest(f"{field}: {exc}") from None
+            raise BadRequest(f"{exc.field}: {exc}") from None
         return fields
 
     async def create_timer(self, body: dict[str, Any]) -> Timer:

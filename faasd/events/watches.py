@@ -26,7 +26,6 @@ from now: objects that exist already are not delivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,6 +37,7 @@ from faasd.core.entities import Function
 from faasd.core.errors import EngineUnavailable, FaasdError
 from faasd.core.events import CallRequest, Watch
 from faasd.events.queue import CallQueue
+from faasd.events.tasks import stop_tasks
 from faasd.store.events import TriggerStore
 
 log = logging.getLogger(__name__)
@@ -137,12 +137,7 @@ class Watcher:
             self._follow(WatchState(watch, cursor, dict(snapshot)))
 
     async def close(self) -> None:
-        tasks = [s.task for s in self.states.values() if s.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(s.task for s in self.states.values())
 
     def changed(self, name: str) -> None:
         """A watch was created, updated or deleted: its task starts again (from scratch when new)."""

@@ -146,14 +146,6 @@ class InvocationStore:
             )
             return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
-    async def active(self) -> list[Invocation]:
-        """Every call not finished, oldest first: what a start must deliver."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(InvocationRow).where(InvocationRow.status.in_(ACTIVE)).order_by(InvocationRow.created_at)
-            )
-            return [_invocation(r) for r in rows]
-
     async def find(self, what: CallFilter) -> list[Invocation]:
         query = select(InvocationRow)
         if what.function:

@@ -156,7 +156,7 @@ async def test_a_key_stays_known_while_the_call_is_kept(env: Env) -> None:
     first, _ = await queue.submit(call(key="k"), max_attempts=5, max_age=3600)
     entry = queue.pop_due(T0)
     assert entry is not None
-    await queue.record(replace(attempted(await queue.load(first), 200), status=CallStatus.succeeded))
+    await queue.record(replace(attempted(await queue.get(first), 200), status=CallStatus.succeeded))
     assert await queue.submit(call(key="k"), max_attempts=5, max_age=3600) == (first, True)
     assert queue.depth == 0
 
@@ -171,7 +171,7 @@ async def test_many_concurrent_submits_share_a_few_commits(env: Env) -> None:
     assert queue.depth == 300
     other = InvocationStore((await env.store()).engine)
     assert await other.counts() == {"queued": 300}
-    assert len(await other.active()) == 300
+    assert len(await other.active_index(T0)) == 300
 
 
 # -- the bound --------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ async def test_the_bound_raises_overloaded_with_retry_after(env: Env) -> None:
     assert (await queue.counts())["queued"] == 2
     # A finished call frees its place.
     assert queue.pop_due(T0) is not None
-    await queue.record(replace(attempted(await queue.load(first), 204), status=CallStatus.succeeded))
+    await queue.record(replace(attempted(await queue.get(first), 204), status=CallStatus.succeeded))
     await submit(queue)
     assert queue.depth == 2
 
@@ -249,7 +249,7 @@ async def test_record_of_a_queued_retry_reschedules_it(env: Env) -> None:
     b = await submit(queue)
     entry = queue.pop_due(T0)
     assert entry is not None and entry.id == a
-    inv = attempted(await queue.load(a), 503)
+    inv = attempted(await queue.get(a), 503)
     running = replace(inv, status=CallStatus.running, attempts=(Attempt(1, T0),))
     queue.record_soon(running)
     retry = replace(inv, status=CallStatus.queued, next_at=T0 + 30)
@@ -278,7 +278,7 @@ async def test_a_finished_call_leaves_the_index(env: Env, final: CallStatus) -> 
     assert queue.pop_due(T0) is not None
     assert queue.has_unfinished("timer", "nightly")  # running is unfinished too
     queue.changed.clear()
-    await queue.record(replace(attempted(await queue.load(a), 200), status=final, reason="why"))
+    await queue.record(replace(attempted(await queue.get(a), 200), status=final, reason="why"))
     assert queue.changed.is_set()
     assert a not in queue.entries
     assert queue.depth == 0
@@ -297,13 +297,13 @@ async def test_start_requeues_a_running_call_and_loads_queued_ones(env: Env) -> 
     c = await submit(first)
     popped = first.pop_due(T0 + 2)
     assert popped is not None and popped.id == a
-    await first.record(replace(await first.load(a), status=CallStatus.running, attempts=(Attempt(1, T0 + 2),)))
+    await first.record(replace(await first.get(a), status=CallStatus.running, attempts=(Attempt(1, T0 + 2),)))
     retry = first.pop_due(T0 + 2)
     assert retry is not None and retry.id == b
-    await first.record(replace(attempted(await first.load(b), 500), status=CallStatus.queued, next_at=T0 + 60))
+    await first.record(replace(attempted(await first.get(b), 500), status=CallStatus.queued, next_at=T0 + 60))
     done = first.pop_due(T0 + 2)
     assert done is not None and done.id == c
-    await first.record(replace(attempted(await first.load(c), 200), status=CallStatus.succeeded))
+    await first.record(replace(attempted(await first.get(c), 200), status=CallStatus.succeeded))
     await first.close()
 
     # faasd stops with a running; it starts again at T0 + 10.
@@ -335,7 +335,7 @@ async def test_find_and_counts(env: Env) -> None:
     env.clock.now = T0 + 5
     await submit(queue, call("two"))
     assert queue.pop_due(T0) is not None
-    await queue.record(replace(attempted(await queue.load(a), 500), status=CallStatus.dead, reason="gone"))
+    await queue.record(replace(attempted(await queue.get(a), 500), status=CallStatus.dead, reason="gone"))
     assert await queue.counts() == {"queued": 1, "running": 0, "succeeded": 0, "failed": 0, "dead": 1}
     assert [inv.function for inv in await queue.find(CallFilter())] == ["two", "one"]
     assert [inv.id for inv in await queue.find(CallFilter(status="dead"))] == [a]
@@ -351,7 +351,7 @@ async def dead_letter(queue: CallQueue, request: CallRequest | None = None) -> I
     entry = queue.pop_due(T0 + 10**6)  # the only call due
     assert entry is not None and entry.id == call_id
     inv = replace(
-        attempted(await queue.load(call_id), 503, 503),
+        attempted(await queue.get(call_id), 503, 503),
         status=CallStatus.dead,
         reason="2 attempt(s) failed; the last: status 503",
     )

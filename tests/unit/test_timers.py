@@ -139,7 +139,7 @@ class Env:
 
     async def finish_all(self) -> None:
         for call_id in list(self.queue.entries):
-            await self.queue.record(replace(await self.queue.load(call_id), status=CallStatus.succeeded))
+            await self.queue.record(replace(await self.queue.get(call_id), status=CallStatus.succeeded))
 
     async def close(self) -> None:
         if self.scheduler is not None:

@@ -39,6 +39,7 @@ from faasd.core.events import MqTrigger, redact_url
 from faasd.events.delivery import send
 from faasd.events.mq.broker import SCHEMES, BrokerError, Consumer, ConsumerFactory, Message, Subscription, kinds
 from faasd.events.retry import backoff
+from faasd.events.tasks import stop_tasks
 from faasd.pool.manager import PoolManager
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,7 @@ class MqRunner:
 
     async def close(self) -> None:
         """Stop every trigger at once: calls in flight are cut off, their messages stay the broker's."""
-        tasks = [s.task for s in self.states.values() if s.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(s.task for s in self.states.values())
 
     def changed(self, name: str) -> None:
         """A trigger was created, updated or deleted: the old reader stops fetching and lets its
