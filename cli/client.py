@@ -165,6 +165,10 @@ class FaasClient:
     def status(self) -> Json:
         return self._json("GET", "/v1/status")
 
+    def usage(self, function: str | None = None, since: str | None = None) -> Json:
+        query = _given(function=function, since=since)
+        return self._json("GET", "/v1/usage" + (f"?{urllib.parse.urlencode(query)}" if query else ""))
+
     # -- environments ------------------------------------------------------
 
     def create_environment(
@@ -247,14 +251,17 @@ class FaasClient:
         query = "?force=true" if force else ""
         self._call("DELETE", f"/v1/functions/{_segment(name)}{query}")
 
-    def function_logs(self, name: str, tail: int | None = None, follow: bool = False) -> Generator[str, None, None]:
+    def function_logs(
+        self, name: str, tail: int | None = None, follow: bool = False, request: str | None = None
+    ) -> Generator[str, None, None]:
         """What function ``name``'s containers printed, one record a line, as the daemon sends it.
 
         Each line reads ``<timestamp> <instance> <stdout|stderr> <text>``. With
         ``follow`` the answer stays open and new lines are yielded as they come,
-        until the daemon ends it or the caller stops iterating.
+        until the daemon ends it or the caller stops iterating. With ``request``
+        only the lines written during that call (its X-Request-Id).
         """
-        query = _given(tail=tail, follow="true" if follow else None)
+        query = _given(tail=tail, follow="true" if follow else None, request=request)
         path = f"/v1/functions/{_segment(name)}/logs"
         if query:
             path += f"?{urllib.parse.urlencode(query)}"

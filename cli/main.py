@@ -19,6 +19,7 @@ from faas_cli.commands import (
     route,
     status,
     timer,
+    usage,
     watch,
 )
 from faas_cli.options import Connection
@@ -75,6 +76,7 @@ app.add_typer(invocation.app, name="inv", hidden=True)
 app.add_typer(dlq.app, name="dlq")
 app.command()(deploy.deploy)
 app.command()(status.status)
+app.command()(usage.usage)
 
 
 def version_text() -> str:

@@ -25,6 +25,7 @@ from faasd import __version__
 from faasd.app import Services, create_app
 from faasd.core.settings import Settings, load_settings
 from faasd.dataplane import Front, FrontConfig
+from faasd.dataplane.access import AccessLog
 from faasd.dataplane.gateway import Gateway
 from faasd.engines.docker import DockerBackend
 
@@ -59,7 +60,14 @@ async def serve(settings: Settings) -> None:
             max_connections=settings.max_connections,
         )
         guard = services.backend.refuses_peer if isinstance(services.backend, DockerBackend) else None
-        front = Front(Gateway(lambda: services.controller.catalog, services.pool), config, guard=guard)
+        access = AccessLog(settings.access_log) if settings.access_log != "off" else None
+        front = Front(
+            Gateway(lambda: services.controller.catalog, services.pool),
+            config,
+            guard=guard,
+            calls=services.pool.calls,
+            access_log=access,
+        )
         try:
             server = await loop.create_server(front, settings.host, settings.port, reuse_address=True, backlog=1024)
         except OSError as exc:

@@ -25,6 +25,8 @@ from faasd.control.api import AdminApi
 from faasd.control.auth import load_or_create_token, token_middleware
 from faasd.control.controller import Controller
 from faasd.control.events_api import EventsApi
+from faasd.control.observe_api import start_observability
+from faasd.control.ui import add_ui_routes
 from faasd.control.uploads import clear_upload_dir
 from faasd.core.entities import Function
 from faasd.core.errors import EngineUnavailable, FaasdError, NotFound
@@ -34,12 +36,14 @@ from faasd.engines.docker_builds import DockerBuilds
 from faasd.engines.docker_events import DockerEvents
 from faasd.engines.firewall import FirewallError
 from faasd.events.service import Events, start_events
+from faasd.observe.service import Observer
 from faasd.pool.backend import ContainerBackend
 from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
 from faasd.pool.reaper import run_reaper, tick_for
 from faasd.store.codestore import CodeStore
 from faasd.store.registry import Store
+from faasd.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ class Services:
     watcher: asyncio.Task[None] | None = None  # re-checks the network and the host firewall
     builder: Builder | None = None
     events: Events | None = None
+    observer: Observer | None = None
 
     async def close(self) -> None:
         if self.events is not None:
@@ -95,6 +100,8 @@ class Services:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.pool.shutdown()
+        if self.observer is not None:
+            await self.observer.close()  # after the pool: the instances' last seconds are metered too
         await self.store.close()
         if isinstance(self.backend, DockerBackend):
             await self.backend.aclose()
@@ -180,7 +187,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         log.info("admin API token: %s (send it as 'Authorization: Bearer <token>')", settings.state_dir / "token")
     services = await start_services(settings, backend)
     app = web.Application(
-        middlewares=[error_middleware, token_middleware(token)],
+        middlewares=[error_middleware, token_middleware(token, public_metrics=settings.metrics_public)],
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
     isolation = services.backend.isolation_report if isinstance(services.backend, DockerBackend) else None
@@ -191,34 +198,25 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         events_api.add_routes(app, api)
         api.status_sections["events"] = events_api.status
 
+    observer, observe_api = start_observability(
+        services.controller,
+        services.pool,
+        UsageStore(services.store.engine),
+        services.events,
+        services.builder,
+        interval=settings.usage_interval,
+    )
+    services.observer = observer
+
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
-
-    async def metrics(_request: web.Request) -> web.Response:
-        catalog = services.controller.catalog
-        lines = [
-            "# TYPE faasd_functions gauge",
-            f"faasd_functions {len(catalog.functions)}",
-            "# TYPE faasd_routes gauge",
-            f"faasd_routes {catalog.routes.size}",
-            "# TYPE faasd_pool_ready gauge",
-            *(
-                f'faasd_pool_ready{{environment="{name}"}} {services.pool.ready_count(name)}'
-                for name in catalog.environments
-            ),
-            "# TYPE faasd_instances gauge",
-            *(
-                f'faasd_instances{{function="{name}"}} {services.pool.instance_count(name)}'
-                for name in catalog.functions
-            ),
-        ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def unknown_admin_path(request: web.Request) -> web.Response:
         raise NotFound(f"no admin API endpoint {request.method} {request.path}")
 
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    observe_api.add_routes(app)  # /metrics, /v1/stats, /v1/usage, /v1/functions/{name}/instances
+    add_ui_routes(app)  # the dashboard's page and assets (public: its data calls carry the token)
     api.add_routes(app)
     app.router.add_route("*", "/v1/{tail:.*}", unknown_admin_path)
     app.router.add_route("*", "/v1", unknown_admin_path)

@@ -315,9 +315,17 @@ def logs(
         int | None,
         typer.Option(min=0, help="Only the last N lines (default: every line kept).", show_default=False),
     ] = None,
+    request: Annotated[
+        str | None,
+        typer.Option(
+            "--request",
+            help="Only the lines one call wrote: its X-Request-Id (faas fn invoke prints it).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Show what the function's containers printed: time, instance, stream, text."""
-    lines = client_of(ctx).function_logs(name, tail=tail, follow=follow)
+    lines = client_of(ctx).function_logs(name, tail=tail, follow=follow, request=request)
     try:
         for line in lines:
             typer.echo(line)
@@ -346,6 +354,9 @@ def _call(client: FaasClient, name: str, method: str, body: str | None, headers:
     if reply.body:
         text = reply.text
         typer.echo(text, nl=not text.endswith("\n"))
+    request_id = next((v for k, v in reply.headers.items() if k.lower() == "x-request-id"), None)
+    if request_id:
+        typer.echo(f"request id: {request_id}  (faas fn logs --name {name} --request {request_id})", err=True)
     if reply.status >= 400:
         answered = f"function '{name}' answered {status_line(reply.status, reply.reason)}"
         # faasd's own refusal (unknown function, timeout, ...) says why; a function's body is its own.

@@ -87,6 +87,8 @@ class Builder:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = concurrency
+        # Builds ended since faasd started, per (environment, "succeeded"|"failed"): [count, seconds].
+        self.finished: dict[tuple[str, str], list[float]] = {}
 
     def bind(self, recorder: BuildRecorder) -> None:
         """The controller, made after the builder (each needs the other); starts the workers."""
@@ -183,13 +185,20 @@ class Builder:
                 message = f"internal error: {exc!r}; see faasd's log"
             lines.append(f"faasd: build failed: {message}")
             log.warning("package %s failed to build: %s", package.name, message)
+            self._count(package, "failed", began)
             await self._record(package, BuildStatus.failed, log=_tail(lines), error=message)
             return
         lines.append(
             f"faasd: build succeeded in {self._clock() - began:.1f} s ({info.files} files, {info.size:,} bytes)"
         )
         log.info("package %s built in %.1f s", package.name, self._clock() - began)
+        self._count(package, "succeeded", began)
         await self._record(package, BuildStatus.succeeded, deploy=info, log=_tail(lines))
+
+    def _count(self, package: Package, result: str, began: float) -> None:
+        counted = self.finished.setdefault((package.environment, result), [0, 0.0])
+        counted[0] += 1
+        counted[1] += self._clock() - began
 
     async def _build(self, package: Package, lines: list[str]) -> ArchiveInfo:
         env = self._environment(package.environment)

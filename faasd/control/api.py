@@ -51,6 +51,21 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return json_object(body)
 
 
+def _written_for(request_id: str) -> Callable[[str], bool]:
+    """Whether a log record was written during the call ``request_id``: the runtimes start each
+    such line with ``[<request id>] `` (runtimes/README.md); a record is ``<time> <instance> <stream> <text>``."""
+    prefix = f"[{request_id}]"
+
+    def keep(record: str) -> bool:
+        parts = record.split(" ", 3)
+        if len(parts) < 4:
+            return False
+        text = parts[3]
+        return text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)] == " ")
+
+    return keep
+
+
 async def _json_response(body: dict[str, Any]) -> web.Response:
     return web.json_response(body)
 
@@ -198,9 +213,14 @@ class AdminApi:
         except ValueError:
             raise BadRequest(f"tail must be a whole number, got {tail_arg!r}") from None
         follow = _flag(request, "follow")
+        request_id = request.query.get("request")
+        keep = _written_for(request_id) if request_id else None
         follower = self._logs.follow(name) if follow else None
         try:
-            lines = await self._logs.read(name, tail)
+            lines = await self._logs.read(name, None if keep else tail)
+            if keep:
+                lines = [line for line in lines if keep(line)]
+                lines = lines[len(lines) - tail :] if tail is not None and tail < len(lines) else lines
             if follower is None:
                 return web.Response(text=_text(lines), content_type="text/plain")
             response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
@@ -208,6 +228,10 @@ class AdminApi:
             if lines:
                 await response.write(_text(lines).encode("utf-8", errors="replace"))
             while (batch := await follower.get()) is not None:
+                if keep:
+                    batch = [line for line in batch if keep(line)]
+                    if not batch:
+                        continue
                 await response.write(_text(batch).encode("utf-8", errors="replace"))
             await response.write_eof()
             return response

@@ -47,13 +47,17 @@ def load_or_create_token(state_dir: Path) -> str:
     return token
 
 
-def token_middleware(token: str) -> Middleware:
+def token_middleware(token: str, *, public_metrics: bool = False) -> Middleware:
+    """/v1 needs the token; so does /metrics unless ``public_metrics`` (--metrics-public)."""
     expected = f"Bearer {token}".encode()
+    guarded_metrics = not public_metrics
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if (path == "/v1" or path.startswith("/v1/") or path == "/metrics") and path not in PUBLIC:
+        if (
+            path == "/v1" or path.startswith("/v1/") or (path == "/metrics" and guarded_metrics)
+        ) and path not in PUBLIC:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise Unauthorized(

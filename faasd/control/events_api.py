@@ -67,7 +67,7 @@ def _key(function: str, value: str | None) -> str:
     return f"call:{function}:{value}"
 
 
-def _since(value: str | None) -> float | None:
+def parse_since(value: str | None) -> float | None:
     """``since``: an RFC 3339 time, or a duration back from now (90s, 15m, 2h, 7d)."""
     if not value:
         return None
@@ -241,7 +241,7 @@ class EventsApi:
         return CallFilter(
             function=request.query.get("function", ""),
             status=status,
-            since=_since(request.query.get("since")),
+            since=parse_since(request.query.get("since")),
             limit=_limit(request.query.get("limit")),
         )
 

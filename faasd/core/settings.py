@@ -17,12 +17,23 @@ from faasd import __version__
 from faasd.core.validation import NAME_RE
 
 
+def boolean(raw: str) -> bool:
+    """A yes/no setting's value: true/false, yes/no, on/off, 1/0."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
     default: str
     help: str
-    kind: type = str
+    kind: type | object = str
+    flag: bool = False  # a bare --flag turns it on (the variable takes true/false)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -64,6 +75,11 @@ OPTIONS: tuple[Option, ...] = (
         "max_async_queue", "10000", "asynchronous calls queued or running, all functions together; beyond, 503", int
     ),
     Option("async_concurrency", "32", "asynchronous deliveries in flight at once, all functions together", int),
+    Option(
+        "metrics_public", "false", "serve /metrics without the admin token (it names every function)", boolean, True
+    ),
+    Option("access_log", "off", "one line per function call on faasd's log: off, text or json"),
+    Option("usage_interval", "10", "seconds between writes of usage figures to the registry", float),
 )
 
 
@@ -94,6 +110,9 @@ class Settings:
     build_timeout: float = 600.0
     max_async_queue: int = 10000
     async_concurrency: int = 32
+    metrics_public: bool = False
+    access_log: str = "off"
+    usage_interval: float = 10.0
 
     @property
     def database_path(self) -> Path:
@@ -136,12 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"faasd {__version__}")
     for option in OPTIONS:
-        parser.add_argument(
-            "--" + option.name.replace("_", "-"),
-            dest=option.name,
-            default=None,
-            help=f"{option.help} (${_env_name(option)}, default {option.default})",
-        )
+        flag = "--" + option.name.replace("_", "-")
+        help_text = f"{option.help} (${_env_name(option)}, default {option.default})"
+        if option.flag:
+            parser.add_argument(
+                flag, dest=option.name, default=None, action="store_const", const="true", help=help_text
+            )
+        else:
+            parser.add_argument(flag, dest=option.name, default=None, help=help_text)
     return parser
 
 
@@ -156,9 +177,10 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         if raw is None:
             raw = environ.get(_env_name(option), option.default)
         try:
-            values[option.name] = option.kind(raw)
+            values[option.name] = option.kind(raw)  # type: ignore[operator]
         except ValueError:
-            parser.error(f"--{option.name.replace('_', '-')}: {raw!r} is not a valid {option.kind.__name__}")
+            kind = getattr(option.kind, "__name__", "value")
+            parser.error(f"--{option.name.replace('_', '-')}: {raw!r} is not a valid {kind}")
     values["state_dir"] = Path(str(values["state_dir"]))
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.idle_timeout <= 0:
@@ -177,6 +199,10 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--build-timeout must be positive")
     if settings.container_log_max_files < 1:
         parser.error("--container-log-max-files must be at least 1")
+    if settings.access_log not in ("off", "text", "json"):
+        parser.error("--access-log must be off, text or json")
+    if settings.usage_interval <= 0:
+        parser.error("--usage-interval must be positive")
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return settings

@@ -20,7 +20,7 @@ SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
-RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/function", "/async-function")
+RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/ui", "/function", "/async-function")
 
 
 def is_admin_path(path: str) -> bool:

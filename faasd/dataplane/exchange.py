@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 from faasd.core.errors import FaasdError, FunctionTimeout, MethodNotAllowed, PayloadTooLarge, UpstreamError
@@ -41,10 +42,20 @@ _NONE, _RAW, _CHUNKED = 0, 1, 2
 
 
 class Lease(Protocol):
+    cold: bool  # the call waited for its instance to be made
+
     @property
     def url(self) -> str: ...
+    @property
+    def instance_id(self) -> str: ...
     def release(self) -> None: ...
     def discard(self) -> None: ...
+
+
+class CallRecorder(Protocol):
+    """Where an ended call is counted (faasd.observe.calls.CallStats implements it)."""
+
+    def record(self, function: str, status: int, duration: float, overhead: float | None, error: str = "") -> None: ...
 
 
 class FunctionInfo(Protocol):
@@ -81,6 +92,7 @@ class Exchange:
         "_lease_task",
         "_mode",
         "_params",
+        "_sent_at",
         "_timer",
         "_up_keep",
         "_up_out",
@@ -91,11 +103,14 @@ class Exchange:
         "chunked",
         "client",
         "close_connection",
+        "cold",
         "content_length",
+        "error",
         "expect_continue",
         "fn_name",
         "headers",
         "http11",
+        "instance",
         "keep_alive",
         "key",
         "lease",
@@ -103,8 +118,12 @@ class Exchange:
         "method",
         "path",
         "request_done",
+        "request_id",
         "response_done",
         "response_started",
+        "route",
+        "started",
+        "status",
         "target",
         "timeout",
         "up_paused",
@@ -124,6 +143,7 @@ class Exchange:
         content_length: int | None,
         chunked: bool,
         expect_continue: bool,
+        request_id: bytes = b"",
     ) -> None:
         self.client = client
         self.method = method
@@ -156,6 +176,15 @@ class Exchange:
         self._mode = _NONE
         self._up_keep = False
         self._discarded = 0
+        # What the call did, for faasd.observe and the access log: set as it goes.
+        self.request_id = request_id  # the caller's X-Request-Id until start() settles it
+        self.started = 0.0  # time.monotonic(): the loop's clock is in whole milliseconds under uvloop
+        self._sent_at = 0.0  # when the request went to the instance
+        self.status = 0
+        self.error = ""  # faasd's error code when faasd answered instead of the function
+        self.cold = False
+        self.instance = ""
+        self.route = ""
         self.admin = is_admin(path)
         # A function's route parameters (X-Faasd-Params); None for the admin app, which takes none
         # but for an --async route's call (set in start()).
@@ -167,10 +196,12 @@ class Exchange:
         """This is now the oldest unanswered request on its connection."""
         client = self.client
         if self.admin:
+            self.request_id = b""  # the admin app's: a caller's X-Request-Id passes as it is
             self.key = client.front.admin_key
             self._continue()
             client.front.upstreams.acquire(self.key, self._on_upstream)
             return
+        self.request_id = http.request_id(self.request_id)
         try:
             router = client.front.router
             match = router.resolve(self.method.decode("latin-1"), self.path.decode("utf-8", "surrogateescape"))
@@ -190,6 +221,8 @@ class Exchange:
             client.front.upstreams.acquire(self.key, self._on_upstream)
             return
         self.fn_name = fn.name
+        self.route = match.route
+        self.started = monotonic()
         self.timeout = fn.timeout
         limit = self.limit = client.front.config.max_body_bytes
         if self.content_length is not None and self.content_length > limit:
@@ -237,6 +270,7 @@ class Exchange:
 
     def _leased(self, lease: Lease) -> None:
         self.lease = lease
+        self.cold = lease.cold
         self.key = lease.url
         assert self.timeout is not None
         self._timer = self.client.loop.call_later(self.timeout, self._on_timeout)
@@ -255,6 +289,7 @@ class Exchange:
         if not self._head:
             self._head = self._build_head()
             self._up_out.insert(0, self._head)
+            self._sent_at = monotonic()
         client = self.client
         if client.write_paused:
             conn.pause_reading()
@@ -278,6 +313,7 @@ class Exchange:
             peer=self.client.peer,
             append_forwarded_for=not admin,
             params=self._params,
+            request_id=self.request_id,
             framing=framing,
         )
 
@@ -376,8 +412,9 @@ class Exchange:
             framing += b"Connection: close\r\n"
         elif not self.http11:
             framing += b"Connection: keep-alive\r\n"
+        self.status = status
         self.response_started = True
-        self.client.send(http.response_head(status, reason, headers, framing))
+        self.client.send(http.response_head(status, reason, headers, framing, self.request_id))
         if head_request:
             # httptools cannot be told that a HEAD answer has no body: end it here
             # and do not reuse the connection (its parser expects a body).
@@ -476,6 +513,8 @@ class Exchange:
         """Answer with ``err`` (or cut the connection if the answer has begun)."""
         if self.response_done:
             return
+        if isinstance(err, FaasdError):
+            self.error = err.code
         self._drop_upstream()  # half used: never back to the pool
         if discard and self.lease is not None:
             self.lease.discard()
@@ -489,6 +528,10 @@ class Exchange:
         headers = dict(getattr(err, "headers", None) or {})
         if isinstance(err, MethodNotAllowed):
             headers["Allow"] = ", ".join(err.allowed)
+        if self.request_id:
+            headers["X-Request-Id"] = self.request_id.decode("latin-1")
+        self.status = err.status
+        self.error = err.code
         if (
             not self.request_done
             and self.content_length is not None
@@ -512,6 +555,8 @@ class Exchange:
 
     def _finish(self) -> None:
         self.response_done = True
+        if self.fn_name:
+            self._count()
         self._up_out.clear()
         if self._timer is not None:
             self._timer.cancel()
@@ -529,9 +574,23 @@ class Exchange:
         """The client is gone: drop the upstream connection, release the lease."""
         if self.response_done:
             return
+        if not self.response_started:
+            self.status = 499  # as Fission and nginx say: the client closed the request
         self.aborted = True
         self._drop_upstream()
         self._finish()
+
+    def _count(self) -> None:
+        """The call ended: count it (faasd.observe), and log it when the access log is on."""
+        front = self.client.front
+        lease = self.lease
+        if lease is not None:
+            self.instance = lease.instance_id
+        duration = monotonic() - self.started
+        sent = self._sent_at
+        front.calls.record(self.fn_name, self.status, duration, sent - self.started if sent else None, self.error)
+        if front.access_log is not None:
+            front.access_log.write(self, duration)
 
     def _drop_upstream(self, *, reuse: bool = False) -> None:
         """Let go of the upstream connection: back to the pool if ``reuse``, else closed."""

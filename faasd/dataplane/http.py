@@ -12,7 +12,10 @@ are dropped.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 
@@ -41,6 +44,10 @@ _REQUEST_DROP = HOP_BY_HOP | {
 }
 _REQUEST_DROP_HOST = _REQUEST_DROP | {b"host"}
 _RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
+# A function call's X-Request-Id is faasd's to set, both ways (the caller's is kept when valid).
+_REQUEST_DROP_ID = _REQUEST_DROP | {b"x-request-id"}
+_REQUEST_DROP_HOST_ID = _REQUEST_DROP_HOST | {b"x-request-id"}
+_RESPONSE_DROP_ID = _RESPONSE_DROP | {b"x-request-id"}
 INTERNAL_PREFIX = b"x-faasd-"
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -81,6 +88,7 @@ def request_head(
     append_forwarded_for: bool,
     params: bytes | None,
     framing: bytes,
+    request_id: bytes = b"",
 ) -> bytes:
     """The head sent upstream: the client's headers less hop-by-hop ones, plus faasd's.
 
@@ -99,7 +107,11 @@ def request_head(
             forwarded_for.append(value)
     if host is not None:
         lines += [b"Host: ", host, b"\r\n"]
-    for name, value in _forwardable(headers, _REQUEST_DROP if host is None else _REQUEST_DROP_HOST):
+    if request_id:
+        drop = _REQUEST_DROP_ID if host is None else _REQUEST_DROP_HOST_ID
+    else:
+        drop = _REQUEST_DROP if host is None else _REQUEST_DROP_HOST
+    for name, value in _forwardable(headers, drop):
         lines += [name, b": ", value, b"\r\n"]
     forwarded_for.append(peer)
     lines += [b"X-Forwarded-For: ", b", ".join(forwarded_for), b"\r\nX-Forwarded-Proto: http\r\n"]
@@ -107,15 +119,35 @@ def request_head(
         lines += [b"X-Forwarded-Host: ", client_host, b"\r\n"]
     if params is not None:
         lines += [b"X-Faasd-Params: ", params, b"\r\n"]
+    if request_id:
+        lines += [b"X-Request-Id: ", request_id, b"\r\n"]
     lines += [framing, b"\r\n"]
     return b"".join(lines)
 
 
-def response_head(status: int, reason_phrase: bytes, headers: Headers, framing: bytes) -> bytes:
-    """The head sent to the client: the upstream's headers less hop-by-hop and X-Faasd-* ones."""
+def request_id(sent: bytes) -> bytes:
+    """The call's id: the caller's ``X-Request-Id`` when it is one (visible ASCII, at most
+    200 bytes), else a new one: this process's random prefix and a counter, unique and cheap."""
+    if sent and _REQUEST_ID_OK(sent):
+        return sent
+    return b"%s-%x" % (_ID_PREFIX, next(_ids))
+
+
+_REQUEST_ID_OK = re.compile(rb"[\x21-\x7e]{1,200}").fullmatch
+_ID_PREFIX = os.urandom(6).hex().encode()
+_ids = itertools.count(1)
+
+
+def response_head(
+    status: int, reason_phrase: bytes, headers: Headers, framing: bytes, request_id: bytes = b""
+) -> bytes:
+    """The head sent to the client: the upstream's headers less hop-by-hop and X-Faasd-* ones,
+    and with ``request_id`` the call's ``X-Request-Id`` (instead of any the function set)."""
     lines = [b"HTTP/1.1 %d " % status, reason_phrase or reason(status), b"\r\n"]
-    for name, value in _forwardable(headers, _RESPONSE_DROP):
+    for name, value in _forwardable(headers, _RESPONSE_DROP_ID if request_id else _RESPONSE_DROP):
         lines += [name, b": ", value, b"\r\n"]
+    if request_id:
+        lines += [b"X-Request-Id: ", request_id, b"\r\n"]
     lines += [framing, b"\r\n"]
     return b"".join(lines)
 

@@ -23,6 +23,7 @@ class Match:
     function: str
     params: dict[str, str]
     is_async: bool = False  # the route queues its calls (202 and a call id) instead of answering them
+    route: str = field(default="", compare=False)  # the url pattern that matched (the access log says it)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class _Node:
     literals: dict[str, _Node] = field(default_factory=dict)
     param: _Node | None = None
     # At the end of a pattern: method -> (function, parameter names in order, async route).
-    methods: dict[str, tuple[str, tuple[str, ...], bool]] = field(default_factory=dict)
+    methods: dict[str, tuple[str, tuple[str, ...], bool, str]] = field(default_factory=dict)
 
 
 def split_path(path: str) -> list[str]:
@@ -53,7 +54,7 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[tuple[str, str, str] | tuple[str, str, str, bool]] = ()) -> None:
         """``routes`` holds (method, url pattern, function[, async]) tuples."""
-        self._static: dict[str, dict[str, tuple[str, bool]]] = {}
+        self._static: dict[str, dict[str, tuple[str, bool, str]]] = {}
         self._root = _Node()
         self.size = 0
         for route in routes:
@@ -63,7 +64,7 @@ class RouteTable:
             parts = split_path(url)
             params = [PARAM_RE.fullmatch(p) for p in parts]
             if not any(params):
-                self._static.setdefault("/" + "/".join(parts), {})[method] = (function, is_async)
+                self._static.setdefault("/" + "/".join(parts), {})[method] = (function, is_async, url)
                 continue
             node = self._root
             for part, param in zip(parts, params, strict=True):
@@ -72,7 +73,7 @@ class RouteTable:
                     node = node.param
                 else:
                     node = node.literals.setdefault(part, _Node())
-            node.methods[method] = (function, tuple(m.group(1) for m in params if m), is_async)
+            node.methods[method] = (function, tuple(m.group(1) for m in params if m), is_async, url)
 
     def match(self, method: str, path: str) -> Match:
         parts = split_path(path)
@@ -81,7 +82,7 @@ class RouteTable:
         if static is not None:
             target = _for_method(static, method)
             if target is not None:
-                return Match(target[0], {}, target[1])
+                return Match(target[0], {}, target[1], target[2])
             allowed.update(static)
         found = self._walk(self._root, parts, 0, [], method, allowed)
         if found is not None:
@@ -101,8 +102,8 @@ class RouteTable:
             if hit is None:
                 allowed.update(node.methods)
                 return None
-            function, names, is_async = hit
-            return Match(function, dict(zip(names, values, strict=True)), is_async)
+            function, names, is_async, url = hit
+            return Match(function, dict(zip(names, values, strict=True)), is_async, url)
         literal = node.literals.get(parts[depth])
         if literal is not None:
             found = self._walk(literal, parts, depth + 1, values, method, allowed)

@@ -37,7 +37,8 @@ from typing import Any, TypeVar
 import httptools
 
 from faasd.dataplane import http
-from faasd.dataplane.exchange import Exchange, FunctionRouter
+from faasd.dataplane.access import AccessLog
+from faasd.dataplane.exchange import CallRecorder, Exchange, FunctionRouter
 from faasd.dataplane.http import Headers
 from faasd.dataplane.upstream import UpstreamPool
 
@@ -69,6 +70,11 @@ class _Reject(Exception):
         self.message = message
 
 
+class _NoCalls:
+    def record(self, function: str, status: int, duration: float, overhead: float | None, error: str = "") -> None:
+        pass
+
+
 class Front:
     """The listener's shared state: configuration, router, upstream pool, open connections."""
 
@@ -78,9 +84,14 @@ class Front:
         config: FrontConfig,
         upstreams: UpstreamPool | None = None,
         guard: Callable[[bytes], bool] | None = None,
+        calls: CallRecorder | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.router = router
         self.config = config
+        # Every function call ends in calls.record (faasd.observe.calls); a line in the access log if on.
+        self.calls: CallRecorder = calls or _NoCalls()
+        self.access_log = access_log
         self.loop = asyncio.get_running_loop()
         self.admin_key = "unix:" + config.admin_socket
         self.upstreams = upstreams or UpstreamPool(idle_timeout=config.upstream_idle_timeout)
@@ -326,6 +337,7 @@ class ClientConnection(asyncio.Protocol):
         content_length: int | None = None
         chunked = False
         expect = False
+        request_id = b""
         for name, value in self._headers:
             size = len(name)
             if size == 14 and name.lower() == b"content-length":
@@ -338,6 +350,8 @@ class ClientConnection(asyncio.Protocol):
                 if value.strip().lower() != b"100-continue":
                     self._stop(_Reject(417, "expectation_failed", "only 'Expect: 100-continue' is supported"))
                 expect = True
+            elif size == 12 and name.lower() == b"x-request-id":
+                request_id = value
         method = parser.get_method()
         if method == b"CONNECT":
             self._stop(_Reject(405, "method_not_allowed", "CONNECT is not supported"))
@@ -367,6 +381,7 @@ class ClientConnection(asyncio.Protocol):
             content_length=content_length,
             chunked=chunked,
             expect_continue=expect,
+            request_id=request_id,
         )
         if not keep_alive:
             ex.close_connection = True

@@ -35,6 +35,7 @@ from faasd.core.events import MAX_RESULT_BODY, Attempt, CallStatus, Invocation
 from faasd.events.queue import CallQueue, Entry
 from faasd.events.retry import Outcome, next_step, parse_retry_after
 from faasd.events.tasks import stop_tasks
+from faasd.observe.calls import TIMED_OUT
 from faasd.pool.manager import PoolManager
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,14 @@ async def send(
     The answer (``response_status``, ``response_headers``, ``response_body`` (first 1 MiB),
     ``response_truncated``) is empty when there was none. Message-queue triggers send this way too.
     """
+    began = time.monotonic()
     try:
         lease = await pool.lease(fn)
     except FaasdError as err:
+        pool.calls.record(fn.name, err.status, time.monotonic() - began, None, err.code)
         retry_after = parse_retry_after(err.headers.get("Retry-After"), time.time())
         return Outcome(None, f"{err.code}: {err}", retry_after), {}
+    leased = time.monotonic()
     try:
         async with asyncio.timeout(fn.timeout):
             async with session.request(
@@ -91,10 +95,12 @@ async def send(
     except TimeoutError:
         lease.discard()
         lease.release()
+        pool.calls.record(fn.name, 504, time.monotonic() - began, leased - began, TIMED_OUT)
         return Outcome(None, f"timeout: no answer within the function's timeout of {fn.timeout} s"), {}
     except (aiohttp.ClientError, OSError) as exc:
         failure = await pool.upstream_failed(lease, str(exc) or type(exc).__name__)
         lease.release()
+        pool.calls.record(fn.name, failure.status, time.monotonic() - began, leased - began, failure.code)
         return Outcome(None, str(failure)), {}
     except BaseException:
         # Cancelled (a trigger stopping, faasd shutting down) or a request aiohttp refused (a header
@@ -102,6 +108,7 @@ async def send(
         lease.release()
         raise
     lease.release()
+    pool.calls.record(fn.name, status, time.monotonic() - began, leased - began)
     answer = {
         "response_status": status,
         "response_headers": kept,
@@ -258,6 +265,8 @@ class Dispatcher:
     async def _attempt(self, inv: Invocation, fn: Function, number: int) -> tuple[Outcome, dict[str, Any]]:
         req = inv.request
         headers = [*req.headers, ("X-Faasd-Call-Id", inv.id), ("X-Faasd-Attempt", str(number))]
+        if not any(k.lower() == "x-request-id" for k, _ in req.headers):
+            headers.append(("X-Request-Id", inv.id))  # the call's id is its request id, as Lambda's
         headers.append(("X-Faasd-Trigger", req.trigger))
         if req.trigger_name:
             headers.append(("X-Faasd-Trigger-Name", req.trigger_name))

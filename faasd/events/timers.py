@@ -76,6 +76,8 @@ class TimerScheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.skipped = 0  # ticks skipped by overlap forbid since start
+        # Per timer, since start: ticks queued as calls, ticks skipped, and the last tick's lateness (s).
+        self.ticks: dict[str, list[float]] = {}
 
     def start(self) -> None:
         now = self._clock()
@@ -162,10 +164,14 @@ class TimerScheduler:
     async def _fire(self, timer: Timer, scheduled: float) -> None:
         self._on_tick(timer.name, scheduled)
         fn = self._functions().get(timer.function)
+        counted = self.ticks.setdefault(timer.name, [0, 0, 0.0])
+        counted[2] = max(0.0, self._clock() - scheduled)
         try:
             if fn is None:
+                counted[1] += 1
                 log.error("timer %s: function '%s' does not exist; tick skipped", timer.name, timer.function)
             elif timer.overlap == "forbid" and self._queue.has_unfinished("timer", timer.name):
+                counted[1] += 1
                 self.skipped += 1
                 log.info(
                     "timer %s: tick of %s skipped: the previous call is still unfinished (overlap forbid)",
@@ -176,6 +182,7 @@ class TimerScheduler:
                 await self._queue.submit(
                     call_for(timer, scheduled), max_attempts=fn.retries + 1, max_age=fn.retry_max_age
                 )
+                counted[0] += 1
         except FaasdError as exc:
             log.warning("timer %s: tick of %s not queued: %s", timer.name, iso(scheduled), exc)
         finally:

@@ -42,6 +42,8 @@ class EnvironmentPools:
         self._starts = asyncio.Semaphore(start_concurrency)
         self._pools: dict[str, _Pool] = {}
         self.closing = False
+        # Container starts per environment since faasd started: (started, failed), for the metrics.
+        self.starts: dict[str, list[int]] = {}
 
     # -- configuration --------------------------------------------------------
 
@@ -105,7 +107,14 @@ class EnvironmentPools:
         async with self._starts:
             if self.closing:
                 raise ShuttingDown("faasd is shutting down")
-            return await self._backend.start(env, function)
+            counts = self.starts.setdefault(env.name, [0, 0])
+            try:
+                container = await self._backend.start(env, function)
+            except Exception:
+                counts[1] += 1
+                raise
+            counts[0] += 1
+            return container
 
     # -- filling ------------------------------------------------------------------
 
@@ -176,6 +185,10 @@ class EnvironmentPools:
             "pool_starting": pool.starting if pool else 0,
             "last_error": pool.last_error if pool else None,
         }
+
+    def sizes(self) -> dict[str, tuple[int, int, int]]:
+        """Per environment: (configured pool size, ready, starting)."""
+        return {name: (p.env.poolsize, len(p.ready), p.starting) for name, p in self._pools.items()}
 
     def ready_count(self, name: str) -> int:
         pool = self._pools.get(name)

@@ -47,6 +47,7 @@ from faasd.core.errors import (
     TooManyRequests,
     UpstreamError,
 )
+from faasd.observe.calls import NO_POOL, POOL_WARM, CallStats
 from faasd.pool.backend import Container, ContainerBackend, Specialization
 from faasd.pool.background import Background
 from faasd.pool.envpool import EnvironmentPools
@@ -77,6 +78,9 @@ class Instance:
     load_error: str | None = None
     health_failures: int = 0
     died: str | None = None  # why its container stopped, as a failed call found out
+    calls: int = 0  # leases ever given
+    created: float = 0.0  # when it went into service (the pool's clock)
+    accounted: float = 0.0  # the clock up to which its lifetime was metered (instance-seconds)
 
 
 @dataclass(eq=False)
@@ -88,18 +92,27 @@ class _FunctionState:
 
 
 class Lease:
-    """One call's hold on an instance; release it exactly once."""
+    """One call's hold on an instance; release it exactly once.
 
-    __slots__ = ("_pool", "_released", "instance")
+    ``cold`` is true when the call waited for this instance to be made (its first call).
+    """
 
-    def __init__(self, pool: PoolManager, instance: Instance) -> None:
+    __slots__ = ("_pool", "_released", "cold", "instance")
+
+    def __init__(self, pool: PoolManager, instance: Instance, *, waited: bool = False) -> None:
         self._pool = pool
         self.instance = instance
         self._released = False
+        self.cold = waited and instance.calls == 0
+        instance.calls += 1
 
     @property
     def url(self) -> str:
         return self.instance.container.url
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.container.id[:12]
 
     def discard(self) -> None:
         """Take the instance out of service (a timeout, a dead container); it is
@@ -147,6 +160,11 @@ class PoolManager:
         self._envs = EnvironmentPools(backend, self._background, start_concurrency)
         self._functions: dict[str, _FunctionState] = {}
         self._closing = False
+        # What calls did (faasd.observe reads it); the data plane and the dispatcher record into it.
+        self.calls = CallStats()
+        # Instances in service or finishing their calls, and the metered seconds of those gone since.
+        self._alive: set[Instance] = set()
+        self._gone_seconds: dict[str, float] = {}
 
     # -- environments (delegated) ---------------------------------------------
 
@@ -174,6 +192,7 @@ class PoolManager:
 
     def remove_function(self, name: str) -> None:
         """The function is gone: its instances finish their calls and go; waiting calls fail."""
+        self.calls.forget(name)
         state = self._functions.pop(name, None)
         if state is None:
             return
@@ -208,7 +227,7 @@ class PoolManager:
         if instance is not None:
             instance.inflight += 1
             return Lease(self, instance)
-        return Lease(self, await self._wait_for_slot(state))
+        return Lease(self, await self._wait_for_slot(state), waited=True)
 
     def lease_now(self, fn: Function) -> Lease | None:
         """The warm path of :meth:`lease` without a coroutine: a lease when an instance of
@@ -314,6 +333,8 @@ class PoolManager:
             self._scale_up(state)
             return
         state.instances.append(instance)
+        instance.created = instance.accounted = self._clock()
+        self._alive.add(instance)
         self._collect_logs(instance)
         self._dispatch(state)
 
@@ -382,6 +403,7 @@ class PoolManager:
             network=fn.network,
             deploy=deploy,
         )
+        started = self._clock()
         try:
             for attempt in (1, 2):
                 container, pooled = await self._envs.take(fn.environment, fn.name)
@@ -402,6 +424,7 @@ class PoolManager:
                     log.warning("function %s failed to load: %s", fn.name, result.load_error)
                 else:
                     log.info("specialized %s in %.1f ms", fn.name, result.load_ms)
+                self.calls.cold_start(fn.name, POOL_WARM if pooled else NO_POOL, self._clock() - started)
                 return Instance(container, fn.name, fn.version, self._clock(), load_error=result.load_error)
             raise AssertionError("unreachable")
         finally:
@@ -444,8 +467,7 @@ class PoolManager:
             state.instances.remove(instance)
         instance.retired = True
         if now and not instance.stopped:
-            instance.stopped = True
-            self._background.stop(instance.container)
+            self._stop(instance)
         self._stop_if_idle(instance)
         if state is not None and not self._closing:
             self._ensure_min(state)
@@ -453,8 +475,15 @@ class PoolManager:
 
     def _stop_if_idle(self, instance: Instance) -> None:
         if instance.inflight == 0 and not instance.stopped:
-            instance.stopped = True
-            self._background.stop(instance.container)
+            self._stop(instance)
+
+    def _stop(self, instance: Instance) -> None:
+        instance.stopped = True
+        if instance in self._alive:
+            self._alive.discard(instance)
+            lived = self._clock() - instance.accounted
+            self._gone_seconds[instance.function] = self._gone_seconds.get(instance.function, 0.0) + lived
+        self._background.stop(instance.container)
 
     # -- upkeep (the reaper calls these) -----------------------------------------
 
@@ -528,6 +557,46 @@ class PoolManager:
         except EngineUnavailable as exc:
             log.warning("could not sweep containers at shutdown: %s", exc)
 
+    # -- metering and read-only views -------------------------------------------
+
+    def take_instance_seconds(self) -> dict[str, float]:
+        """Seconds instances lived (idle or busy) since the last take, per function; for the usage meter."""
+        now = self._clock()
+        seconds, self._gone_seconds = self._gone_seconds, {}
+        for instance in self._alive:
+            seconds[instance.function] = seconds.get(instance.function, 0.0) + now - instance.accounted
+            instance.accounted = now
+        return seconds
+
+    def instance_states(self) -> dict[str, dict[str, int]]:
+        """Per function: instances starting, idle and busy, and calls waiting for one."""
+        states: dict[str, dict[str, int]] = {}
+        for name, state in self._functions.items():
+            busy = sum(1 for i in state.instances if i.inflight)
+            states[name] = {
+                "starting": state.starting,
+                "idle": len(state.instances) - busy,
+                "busy": busy,
+                "waiting": sum(1 for w in state.waiters if not w.done()),
+            }
+        return states
+
+    def instances_of(self, name: str) -> list[dict[str, Any]]:
+        """The function's instances in service, for the admin API."""
+        state = self._functions.get(name)
+        now = self._clock()
+        return [
+            {
+                "id": i.container.id[:12],
+                "state": "busy" if i.inflight else "idle",
+                "inflight": i.inflight,
+                "calls": i.calls,
+                "age_seconds": round(now - i.created, 3),
+                "idle_seconds": round(now - i.last_used, 3) if not i.inflight else 0.0,
+            }
+            for i in (state.instances if state else [])
+        ]
+
     # -- read-only views ----------------------------------------------------
 
     def environment_status(self, name: str) -> dict[str, Any]:
@@ -555,3 +624,11 @@ class PoolManager:
 
     def ready_count(self, environment: str) -> int:
         return self._envs.ready_count(environment)
+
+    def pool_sizes(self) -> dict[str, tuple[int, int, int]]:
+        """Per environment: (configured pool size, ready, starting)."""
+        return self._envs.sizes()
+
+    def container_starts(self) -> dict[str, list[int]]:
+        """Per environment: [containers started, starts that failed] since faasd started."""
+        return self._envs.starts

@@ -184,3 +184,17 @@ class MqTriggerRow(Base):
     method: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UsageRow(Base):
+    """What one function used in one hour (faasd/observe/usage.py adds to it)."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_hour", "hour"),)
+
+    function: Mapped[str] = mapped_column(String(63), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # the hour's start, unix seconds (UTC)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    billed_ms: Mapped[int] = mapped_column(BigInteger)
+    gb_seconds: Mapped[float] = mapped_column(Float)
+    instance_seconds: Mapped[float] = mapped_column(Float)

@@ -47,8 +47,10 @@ class FakeFunction:
 
 
 class FakeLease:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cold: bool = False) -> None:
         self.url = url
+        self.cold = cold
+        self.instance_id = "fakeinstance"
         self.released = 0
         self.discarded = 0
         self.events: list[str] = []  # "release" and "discard", in the order they came

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,7 @@ class TriggerState:
     stopping: bool = False  # updated or deleted: finish the calls in flight, fetch no more
     broken: BrokerError | None = None  # set by a call that found the broker gone
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a call ended, or the trigger stops
+    inflight: dict[str, float] = field(default_factory=dict)  # message id -> when its delivery began
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -236,6 +238,7 @@ class MqRunner:
     async def _handle(self, state: TriggerState, consumer: Consumer, message: Message) -> None:
         """One message, start to end; never raises: a broker failure marks the trigger broken, anything
         else counts as a failed attempt of this message (so one bad message cannot stop the others)."""
+        state.inflight[message.id] = time.time()
         try:
             await self._deliver(state, consumer, message)
         except BrokerError as exc:
@@ -248,6 +251,8 @@ class MqRunner:
             except BrokerError as exc:
                 state.broken = exc
                 state.wake.set()
+        finally:
+            state.inflight.pop(message.id, None)
 
     async def _deliver(self, state: TriggerState, consumer: Consumer, message: Message) -> None:
         trigger = state.trigger
@@ -271,6 +276,8 @@ class MqRunner:
             ("X-Faasd-Topic", trigger.topic),
             ("X-Faasd-Delivery", str(message.deliveries)),
         ]
+        if not any(k.lower() == "x-request-id" for k, _ in headers):
+            headers.append(("X-Request-Id", f"{trigger.name}-{message.id}"))
         outcome, answer = await send(
             self._pool, self._session, fn, trigger.method, f"/function/{fn.name}", headers, message.body
         )
