@@ -6,20 +6,20 @@ BIN       := $(VENV)/bin
 export DOCKER_BUILDKIT := 0
 export FAASD_STATE_DIR := $(STATE_DIR)
 
-.PHONY: run test unit integration images engine venv lint bench bench-quick compose clean
+.PHONY: run test unit integration images engine browser venv lint bench bench-quick compose clean
 
 ## run: set everything up, then serve faasd in the foreground on 127.0.0.1:8080
 run: venv images
 	$(BIN)/faasd
 
 ## test: set everything up, then run the whole test suite (unit + real engine)
-test: venv images
+test: venv images browser
 	$(BIN)/pytest
 
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: venv images
+integration: venv images browser
 	$(BIN)/pytest tests/integration tests/runtimes
 
 venv: $(BIN)/.installed
@@ -37,6 +37,10 @@ $(BIN)/.installed: pyproject.toml
 ## engine: make sure a Docker engine answers (installs and starts one on Debian as root)
 engine:
 	@bash scripts/ensure-docker.sh
+
+## browser: make sure a headless Chromium is there (installs Debian's chromium as root), for the dashboard tests
+browser:
+	@bash scripts/ensure-chromium.sh
 
 ## images: build the runtime, builder and broker images (only when missing or changed)
 images: engine
