@@ -48,7 +48,7 @@ async def make_front() -> AsyncIterator[MakeFront]:
     """Factory: a front (and its admin app) on fresh sockets; all closed at the end."""
     made: list[tuple[Running, asyncio.Server, web.AppRunner, str]] = []
 
-    async def make(upstream_url: str, **config: Any) -> Running:
+    async def make(upstream_url: str, *, calls: Any = None, access_log: Any = None, **config: Any) -> Running:
         socket_dir = tempfile.mkdtemp(prefix="faasd-test-")
         socket_path = str(Path(socket_dir) / "admin.sock")
         runner = web.AppRunner(admin_app(), access_log=None, shutdown_timeout=0.5)
@@ -56,7 +56,7 @@ async def make_front() -> AsyncIterator[MakeFront]:
         await web.UnixSite(runner, socket_path).start()
         router = FakeRouter(upstream_url)
         router.add("fn")
-        front = Front(router, FrontConfig(admin_socket=socket_path, **config))
+        front = Front(router, FrontConfig(admin_socket=socket_path, **config), calls=calls, access_log=access_log)
         server = await asyncio.get_running_loop().create_server(front, "127.0.0.1", 0)
         running = Running(front, server.sockets[0].getsockname()[1], router)
         made.append((running, server, runner, socket_dir))

@@ -85,7 +85,7 @@ class FakeRouter:
         if parts and parts[0] == "function":
             if len(parts) < 2:
                 raise NotFound("name a function: /function/<name>")
-            return Match(parts[1], {})
+            return Match(parts[1], {}, route="/function/" + parts[1])
         return self.routes.match(method, path)
 
     def function(self, name: str) -> FakeFunction:
