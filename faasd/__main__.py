@@ -65,7 +65,7 @@ async def serve(settings: Settings) -> None:
             Gateway(lambda: services.controller.catalog, services.pool),
             config,
             guard=guard,
-            calls=services.pool.calls,
+            calls=services.pool.calls if settings.call_metrics else None,
             access_log=access,
         )
         try:

@@ -79,6 +79,13 @@ OPTIONS: tuple[Option, ...] = (
         "metrics_public", "false", "serve /metrics without the admin token (it names every function)", boolean, True
     ),
     Option("access_log", "off", "one line per function call on faasd's log: off, text or json"),
+    Option(
+        "call_metrics",
+        "true",
+        "count every call for /metrics, /v1/stats and usage (false only to measure what counting costs: "
+        "synchronous calls then go uncounted and unmetered)",
+        boolean,
+    ),
     Option("usage_interval", "10", "seconds between writes of usage figures to the registry", float),
 )
 
@@ -112,6 +119,7 @@ class Settings:
     async_concurrency: int = 32
     metrics_public: bool = False
     access_log: str = "off"
+    call_metrics: bool = True
     usage_interval: float = 10.0
 
     @property
