@@ -32,8 +32,9 @@ from faasd.store.usage import Usage, UsageStore
 DEFAULT_USAGE_SINCE = 24 * 3600
 
 
-def _hour(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _hour(epoch: float) -> str:
+    """RFC 3339 in UTC (isoformat, not strftime: %Y drops a small year's leading zeros)."""
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
 
 
 def usage_json(rows: list[Usage], since: float) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def usage_json(rows: list[Usage], since: float) -> dict[str, Any]:
         "instance_seconds": round(sum(r.instance_seconds for r in rows), 3),
     }
     return {
-        "since": datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "since": _hour(since),
         "usage": [
             {
                 "function": r.function,
@@ -106,7 +107,7 @@ class ObserveApi:
             since = time.time() - DEFAULT_USAGE_SINCE
         if self._flush_usage is not None:
             await self._flush_usage()  # what the meter holds counts too: the answer is up to now
-        hour_start = int(since // 3600 * 3600)
+        hour_start = max(0, int(since // 3600 * 3600))  # usage began no earlier than 1970
         rows = await self._usage.query(hour_start, name)
         return web.json_response(usage_json(rows, hour_start))
 

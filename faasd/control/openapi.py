@@ -797,5 +797,83 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Status"), "status"), **ERRORS},
                 }
             },
+            **_observe_paths(name_param),
+        },
+    }
+
+
+def _observe_paths(name_param: dict[str, Any]) -> dict[str, Any]:
+    """Metrics, the last hour per minute, usage and instances (faasd/control/observe_api.py)."""
+    function = {"name": "function", "in": "query", "schema": NAME, "description": "only this function"}
+    since = {
+        "name": "since",
+        "in": "query",
+        "schema": {"anyOf": [TIME, {"type": "string", "pattern": "^[0-9]{1,9}[smhd]$", "example": "24h"}]},
+        "description": "hours from this one on: an RFC 3339 time or a duration ago (default 24h)",
+    }
+    minutes = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 60, "maxItems": 60}
+    quantiles = {"type": "array", "items": {"type": "number", "nullable": True}, "minItems": 60, "maxItems": 60}
+    series = _obj(
+        {"calls": minutes, "errors": minutes, "cold_starts": minutes, "p50_ms": quantiles, "p99_ms": quantiles},
+        ["calls", "errors", "cold_starts", "p50_ms", "p99_ms"],
+    )
+    stats = _obj(
+        {
+            "step": {"type": "integer", "enum": [60]},
+            "start": {"type": "integer", "description": "unix seconds of the first bucket"},
+            "functions": {"type": "object", "additionalProperties": series},
+        },
+        ["step", "start", "functions"],
+    )
+    figures = {
+        "calls": {"type": "integer", "minimum": 0},
+        "billed_ms": {"type": "integer", "minimum": 0},
+        "gb_seconds": {"type": "number", "minimum": 0},
+        "instance_seconds": {"type": "number", "minimum": 0},
+    }
+    row = _obj({"function": NAME, "hour": TIME, **figures}, ["function", "hour", *figures])
+    usage = _obj(
+        {"since": TIME, "usage": {"type": "array", "items": row}, "totals": _obj(figures, list(figures))},
+        ["since", "usage", "totals"],
+    )
+    instance = _obj(
+        {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["busy", "idle"]},
+            "inflight": {"type": "integer", "minimum": 0},
+            "calls": {"type": "integer", "minimum": 0},
+            "age_seconds": {"type": "number"},
+            "idle_seconds": {"type": "number"},
+        },
+        ["id", "state", "inflight", "calls", "age_seconds", "idle_seconds"],
+    )
+    return {
+        "/v1/stats": {
+            "get": {
+                "summary": "the last hour per minute and function: calls, 5xx errors, cold starts, p50 and p99",
+                "operationId": "getStats",
+                "parameters": [function],
+                "responses": {"200": _json(stats, "60 one-minute buckets, oldest first"), "404": ERROR, **ERRORS},
+            }
+        },
+        "/v1/usage": {
+            "get": {
+                "summary": "usage per function and hour: calls, billed ms, GB-seconds, instance-seconds",
+                "operationId": "getUsage",
+                "parameters": [function, since],
+                "responses": {"200": _json(usage, "rows oldest first, and their totals"), **ERRORS},
+            }
+        },
+        "/v1/functions/{name}/instances": {
+            "parameters": [name_param],
+            "get": {
+                "summary": "the function's instances now",
+                "operationId": "getFunctionInstances",
+                "responses": {
+                    "200": _json(_obj({"instances": {"type": "array", "items": instance}}, ["instances"]), "instances"),
+                    "404": ERROR,
+                    **ERRORS,
+                },
+            },
         },
     }
