@@ -3,8 +3,9 @@
 One asyncio process plays Fission's three parts. The path of a call::
 
     client ──HTTP──▶ ClientConnection          (faasd/dataplane/server.py)
-                      │  httptools parses strictly; /v1, /healthz, /metrics
-                      │  go to the admin app (aiohttp, on a private unix socket)
+                      │  httptools parses strictly; /v1, /healthz, /metrics, /ui
+                      │  go to the admin app (aiohttp, on a private unix socket);
+                      │  a call gets its X-Request-Id (the caller's, or a new one)
                       ▼
                     Gateway.resolve(method, path)  (faasd/dataplane/gateway.py)
                       │  RouteTable.match(method, path) -> function, params
@@ -27,8 +28,10 @@ One asyncio process plays Fission's three parts. The path of a call::
                     runtime container (runtimes/<lang>/server)
                       │  calls the user's function
                       ▼
-    client ◀──────── response streamed back; lease released; an instance
-                     idle past --idle-timeout is removed by the reaper
+    client ◀──────── response streamed back (with X-Request-Id); the call is
+                     counted (faasd/observe: metrics, the last hour, usage);
+                     lease released; an instance idle past --idle-timeout is
+                     removed by the reaper
 
 The admin API (faasd/control/api.py) writes through the controller
 (faasd/control/controller.py) to SQLite (faasd/store/registry.py) and the code blobs

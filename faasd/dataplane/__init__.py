@@ -15,7 +15,7 @@ without awaiting; only a cold or queued call waits in a task). ::
                       │ pipelined requests queue; only the oldest may answer
                       ▼
                     Exchange.start                    exchange.py
-                      ├─ /v1, /v1/..., /healthz, /metrics
+                      ├─ /v1, /v1/..., /healthz, /metrics, /ui
                       │     └─▶ UpstreamPool["unix:<tmp>/admin.sock"] ─▶ aiohttp admin app
                       │         (no call timeout, no body limit: client_max_size is aiohttp's)
                       └─ anything else
@@ -30,14 +30,18 @@ without awaiting; only a cold or queued call waits in a task). ::
                               breaks before the answer -> 502, never resent
                       │ head rebuilt (http.py): hop-by-hop, X-Faasd-*, the client's
                       │ X-Forwarded-Proto/-Host and Forwarded out; X-Forwarded-For
-                      │ appended to; X-Forwarded-Proto/-Host, X-Faasd-Params in;
+                      │ appended to; X-Forwarded-Proto/-Host, X-Faasd-Params,
+                      │ X-Request-Id (the caller's if valid, else a new one) in;
                       │ body relayed (Content-Length as is, chunked re-chunked)
                       ▼
                     UpstreamConnection ──TCP──▶ runtime container :8888
                       │ httptools parses the answer; 1xx dropped
                       ▼
-    client ◀─────── head rebuilt, body relayed; connection back to the pool,
-                    lease released (discarded on 502/504); next pipelined request
+    client ◀─────── head rebuilt (X-Request-Id faasd's), body relayed; connection
+                    back to the pool; Exchange._count: Front.calls.record (status
+                    class, duration, overhead; faasd/observe) and the access log
+                    line if on; lease released (discarded on 502/504); next
+                    pipelined request
 
 Protocol upgrades (WebSocket, h2c) are not supported: faasd never switches
 protocols and never forwards ``Upgrade``. RFC 9110 (7.8) lets a server ignore

@@ -81,7 +81,7 @@ class FunctionRouter(Protocol):
 
 
 def is_admin(path: bytes) -> bool:
-    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics and below: faasd.core.validation's)."""
+    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics, /ui and below: faasd.core.validation's)."""
     return is_admin_path(path.decode("latin-1"))
 
 
