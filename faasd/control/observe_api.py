@@ -125,9 +125,27 @@ def metric_sources(
         cat = controller.catalog
         return len(cat.functions), cat.routes.size
 
-    sources = MetricSources(calls=pool.calls, pool=pool, catalog=catalog, version=__version__)
+    sources = MetricSources(
+        calls=pool.calls,
+        pool=pool,
+        catalog=catalog,
+        function_names=lambda: list(controller.catalog.functions),
+        version=__version__,
+    )
     if builds is not None:
-        sources.builds = lambda: builds.finished
+
+        def built() -> dict[tuple[str, str], list[float]]:
+            # Every environment that can build has both series, from 0 (rate() misses a first sample).
+            finished = {
+                (env.name, result): [0, 0.0]
+                for env in controller.catalog.environments.values()
+                if env.builder
+                for result in ("succeeded", "failed")
+            }
+            finished.update(builds.finished)
+            return finished
+
+        sources.builds = built
     if events is not None:
         ev = events
 
@@ -159,9 +177,14 @@ def metric_sources(
                 for name, st in sorted(ev.mq.states.items())
             ]
 
+        def ticks() -> dict[str, list[float]]:
+            counted: dict[str, list[float]] = {name: [0, 0, 0.0] for name in ev.triggers.timers}
+            counted.update(ev.timers.ticks)
+            return counted
+
         sources.queue = queue
         sources.mq = mq
-        sources.timers = lambda: ev.timers.ticks
+        sources.timers = ticks
     return sources
 
 

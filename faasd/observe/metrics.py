@@ -27,11 +27,13 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from faasd.observe.calls import COLD_KINDS, CallStats, Histogram
+from faasd.observe.calls import COLD_KINDS, CallStats, FunctionCalls, Histogram
 
 __all__ = ["CONTENT_TYPE_LATEST", "FaasdCollector", "MetricSources", "registry_for"]
 
 _CLASSES = ("499", "1xx", "2xx", "3xx", "4xx", "5xx")  # FunctionCalls.by_class, by index
+# Written even at 0: a series that appears only at its first event is missed by rate() and increase().
+_ALWAYS = (2, 3, 4, 5, 0)
 
 
 class PoolView(Protocol):
@@ -69,6 +71,7 @@ class MetricSources:
     calls: CallStats
     pool: PoolView
     catalog: Callable[[], tuple[int, int]]  # (functions, routes)
+    function_names: Callable[[], Iterable[str]] = tuple  # functions in the registry (their series start at 0)
     queue: Callable[[], QueueView] | None = None
     mq: Callable[[], Iterable[MqView]] | None = None
     timers: Callable[[], Mapping[str, list[float]]] | None = None  # name -> [queued, skipped, last lateness]
@@ -98,7 +101,7 @@ class FaasdCollector:
 
     def collect(self) -> Iterable[Metric]:
         s = self._s
-        yield from self._functions(s.calls)
+        yield from self._functions(s.calls, s.function_names())
         yield from self._pool(s.pool)
         functions, routes = s.catalog()
         yield GaugeMetricFamily("faasd_functions", "Functions in the registry.", value=functions)
@@ -115,7 +118,7 @@ class FaasdCollector:
         if s.builds is not None:
             yield from self._builds(s.builds())
 
-    def _functions(self, stats: CallStats) -> Iterable[Metric]:
+    def _functions(self, stats: CallStats, registered: Iterable[str]) -> Iterable[Metric]:
         calls = CounterMetricFamily(
             "faasd_function_calls",
             "Calls that ended, by status class (499: the client left).",
@@ -148,10 +151,11 @@ class FaasdCollector:
             "Call durations rounded up to the millisecond, summed.",
             labels=["function"],
         )
-        for name, fc in sorted(stats.functions.items()):
-            for index, n in enumerate(fc.by_class):
-                if n or index == 2:
-                    calls.add_metric([name, _CLASSES[index]], n)
+        counted = stats.functions
+        for name in sorted(counted.keys() | set(registered)):
+            fc = counted.get(name) or FunctionCalls()
+            for index in _ALWAYS:
+                calls.add_metric([name, _CLASSES[index]], fc.by_class[index])
             _add(duration, [name], fc.duration)
             _add(overhead, [name], fc.overhead)
             for kind in COLD_KINDS:

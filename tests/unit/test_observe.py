@@ -211,6 +211,7 @@ def test_the_exposition_names_every_family_with_its_samples() -> None:
         calls=stats,
         pool=Pool(),
         catalog=lambda: (1, 2),
+        function_names=lambda: ["f", "idle"],
         queue=lambda: QueueView(queued=5, running=2, limit=100, oldest_due_seconds=1.5, in_flight=2),
         timers=lambda: {"nightly": [3, 1, 0.25]},
         builds=lambda: {("python", "succeeded"): [2, 10.0]},
@@ -220,6 +221,10 @@ def test_the_exposition_names_every_family_with_its_samples() -> None:
     lines = set(text.splitlines())
     assert 'faasd_function_calls_total{code="2xx",function="f"} 1.0' in lines
     assert 'faasd_function_calls_total{code="5xx",function="f"} 1.0' in lines
+    # Every class of every registered function from 0, called or not: rate() misses a series' first sample.
+    for code in ("2xx", "3xx", "4xx", "5xx", "499"):
+        assert f'faasd_function_calls_total{{code="{code}",function="idle"}} 0.0' in lines
+    assert 'faasd_function_calls_total{code="4xx",function="f"} 0.0' in lines
     assert 'faasd_function_duration_seconds_bucket{function="f",le="0.005"} 1.0' in lines
     assert 'faasd_function_duration_seconds_count{function="f"} 2.0' in lines
     assert 'faasd_function_cold_starts_total{function="f",kind="no-pool"} 1.0' in lines
