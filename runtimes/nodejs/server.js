@@ -11,6 +11,7 @@
 const SPECIALIZE_TOKEN = Buffer.from(process.env.FAASD_SPECIALIZE_TOKEN || '', 'utf8');
 delete process.env.FAASD_SPECIALIZE_TOKEN;
 
+const { AsyncLocalStorage } = require('async_hooks');
 const crypto = require('crypto');
 const http = require('http');
 const fs = require('fs');
@@ -28,6 +29,8 @@ const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
 // require: the file, the file with these extensions, a directory's index.
 const EXTENSIONS = ['.js', '.mjs', '.cjs'];
 const BEARER_RE = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i;
+// A call's id (the X-Request-Id header): visible ASCII, no spaces, 1-200 characters.
+const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
 // A line that starts an ES module statement: `export default`, `export const`,
 // `import x from` ... (a dynamic `import(` is valid CommonJS and does not count).
 const ESM_RE = /^[ \t]*(export\s+(default\b|async\b|function\b|const\b|let\b|var\b|class\b|\{)|import\s*[\w{*'"])/m;
@@ -39,6 +42,84 @@ let fn = null; // the resolved entrypoint
 let form = null; // 'callback' | 'return'
 let fileName = null; // what messages and the log call the function
 let deployDir = null; // a package's deployment directory (null: a one-file function)
+
+// ------------------------------------------------- the function's output
+
+// Every line the function writes to stdout/stderr while it handles a call
+// with an id goes out as `[<id>] <line>`. The call is found with an
+// AsyncLocalStorage: its store is the call's RequestLog, or null (no call, or
+// one without an id), and everything the call starts (promises, timers,
+// events) carries it. A partial line (no newline yet) waits in the RequestLog
+// until its newline or the call's end (handleCall); after that,
+// what a timer or a late promise of the call writes goes out as it is.
+const requestLog = new AsyncLocalStorage();
+const NEWLINE = 0x0a;
+const NEWLINE_BUF = Buffer.from('\n');
+
+class RequestLog {
+  constructor(requestId) {
+    this.prefix = Buffer.from(`[${requestId}] `, 'latin1');
+    this.ended = false;
+    this.pending = [[], []]; // stdout's, stderr's partial line (Buffers)
+  }
+}
+
+// The streams' own write functions, for what passes as it is and for the ends.
+const rawWrites = [];
+
+function prefixWrites(out, slot) {
+  const write = out.write;
+  rawWrites[slot] = (chunk) => write.call(out, chunk);
+  out.write = function writeWithPrefix(chunk, encoding, cb) {
+    const log = requestLog.getStore();
+    if (!log || log.ended || (typeof chunk !== 'string' && !(chunk instanceof Uint8Array))) {
+      return write.apply(this, arguments);
+    }
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    const buf =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk, encoding || 'utf8')
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const pending = log.pending[slot];
+    let nl = buf.indexOf(NEWLINE);
+    if (nl < 0) {
+      if (buf.length) pending.push(Buffer.from(buf)); // a copy: the caller may reuse its buffer
+      if (typeof cb === 'function') process.nextTick(cb);
+      return true;
+    }
+    const parts = [];
+    let start = 0;
+    while (nl >= 0) {
+      parts.push(log.prefix);
+      if (pending.length) {
+        parts.push(...pending);
+        pending.length = 0;
+      }
+      parts.push(buf.subarray(start, nl + 1));
+      start = nl + 1;
+      nl = buf.indexOf(NEWLINE, start);
+    }
+    if (start < buf.length) pending.push(Buffer.from(buf.subarray(start)));
+    return write.call(this, Buffer.concat(parts), cb);
+  };
+}
+
+prefixWrites(process.stdout, 0);
+prefixWrites(process.stderr, 1);
+
+// The call is over: its partial lines go out, later writes are not prefixed.
+function endRequestLog(log) {
+  if (log.ended) return;
+  log.ended = true;
+  log.pending.forEach((pending, slot) => {
+    if (!pending.length) return;
+    rawWrites[slot](Buffer.concat([log.prefix, ...pending, NEWLINE_BUF]));
+    pending.length = 0;
+  });
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -585,7 +666,12 @@ function buildRequest(req, raw) {
   const headers = {};
   const context = {};
   let paramsHeader;
+  let requestId;
   for (const [k, v] of Object.entries(req.headers)) {
+    if (k === 'x-request-id') {
+      // Node joins a repeated header with ", ": the first one as it came.
+      requestId = Array.isArray(v) ? v[0] : v.includes(',') ? firstRawHeader(req.rawHeaders, k) : v;
+    }
     if (k.startsWith('x-faasd-')) {
       // faasd's own headers (its data plane strips callers'): never among the
       // headers; the params go to params, the rest (the trigger, call id,
@@ -598,6 +684,9 @@ function buildRequest(req, raw) {
     }
     headers[k] = v;
   }
+  // The call's id (faasd sends one with every call): in the context, and the
+  // prefix of every line the function writes; it stays among the headers too.
+  if (requestId !== undefined && REQUEST_ID_RE.test(requestId)) context.request_id = requestId;
   let params = {};
   if (paramsHeader) {
     try {
@@ -903,7 +992,22 @@ async function handleCall(req, res) {
     if (err instanceof BadRequest) return sendError(res, 400, 'bad_request', err.message);
     throw err;
   }
-  const context = { request };
+  const requestId = request.context.request_id;
+  if (requestId === undefined) return requestLog.run(null, () => callFunction(req, res, request, null));
+  // The call ends when its answer is out (or the client is gone) and the
+  // function has returned (a callback-form function: once it was called).
+  const log = new RequestLog(requestId);
+  let running = 2;
+  const done = () => {
+    if (--running === 0) endRequestLog(log);
+  };
+  stream.finished(res, done);
+  return requestLog.run(log, () => callFunction(req, res, request, requestId)).finally(done);
+}
+
+// Runs the function for one call (inside the call's requestLog) and sends its answer.
+async function callFunction(req, res, request, requestId) {
+  const context = { request, request_id: requestId };
   const method = req.method;
 
   if (form === 'callback') {

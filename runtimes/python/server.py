@@ -43,6 +43,8 @@ DEFAULT_PACKAGE_ENTRYPOINT = "main.main"
 FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (fullmatch)
 BEARER_RE = re.compile(r"[ \t]*bearer[ \t]+(\S+)[ \t]*", re.I)
+# A call's id (the X-Request-Id header): visible ASCII, no spaces, 1-200 characters.
+REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,200}")
 DROPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 # Idle keep-alive connections are closed after this many seconds.
 IDLE_TIMEOUT = 75.0
@@ -126,12 +128,110 @@ class Request:
 class Context:
     def __init__(self, request: Request):
         self.request = request
+        # The call's id (its X-Request-Id header), None when it has none.
+        self.request_id: str | None = request.context.get("request_id")
 
     def __repr__(self) -> str:
         return f"<Context {self.request!r}>"
 
 
 _current: contextvars.ContextVar[Request] = contextvars.ContextVar("faasd_request")
+
+
+# ------------------------------------------------------------ the function's output
+
+
+class RequestLog:
+    """What one call with an id writes to stdout/stderr: each line gets `[<id>] `.
+
+    A partial line (no newline yet) waits in `pending` until its newline or
+    the end of the call. Once the call has ended (`active` False), writes that
+    still carry it (a task or timer left running) go out as they are.
+    """
+
+    __slots__ = ("active", "pending", "prefix")
+
+    def __init__(self, request_id: str):
+        self.prefix = f"[{request_id}] "
+        self.active = True
+        self.pending: tuple[list[str], list[str]] = ([], [])  # stdout's, stderr's
+
+
+# The call whose code is running (None: none, or one without an id). A
+# contextvar: each connection thread has its own, and asyncio tasks inherit
+# the one of the call that started them.
+_request_log: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar("faasd_request_log", default=None)
+_output_lock = threading.Lock()
+
+
+class PrefixedStream:
+    """sys.stdout / sys.stderr: a call's lines get its prefix, everything else passes as it is.
+
+    Only text written through this object is seen (print, logging, traceback,
+    sys.stdout.write); writes to sys.stdout.buffer or the file descriptor are not.
+    """
+
+    def __init__(self, stream: Any, slot: int):
+        self._stream = stream
+        self._slot = slot
+
+    def write(self, s: str) -> int:
+        log = _request_log.get()
+        if log is None or not isinstance(s, str):
+            return self._stream.write(s)
+        with _output_lock:
+            if not log.active:
+                return self._stream.write(s)
+            pending = log.pending[self._slot]
+            if "\n" not in s:
+                if s:
+                    pending.append(s)
+                return len(s)
+            if pending:
+                text = "".join(pending) + s
+                pending.clear()
+            else:
+                text = s
+            lines = text.split("\n")
+            rest = lines.pop()
+            if rest:
+                pending.append(rest)
+            prefix = log.prefix
+            self._stream.write("".join(f"{prefix}{line}\n" for line in lines))
+        return len(s)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def end(self, log: RequestLog) -> None:
+        """Writes out the call's partial line (with its prefix and a newline)."""
+        pending = log.pending[self._slot]
+        if pending:
+            self._stream.write(f"{log.prefix}{''.join(pending)}\n")
+            pending.clear()
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding, buffer, flush...
+        return getattr(self._stream, name)
+
+
+STREAMS: list[PrefixedStream] = []
+
+
+def prefix_output() -> None:
+    """Puts PrefixedStreams in place of sys.stdout and sys.stderr (at start, before any function loads)."""
+    sys.stdout = PrefixedStream(sys.stdout, 0)
+    sys.stderr = PrefixedStream(sys.stderr, 1)
+    STREAMS[:] = [sys.stdout, sys.stderr]
+
+
+def end_request_log(log: RequestLog) -> None:
+    """The call is over: its partial lines go out, later writes are not prefixed."""
+    with _output_lock:
+        log.active = False
+        for stream in STREAMS:
+            stream.end(log)
 
 
 class _RequestProxy:
@@ -470,10 +570,12 @@ class Stream:
         if self.is_async:
             src = self.source
             request = self.request
+            log = _request_log.get()
 
             async def pull() -> Any:
                 if request is not None:
                     _current.set(request)
+                _request_log.set(log)
                 try:
                     return True, await src.__anext__()
                 except StopAsyncIteration:
@@ -840,8 +942,11 @@ class Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         context: dict[str, str] = {}
         params_header = None
+        request_id = None
         for k, v in self.headers.items():
             k = k.lower()
+            if k == "x-request-id" and request_id is None:
+                request_id = v  # also among the headers, as it came
             if k.startswith("x-faasd-"):
                 # faasd's own headers (its data plane strips callers'): never
                 # among the headers; the params go to params, the rest (the
@@ -863,10 +968,27 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequestError(f"the X-Faasd-Params header is not valid JSON: {e}") from e
             if not isinstance(params, dict):
                 raise BadRequestError("the X-Faasd-Params header must be a JSON object")
+        # The call's id (faasd sends one with every call): in the context, and
+        # the prefix of every line the function writes (call()).
+        if request_id is not None and REQUEST_ID_RE.fullmatch(request_id):
+            context["request_id"] = request_id
         return Request(self.command, path, qs, query, headers, params, body, context)
 
     def call(self) -> None:
         request = self.build_request()
+        request_id = request.context.get("request_id")
+        if request_id is None:
+            self.run_call(request)
+            return
+        log = RequestLog(request_id)
+        token = _request_log.set(log)
+        try:
+            self.run_call(request)
+        finally:
+            end_request_log(log)
+            _request_log.reset(token)
+
+    def run_call(self, request: Request) -> None:
         try:
             value = invoke(request)
             status, headers, body = to_response(value)
@@ -970,8 +1092,11 @@ def invoke(request: Request) -> Any:
 
 
 def run_async(fn: Any, args: Any, request: Request) -> Any:
+    log = _request_log.get()
+
     async def runner() -> Any:
         _current.set(request)
+        _request_log.set(log)
         return await (fn(*args) if fn is not None else args)
 
     return asyncio.run_coroutine_threadsafe(runner(), RT.event_loop()).result()
@@ -985,6 +1110,7 @@ class Server(ThreadingHTTPServer):
 def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: os._exit(0))
+    prefix_output()
     server = Server(("0.0.0.0", PORT), Handler)
     open_note = "" if SPECIALIZE_TOKEN else " (no FAASD_SPECIALIZE_TOKEN: specialization needs no token)"
     log(f"python {sys.version.split()[0]} listening on 0.0.0.0:{PORT}{open_note}")

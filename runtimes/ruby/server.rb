@@ -36,6 +36,8 @@ module Faasd
   FILENAME_RE = /\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}\z/
   TOKEN_RE = /\A[!#$%&'*+.^_`|~0-9A-Za-z-]+\z/ # an HTTP token
   BEARER_RE = /\A[ \t]*bearer[ \t]+(\S+)[ \t]*\z/i
+  # A call's id (the X-Request-Id header): visible ASCII, no spaces, 1-200 characters.
+  REQUEST_ID_RE = /\A[\x21-\x7e]{1,200}\z/
   METHOD_NAME_RE = /\A[A-Za-z_][A-Za-z0-9_]*[?!]?\z/
   DROPPED_HEADERS = %w[content-length transfer-encoding connection keep-alive].freeze
   # Idle keep-alive connections are closed after this many seconds.
@@ -145,14 +147,82 @@ module Faasd
 
   # The argument of a function that takes one.
   class Context
-    attr_reader :request
+    # request_id: the call's id (its X-Request-Id header), nil when it has none.
+    attr_reader :request, :request_id
 
     def initialize(request)
       @request = request
+      @request_id = request.context["request_id"]
     end
 
     def to_s = "#<Faasd::Context #{request}>"
     alias inspect to_s
+  end
+
+  # ---------------------------------------------------------------- the function's output
+
+  # What one call with an id writes to $stdout/$stderr (STDOUT/STDERR): each
+  # line goes out as `[<id>] <line>`. The call is the connection thread's
+  # thread variable :faasd_log (a thread variable, not a fiber-local one, so an
+  # Enumerator's fiber is followed too); threads the function starts itself
+  # have none. A partial line (no newline yet) waits until its newline or the
+  # end of the call.
+  class RequestLog
+    NEWLINE = "\n".b.freeze
+
+    attr_reader :prefix
+
+    def initialize(request_id)
+      @prefix = "[#{request_id}] ".b.freeze
+      @newline_prefix = "\n#{@prefix}".b.freeze
+      @pending = [+"".b, +"".b] # STDOUT's, STDERR's partial line
+    end
+
+    # The bytes to write for `data` (a binary String) written to stream `slot`
+    # (0 STDOUT, 1 STDERR): its complete lines, each with the prefix; nil
+    # when it completes no line.
+    def lines(slot, data)
+      text = @pending[slot] << data
+      last = text.rindex(NEWLINE)
+      return nil if last.nil?
+
+      @pending[slot] = text.byteslice(last + 1, text.bytesize - last - 1)
+      @prefix + text.byteslice(0, last).gsub(NEWLINE, @newline_prefix) << NEWLINE
+    end
+
+    # The partial line left in stream `slot` (prefixed, with a newline), or nil.
+    def rest(slot)
+      text = @pending[slot]
+      return nil if text.empty?
+
+      @pending[slot] = +"".b
+      @prefix + text << NEWLINE
+    end
+  end
+
+  # Prepended to STDOUT's and STDERR's singleton classes: every write goes
+  # through it (puts, print, <<, printf, p, Logger), and `warn` too (below).
+  module PrefixedWrite
+    def write(*args)
+      log = Thread.current.thread_variable_get(:faasd_log)
+      return super if log.nil?
+
+      data = args.size == 1 ? args[0].to_s.b : args.map { |a| a.to_s.b }.join
+      out = log.lines(equal?(STDERR) ? 1 : 0, data)
+      super(out) if out
+      data.bytesize
+    end
+  end
+
+  # Kernel#warn goes to Warning.warn, which writes to the file descriptor
+  # itself when $stderr is STDERR: within a call, through STDERR.write instead.
+  module PrefixedWarn
+    def warn(message, *rest, **kw)
+      return super unless Thread.current.thread_variable_get(:faasd_log)
+
+      $stderr.write(message)
+      nil
+    end
   end
 
   # ---------------------------------------------------------------- runtime state
@@ -170,6 +240,30 @@ module Faasd
     attr_reader :state, :lock
 
     def log(message) = $stdout.puts("faasd-runtime: #{message}")
+
+    # Makes every line the function writes within a call with an id carry it.
+    def prefix_output
+      STDOUT.singleton_class.prepend(PrefixedWrite)
+      STDERR.singleton_class.prepend(PrefixedWrite)
+      Warning.singleton_class.prepend(PrefixedWarn)
+    end
+
+    # Runs the block as the call `request_id` (nil: a call without an id, as it is).
+    def with_request_log(request_id)
+      return yield if request_id.nil?
+
+      log = RequestLog.new(request_id)
+      Thread.current.thread_variable_set(:faasd_log, log)
+      begin
+        yield
+      ensure
+        Thread.current.thread_variable_set(:faasd_log, nil)
+        [STDOUT, STDERR].each_with_index do |io, slot|
+          rest = log.rest(slot)
+          io.write(rest) if rest
+        end
+      end
+    end
 
     # `s` as valid UTF-8 (a message, a header value, a query item).
     def utf8(s)
@@ -865,6 +959,7 @@ module Faasd
       headers = {}
       context = {}
       params_header = nil
+      request_id = nil
       @headers.each do |k, v|
         k = k.downcase.force_encoding(Encoding::UTF_8) # every String the function gets is UTF-8
         # Valid UTF-8 as it is, anything else read as latin-1 (as HTTP/1.1 defines it).
@@ -883,8 +978,12 @@ module Faasd
           next
         end
 
+        request_id ||= v if k == "x-request-id" # also among the headers, as it came
         headers[k] = headers.key?(k) ? "#{headers[k]}, #{v}" : v
       end
+      # The call's id (faasd sends one with every call): in the context, and
+      # the prefix of every line the function writes (call).
+      context["request_id"] = request_id if request_id && REQUEST_ID_RE.match?(request_id)
       params = {}
       if params_header && !params_header.empty?
         begin
@@ -901,6 +1000,10 @@ module Faasd
 
     def call
       request = build_request
+      Faasd.with_request_log(request.context["request_id"]) { run_call(request) }
+    end
+
+    def run_call(request)
       begin
         status, headers, body = Faasd.to_response(Faasd.invoke(request))
       rescue BadRequestError => e
@@ -924,6 +1027,7 @@ module Faasd
       Thread.current[:faasd_request] or raise "`request` is only available while a request is handled"
     end
     main.singleton_class.send(:private, :request)
+    prefix_output
     open_note = SPECIALIZE_TOKEN.empty? ? " (no FAASD_SPECIALIZE_TOKEN: specialization needs no token)" : ""
     log("ruby #{RUBY_VERSION} listening on 0.0.0.0:#{PORT}#{open_note}")
     while true # rubocop:disable Style/InfiniteLoop
