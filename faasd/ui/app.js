@@ -191,7 +191,7 @@ function table(id, columns, rows, empty) {
   return h("table", { id, class: "grid" }, h("thead", {}, head), h("tbody", {}, body));
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+const when = (iso) => (iso ? new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "–");
 
 // -- pages ----------------------------------------------------------------------
 
@@ -221,10 +221,12 @@ async function functionsPage(page, ctx) {
     ];
     const rows = fns.items.map(row);
     const grid = table("functions", columns, rows, "No functions yet: create one with New function.");
-    const total = (key) => fmt(sum(rows.map((r) => sum(r.stats[key]))));
-    grid.append(h("tfoot", {}, h("tr", {}, h("th", { text: `${rows.length} functions` }), h("th"), h("th"),
-      h("th", { class: "right", text: total("calls") }), h("th"), h("th"),
-      h("th", { text: `${total("errors")} errors` }), h("th", { text: `${total("cold_starts")} cold starts` }))));
+    const total = (key) => sum(rows.map((r) => sum(r.stats[key])));
+    const count = (n, one, many) => `${fmt(n)} ${n === 1 ? one : many}`;
+    grid.append(h("tfoot", {}, h("tr", {}, h("th", { text: count(rows.length, "function", "functions") }),
+      h("th"), h("th"), h("th", { class: "right", text: fmt(total("calls")) }), h("th"), h("th"),
+      h("th", { text: count(total("errors"), "error", "errors") }),
+      h("th", { text: count(total("cold_starts"), "cold start", "cold starts") }))));
     holder.replaceChildren(grid);
   });
 }
@@ -543,7 +545,7 @@ async function usagePage(page, ctx) {
   since.value = "24h";
   const holder = h("div", { class: "card" });
   const note = h("span", { class: "muted" });
-  page.append(h("h1", { text: "Usage" }), h("p", {}, "Since ", since, " ", note), err, holder);
+  page.append(h("h1", { text: "Usage" }), h("p", { class: "row" }, "Since", since, note), err, holder);
   const load = async () => {
     const doc = await getJson(`/v1/usage?since=${enc(since.value)}`, ctx);
     note.textContent = `(from ${when(doc.since)})`;

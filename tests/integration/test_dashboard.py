@@ -42,11 +42,13 @@ def shown(selector: str) -> str:
 
 def no_api_error() -> str:
     """JS: the text of the page's error lines, joined ('' when none shows)."""
-    return "[...document.querySelectorAll('#page .error')].map(e => e.textContent).join(' | ')"
+    return "[...document.querySelectorAll('#page .error')].map(e => e.textContent).filter(Boolean).join(' | ')"
 
 
 @contextmanager
 def shot_on_failure(browser: Browser, name: str) -> Iterator[None]:
+    """A screenshot build/screenshots/failed-NAME.png when the block fails (an older one goes first)."""
+    (SHOTS / f"failed-{name}.png").unlink(missing_ok=True)
     try:
         yield
     except BaseException:
@@ -220,11 +222,13 @@ def test_a_function_from_upload_to_usage(faasd: FaasdProcess, browser: Browser, 
 
         visit(browser, "#/routes", f"document.querySelector('#routes')?.textContent.includes('/{name}')", "its route")
         browser.screenshot(SHOTS / "routes.png")
+        faasd.ok("POST", "/v1/timers", json={"name": "dash-yearly", "function": name, "cron": "0 0 1 1 *"})
         visit(
             browser,
             "#/triggers",
-            "['timers', 'watches', 'mqtriggers'].every(id => !!document.getElementById(id))",
-            "the three trigger tables",
+            "['watches', 'mqtriggers'].every(id => !!document.getElementById(id)) && "
+            "!!document.querySelector('#timers tr[data-name=dash-yearly]')",
+            "the three trigger tables, the timer in the first",
         )
         browser.screenshot(SHOTS / "triggers.png")
         visit(
