@@ -82,7 +82,9 @@ async def test_a_timeout_is_counted_as_faasds_504(make_front: MakeFront, upstrea
     assert stats.functions["fn"].errors == 1
 
 
-async def test_a_client_gone_before_the_answer_counts_as_499(make_front: MakeFront, upstream: FakeFunctionServer) -> None:
+async def test_a_client_gone_before_the_answer_counts_as_499(
+    make_front: MakeFront, upstream: FakeFunctionServer
+) -> None:
     stats = CallStats()
     running = await make_front(upstream.url, calls=stats)
     client = await running.client()
