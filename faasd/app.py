@@ -99,9 +99,11 @@ class Services:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self.pool.shutdown()
-        if self.observer is not None:
-            await self.observer.close()  # after the pool: the instances' last seconds are metered too
+        try:
+            await self.pool.shutdown()
+        finally:
+            if self.observer is not None:
+                await self.observer.close()  # after the pool: the instances' last seconds are metered too
         await self.store.close()
         if isinstance(self.backend, DockerBackend):
             await self.backend.aclose()

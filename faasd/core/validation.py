@@ -33,6 +33,9 @@ def is_admin_path(path: str) -> bool:
     return root != "/function" and root in RESERVED_PREFIXES
 
 
+# An X-Request-Id kept as a call's id: visible ASCII, no space (it starts the function's log lines).
+REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,200}")
+
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 MAX_POOLSIZE = 50

@@ -31,7 +31,7 @@ class AccessLog:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "request_id": ex.request_id.decode("latin-1"),
             "function": ex.fn_name,
-            "route": ex.route,
+            "route": ex.route or "/function/" + ex.fn_name,
             "method": ex.method.decode("latin-1"),
             "path": ex.path.decode("utf-8", "replace"),
             "status": ex.status,

@@ -37,6 +37,9 @@ PENDING_LIMIT = 256 * 1024
 # Body bytes read and dropped after an early answer before the connection is closed instead.
 DISCARD_LIMIT = 1024 * 1024
 
+# Admin paths that store a function call for later: the call gets its X-Request-Id here.
+ASYNC_PREFIX = b"/async-function"
+
 # How the response body travels to the client.
 _NONE, _RAW, _CHUNKED = 0, 1, 2
 
@@ -196,7 +199,9 @@ class Exchange:
         """This is now the oldest unanswered request on its connection."""
         client = self.client
         if self.admin:
-            self.request_id = b""  # the admin app's: a caller's X-Request-Id passes as it is
+            # A call stored for later (/async-function/...) gets its id now, kept with the call;
+            # any other admin request's X-Request-Id passes as it is.
+            self.request_id = http.request_id(self.request_id) if self.path.startswith(ASYNC_PREFIX) else b""
             self.key = client.front.admin_key
             self._continue()
             client.front.upstreams.acquire(self.key, self._on_upstream)
@@ -271,6 +276,8 @@ class Exchange:
     def _leased(self, lease: Lease) -> None:
         self.lease = lease
         self.cold = lease.cold
+        if self.client.front.access_log is not None:
+            self.instance = lease.instance_id
         self.key = lease.url
         assert self.timeout is not None
         self._timer = self.client.loop.call_later(self.timeout, self._on_timeout)
@@ -519,6 +526,8 @@ class Exchange:
         if discard and self.lease is not None:
             self.lease.discard()
         if self.response_started:
+            if isinstance(err, FaasdError):
+                self.status = err.status  # counted as what it was (a 504, a 502), not the status begun
             self.aborted = True  # the connection goes: nothing follows on it
             self._finish()
             self.client.abort()
@@ -583,9 +592,6 @@ class Exchange:
     def _count(self) -> None:
         """The call ended: count it (faasd.observe), and log it when the access log is on."""
         front = self.client.front
-        lease = self.lease
-        if lease is not None:
-            self.instance = lease.instance_id
         duration = monotonic() - self.started
         sent = self._sent_at
         front.calls.record(self.fn_name, self.status, duration, sent - self.started if sent else None, self.error)

@@ -38,7 +38,7 @@ class Gateway:
         if parts and parts[0] == DIRECT_PREFIX:
             if len(parts) < 2:
                 raise NotFound("name a function: /function/<name>")
-            return Match(parts[1], {}, route="/function/" + parts[1])
+            return Match(parts[1], {})  # route "": the access log says /function/<name>
         return self._catalog().routes.match(method, path)
 
     def function(self, name: str) -> Function:

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 
+from faasd.core.validation import REQUEST_ID_RE
+
 Headers = list[tuple[bytes, bytes]]
 
 HOP_BY_HOP = frozenset(
@@ -133,7 +135,7 @@ def request_id(sent: bytes) -> bytes:
     return b"%s-%x" % (_ID_PREFIX, next(_ids))
 
 
-_REQUEST_ID_OK = re.compile(rb"[\x21-\x7e]{1,200}").fullmatch
+_REQUEST_ID_OK = re.compile(REQUEST_ID_RE.pattern.encode()).fullmatch
 _ID_PREFIX = os.urandom(6).hex().encode()
 _ids = itertools.count(1)
 

@@ -11,8 +11,9 @@ the hourly meter, faasd.observe.metrics for Prometheus, which wants the totals).
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 # Upper bounds (seconds) of the duration histograms; Prometheus' +Inf is implied.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -29,6 +30,9 @@ COLD_KINDS = (POOL_WARM, NO_POOL)
 # faasd's own error codes that are counted apart (faasd.core.errors).
 THROTTLED = "too_many_requests"
 TIMED_OUT = "timeout"
+CLIENT_GONE = 499  # the status of a call whose client left before the answer (as Fission and nginx say)
+# How long a deleted function's counters take the calls that were in flight at the delete.
+TOMB_SECONDS = 3600.0 + 60.0
 
 
 class Histogram:
@@ -86,17 +90,23 @@ class FunctionCalls:
         "by_class",
         "cold_kinds",
         "cold_seconds",
+        "deleted_at",
         "duration",
+        "memory_mb",
         "overhead",
         "throttled",
         "timeouts",
     )
 
     def __init__(self) -> None:
-        self.by_class = [0] * 6  # index: status // 100 (0 for a client gone before the answer)
+        self.by_class = [0] * 6  # index: status // 100; 0 for 499, a client gone before the answer
         self.duration = Histogram(DURATION_BUCKETS)
         self.overhead = Histogram(OVERHEAD_BUCKETS)
-        self.billed_ms = 0  # each call's duration rounded up to the millisecond, as Lambda bills
+        # Each call's time on its instance (request sent to answer ended), rounded up to the
+        # millisecond as Lambda bills; a call that never reached an instance bills nothing.
+        self.billed_ms = 0
+        self.memory_mb = 0  # set when the function is deleted: the meter's GB-seconds need it then
+        self.deleted_at: float | None = None  # when the function was deleted (the stats' clock)
         self.throttled = 0
         self.timeouts = 0
         self.cold_kinds = dict.fromkeys(COLD_KINDS, 0)
@@ -117,31 +127,38 @@ class FunctionCalls:
 
 
 class CallStats:
-    """Every function's :class:`FunctionCalls`, by name; owned by the pool, written on the event loop."""
+    """Every function's :class:`FunctionCalls`, by name; owned by the pool, written on the event loop.
 
-    def __init__(self) -> None:
+    A deleted function's counters leave ``functions`` (its series end in /metrics and
+    /v1/stats) for ``deleted``, where calls still in flight at the delete keep ending, for
+    the usage meter; the meter buries them once quiet for :data:`TOMB_SECONDS`. When a
+    function of that name is created again, they go to ``gone`` for the meter's last take.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.functions: dict[str, FunctionCalls] = {}
-        # Counters of deleted functions, kept until the usage meter has taken their last figures.
+        self.deleted: dict[str, FunctionCalls] = {}
         self.gone: list[tuple[str, FunctionCalls]] = []
+        self._clock = clock
 
     def of(self, function: str) -> FunctionCalls:
         calls = self.functions.get(function)
         if calls is None:
-            calls = self.functions[function] = FunctionCalls()
+            calls = self.deleted.get(function)
+            if calls is None:
+                calls = self.functions[function] = FunctionCalls()
         return calls
 
     def record(self, function: str, status: int, duration: float, overhead: float | None, error: str = "") -> None:
         """One call ended: ``status`` answered (0: the client left first) after ``duration`` seconds,
         ``overhead`` of them before the request reached the instance (None if it never did);
         ``error`` is faasd's error code when faasd answered instead of the function."""
-        calls = self.functions.get(function)
-        if calls is None:
-            calls = self.functions[function] = FunctionCalls()
-        calls.by_class[status // 100 if 100 <= status < 600 else 0] += 1
+        calls = self.functions.get(function) or self.of(function)
+        calls.by_class[status // 100 if 100 <= status < 600 and status != CLIENT_GONE else 0] += 1
         calls.duration.observe(duration)
-        calls.billed_ms += math.ceil(duration * 1000)
         if overhead is not None:
             calls.overhead.observe(overhead)
+            calls.billed_ms += math.ceil((duration - overhead) * 1000)
         if error:
             if error == THROTTLED:
                 calls.throttled += 1
@@ -154,8 +171,27 @@ class CallStats:
         calls.cold_kinds[kind] += 1
         calls.cold_seconds[kind].observe(seconds)
 
-    def forget(self, function: str) -> None:
+    def forget(self, function: str, memory_mb: int = 0) -> None:
         """The function was deleted: its series end (a new function of that name starts from zero)."""
-        calls = self.functions.pop(function, None)
+        calls = self.functions.pop(function, None) or FunctionCalls()
+        calls.memory_mb = memory_mb
+        calls.deleted_at = self._clock()
+        older = self.deleted.get(function)
+        if older is not None:
+            self.gone.append((function, older))
+        self.deleted[function] = calls
+
+    def revive(self, function: str) -> None:
+        """A function of this name exists (again): calls count for it, not for the deleted one."""
+        calls = self.deleted.pop(function, None)
         if calls is not None:
             self.gone.append((function, calls))
+
+    def bury(self, function: str, calls: FunctionCalls) -> None:
+        """The meter has taken a deleted function's last figures: forget its counters."""
+        if self.deleted.get(function) is calls:
+            del self.deleted[function]
+
+    def quiet_since(self, calls: FunctionCalls) -> float:
+        """Seconds since a deleted function's counters were deleted."""
+        return 0.0 if calls.deleted_at is None else self._clock() - calls.deleted_at

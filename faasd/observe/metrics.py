@@ -156,11 +156,15 @@ class FaasdCollector:
             fc = counted.get(name) or FunctionCalls()
             for index in _ALWAYS:
                 calls.add_metric([name, _CLASSES[index]], fc.by_class[index])
-            _add(duration, [name], fc.duration)
-            _add(overhead, [name], fc.overhead)
+            # Histograms only once they have something: ~20 series each, per function.
+            if fc.duration.count:
+                _add(duration, [name], fc.duration)
+            if fc.overhead.count:
+                _add(overhead, [name], fc.overhead)
             for kind in COLD_KINDS:
                 cold.add_metric([name, kind], fc.cold_kinds[kind])
-                _add(cold_seconds, [name, kind], fc.cold_seconds[kind])
+                if fc.cold_seconds[kind].count:
+                    _add(cold_seconds, [name, kind], fc.cold_seconds[kind])
             throttled.add_metric([name], fc.throttled)
             timeouts.add_metric([name], fc.timeouts)
             billed.add_metric([name], fc.billed_ms / 1000)

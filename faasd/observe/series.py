@@ -76,7 +76,8 @@ class MinuteSeries:
                 del self._ring[name]
                 self._last.pop(name, None)
                 continue
-            ring.append(self._since_last(name, calls))
+            reading = self._since_last(name, calls)
+            ring.append(reading if reading.calls or reading.cold_starts else _EMPTY)  # idle: shared
             for _ in range(min(elapsed - 1, self.minutes)):
                 ring.append(_EMPTY)  # minutes without a roll (a paused process) had no reading
             self._last[name] = (calls, _Reading.of(calls))

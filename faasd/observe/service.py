@@ -31,10 +31,13 @@ class Observer:
             self.series.roll()
 
     async def close(self) -> None:
-        """Stop; the meter writes what it holds first (faasd/observe/usage.py)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop; the meter writes what it holds first (faasd/observe/usage.py), never cut off mid-write."""
+        roll, meter = self._tasks or (None, None)
         self._tasks = []
+        if roll is not None:
+            roll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await roll
+        if meter is not None:
+            self.meter.stop()
+            await meter

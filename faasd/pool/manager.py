@@ -94,16 +94,16 @@ class _FunctionState:
 class Lease:
     """One call's hold on an instance; release it exactly once.
 
-    ``cold`` is true when the call waited for this instance to be made (its first call).
+    ``cold`` is true when the call waited for this instance to be made.
     """
 
     __slots__ = ("_pool", "_released", "cold", "instance")
 
-    def __init__(self, pool: PoolManager, instance: Instance, *, waited: bool = False) -> None:
+    def __init__(self, pool: PoolManager, instance: Instance, *, cold: bool = False) -> None:
         self._pool = pool
         self.instance = instance
         self._released = False
-        self.cold = waited and instance.calls == 0
+        self.cold = cold
         instance.calls += 1
 
     @property
@@ -161,7 +161,7 @@ class PoolManager:
         self._functions: dict[str, _FunctionState] = {}
         self._closing = False
         # What calls did (faasd.observe reads it); the data plane and the dispatcher record into it.
-        self.calls = CallStats()
+        self.calls = CallStats(clock)
         # Instances in service or finishing their calls, and the metered seconds of those gone since.
         self._alive: set[Instance] = set()
         self._gone_seconds: dict[str, float] = {}
@@ -181,6 +181,7 @@ class PoolManager:
 
     def function_changed(self, fn: Function) -> None:
         """A function was created or updated: newer revisions retire the old instances."""
+        self.calls.revive(fn.name)
         state = self._functions.get(fn.name)
         if state is None:
             if fn.min_instances == 0:
@@ -192,8 +193,8 @@ class PoolManager:
 
     def remove_function(self, name: str) -> None:
         """The function is gone: its instances finish their calls and go; waiting calls fail."""
-        self.calls.forget(name)
         state = self._functions.pop(name, None)
+        self.calls.forget(name, state.fn.memory_mb if state is not None else 0)
         if state is None:
             return
         self._fail_waiters(state, NotFound(f"function '{name}' was deleted"))
@@ -227,7 +228,10 @@ class PoolManager:
         if instance is not None:
             instance.inflight += 1
             return Lease(self, instance)
-        return Lease(self, await self._wait_for_slot(state), waited=True)
+        queued_at = self._clock()
+        instance = await self._wait_for_slot(state)
+        # Cold: it waited for an instance made while it waited (every caller of that first batch).
+        return Lease(self, instance, cold=instance.created >= queued_at)
 
     def lease_now(self, fn: Function) -> Lease | None:
         """The warm path of :meth:`lease` without a coroutine: a lease when an instance of

@@ -189,6 +189,18 @@ class FakeFunctionServer:
         await response.write_eof()
         return response
 
+    async def drip(self, request: web.Request) -> web.StreamResponse:
+        """A chunk every 0.1 s, 20 of them: an answer that outlives a short timeout."""
+        self._track(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(20):
+            await response.write(b"x")
+            await asyncio.sleep(0.1)
+        await response.write_eof()
+        return response
+
     async def sleep(self, request: web.Request) -> web.StreamResponse:
         self._track(request)
         try:
@@ -245,6 +257,7 @@ class FakeFunctionServer:
             app.router.add_get(prefix + "/big", self.big)
             app.router.add_route("*", prefix + "/chunked", self.chunked)
             app.router.add_get(prefix + "/sleep", self.sleep)
+            app.router.add_get(prefix + "/drip", self.drip)
             app.router.add_route("*", prefix + "/die", self.die)
             app.router.add_post(prefix + "/upload", self.upload)
             app.router.add_route("*", prefix + "/status/{n}", self.status)
@@ -345,7 +358,13 @@ def admin_app() -> web.Application:
         await asyncio.sleep(3600)
         return response
 
+    async def stored(request: web.Request) -> web.Response:
+        # As faasd/control/events_api.py: the call is kept with its headers; 202.
+        ids = request.headers.getall("X-Request-Id", [])
+        return web.json_response({"request_ids": ids}, status=202)
+
     app = web.Application(client_max_size=1024)
+    app.router.add_route("*", "/async-function/{tail:.*}", stored)
     app.router.add_get("/v1/forever", forever)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/v1/things", things)

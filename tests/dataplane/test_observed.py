@@ -92,7 +92,7 @@ async def test_a_client_gone_before_the_answer_counts_as_499(
     await wait_until(lambda: upstream.requests, "the call to reach the function")
     await client.close()
     await wait_until(lambda: "fn" in stats.functions, "the abandoned call counted")
-    assert stats.functions["fn"].by_class[4] == 1  # 499
+    assert stats.functions["fn"].by_class[0] == 1  # 499: a class of its own
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
@@ -125,3 +125,31 @@ async def test_the_access_log_has_one_line_per_call(
 def test_an_unknown_access_log_format_is_refused() -> None:
     with pytest.raises(ValueError, match="text or json"):
         AccessLog("xml")
+
+
+async def test_a_timeout_while_the_answer_streams_counts_as_a_504(
+    make_front: MakeFront, upstream: FakeFunctionServer
+) -> None:
+    stats = CallStats()
+    running = await make_front(upstream.url, calls=stats)
+    running.router.add("fn", timeout=0.3)
+    client = await running.client()
+    await client.send(b"GET /function/fn/drip HTTP/1.1\r\nHost: t\r\n\r\n")
+    await client.closed()  # the answer had begun: faasd can only cut the connection
+    await wait_until(lambda: "fn" in stats.functions, "the cut-off call counted")
+    fc = stats.functions["fn"]
+    assert fc.by_class[5] == 1 and fc.by_class[2] == 0  # not the 200 that had begun
+    assert fc.timeouts == 1
+
+
+async def test_an_async_call_gets_its_request_id_at_the_front(front: Running) -> None:
+    client = await front.client()
+    kept = await client.request("POST", "/async-function/fn", headers={"X-Request-Id": "async-1"})
+    assert kept.status == 202
+    assert kept.json()["request_ids"] == ["async-1"]  # stored once with the call
+    assert dict(kept.headers)["X-Request-Id"] == "async-1"
+    made = await client.request("POST", "/async-function/fn", headers={"X-Request-Id": "bad id"})
+    ids = made.json()["request_ids"]
+    assert len(ids) == 1 and GENERATED.match(ids[0]) and dict(made.headers)["X-Request-Id"] == ids[0]
+    other = await client.request("GET", "/v1/things", headers={"X-Request-Id": "as is"})
+    assert "x-request-id" not in {k.lower() for k, _ in other.headers}  # the admin API's own

@@ -53,16 +53,18 @@ def test_quantile_interpolates_within_the_bucket() -> None:
 def test_record_counts_status_classes_billing_and_faasd_errors() -> None:
     stats = CallStats()
     stats.record("f", 200, 0.0004, 0.0001)
-    stats.record("f", 404, 0.0021, 0.0001)
-    stats.record("f", 429, 1.0, None, THROTTLED)
-    stats.record("f", 504, 2.0, 0.001, TIMED_OUT)
+    stats.record("f", 404, 0.0031, 0.0011)
+    stats.record("f", 429, 1.0, None, THROTTLED)  # never reached an instance: not billed
+    stats.record("f", 504, 2.0, 0.5, TIMED_OUT)
     stats.record("f", 499, 0.5, None)
     fc = stats.functions["f"]
     assert fc.calls == 5
-    assert fc.by_class[2] == 1 and fc.by_class[4] == 3 and fc.by_class[5] == 1
+    assert fc.by_class[2] == 1 and fc.by_class[4] == 2 and fc.by_class[5] == 1
+    assert fc.by_class[0] == 1  # 499, the client left: a class of its own
     assert fc.errors == 1
     assert (fc.throttled, fc.timeouts) == (1, 1)
-    assert fc.billed_ms == 1 + 3 + 1000 + 2000 + 500  # each call rounded up to the millisecond
+    # Time on the instance (duration less overhead), each call rounded up to the millisecond.
+    assert fc.billed_ms == 1 + 2 + 1500
     assert fc.overhead.count == 3  # calls that never reached an instance have no overhead
 
 
@@ -74,9 +76,15 @@ def test_cold_starts_by_kind_and_forget_keeps_the_last_figures_for_the_meter() -
     fc = stats.functions["f"]
     assert fc.cold_kinds == {POOL_WARM: 1, NO_POOL: 2}
     assert fc.cold_starts == 3
-    stats.forget("f")
+    stats.forget("f", memory_mb=512)
     assert "f" not in stats.functions
-    assert stats.gone == [("f", fc)]
+    assert stats.deleted == {"f": fc} and fc.memory_mb == 512
+    stats.record("f", 200, 0.01, 0.001)  # a call in flight at the delete ends: the deleted counters take it
+    assert "f" not in stats.functions and fc.calls == 1
+    stats.revive("f")  # created again: from zero, the old counters go to the meter's last take
+    assert stats.gone == [("f", fc)] and not stats.deleted
+    stats.record("f", 200, 0.01, 0.001)
+    assert stats.functions["f"] is not fc and stats.functions["f"].calls == 1
 
 
 def test_series_rolls_minutes_and_answers_the_live_one() -> None:
@@ -85,6 +93,7 @@ def test_series_rolls_minutes_and_answers_the_live_one() -> None:
     series = MinuteSeries(stats, clock, minutes=5)
     stats.record("f", 200, 0.003, None)
     view = series.view()
+    assert series.view()["functions"]["f"]["calls"][-1] == 1
     assert view["functions"]["f"]["calls"] == [0, 0, 0, 0, 1]  # the live minute shows it at once
     clock.now = 660.5
     series.roll()
@@ -113,6 +122,7 @@ def test_series_forgets_a_deleted_function_and_restarts_a_new_one_from_zero() ->
     clock.now = 60.0
     series.roll()
     stats.forget("f")
+    stats.revive("f")
     stats.record("f", 200, 0.001, None)  # a new function of the same name
     assert series.view("f")["functions"]["f"]["calls"] == [0, 1, 1]
     clock.now = 120.0
@@ -145,8 +155,8 @@ def test_meter_takes_deltas_per_hour_with_gb_seconds_and_instance_seconds() -> N
     stats, instances, sink = CallStats(), Instances(), Sink()
     memory = {"f": 512, "g": 128}
     meter = UsageMeter(stats, instances, sink, memory.get, clock=clock)
-    stats.record("f", 200, 0.0101, None)  # billed 11 ms
-    stats.record("f", 500, 0.2, None)  # billed 200 ms
+    stats.record("f", 200, 0.0111, 0.001)  # billed 11 ms
+    stats.record("f", 500, 0.201, 0.001)  # billed 200 ms
     instances.seconds = {"f": 30.0, "g": 12.5}
     rows = meter.take()
     assert rows == [
@@ -155,25 +165,54 @@ def test_meter_takes_deltas_per_hour_with_gb_seconds_and_instance_seconds() -> N
     ]
     assert meter.take() == []  # nothing new
     clock.now = 3 * 3600 + 5
-    stats.record("f", 200, 0.001, None)
-    assert meter.take() == [UsageDelta("f", 3 * 3600, 1, 1, 0.001 * 0.5, 0.0)]
+    stats.record("f", 200, 0.001, 0.0)
+    stats.record("f", 429, 3.0, None, THROTTLED)  # counted, never billed
+    assert meter.take() == [UsageDelta("f", 3 * 3600, 2, 1, 0.001 * 0.5, 0.0)]
+
+
+def test_the_meter_flushes_just_before_the_hour_ends_then_just_after() -> None:
+    clock = Clock(3600 * 5 - 30.0)
+    meter = UsageMeter(CallStats(), Instances(), Sink(), lambda _n: 128, clock=clock, interval=10.0)
+    assert meter._wait() == 10.0
+    clock.now = 3600 * 5 - 4.0
+    assert 3.9 < meter._wait() < 4.0  # the hour's last figures are stamped with it
+    clock.now = 3600 * 5 - 0.05
+    assert 0.05 < meter._wait() <= 0.15  # then just past the hour
 
 
 def test_meter_keeps_the_last_figures_of_a_deleted_function() -> None:
     clock = Clock(100.0)
-    stats, instances, sink = CallStats(), Instances(), Sink()
+    tomb_clock = Clock(0.0)
+    stats, instances, sink = CallStats(tomb_clock), Instances(), Sink()
     memory: dict[str, int] = {"f": 1024}
     meter = UsageMeter(stats, instances, sink, memory.get, clock=clock)
-    stats.record("f", 200, 0.002, None)
+    stats.record("f", 200, 0.002, 0.0)
     assert meter.take()[0].calls == 1
-    stats.record("f", 200, 0.002, None)
-    stats.forget("f")
+    stats.record("f", 200, 0.002, 0.0)
+    stats.forget("f", memory_mb=1024)
     del memory["f"]
-    stats.record("f", 200, 0.004, None)  # re-created within the same interval
+    stats.record("f", 200, 0.003, 0.0)  # in flight at the delete: still the deleted function's
+    stats.revive("f")  # re-created within the same interval, with another memory limit
     memory["f"] = 2048
+    stats.record("f", 200, 0.004, 0.0)
     rows = meter.take()
-    assert [(r.calls, r.billed_ms) for r in rows] == [(2, 6)]
-    assert rows[0].gb_seconds == pytest.approx(0.006 * 2)
+    assert [(r.calls, r.billed_ms) for r in rows] == [(3, 9)]
+    assert rows[0].gb_seconds == pytest.approx(0.005 * 1 + 0.004 * 2)
+    assert meter.take() == []
+
+
+def test_a_function_deleted_before_any_take_is_billed_at_its_memory_and_buried_later() -> None:
+    tomb_clock = Clock(0.0)
+    stats, instances, sink = CallStats(tomb_clock), Instances(), Sink()
+    meter = UsageMeter(stats, instances, sink, lambda _n: None, clock=Clock(100.0))
+    stats.record("f", 200, 0.010, 0.0)
+    stats.forget("f", memory_mb=512)
+    rows = meter.take()
+    assert [(r.calls, r.billed_ms, r.gb_seconds) for r in rows] == [(1, 10, pytest.approx(0.005))]
+    tomb_clock.now = 10.0
+    assert meter.take() == [] and "f" in stats.deleted  # kept a while for calls still in flight
+    tomb_clock.now = 4000.0
+    assert meter.take() == [] and "f" not in stats.deleted  # then buried
 
 
 def test_meter_flush_retries_rows_a_failed_write_could_not_save() -> None:
@@ -187,7 +226,7 @@ def test_meter_flush_retries_rows_a_failed_write_could_not_save() -> None:
     sink.fail = False
     stats.record("f", 200, 0.001, None)
     asyncio.run(meter.flush())
-    assert sum(r.calls for r in sink.rows) == 2
+    assert [(r.function, r.calls) for r in sink.rows] == [("f", 2)]  # merged into one row per hour
     assert meter.flushes == 1
 
 

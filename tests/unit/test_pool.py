@@ -591,3 +591,46 @@ async def test_an_instance_that_died_under_a_call_says_why_in_the_log_even_once_
     assert [line.split(" ", 3)[3] for line in await logs.read("reaped")] == [
         f"hello from {reaped.instance.container.id}"
     ]
+
+
+async def test_every_caller_that_waited_for_a_new_instance_is_cold_and_later_ones_warm(pool: PoolManager) -> None:
+    f = fn()
+    leases = await asyncio.gather(*(pool.lease(f) for _ in range(5)))
+    assert len({id(lease.instance) for lease in leases}) == 1
+    assert [lease.cold for lease in leases] == [True] * 5  # all five waited for it to be made
+    for lease in leases:
+        lease.release()
+    warm = pool.lease_now(f)
+    assert warm is not None and not warm.cold
+    warm.release()
+    fc = pool.calls.functions[f.name]
+    assert fc.cold_kinds == {"pool-warm": 1, "no-pool": 0}
+    assert fc.cold_seconds["pool-warm"].count == 1
+
+
+async def test_instance_seconds_run_from_service_to_removal_and_are_taken_once(pool: PoolManager, clock: Clock) -> None:
+    f = fn()
+    lease = await pool.lease(f)
+    clock.now += 10
+    assert pool.take_instance_seconds() == {f.name: 10}
+    clock.now += 5
+    pool.remove_function(f.name)  # busy: it lives until its call ends
+    clock.now += 2
+    lease.release()
+    await quiesce(pool)
+    clock.now += 100  # gone: no more seconds
+    assert pool.take_instance_seconds() == {f.name: 7}
+    assert pool.take_instance_seconds() == {}
+
+
+async def test_calls_ending_after_a_delete_count_for_the_deleted_function(pool: PoolManager) -> None:
+    f = fn(memory_mb=512)
+    lease = await pool.lease(f)
+    pool.remove_function(f.name)
+    pool.calls.record(f.name, 200, 0.1, 0.0)  # the call in flight ends after the delete
+    lease.release()
+    assert f.name not in pool.calls.functions  # its series have ended
+    deleted = pool.calls.deleted[f.name]
+    assert deleted.calls == 1 and deleted.memory_mb == 512
+    pool.function_changed(fn())  # created again: counts start from zero
+    assert f.name not in pool.calls.deleted and [n for n, _ in pool.calls.gone] == [f.name]

@@ -37,6 +37,7 @@ import aiohttp
 
 from faasd.core.entities import Function
 from faasd.core.events import MqTrigger, redact_url
+from faasd.core.validation import REQUEST_ID_RE
 from faasd.events.delivery import send
 from faasd.events.mq.broker import SCHEMES, BrokerError, Consumer, ConsumerFactory, Message, Subscription, kinds
 from faasd.events.retry import backoff
@@ -266,7 +267,11 @@ class MqRunner:
             reason = f"delivered {message.deliveries - 1} time(s) without an outcome (faasd stopped meanwhile)"
             await self._give_up(state, consumer, message, reason, None)
             return
-        headers = [(k, v) for k, v in message.headers.items() if _forwardable(k, v)]
+        headers = [
+            (k, v)
+            for k, v in message.headers.items()
+            if _forwardable(k, v) and (k.lower() != "x-request-id" or REQUEST_ID_RE.fullmatch(v))
+        ]
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", trigger.contenttype))
         headers += [
