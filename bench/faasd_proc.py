@@ -23,11 +23,22 @@ def owner_of(state_dir: Path) -> str:
 
 
 class Faasd:
-    def __init__(self, command: str, poolsize: int, idle_timeout: float, log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        command: str,
+        poolsize: int,
+        idle_timeout: float,
+        log_level: str = "warning",
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.command = shlex.split(command) if command else [sys.executable, "-m", "faasd"]
         self.poolsize = poolsize
         self.idle_timeout = idle_timeout
         self.log_level = log_level
+        # More command-line options (e.g. ``["--call-metrics", "false"]``) and FAASD_* variables of this faasd.
+        self.extra_args = list(extra_args or [])
+        self.extra_env = dict(env or {})
         self._tmp = tempfile.TemporaryDirectory(prefix="faasd-bench-")
         self.state_dir = Path(self._tmp.name) / "state"
         self.owner = owner_of(self.state_dir)
@@ -66,9 +77,11 @@ class Faasd:
             str(self.idle_timeout),
             "--log-level",
             self.log_level,
+            *self.extra_args,
         ]
         log = self.log_path.open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FAASD_")}
+        env.update(self.extra_env)
         env["FAASD_TOKEN"] = self.token
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()

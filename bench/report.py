@@ -22,6 +22,13 @@ from bench.events import table as events_table
 from bench.isolation import IsolationResult
 from bench.isolation import summary_line as isolation_summary
 from bench.isolation import table as isolation_table
+from bench.metrics_cost import COUNT_TOLERANCE as METRICS_COUNT_TOLERANCE
+from bench.metrics_cost import TARGET_PCT as METRICS_COST_PCT
+from bench.metrics_cost import MetricsCostResult
+from bench.metrics_cost import cost_text as metrics_cost_text
+from bench.metrics_cost import history_cell as metrics_cost_history
+from bench.metrics_cost import summary_line as metrics_cost_summary
+from bench.metrics_cost import table as metrics_cost_table
 from bench.mq import MqResult
 from bench.mq import history_cell as mq_history
 from bench.mq import summary_line as mq_summary
@@ -60,6 +67,7 @@ HISTORY_COLUMNS = (
     "pkg redeploy node/py ms",
     "async start ms / deliveries/s / timer ms",
     "mq msg/s / latency p50/p99 ms",
+    "metrics cost % / req/s with / without",
 )
 
 
@@ -92,6 +100,7 @@ class Results:
     packages: PackagesResult | None = None
     events: EventsResult | None = None
     mq: MqResult | None = None
+    metrics_cost: MetricsCostResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
@@ -269,6 +278,25 @@ def rows(r: Results) -> list[Row]:
                 f"{m.static_ns:,.0f} / {m.param_ns:,.0f} / {m.miss_ns:,.0f} ns",
             )
         )
+    if r.metrics_cost is not None:
+        mc = r.metrics_cost
+        out.append(
+            Row(
+                f"8. warm {mc.environment} hello: throughput cost of counting every call "
+                f"(with vs `--call-metrics false`, c{mc.connections})",
+                metrics_cost_text(mc),
+                f"<= {METRICS_COST_PCT:g} %",
+                mc.met,
+            )
+        )
+        out.append(
+            Row(
+                "8. calls counted on `/metrics` (with) vs requests wrk completed; counted without",
+                f"{mc.counted_2xx:,.0f} vs {mc.requests('with'):,}; {mc.uncounted:,.0f}",
+                f"within {METRICS_COUNT_TOLERANCE * 100:g} %; 0",
+                mc.counting_ok and mc.uncounted == 0,
+            )
+        )
     for phase, message in r.errors.items():
         out.append(Row(f"failed phase: {phase}", message[:160].replace("\n", " "), "runs", False))
     return out
@@ -289,6 +317,9 @@ def table(r: Results) -> str:
         lines += ["", "### Events", "", events_summary(r.events), "", events_table(r.events)]
     if r.mq is not None:
         lines += ["", "### Message queues", "", mq_summary(r.mq), "", mq_table(r.mq)]
+    if r.metrics_cost is not None:
+        mc = r.metrics_cost
+        lines += ["", "### Metrics cost", "", metrics_cost_summary(mc), "", metrics_cost_table(mc)]
     return "\n".join(lines)
 
 
@@ -342,6 +373,7 @@ def history_row(r: Results) -> str:
         packages_history(r.packages) if r.packages else "",
         events_history(r.events) if r.events else "",
         mq_history(r.mq) if r.mq else "",
+        metrics_cost_history(r.metrics_cost) if r.metrics_cost else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -402,6 +434,18 @@ What each figure is:
    and 1 s `wrk -t1 -c1` per side, the side order alternating (means over
    the rounds; the last column shows the spread of each pair's own ratio).
    `.venv/bin/python -m bench.isolation` runs it alone and prints its table.
+8. **Metrics cost** (its own table): what counting every call (`/metrics`,
+   usage, the dashboard) costs on the warm path. Two faasd processes side by
+   side (pool size 1), one with `--call-metrics false`, the same nodejs hello
+   behind a route on each; after a 1 s warm-up each, rounds of 2 s `wrk -t2
+   -c50` per side, one faasd loaded at a time, the side order alternating
+   (ABBA); 8 rounds in all, split between 4 such pairs started one after the
+   other, the start order swapped (two faasd side by side can differ by
+   themselves); cost = (1 - with / without) of the mean req/s, target at
+   most 3 %; faasd's own CPU per request (user + sys) is shown too.
+   `/metrics` of both proves one counted every call wrk completed (within
+   2 %) and the other none. `.venv/bin/python -m bench.metrics_cost` runs it
+   alone and prints its table.
 
 The machine is often shared: absolute figures move by tens of percent
 between runs; the ratios measured in the same run move much less.
@@ -425,7 +469,8 @@ def write(path: Path, r: Results) -> None:
         "(`match ns` = static / parametrized; `async start ms / deliveries/s / timer ms` = "
         "idle-queue accept to start p50 / deliveries per second / timer scheduled time to start p50; "
         "`mq msg/s / latency p50/p99 ms` = messages per second through a Redis trigger with maxconcurrency 50 / "
-        "publish to answer p50 / p99).\n\n"
+        "publish to answer p50 / p99; `metrics cost % / req/s with / without` = throughput cost of counting "
+        "every call, then the mean req/s with counting and with `--call-metrics false`).\n\n"
         f"{HISTORY_MARK}\n"
         f"| {' | '.join(HISTORY_COLUMNS)} |\n|{'---|' * len(HISTORY_COLUMNS)}\n" + "\n".join(history_rows) + "\n"
     )

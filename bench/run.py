@@ -16,7 +16,9 @@ its own, pool size 1: asynchronous calls' accept to start on an idle queue,
 deliveries per second, a 1 s timer's jitter; bench/events.py, also runnable
 alone); then mq (a faasd and a Redis of its own: messages per second through a
 Redis Streams trigger, publish to answer latency; bench/mq.py, also runnable
-alone).
+alone); then metrics cost (pairs of faasd of its own side by side, pool size 1,
+one with `--call-metrics false`: warm req/s with and without counting every
+call, alternating rounds; bench/metrics_cost.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bench import burst, coldstart, controlplane, events, isolation, loadgen, mq, packages, report, warm
+from bench import burst, coldstart, controlplane, events, isolation, loadgen, metrics_cost, mq, packages, report, warm
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
@@ -105,6 +107,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timer-ticks", type=int, help="events: ticks of the 1 s timer (20; quick 3)")
     p.add_argument("--mq-messages", type=int, help="mq: messages published at once per trigger (5000; quick 200)")
     p.add_argument("--mq-latency", type=int, help="mq: messages published one at a time (200; quick 20)")
+    p.add_argument("--metrics-rounds", type=int, help="metrics cost: loaded rounds per side, alternating (8; quick 1)")
+    p.add_argument("--metrics-seconds", type=int, help="metrics cost: whole seconds of each loaded run (2; quick 1)")
+    p.add_argument(
+        "--metrics-sessions", type=int, help="metrics cost: faasd pairs the rounds are split into (4; quick 1)"
+    )
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -128,6 +135,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "timer_ticks": 20,
         "mq_messages": 5000,
         "mq_latency": 200,
+        "metrics_rounds": 8,
+        "metrics_seconds": 2,
+        "metrics_sessions": 4,
     }
     quick = {
         "samples": 3,
@@ -146,6 +156,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "timer_ticks": 3,
         "mq_messages": 200,
         "mq_latency": 20,
+        "metrics_rounds": 1,
+        "metrics_seconds": 1,
+        "metrics_sessions": 1,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -271,6 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     results.mq = runner.phase(
         "mq",
         lambda: mq.measure(args.faasd_cmd, args.mq_messages, args.mq_latency, run_id, limit=mq.DEFAULT_LIMIT),
+    )
+    results.metrics_cost = runner.phase(
+        "metrics cost",
+        lambda: metrics_cost.measure(
+            args.faasd_cmd,
+            args.metrics_rounds,
+            args.metrics_seconds,
+            run_id,
+            limit=metrics_cost.DEFAULT_LIMIT,
+            connections=args.connections,
+            env=args.warm_env,
+            sessions=args.metrics_sessions,
+        ),
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]
