@@ -42,6 +42,7 @@ from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
 from faasd.pool.reaper import run_reaper, tick_for
 from faasd.store.codestore import CodeStore
+from faasd.store.labels import LabelStore
 from faasd.store.registry import Store
 from faasd.store.usage import UsageStore
 
@@ -193,7 +194,16 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         client_max_size=2 * settings.max_code_bytes + 65536,
     )
     isolation = services.backend.isolation_report if isinstance(services.backend, DockerBackend) else None
-    api = AdminApi(services.controller, services.pool, services.logs, isolation, upload_dir=settings.upload_dir)
+    labels = LabelStore(services.store.engine)
+    await labels.load()
+    api = AdminApi(
+        services.controller,
+        services.pool,
+        services.logs,
+        isolation,
+        upload_dir=settings.upload_dir,
+        labels=labels,
+    )
     if services.events is not None:
         ev = services.events
         events_api = EventsApi(services.controller, ev.queue, ev.dispatcher, ev.triggers, ev.timers, ev.watcher, ev.mq)

@@ -20,11 +20,13 @@ from faasd.control import openapi
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
 from faasd.control.uploads import package_form
+from faasd.core import validation
 from faasd.core.entities import MAX_PACKAGE_BYTES
 from faasd.core.errors import BadRequest, NotFound
 from faasd.core.validation import json_object
 from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
+from faasd.store.labels import LabelStore
 
 
 class _Jsonable(Protocol):
@@ -88,8 +90,10 @@ class AdminApi:
         *,
         upload_dir: Path | None = None,
         max_package_bytes: int = MAX_PACKAGE_BYTES,
+        labels: LabelStore | None = None,
     ) -> None:
         self._controller = controller
+        self._labels = labels  # every resource's labels (None: the API takes and shows none)
         self._pool = pool
         self._logs = logs
         self._isolation = isolation  # what keeps functions apart (the engine's report), for /v1/status
@@ -154,40 +158,85 @@ class AdminApi:
             raise NotFound(f"{res.kind} '{name}' not found")
         return item
 
+    # -- labels: taken off a body before the controller sees it, merged into every answer -------
+
+    def _labeled(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        if self._labels is not None:
+            doc["labels"] = self._labels.get(kind, doc["name"])
+        return doc
+
+    def _selected(self, request: web.Request, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        selector = validation.label_selector(request.query.getall("label", []))
+        if not selector:
+            return docs
+        return [
+            d
+            for d in docs
+            if all(
+                key in d.get("labels", {}) and (value is None or d["labels"][key] == value) for key, value in selector
+            )
+        ]
+
+    def _take_labels(self, body: dict[str, Any]) -> dict[str, str] | None:
+        """The body's labels, checked (and removed from it); None when it names none."""
+        if "labels" not in body:
+            return None
+        raw = body.pop("labels")
+        if self._labels is None:
+            raise BadRequest("labels are not kept by this faasd")
+        return validation.labels({} if raw is None else raw)
+
+    async def _set_labels(self, kind: str, name: str, labels: dict[str, str] | None) -> None:
+        if self._labels is not None and labels is not None:
+            await self._labels.set(kind, name, labels)
+
     def _lister(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             items = res.items(self._controller.catalog).values()
             function = request.query.get("function")
-            listed = [i.to_json() for i in sorted(items, key=lambda i: i.to_json()["name"])]
+            listed = [self._labeled(res.kind, i.to_json()) for i in sorted(items, key=lambda i: i.to_json()["name"])]
             if function is not None:
                 listed = [i for i in listed if i.get("function") == function]
-            return web.json_response({"items": listed})
+            return web.json_response({"items": self._selected(request, listed)})
 
         return handler
 
     def _getter(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            return web.json_response(self._one(res, request.match_info["name"]).to_json())
+            return web.json_response(self._labeled(res.kind, self._one(res, request.match_info["name"]).to_json()))
 
         return handler
 
     def _creator(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            created = await res.create(await read_json(request))
-            return web.json_response(created.to_json(), status=201)
+            body = await read_json(request)
+            labels = self._take_labels(body)
+            created = (await res.create(body)).to_json()
+            # Made anew: its labels are these (none: none), never an earlier object's of that name.
+            await self._set_labels(res.kind, created["name"], labels or {})
+            return web.json_response(self._labeled(res.kind, created), status=201)
 
         return handler
 
     def _updater(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            updated = await res.update(request.match_info["name"], await read_json(request))
-            return web.json_response(updated.to_json())
+            name = request.match_info["name"]
+            body = await read_json(request)
+            labels = self._take_labels(body)
+            if body or labels is None:
+                updated = (await res.update(name, body)).to_json()
+            else:
+                updated = self._one(res, name).to_json()  # only the labels change
+            await self._set_labels(res.kind, name, labels)
+            return web.json_response(self._labeled(res.kind, updated))
 
         return handler
 
     def _deleter(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            await res.delete(request, request.match_info["name"])
+            name = request.match_info["name"]
+            await res.delete(request, name)
+            await self._set_labels(res.kind, name, {})
             return web.Response(status=204)
 
         return handler
@@ -244,13 +293,26 @@ class AdminApi:
     async def list_packages(self, request: web.Request) -> web.Response:
         """Every package, without build logs (GET /v1/packages/{name} has the log)."""
         packages = sorted(self._controller.catalog.packages.values(), key=lambda p: p.name)
-        return web.json_response({"items": [p.to_json(with_log=False) for p in packages]})
+        listed = [self._labeled("package", p.to_json(with_log=False)) for p in packages]
+        return web.json_response({"items": self._selected(request, listed)})
 
     async def get_package(self, request: web.Request) -> web.Response:
-        return web.json_response(self._controller.get_package(request.match_info["name"]).to_json())
+        package = self._controller.get_package(request.match_info["name"])
+        return web.json_response(self._labeled("package", package.to_json()))
+
+    def _form_labels(self, fields: Mapping[str, str]) -> dict[str, str] | None:
+        """A package form's ``labels`` field: a JSON object."""
+        if "labels" not in fields:
+            return None
+        try:
+            raw = json.loads(fields["labels"])
+        except ValueError:
+            raise BadRequest("the form field 'labels' must be a JSON object of strings") from None
+        return self._take_labels({"labels": raw})
 
     async def create_package(self, request: web.Request) -> web.Response:
         async with package_form(request, self._upload_dir, self._max_package_bytes) as form:
+            labels = self._form_labels(form.fields)
             package = await self._controller.create_package(
                 form.fields.get("name"),
                 form.fields.get("environment"),
@@ -258,7 +320,8 @@ class AdminApi:
                 form.files.get("source"),
                 form.files.get("deploy"),
             )
-        return web.json_response(package.to_json(), status=201)
+        await self._set_labels("package", package.name, labels or {})
+        return web.json_response(self._labeled("package", package.to_json()), status=201)
 
     async def update_package(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -266,6 +329,7 @@ class AdminApi:
         async with package_form(request, self._upload_dir, self._max_package_bytes) as form:
             if form.fields.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new package instead")
+            labels = self._form_labels(form.fields)
             package = await self._controller.update_package(
                 name,
                 environment=form.fields.get("environment"),
@@ -273,14 +337,17 @@ class AdminApi:
                 source=form.files.get("source"),
                 deploy=form.files.get("deploy"),
             )
-        return web.json_response(package.to_json())
+        await self._set_labels("package", name, labels)
+        return web.json_response(self._labeled("package", package.to_json()))
 
     async def rebuild_package(self, request: web.Request) -> web.Response:
         package = await self._controller.rebuild_package(request.match_info["name"])
         return web.json_response(package.to_json(), status=202)
 
     async def delete_package(self, request: web.Request) -> web.Response:
-        await self._controller.delete_package(request.match_info["name"], force=_flag(request, "force"))
+        name = request.match_info["name"]
+        await self._controller.delete_package(name, force=_flag(request, "force"))
+        await self._set_labels("package", name, {})
         return web.Response(status=204)
 
     async def package_deploy(self, request: web.Request) -> web.StreamResponse:

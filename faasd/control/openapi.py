@@ -210,11 +210,12 @@ def _schemas() -> dict[str, Any]:
                 "buildcmd": BUILDCMD,
                 "source": ARCHIVE,
                 "deploy": ARCHIVE,
+                "labels": FORM_LABELS,
             },
             ["name", "environment"],
         ),
         "PackageUpdate": _obj(
-            {"environment": NAME, "buildcmd": BUILDCMD, "source": ARCHIVE, "deploy": ARCHIVE},
+            {"environment": NAME, "buildcmd": BUILDCMD, "source": ARCHIVE, "deploy": ARCHIVE, "labels": FORM_LABELS},
         ),
         "Route": _obj(
             {
@@ -261,6 +262,34 @@ def _schemas() -> dict[str, Any]:
             ["version", "environments", "functions"],
         ),
     }
+
+
+LABELS = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "maxLength": 63},
+    "maxProperties": 64,
+    "description": "labels, keys and values as Kubernetes allows them (faas spec apply marks its objects)",
+}
+LABELED = (
+    "Environment", "EnvironmentCreate", "EnvironmentUpdate", "Function", "FunctionCreate", "FunctionUpdate",
+    "Package", "Route", "RouteCreate", "RouteUpdate", "Timer", "TimerCreate", "TimerUpdate", "Watch",
+    "WatchCreate", "WatchUpdate", "MqTrigger", "MqTriggerCreate", "MqTriggerUpdate",
+)  # fmt: skip
+
+
+FORM_LABELS = {"type": "string", "description": "the package's labels as a JSON object", "example": '{"app": "shop"}'}
+LABEL_SELECTOR = {
+    "name": "label",
+    "in": "query",
+    "schema": {"type": "string", "example": "app=shop"},
+    "description": "only those with this label: key=value, or key (repeat it: all must hold)",
+}
+
+
+def _with_labels(schemas: dict[str, Any]) -> dict[str, Any]:
+    for name in LABELED:
+        schemas[name]["properties"]["labels"] = LABELS
+    return schemas
 
 
 def _event_schemas() -> dict[str, Any]:
@@ -462,7 +491,7 @@ def _collection(
         "get": {
             "summary": f"list {path_doc}",
             "operationId": f"list{plural or schema + 's'}",
-            "parameters": params or [],
+            "parameters": [*(params or []), LABEL_SELECTOR],
             "responses": {
                 "200": _json(_obj({"items": {"type": "array", "items": _ref(schema)}}, ["items"]), "the list"),
                 **ERRORS,
@@ -514,6 +543,7 @@ def _package_paths(name_param: dict[str, Any], force: dict[str, Any]) -> dict[st
             "get": {
                 "summary": "list packages (without build logs)",
                 "operationId": "listPackages",
+                "parameters": [LABEL_SELECTOR],
                 "responses": {
                     "200": _json(_obj({"items": {"type": "array", "items": _ref("Package")}}, ["items"]), "the list"),
                     **ERRORS,
@@ -749,7 +779,7 @@ def document() -> dict[str, Any]:
             ),
         },
         "components": {
-            "schemas": _schemas(),
+            "schemas": _with_labels(_schemas()),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -25,7 +25,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from faasd.core.errors import BadRequest, PayloadTooLarge
 
-TEXT_FIELDS = ("name", "environment", "buildcmd")
+TEXT_FIELDS = ("name", "environment", "buildcmd", "labels")
 FILE_FIELDS = ("source", "deploy")
 MAX_TEXT_BYTES = 8192
 CHUNK_BYTES = 1 << 20

@@ -36,6 +36,12 @@ def is_admin_path(path: str) -> bool:
 # An X-Request-Id kept as a call's id: visible ASCII, no space (it starts the function's log lines).
 REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,200}")
 
+# Labels, as Kubernetes spells them (a Fission spec's labels carry over): an optional DNS-subdomain
+# prefix and a name; values up to 63 characters. What `faas spec apply` marks its objects with.
+LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+MAX_LABELS = 64
+
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 MAX_POOLSIZE = 50
@@ -202,3 +208,34 @@ def known_fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise BadRequest(f"unknown field {unknown[0]!r}; accepted: {', '.join(sorted(allowed))}")
+
+
+def labels(value: object) -> dict[str, str]:
+    """A resource's ``labels``: an object of strings, keys and values as Kubernetes allows them."""
+    if not isinstance(value, dict):
+        raise BadRequest('labels must be an object of strings, e.g. {"app": "shop"}')
+    if len(value) > MAX_LABELS:
+        raise BadRequest(f"at most {MAX_LABELS} labels")
+    for key, item in value.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):
+            raise BadRequest(
+                f"label key {key!r} is invalid: an optional DNS prefix and '/', then up to 63 letters, "
+                "digits, '-', '_' or '.', starting and ending with a letter or digit"
+            )
+        if not isinstance(item, str) or not LABEL_VALUE_RE.fullmatch(item):
+            raise BadRequest(
+                f"label {key!r}: value {item!r} is invalid: up to 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit"
+            )
+    return dict(value)
+
+
+def label_selector(values: list[str]) -> list[tuple[str, str | None]]:
+    """``?label=key=value`` (or ``?label=key``: has the label), repeated: all must hold."""
+    selector: list[tuple[str, str | None]] = []
+    for raw in values:
+        key, sep, value = raw.partition("=")
+        if not LABEL_KEY_RE.fullmatch(key) or (sep and not LABEL_VALUE_RE.fullmatch(value)):
+            raise BadRequest(f"label selector {raw!r} is invalid: key=value or key")
+        selector.append((key, value if sep else None))
+    return selector

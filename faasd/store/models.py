@@ -198,3 +198,13 @@ class UsageRow(Base):
     billed_ms: Mapped[int] = mapped_column(BigInteger)
     gb_seconds: Mapped[float] = mapped_column(Float)
     instance_seconds: Mapped[float] = mapped_column(Float)
+
+
+class LabelRow(Base):
+    """A resource's labels (faasd/store/labels.py); ``kind`` as the API says it: function, route, ..."""
+
+    __tablename__ = "labels"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    labels_json: Mapped[str] = mapped_column(Text)
