@@ -21,7 +21,7 @@ from faasd.builds.store import PackageStore
 from faasd.control.catalog import Catalog
 from faasd.control.packages import BuildQueue, PackageControl, builder_of
 from faasd.core import validation as check
-from faasd.core.entities import DEFAULT_TIMEOUT, Environment, Function, HttpTrigger, Package
+from faasd.core.entities import DEFAULT_TIMEOUT, EXECUTORS, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from faasd.core.events import MAX_RETRIES, MAX_RETRY_MAX_AGE
 from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_deploy_specialization, encode_specialization
@@ -55,6 +55,7 @@ FUNCTION_FIELDS = {
     "network",
     "retries",
     "retry_max_age",
+    "executor",
 }
 # The fields that make up the specialization request a runtime is sent.
 SPECIALIZATION_FIELDS = {"code", "filename", "entrypoint", "env", "secrets"}
@@ -256,6 +257,8 @@ class Controller(PackageControl):
             fields["retries"] = check.integer(body["retries"], "retries", 0, MAX_RETRIES)
         if "retry_max_age" in body:
             fields["retry_max_age"] = check.integer(body["retry_max_age"], "retry_max_age", 1, MAX_RETRY_MAX_AGE)
+        if "executor" in body:
+            fields["executor"] = check.choice(body["executor"], "executor", EXECUTORS)
         low = fields.get("min_instances", current.min_instances if current else 0)
         high = fields.get("max_instances", current.max_instances if current else Function.max_instances)
         if low > high:

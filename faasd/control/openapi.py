@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from faasd import __version__
-from faasd.core.entities import MAX_PACKAGE_BYTES, NETWORKS, BuildStatus, Function, Package
+from faasd.core.entities import EXECUTORS, MAX_PACKAGE_BYTES, NETWORKS, BuildStatus, Function, Package
 from faasd.core.events import (
     MAX_MQ_CONCURRENCY,
     MAX_RETRIES,
@@ -90,6 +90,12 @@ def _schemas() -> dict[str, Any]:
             "description": "default: beyond the machine, never other containers, faasd or the host; none: no "
             "network; or the name of a Docker bridge network of the user's, whose services the function reaches "
             "(not other functions, not the host)",
+        },
+        "executor": {
+            "type": "string",
+            "enum": list(EXECUTORS),
+            "description": "poolmgr: instances specialized from the environment's pool; newdeploy: containers "
+            "started for the function (Fission's executor types)",
         },
         "retries": {
             "type": "integer",

@@ -67,6 +67,8 @@ DEFAULT_NETWORK = "default"
 # Docker's own networks, which no function may name: "none" is faasd's sealed
 # mode above, never Docker's network of that name.
 DOCKER_NETWORKS = ("host", "bridge", "none")
+# Where a function's instances come from (Function.executor), as Fission names its executors.
+EXECUTORS = ("poolmgr", "newdeploy")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ class Function:
     # attempt, and the age in seconds past which a call is a dead letter.
     retries: int = 4
     retry_max_age: int = 21600
+    # Where its instances come from (Fission's executor types): "poolmgr" specializes a container
+    # of the environment's pool; "newdeploy" starts a container for the function itself, with its
+    # own limits from the start, and keeps min_instances of them (Fission's minscale).
+    executor: str = "poolmgr"
 
     @property
     def version(self) -> tuple[float, int]:
@@ -134,6 +140,7 @@ class Function:
             "package": self.package,
             "retries": self.retries,
             "retry_max_age": self.retry_max_age,
+            "executor": self.executor,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }

@@ -20,7 +20,9 @@ SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
-RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/ui", "/function", "/async-function")
+RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/ui", "/function", "/fission-function", "/async-function")
+# Reserved but answered by the data plane (any function by name), not the admin app.
+DIRECT_ROOTS = ("/function", "/fission-function")
 
 
 def is_admin_path(path: str) -> bool:
@@ -30,7 +32,7 @@ def is_admin_path(path: str) -> bool:
     """
     slash = path.find("/", 1)
     root = path if slash < 0 else path[:slash]
-    return root != "/function" and root in RESERVED_PREFIXES
+    return root not in DIRECT_ROOTS and root in RESERVED_PREFIXES
 
 
 # An X-Request-Id kept as a call's id: visible ASCII, no space (it starts the function's log lines).

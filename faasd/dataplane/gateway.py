@@ -14,7 +14,9 @@ from faasd.core.errors import NotFound, UpstreamError
 from faasd.dataplane.routing import Match, RouteTable, split_path
 from faasd.pool.manager import Lease, PoolManager
 
-DIRECT_PREFIX = "function"
+# /function/<name>[/...] reaches any function, routed or not (as OpenFaaS and Fission); so does
+# /fission-function/<name>, the internal URL Fission's own tools and scripts use.
+DIRECT_PREFIXES = frozenset({"function", "fission-function"})
 
 
 class CatalogView(Protocol):
@@ -35,7 +37,7 @@ class Gateway:
     def resolve(self, method: str, path: str) -> Match:
         """/function/<name>[/...] reaches any function; anything else goes by the route table."""
         parts = split_path(path)
-        if parts and parts[0] == DIRECT_PREFIX:
+        if parts and parts[0] in DIRECT_PREFIXES:
             if len(parts) < 2:
                 raise NotFound("name a function: /function/<name>")
             return Match(parts[1], {})  # route "": the access log says /function/<name>

@@ -75,15 +75,18 @@ class EnvironmentPools:
 
     # -- containers -------------------------------------------------------------
 
-    async def take(self, env_name: str, function: str) -> tuple[Container, bool]:
+    async def take(self, env_name: str, function: str, *, pooled: bool = True) -> tuple[Container, bool]:
         """A generic container of ``env_name``: pooled if any (True), else started now (False).
 
+        With ``pooled=False`` (a newdeploy function) one is always started for the function.
         The caller schedules the refill (``refill``) once its own work is done,
         so that the container start does not compete with it for the CPU.
         """
         pool = self._pools.get(env_name)
         if pool is None:
             raise NotFound(f"environment '{env_name}' does not exist")
+        if not pooled:
+            return await self.start(pool.env, function), False
         if pool.ready:
             return pool.ready.popleft(), True
         self.schedule_fill(pool)

@@ -410,7 +410,7 @@ class PoolManager:
         started = self._clock()
         try:
             for attempt in (1, 2):
-                container, pooled = await self._envs.take(fn.environment, fn.name)
+                container, pooled = await self._envs.take(fn.environment, fn.name, pooled=fn.executor != "newdeploy")
                 try:
                     result = await self._backend.specialize(container, spec)
                 except UpstreamError:

@@ -60,6 +60,7 @@ class FunctionRow(Base):
     queue_timeout: Mapped[int] = mapped_column(Integer, server_default="10")
     cpu_millis: Mapped[int] = mapped_column(Integer, server_default="1000")
     network: Mapped[str] = mapped_column(String(63), server_default="default")
+    executor: Mapped[str] = mapped_column(String(16), server_default="poolmgr")
     # The package whose deployment archive the function runs; "" for a single source file.
     package: Mapped[str] = mapped_column(String(63), server_default="")
     # Asynchronous calls: retries after the first attempt, and the age past which a call is a dead letter.

@@ -104,6 +104,7 @@ def _function(row: FunctionRow) -> Function:
         package=row.package,
         retries=row.retries,
         retry_max_age=row.retry_max_age,
+        executor=row.executor,
     )
 
 
@@ -310,6 +311,7 @@ def _function_fields(fn: Function) -> dict[str, Any]:
         "package": fn.package,
         "retries": fn.retries,
         "retry_max_age": fn.retry_max_age,
+        "executor": fn.executor,
     }
 
 

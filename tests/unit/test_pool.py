@@ -634,3 +634,14 @@ async def test_calls_ending_after_a_delete_count_for_the_deleted_function(pool: 
     assert deleted.calls == 1 and deleted.memory_mb == 512
     pool.function_changed(fn())  # created again: counts start from zero
     assert f.name not in pool.calls.deleted and [n for n, _ in pool.calls.gone] == [f.name]
+
+
+async def test_a_newdeploy_function_gets_a_container_started_for_it_not_a_pooled_one(
+    pool: PoolManager, backend: FakeBackend
+) -> None:
+    ready_before = pool.ready_count("nodejs")
+    lease = await pool.lease(fn(executor="newdeploy"))
+    assert lease.cold
+    assert pool.ready_count("nodejs") == ready_before  # the pool was not touched
+    assert pool.calls.functions["hello"].cold_kinds == {"pool-warm": 0, "no-pool": 1}
+    lease.release()
