@@ -355,13 +355,15 @@ def _call(client: FaasClient, name: str, method: str, body: str | None, headers:
         text = reply.text
         typer.echo(text, nl=not text.endswith("\n"))
     request_id = next((v for k, v in reply.headers.items() if k.lower() == "x-request-id"), None)
-    if request_id:
+    if request_id and reply.status < 400:
         typer.echo(f"request id: {request_id}  (faas fn logs --name {name} --request {request_id})", err=True)
     if reply.status >= 400:
         answered = f"function '{name}' answered {status_line(reply.status, reply.reason)}"
         # faasd's own refusal (unknown function, timeout, ...) says why; a function's body is its own.
         detail = faasd_error(reply.body)
-        raise CliError(f"{answered}: {detail}" if detail else answered)
+        message = f"{answered}: {detail}" if detail else answered
+        # One line, as every CLI error: the request id (for faas fn logs --request) goes in it.
+        raise CliError(f"{message} (request id {request_id})" if request_id else message)
 
 
 def faasd_error(body: bytes) -> str | None:
