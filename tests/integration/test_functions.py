@@ -50,7 +50,9 @@ def main():
 
 def test_logs_are_kept_per_function_with_time_and_instance(faasd: FaasdProcess) -> None:
     faasd.create_function("printer", "nodejs", PRINTER_JS)
-    assert requests.get(faasd.url + "/function/printer?who=tests", timeout=30).text == "printed"
+    called = requests.get(faasd.url + "/function/printer?who=tests", timeout=30)
+    assert called.text == "printed"
+    request_id = called.headers["X-Request-Id"]
 
     def printed() -> list[str]:
         text = faasd.api("GET", "/v1/functions/printer/logs").text
@@ -62,7 +64,11 @@ def test_logs_are_kept_per_function_with_time_and_instance(faasd: FaasdProcess) 
     for stamp, instance, _stream, _text in records:
         assert stamp.endswith("Z") and "T" in stamp
         assert len(instance) == 12
-    assert sorted((r[2], r[3]) for r in records) == [("stderr", "a warning"), ("stdout", "hello from tests")]
+    # Every line a call writes starts with its request id (runtimes/README.md).
+    assert sorted((r[2], r[3]) for r in records) == [
+        ("stderr", f"[{request_id}] a warning"),
+        ("stdout", f"[{request_id}] hello from tests"),
+    ]
     tail = faasd.api("GET", "/v1/functions/printer/logs?tail=1").text.splitlines()
     assert len(tail) == 1
     assert faasd.api("GET", "/v1/functions/ghost/logs").status_code == 404
