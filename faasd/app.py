@@ -169,6 +169,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         max_code_bytes=settings.max_code_bytes,
         packages=packages,
         builds=builder,
+        keep_versions=settings.keep_versions,
     )
     if builder is not None:
         builder.bind(controller)

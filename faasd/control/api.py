@@ -20,6 +20,7 @@ from faasd.control import openapi
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
 from faasd.control.uploads import package_form
+from faasd.control.versions import version_number
 from faasd.core import validation
 from faasd.core.entities import MAX_PACKAGE_BYTES
 from faasd.core.errors import BadRequest, NotFound
@@ -141,6 +142,8 @@ class AdminApi:
             router.add_delete(res.path + "/{name}", self._deleter(res))
         router.add_get("/v1/functions/{name}/code", self.function_code)
         router.add_get("/v1/functions/{name}/logs", self.function_logs)
+        router.add_get("/v1/functions/{name}/versions", self.function_versions)
+        router.add_post("/v1/functions/{name}/rollback", self.rollback_function)
         router.add_get("/v1/packages", self.list_packages)
         router.add_post("/v1/packages", self.create_package)
         router.add_get("/v1/packages/{name}", self.get_package)
@@ -244,6 +247,20 @@ class AdminApi:
     async def function_code(self, request: web.Request) -> web.Response:
         code = self._controller.function_code(request.match_info["name"])
         return web.Response(body=code, content_type="text/plain", charset="utf-8")
+
+    async def function_versions(self, request: web.Request) -> web.Response:
+        """The function's kept versions, newest first (secrets by name only)."""
+        versions = await self._controller.function_versions(request.match_info["name"])
+        return web.json_response({"items": [v.to_json() for v in versions]})
+
+    async def rollback_function(self, request: web.Request) -> web.Response:
+        """A new version with an older one's content: ``{"to": N}``, or without a body the one before the newest."""
+        name = request.match_info["name"]
+        body = await read_json(request) if request.can_read_body else {}
+        validation.known_fields(body, {"to"})
+        to = version_number(body["to"]) if body.get("to") is not None else None
+        fn, version = await self._controller.rollback_function(name, to)
+        return web.json_response({**self._labeled("function", fn.to_json()), "version": version})
 
     async def function_logs(self, request: web.Request) -> web.StreamResponse:
         """The function's log; with follow=true the answer stays open and streams new records.

@@ -20,11 +20,13 @@ from typing import Any, Protocol
 from faasd.builds.store import PackageStore
 from faasd.control.catalog import Catalog
 from faasd.control.packages import BuildQueue, PackageControl, builder_of
+from faasd.control.versions import VersionControl
 from faasd.core import validation as check
 from faasd.core.entities import DEFAULT_TIMEOUT, EXECUTORS, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from faasd.core.events import MAX_RETRIES, MAX_RETRY_MAX_AGE
 from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_deploy_specialization, encode_specialization
+from faasd.core.versions import DEFAULT_KEEP_VERSIONS
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
 from faasd.store.registry import Store, utcnow
@@ -88,7 +90,7 @@ def _get(mapping: Any, kind: str, name: str) -> Any:
         raise NotFound(f"{kind} '{name}' not found") from None
 
 
-class Controller(PackageControl):
+class Controller(PackageControl, VersionControl):
     def __init__(
         self,
         store: Store,
@@ -100,8 +102,10 @@ class Controller(PackageControl):
         max_specialize_bytes: int = MAX_SPECIALIZE_BYTES,
         packages: PackageStore | None = None,
         builds: BuildQueue | None = None,
+        keep_versions: int = DEFAULT_KEEP_VERSIONS,
     ) -> None:
-        """``builds`` None: packages cannot be built here (one with a source fails at once, "no builder")."""
+        """``builds`` None: packages cannot be built here (one with a source fails at once, "no builder");
+        ``keep_versions``: how many versions of each function are kept (faasd/control/versions.py)."""
         self._store = store
         self._codes = codes
         self._pool = pool
@@ -110,6 +114,8 @@ class Controller(PackageControl):
         self._default_poolsize = default_poolsize
         self._max_code_bytes = max_code_bytes
         self._max_specialize_bytes = max_specialize_bytes
+        self._keep_versions = keep_versions
+        self._versions: dict[str, dict[int, str]] = {}
         self._lock = asyncio.Lock()
         self.catalog = Catalog()
         # Who else holds references to functions (timers, watches: faasd/events/triggers.py).
@@ -136,7 +142,9 @@ class Controller(PackageControl):
                     await self.create_environment({"name": name, "image": image, "builder": builders.get(name, "")})
                     log.info("registered stock environment %s (%s)", name, image)
             await asyncio.to_thread(marker.write_text, "stock environments registered\n")
-        await asyncio.to_thread(self._codes.collect, {f.code_sha256 for f in self.catalog.functions.values()})
+        await self._start_versions()
+        kept = {f.code_sha256 for f in self.catalog.functions.values()} | self._version_codes()
+        await asyncio.to_thread(self._codes.collect, kept)
         await self._start_packages()
         for env in self.catalog.environments.values():
             self._pool.set_environment(env)
@@ -338,8 +346,10 @@ class Controller(PackageControl):
             await self._check_specialization(fn, data)
             if data is not None:
                 fn = dataclasses.replace(fn, code_sha256=await asyncio.to_thread(self._codes.put, data))
-            await self._store.add_function(fn)
+            version, drop = self._next_version(None, fn)
+            await self._store.add_function(fn, version)
             self.catalog = self.catalog.replace(functions=[*self.catalog.functions.values(), fn])
+            self._recorded(name, version, drop)
         self._pool.function_changed(fn)
         return fn
 
@@ -386,9 +396,11 @@ class Controller(PackageControl):
             if data is not None:
                 sha256 = await asyncio.to_thread(self._codes.put, data)
                 changed = dataclasses.replace(changed, code_sha256=sha256, code_size=len(data))
-            await self._store.update_function(changed)
+            version, drop = self._next_version(fn, changed)  # none when nothing changed
+            await self._store.update_function(changed, version, drop)
             fns = {**self.catalog.functions, name: changed}
             self.catalog = self.catalog.replace(functions=fns.values())
+            self._recorded(name, version, drop)
             self._forget_code(fn.code_sha256)
         # Calls from now on get the new revision; old instances finish and go.
         self._pool.function_changed(changed)
@@ -412,6 +424,7 @@ class Controller(PackageControl):
                 triggers=[t for t in self.catalog.triggers.values() if t.function != name],
             )
             self._forget_code(fn.code_sha256)
+            self._versions_gone({name})
         self._functions_gone(name)
 
     def _functions_gone(self, name: str) -> None:
@@ -429,10 +442,6 @@ class Controller(PackageControl):
                 f"its files are the package's deployment archive (GET /v1/packages/{fn.package}/deploy)"
             )
         return self._codes.get(fn.code_sha256)
-
-    def _forget_code(self, sha256: str) -> None:
-        if sha256 and not any(f.code_sha256 == sha256 for f in self.catalog.functions.values()):
-            self._codes.discard(sha256)
 
     # -- HTTP triggers ------------------------------------------------------
 

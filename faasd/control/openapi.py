@@ -167,6 +167,7 @@ def _schemas() -> dict[str, Any]:
                 "package": {"type": "string", "description": "the package the function runs; empty: one source file"},
                 "retries": {"type": "integer"},
                 "retry_max_age": {"type": "integer"},
+                "executor": {"type": "string", "enum": list(EXECUTORS)},
                 "created_at": TIME,
                 "updated_at": TIME,
             },
@@ -191,6 +192,24 @@ def _schemas() -> dict[str, Any]:
                 "secrets": VARIABLES,
                 **function_settings,
             }
+        ),
+        "FunctionVersion": _obj(
+            {
+                "function": NAME,
+                "version": {"type": "integer", "minimum": 1},
+                "created_at": TIME,
+                "code_sha256": {"type": "string", "description": "empty for a package's function"},
+                "code_size": {"type": "integer"},
+                "settings": {
+                    "type": "object",
+                    "description": "the function's settings in this version, as a function's answer gives them "
+                    "(secrets by name only)",
+                },
+            },
+            ["function", "version", "created_at", "code_sha256", "code_size", "settings"],
+        ),
+        "Rollback": _obj(
+            {"to": {"type": "integer", "minimum": 1, "nullable": True, "description": "the version to go back to"}}
         ),
         "Package": _obj(
             {
@@ -295,6 +314,14 @@ LABEL_SELECTOR = {
 def _with_labels(schemas: dict[str, Any]) -> dict[str, Any]:
     for name in LABELED:
         schemas[name]["properties"]["labels"] = LABELS
+    # A rollback's answer: the function, labels included, and the version it is now.
+    function = schemas["Function"]
+    version = {"type": "integer", "minimum": 1, "description": "the function's version now"}
+    schemas["RolledBackFunction"] = {
+        **function,
+        "properties": {**function["properties"], "version": version},
+        "required": [*function["required"], "version"],
+    }
     return schemas
 
 
@@ -533,6 +560,44 @@ def _item(kind: str, schema: str, delete_params: list[dict[str, Any]] | None = N
             "operationId": f"delete{schema}",
             "parameters": delete_params or [],
             "responses": {"204": {"description": "deleted"}, "404": ERROR, "409": ERROR, **ERRORS},
+        },
+    }
+
+
+def _version_paths(name_param: dict[str, Any]) -> dict[str, Any]:
+    """A function's versions and rollback (faasd/control/versions.py)."""
+    return {
+        "/v1/functions/{name}/versions": {
+            "parameters": [name_param],
+            "get": {
+                "summary": "the function's kept versions, newest first (secrets by name only)",
+                "operationId": "listFunctionVersions",
+                "responses": {
+                    "200": _json(
+                        _obj({"items": {"type": "array", "items": _ref("FunctionVersion")}}, ["items"]), "versions"
+                    ),
+                    "404": ERROR,
+                    **ERRORS,
+                },
+            },
+        },
+        "/v1/functions/{name}/rollback": {
+            "parameters": [name_param],
+            "post": {
+                "summary": "make an older version's code and settings the function's, as a new version",
+                "operationId": "rollbackFunction",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("Rollback")}},
+                    "description": "without a body (or without to): the version before the newest",
+                },
+                "responses": {
+                    "200": _json(_ref("RolledBackFunction"), "the function as it is now, and its version"),
+                    "404": ERROR,
+                    "409": ERROR,
+                    **ERRORS,
+                },
+            },
         },
     }
 
@@ -822,6 +887,7 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            **_version_paths(name_param),
             **_package_paths(name_param, force),
             "/v1/triggers/http": _collection("route", "Route", "HTTP routes"),
             "/v1/triggers/http/{name}": _item("route", "Route"),

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faasd.builds import archive
 from faasd.builds.archive import ArchiveInfo
@@ -86,6 +86,10 @@ class PackageControl:
     _builds: BuildQueue | None
 
     def _functions_gone(self, name: str) -> None: ...  # the controller's
+
+    if TYPE_CHECKING:  # not a stub at run time: it would hide VersionControl's in the Controller
+
+        def _versions_gone(self, names: set[str]) -> None: ...  # faasd/control/versions.py
 
     # -- helpers -------------------------------------------------------------------
 
@@ -382,6 +386,7 @@ class PackageControl:
                 functions=[f for f in self.catalog.functions.values() if f.name not in gone],
                 triggers=[t for t in self.catalog.triggers.values() if t.function not in gone],
             )
+            self._versions_gone(gone)
             if self._builds is not None:
                 self._builds.cancel(name)
             await self._collect_packages()

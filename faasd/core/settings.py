@@ -87,6 +87,12 @@ OPTIONS: tuple[Option, ...] = (
         boolean,
     ),
     Option("usage_interval", "10", "seconds between writes of usage figures to the registry", float),
+    Option(
+        "keep_versions",
+        "10",
+        "versions kept of each function (every change of its code or settings makes one; rollback goes back to one)",
+        int,
+    ),
 )
 
 
@@ -121,6 +127,7 @@ class Settings:
     access_log: str = "off"
     call_metrics: bool = True
     usage_interval: float = 10.0
+    keep_versions: int = 10
 
     @property
     def database_path(self) -> Path:
@@ -211,6 +218,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--access-log must be off, text or json")
     if settings.usage_interval <= 0:
         parser.error("--usage-interval must be positive")
+    if settings.keep_versions < 1:
+        parser.error("--keep-versions must be at least 1")
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return settings

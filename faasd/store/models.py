@@ -68,6 +68,20 @@ class FunctionRow(Base):
     retry_max_age: Mapped[int] = mapped_column(Integer, server_default="21600")
 
 
+class FunctionVersionRow(Base):
+    """One version of a function (faasd/core/versions.py): its code and settings, secrets included."""
+
+    __tablename__ = "function_versions"
+
+    function: Mapped[str] = mapped_column(
+        String(63), ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    code_sha256: Mapped[str] = mapped_column(String(64), server_default="")  # also in settings: kept blobs
+    settings_json: Mapped[str] = mapped_column(Text)
+
+
 class HttpTriggerRow(Base):
     __tablename__ = "http_triggers"
     __table_args__ = (UniqueConstraint("method", "url_key", name="uq_http_triggers_method_url"),)

@@ -1,4 +1,4 @@
-"""The registry in SQLite: environments, functions, HTTP triggers and packages.
+"""The registry in SQLite: environments, functions (with their versions), HTTP triggers and packages.
 
 Opened with alembic's migrations applied, WAL journal and foreign keys on.
 Queries return the plain values of faasd/core/entities.py. Only the controller
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -21,15 +22,17 @@ from alembic.config import Config
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import Conflict
+from faasd.core.versions import FunctionVersion
 from faasd.store.models import (
     Base,
     EnvironmentRow,
     FunctionRow,
+    FunctionVersionRow,
     HttpTriggerRow,
     MqTriggerRow,
     PackageRow,
@@ -105,6 +108,20 @@ def _function(row: FunctionRow) -> Function:
         retries=row.retries,
         retry_max_age=row.retry_max_age,
         executor=row.executor,
+    )
+
+
+def _version(row: FunctionVersionRow) -> FunctionVersion:
+    return FunctionVersion(row.function, row.number, _aware(row.created_at), json.loads(row.settings_json))
+
+
+def _version_row(version: FunctionVersion) -> FunctionVersionRow:
+    return FunctionVersionRow(
+        function=version.function,
+        number=version.number,
+        created_at=version.created_at,
+        code_sha256=version.code_sha256,
+        settings_json=json.dumps(dict(version.settings), sort_keys=True),
     )
 
 
@@ -222,15 +239,59 @@ class Store:
         await self._delete(EnvironmentRow, name)
 
     # functions
-    async def add_function(self, fn: Function) -> None:
-        await self._insert(FunctionRow(**_function_fields(fn), name=fn.name, created_at=fn.created_at))
+    async def add_function(self, fn: Function, version: FunctionVersion | None = None) -> None:
+        """The function and its first version, in one transaction."""
+        try:
+            async with self._sessions.begin() as session:
+                session.add(FunctionRow(**_function_fields(fn), name=fn.name, created_at=fn.created_at))
+                if version is not None:
+                    await session.flush()  # the function's row first: its versions refer to it
+                    session.add(_version_row(version))
+        except IntegrityError as exc:
+            raise Conflict(f"function '{fn.name}' conflicts with an existing one") from exc
 
-    async def update_function(self, fn: Function) -> None:
-        await self._update(FunctionRow, fn.name, _function_fields(fn))
+    async def update_function(
+        self, fn: Function, version: FunctionVersion | None = None, drop: Iterable[int] = ()
+    ) -> None:
+        """The function, its new version (if any) and the versions past the kept ones, in one transaction."""
+        async with self._sessions.begin() as session:
+            await session.execute(update(FunctionRow).where(FunctionRow.name == fn.name).values(**_function_fields(fn)))
+            if version is not None:
+                session.add(_version_row(version))
+            await _drop_versions(session, fn.name, drop)
+
+    async def sync_versions(self, add: Iterable[FunctionVersion], drop: Mapping[str, Iterable[int]]) -> None:
+        """At start: first versions of functions that have none, and versions past a lowered --keep-versions."""
+        async with self._sessions.begin() as session:
+            session.add_all([_version_row(v) for v in add])
+            for function, numbers in drop.items():
+                await _drop_versions(session, function, numbers)
+
+    async def versions(self, function: str) -> list[FunctionVersion]:
+        """The function's kept versions, newest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(FunctionVersionRow)
+                .where(FunctionVersionRow.function == function)
+                .order_by(FunctionVersionRow.number.desc())
+            )
+            return [_version(r) for r in rows]
+
+    async def version_index(self) -> dict[str, dict[int, str]]:
+        """Every function's kept version numbers, each with its code blob's sha256."""
+        index: dict[str, dict[int, str]] = {}
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(FunctionVersionRow.function, FunctionVersionRow.number, FunctionVersionRow.code_sha256)
+            )
+            for function, number, sha256 in rows:
+                index.setdefault(function, {})[number] = sha256
+        return index
 
     async def delete_function(self, name: str) -> None:
-        """The function and the routes to it, in one transaction."""
+        """The function, its versions and the routes to it, in one transaction."""
         async with self._sessions.begin() as session:
+            await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function == name))
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
             await session.execute(delete(TimerRow).where(TimerRow.function == name))
             await session.execute(delete(WatchRow).where(WatchRow.function == name))
@@ -280,12 +341,23 @@ class Store:
         """The package, the ``functions`` that run it and the routes to them, in one transaction."""
         async with self._sessions.begin() as session:
             if functions:
+                await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function.in_(functions)))
                 await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function.in_(functions)))
                 await session.execute(delete(TimerRow).where(TimerRow.function.in_(functions)))
                 await session.execute(delete(WatchRow).where(WatchRow.function.in_(functions)))
                 await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function.in_(functions)))
                 await session.execute(delete(FunctionRow).where(FunctionRow.name.in_(functions)))
             await session.execute(delete(PackageRow).where(PackageRow.name == name))
+
+
+async def _drop_versions(session: AsyncSession, function: str, numbers: Iterable[int]) -> None:
+    numbers = list(numbers)
+    if numbers:
+        await session.execute(
+            delete(FunctionVersionRow).where(
+                FunctionVersionRow.function == function, FunctionVersionRow.number.in_(numbers)
+            )
+        )
 
 
 def _function_fields(fn: Function) -> dict[str, Any]:

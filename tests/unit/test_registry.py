@@ -33,11 +33,13 @@ class Registry:
         self.stores: list[Store] = []
         self.pools: list[PoolManager] = []
 
-    async def open(self, max_code_bytes: int = 1000) -> Controller:
+    async def open(self, max_code_bytes: int = 1000, keep_versions: int = 10) -> Controller:
         store = await Store.open(self.root / "faasd.db")
         codes = CodeStore(self.root / "code")
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
-        controller = Controller(store, codes, pool, default_poolsize=0, max_code_bytes=max_code_bytes)
+        controller = Controller(
+            store, codes, pool, default_poolsize=0, max_code_bytes=max_code_bytes, keep_versions=keep_versions
+        )
         await controller.start(STOCK, self.root / "initialized")
         self.stores.append(store)
         self.pools.append(pool)
@@ -80,13 +82,13 @@ async def test_everything_survives_a_restart(registry: Registry) -> None:
 
 
 async def test_code_is_content_addressed_on_disk(registry: Registry) -> None:
-    c = await registry.open()
+    c = await registry.open(keep_versions=1)
     fn = await c.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
     blob = registry.root / "code" / fn.code_sha256
     assert blob.read_text() == HELLO
     updated = await c.update_function("hello", {"code": HELLO + "\n// v2"})
     assert updated.revision == 2
-    assert not blob.exists()  # no function uses the old blob any more
+    assert not blob.exists()  # no function and no kept version uses the old blob any more
     assert [p.name for p in (registry.root / "code").iterdir()] == [updated.code_sha256]
 
 
