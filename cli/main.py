@@ -17,6 +17,7 @@ from faas_cli.commands import (
     mqtrigger,
     package,
     route,
+    spec,
     status,
     timer,
     usage,
@@ -74,6 +75,12 @@ app.add_typer(
 )
 app.add_typer(invocation.app, name="inv", hidden=True)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(
+    spec.app,
+    name="spec",
+    help="Fission spec files: a specs/ directory of YAML documents applied as a whole (init, validate, apply, "
+    "destroy, list, export).",
+)
 app.command()(deploy.deploy)
 app.command()(status.status)
 app.command()(usage.usage)
