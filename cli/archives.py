@@ -9,11 +9,12 @@ faasd's limit first, so a too-large package is refused before its upload.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from faas_cli.errors import CliError
@@ -100,6 +101,62 @@ def prepared(path: Path, what: str = "source") -> Iterator[Path]:
                     archive.write(file, relative)
         except OSError as error:
             raise CliError(f"cannot zip '{path}' ({(error.strerror or str(error)).lower()})") from None
+        yield zipped
+    finally:
+        zipped.unlink(missing_ok=True)
+
+
+def expanded(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with Fission's glob patterns (``--deploy "bin/*"``) expanded; a pattern matching nothing is kept."""
+    found: list[Path] = []
+    for path in paths:
+        text = str(path)
+        matches = sorted(glob.glob(text)) if any(char in text for char in "*?[") else []
+        if matches:
+            found.extend(Path(match) for match in matches)
+        else:
+            found.append(path)
+    return found
+
+
+@contextlib.contextmanager
+def prepared_many(paths: Sequence[Path], what: str = "source") -> Iterator[Path]:
+    """Fission's ``--src``/``--deploy`` (repeatable, globs) as one archive to upload.
+
+    One directory or archive is :func:`prepared` as it is; anything else (one
+    plain file, or several paths) is zipped together, each file and directory
+    at the top of the archive under its own name, as Fission's CLI does.
+    """
+    given = expanded(paths)
+    if len(given) == 1 and (given[0].is_dir() or is_archive(given[0])):
+        with prepared(given[0], what) as archive:
+            yield archive
+        return
+    members: list[tuple[Path, str]] = []
+    for path in given:
+        if not path.exists():
+            raise CliError(f"{what} '{path}' not found")
+        if path.is_dir():
+            members.extend((file, f"{path.resolve().name}/{relative}") for file, relative in _files(path))
+        else:
+            members.append((path, path.name))
+    names = [name for _, name in members]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate is not None:
+        raise CliError(f"two files would be '{duplicate}' in the {what} archive; give their directory instead")
+    total = sum(_size(file) for file, _ in members)
+    if total > MAX_PACKAGE_BYTES:
+        raise CliError(f"the {what} files hold {total:,} bytes; the limit is {MAX_PACKAGE_BYTES:,}")
+    fd, name = tempfile.mkstemp(prefix="faas-", suffix=".zip")
+    os.close(fd)
+    zipped = Path(name)
+    try:
+        try:
+            with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+                for file, relative in members:
+                    archive.write(file, relative)
+        except OSError as error:
+            raise CliError(f"cannot zip the {what} files ({(error.strerror or str(error)).lower()})") from None
         yield zipped
     finally:
         zipped.unlink(missing_ok=True)

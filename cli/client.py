@@ -172,9 +172,14 @@ class FaasClient:
     # -- environments ------------------------------------------------------
 
     def create_environment(
-        self, name: str, image: str | None = None, poolsize: int | None = None, builder: str | None = None
+        self,
+        name: str,
+        image: str | None = None,
+        poolsize: int | None = None,
+        builder: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Json:
-        payload = _given(name=name, image=image, poolsize=poolsize, builder=builder)
+        payload = _given(name=name, image=image, poolsize=poolsize, builder=builder, labels=labels)
         return self._json("POST", "/v1/environments", payload)
 
     def list_environments(self) -> list[Json]:
@@ -184,9 +189,14 @@ class FaasClient:
         return self._json("GET", f"/v1/environments/{_segment(name)}")
 
     def update_environment(
-        self, name: str, image: str | None = None, poolsize: int | None = None, builder: str | None = None
+        self,
+        name: str,
+        image: str | None = None,
+        poolsize: int | None = None,
+        builder: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Json:
-        payload = _given(image=image, poolsize=poolsize, builder=builder)
+        payload = _given(image=image, poolsize=poolsize, builder=builder, labels=labels)
         return self._json("PATCH", f"/v1/environments/{_segment(name)}", payload)
 
     def delete_environment(self, name: str) -> None:
@@ -246,10 +256,20 @@ class FaasClient:
         )
         return self._json("PATCH", f"/v1/functions/{_segment(name)}", payload)
 
-    def delete_function(self, name: str, force: bool = False) -> None:
-        """Delete function ``name``; with ``force`` its routes too (else routes to it are a 409)."""
+    def delete_function(self, name: str, force: bool = False) -> Json:
+        """Delete function ``name``; with ``force`` its routes too (else routes to it are a 409).
+
+        The daemon's answer, when it has one (what went with the function), else ``{}``.
+        """
         query = "?force=true" if force else ""
-        self._call("DELETE", f"/v1/functions/{_segment(name)}{query}")
+        return _object(self._call("DELETE", f"/v1/functions/{_segment(name)}{query}").body) or {}
+
+    def function_instances(self, name: str) -> list[Json]:
+        """Function ``name``'s instances in service (id, state, calls in flight, ...)."""
+        instances = self._json("GET", f"/v1/functions/{_segment(name)}/instances").get("instances")
+        if not isinstance(instances, list):
+            raise CliError(f"unexpected answer from {self.server}/v1/functions/{name}/instances: no 'instances' list")
+        return [i for i in instances if isinstance(i, dict)]
 
     def function_logs(
         self, name: str, tail: int | None = None, follow: bool = False, request: str | None = None
@@ -282,9 +302,10 @@ class FaasClient:
         source: Path | None = None,
         deploy: Path | None = None,
         buildcmd: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Json:
         """Upload a package's archives (streamed from disk as multipart/form-data)."""
-        fields = _given(name=name, environment=environment, buildcmd=buildcmd)
+        fields = _given(name=name, environment=environment, buildcmd=buildcmd, labels=_labels_field(labels))
         return self._upload("POST", "/v1/packages", fields, _given(source=source, deploy=deploy))
 
     def update_package(
@@ -294,8 +315,9 @@ class FaasClient:
         source: Path | None = None,
         deploy: Path | None = None,
         buildcmd: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Json:
-        fields = _given(environment=environment, buildcmd=buildcmd)
+        fields = _given(environment=environment, buildcmd=buildcmd, labels=_labels_field(labels))
         return self._upload("PATCH", f"/v1/packages/{_segment(name)}", fields, _given(source=source, deploy=deploy))
 
     def list_packages(self) -> list[Json]:
@@ -312,10 +334,13 @@ class FaasClient:
         query = "?force=true" if force else ""
         self._call("DELETE", f"/v1/packages/{_segment(name)}{query}")
 
-    def download_deploy(self, name: str, out: IO[bytes]) -> int:
-        """Write package ``name``'s deployment archive (a tar) to ``out``; return its size."""
+    def download_deploy(self, name: str, out: IO[bytes], archive: str = "deploy") -> int:
+        """Write package ``name``'s deployment archive (a tar) to ``out``; return its size.
+
+        ``archive`` ``source``: its source archive instead (where the daemon serves it).
+        """
         size = 0
-        with self._open_api("GET", f"/v1/packages/{_segment(name)}/deploy", timeout=self._timeout) as response:
+        with self._open_api("GET", f"/v1/packages/{_segment(name)}/{archive}", timeout=self._timeout) as response:
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)
@@ -324,8 +349,9 @@ class FaasClient:
                 raise DaemonUnreachable(self.server, _socket_reason(error)) from None
         return size
 
-    def download_deploy_to(self, name: str, path: Path) -> int:
-        """The deployment archive into the file ``path``, replaced only once the whole of it arrived."""
+    def download_deploy_to(self, name: str, path: Path, archive: str = "deploy") -> int:
+        """The deployment (or ``source``) archive into the file ``path``, replaced only once the whole of it
+        arrived."""
         folder = path.parent if str(path.parent) else Path(".")
         try:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
@@ -333,7 +359,7 @@ class FaasClient:
             raise CliError(f"cannot write to '{folder}' ({(error.strerror or str(error)).lower()})") from None
         try:
             with os.fdopen(fd, "wb") as out:
-                size = self.download_deploy(name, out)
+                size = self.download_deploy(name, out, archive)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -343,10 +369,16 @@ class FaasClient:
     # -- HTTP triggers -----------------------------------------------------
 
     def create_trigger(
-        self, method: str, url: str, function: str, name: str | None = None, asynchronous: bool | None = None
+        self,
+        method: str,
+        url: str,
+        function: str,
+        name: str | None = None,
+        asynchronous: bool | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Json:
         """``asynchronous``: calls on the route are queued (202 and a call id), the API's ``async``."""
-        payload = _given(name=name, method=method, url=url, function=function, **{"async": asynchronous})
+        payload = _given(name=name, method=method, url=url, function=function, labels=labels, **{"async": asynchronous})
         return self._json("POST", "/v1/triggers/http", payload)
 
     def list_triggers(self, function: str | None = None) -> list[Json]:
@@ -363,8 +395,9 @@ class FaasClient:
         url: str | None = None,
         function: str | None = None,
         asynchronous: bool | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Json:
-        payload = _given(method=method, url=url, function=function, **{"async": asynchronous})
+        payload = _given(method=method, url=url, function=function, labels=labels, **{"async": asynchronous})
         return self._json("PATCH", f"/v1/triggers/http/{_segment(name)}", payload)
 
     def delete_trigger(self, name: str) -> None:
@@ -389,9 +422,14 @@ class FaasClient:
         path: str = "",
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Reply:
-        """Call function ``name`` through ``/function/<name>``; any status is returned."""
-        return self._send(method, self.function_url(name, path), body, dict(headers or {}), INVOKE_TIMEOUT)
+        """Call function ``name`` through ``/function/<name>``; any status is returned.
+
+        ``timeout``: seconds to wait for the answer (default :data:`INVOKE_TIMEOUT`).
+        """
+        wait = INVOKE_TIMEOUT if timeout is None else timeout
+        return self._send(method, self.function_url(name, path), body, dict(headers or {}), wait)
 
     def invoke_async(
         self,
@@ -683,6 +721,11 @@ def multipart_body(fields: Mapping[str, str], files: Mapping[str, Path]) -> tupl
 def _segment(name: str) -> str:
     """``name`` quoted as one path segment."""
     return urllib.parse.quote(name, safe="")
+
+
+def _labels_field(labels: Mapping[str, str] | None) -> str | None:
+    """A package form's labels: a JSON object in a text field."""
+    return None if labels is None else json.dumps(dict(labels))
 
 
 def _given(**fields: Any) -> Json:

@@ -1,12 +1,18 @@
-"""The `faas` command: global options, and the command groups of faas_cli/commands."""
+"""The `faas` command: global options, and the command groups of faas_cli/commands.
+
+`fission` is the same program (:func:`fission`): Fission v1.22's command lines
+run unchanged, see faas_cli/fission.py and docs/fission.md.
+"""
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from faas_cli import fission as fission_cli
 from faas_cli.client import DEFAULT_SERVER
 from faas_cli.commands import (
     deploy,
@@ -23,7 +29,9 @@ from faas_cli.commands import (
     usage,
     watch,
 )
-from faas_cli.options import Connection
+from faas_cli.errors import CliError, reports_errors
+from faas_cli.options import Connection, client_of
+from faas_cli.output import forget_notes, note_once
 
 app = typer.Typer(
     name="faas",
@@ -47,6 +55,7 @@ app.add_typer(
     help="HTTP triggers: a method and URL pattern that call a function (alias: httptrigger).",
 )
 app.add_typer(route.app, name="httptrigger", hidden=True)
+app.add_typer(route.app, name="ht", hidden=True)
 app.add_typer(
     timer.app,
     name="timer",
@@ -86,11 +95,31 @@ app.command()(status.status)
 app.command()(usage.usage)
 
 
-def version_text() -> str:
+def client_version() -> str | None:
     try:
-        return f"faas {metadata.version('faasd')}"
+        return metadata.version("faasd")
     except metadata.PackageNotFoundError:
-        return "faas (version unknown)"
+        return None
+
+
+def version_text() -> str:
+    version = client_version()
+    return f"faas {version}" if version else "faas (version unknown)"
+
+
+@app.command("version")
+@reports_errors
+def version_(ctx: typer.Context) -> None:
+    """Print this CLI's version and the daemon's (Fission's `fission version`)."""
+    typer.echo("client:")
+    typer.echo(f"  faas: {client_version() or 'unknown'}")
+    typer.echo("server:")
+    try:
+        health = client_of(ctx).health()
+    except CliError as error:
+        typer.echo(f"  faasd: unknown ({error.message})")
+        return
+    typer.echo(f"  faasd: {health.get('version', 'unknown')}")
 
 
 def _print_version(value: bool) -> None:
@@ -99,11 +128,35 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+FISSION_URLS = ("FISSION_URL", "FISSION_ROUTER")
+"""Fission's variables for its controller and its router: both are faasd's one URL."""
+
+
+def server_from_fission() -> str | None:
+    """FISSION_URL, else FISSION_ROUTER; Fission writes the router as host:port, so http:// is assumed."""
+    for variable in FISSION_URLS:
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value if "://" in value else f"http://{value}"
+    return None
+
+
+def _explain_root(**given: Any) -> None:
+    for option, value in given.items():
+        if value is not None:
+            note_once(option, f"{option} ignored: {fission_cli.why(option)}")
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     server: Annotated[
-        str, typer.Option("--server", envvar="FAAS_URL", help="Base URL of the faasd daemon.")
+        str,
+        typer.Option(
+            "--server",
+            envvar="FAAS_URL",
+            help="Base URL of the faasd daemon (else FISSION_URL or FISSION_ROUTER, as Fission's CLI reads them).",
+        ),
     ] = DEFAULT_SERVER,
     token: Annotated[
         str | None,
@@ -113,10 +166,28 @@ def main(
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
     ] = False,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", hidden=True)] = None,
+    kube_context: Annotated[str | None, typer.Option("--kube-context", hidden=True)] = None,
+    verbosity: Annotated[str | None, typer.Option("--verbosity", "-v", hidden=True)] = None,
 ) -> None:
     """Manage and call functions on a faasd daemon.
 
     The API token is FAAS_TOKEN; unset, a daemon on this machine is sent the
-    token in $FAASD_STATE_DIR/token or ./.faasd/token.
+    token in $FAASD_STATE_DIR/token or ./.faasd/token. Run as 'fission', it
+    takes Fission's command lines (docs/fission.md).
     """
-    ctx.obj = Connection(server=server, token=token)
+    forget_notes()
+    _explain_root(**{"--namespace": namespace, "--kube-context": kube_context, "--verbosity": verbosity})
+    source = ctx.get_parameter_source("server")
+    if source is None or source.name == "DEFAULT":
+        server = server_from_fission() or server
+    ctx.obj = Connection(server=server, token=token, fission=ctx.info_name == fission_cli.PROGRAM)
+
+
+def fission() -> None:
+    """The `fission` console script: this program, under Fission's name."""
+    app(prog_name=fission_cli.PROGRAM)
+
+
+# Last, once every command is registered: the Fission flags each accepts and ignores.
+fission_cli.adapt(app)

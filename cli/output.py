@@ -15,6 +15,22 @@ import typer
 COLUMN_GAP = "  "
 EMPTY = "-"
 
+_noted: set[str] = set()
+"""The notes printed in this run (each is printed once)."""
+
+
+def note_once(key: str, text: str) -> None:
+    """Print ``note: <text>`` on stderr, once per run for each ``key``."""
+    if key in _noted:
+        return
+    _noted.add(key)
+    typer.echo(f"note: {text}", err=True)
+
+
+def forget_notes() -> None:
+    """A new run: every note may be printed again (the root command calls it)."""
+    _noted.clear()
+
 
 class OutputFormat(enum.StrEnum):
     """How listings and gets are printed."""

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from faas_cli.errors import CliError, reports_errors
-from faas_cli.options import Output, client_of
+from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs
 from faas_cli.output import Column, OutputFormat, print_item, print_items, working
 
 app = typer.Typer(
@@ -21,6 +21,13 @@ COLUMNS = (
     Column("POOLSIZE", "poolsize"),
     Column("BUILDER", "builder"),
     Column("UPDATED", "updated_at"),
+)
+# As `fission env list` prints them (as far as faasd has them).
+FISSION_COLUMNS = (
+    Column("NAME", "name"),
+    Column("IMAGE", "image"),
+    Column("BUILDER_IMAGE", "builder"),
+    Column("POOLSIZE", "poolsize"),
 )
 
 Name = Annotated[str, typer.Option("--name", help="Environment name.")]
@@ -41,11 +48,18 @@ Builder = Annotated[
 @app.command()
 @reports_errors
 def create(
-    ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None, builder: Builder = None
+    ctx: typer.Context,
+    name: Name,
+    image: Image = None,
+    poolsize: Poolsize = None,
+    builder: Builder = None,
+    labels: Labels = None,
 ) -> None:
     """Create an environment."""
     with working(f"creating environment '{name}'"):
-        env = client_of(ctx).create_environment(name, image=image, poolsize=poolsize, builder=builder)
+        env = client_of(ctx).create_environment(
+            name, image=image, poolsize=poolsize, builder=builder, labels=label_pairs(labels)
+        )
     typer.echo(f"environment '{env.get('name', name)}' created")
 
 
@@ -53,7 +67,7 @@ def create(
 @reports_errors
 def list_(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
     """List environments."""
-    print_items(client_of(ctx).list_environments(), COLUMNS, output)
+    print_items(client_of(ctx).list_environments(), FISSION_COLUMNS if is_fission(ctx) else COLUMNS, output)
 
 
 @app.command()
@@ -66,20 +80,38 @@ def get(ctx: typer.Context, name: Name, output: Output = OutputFormat.table) -> 
 @app.command()
 @reports_errors
 def update(
-    ctx: typer.Context, name: Name, image: Image = None, poolsize: Poolsize = None, builder: Builder = None
+    ctx: typer.Context,
+    name: Name,
+    image: Image = None,
+    poolsize: Poolsize = None,
+    builder: Builder = None,
+    labels: Labels = None,
 ) -> None:
     """Change an environment's image, pool size or builder."""
-    if image is None and poolsize is None and builder is None:
+    if image is None and poolsize is None and builder is None and labels is None:
         raise CliError("nothing to update; give --image, --poolsize or --builder")
     with working(f"updating environment '{name}'"):
-        client_of(ctx).update_environment(name, image=image, poolsize=poolsize, builder=builder)
+        client_of(ctx).update_environment(
+            name, image=image, poolsize=poolsize, builder=builder, labels=label_pairs(labels)
+        )
     typer.echo(f"environment '{name}' updated")
 
 
 @app.command()
 @reports_errors
-def delete(ctx: typer.Context, name: Name) -> None:
+def delete(
+    ctx: typer.Context,
+    name: Name,
+    ignorenotfound: Annotated[
+        bool, typer.Option("--ignorenotfound", help="An environment that does not exist is no error.")
+    ] = False,
+) -> None:
     """Delete an environment."""
-    with working(f"deleting environment '{name}'"):
-        client_of(ctx).delete_environment(name)
+    try:
+        with working(f"deleting environment '{name}'"):
+            client_of(ctx).delete_environment(name)
+    except ApiError as error:
+        if error.status == 404 and ignorenotfound:
+            return
+        raise
     typer.echo(f"environment '{name}' deleted")

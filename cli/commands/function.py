@@ -1,10 +1,22 @@
-"""`faas function` (alias `fn`): functions, their code, and calling them."""
+"""`faas function` (alias `fn`): functions, their code, and calling them.
+
+Fission's spellings too: ``create``/``update`` take ``--src``/``--deploy``
+(with ``--buildcmd``), which make or update the function's own package, as
+Fission's CLI does; ``create --url`` routes a URL to it; ``test`` takes
+``--query`` and ``--timeout``; ``logs`` (``log``) ``--detail``,
+``--recordcount``, ``--reverse`` and ``--pod`` (an instance); ``getmeta`` and
+``pods``. Run as ``fission``, ``test`` prints the body alone and ``logs`` the
+text alone unless ``--detail``, as Fission does.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sys
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,14 +24,19 @@ from typing import Annotated, Any
 import typer
 
 from faas_cli.client import FaasClient
+from faas_cli.commands.package import archives, unique_name
+from faas_cli.commands.route import methods_of, url_of
 from faas_cli.errors import ApiError, CliError, reports_errors
 from faas_cli.options import (
+    FISSION_PANEL,
     Entrypoint,
     FunctionName,
     Output,
     PackageOfFunction,
     Timeout,
     client_of,
+    is_fission,
+    program,
     with_function_settings,
 )
 from faas_cli.output import Column, OutputFormat, duration, print_item, print_items, to_json, working
@@ -55,10 +72,63 @@ DETAIL_COLUMNS = (
 )
 
 
+# As `fission fn list` prints them, with what faasd has of each.
+FISSION_COLUMNS = (
+    Column("NAME", "name"),
+    Column("ENV", "environment"),
+    Column("EXECUTORTYPE", "executor", lambda value: value or "poolmgr"),
+    Column("MINSCALE", "min_instances"),
+    Column("MAXSCALE", "max_instances"),
+    Column("MINCPU", "_none", lambda _value: "0"),
+    Column("MAXCPU", "cpu_millis", lambda value: "-" if value is None else f"{value}m"),
+    Column("MINMEMORY", "_none", lambda _value: "0"),
+    Column("MAXMEMORY", "memory_mb", lambda value: "-" if value is None else f"{value}Mi"),
+    Column("SECRETS", "secrets", lambda value: ",".join(value) if isinstance(value, list) and value else "-"),
+)
+INSTANCE_COLUMNS = (
+    Column("NAME", "id"),
+    Column("STATE", "state"),
+    Column("INFLIGHT", "inflight"),
+    Column("CALLS", "calls"),
+    Column("AGE", "age_seconds", lambda value: "-" if value is None else f"{value:.0f}s"),
+    Column("IDLE", "idle_seconds", lambda value: "-" if value is None else f"{value:.0f}s"),
+)
+
 Header = Annotated[
     list[str] | None,
     typer.Option("--header", "-H", help="Request header 'Name: value'; repeat for more.", show_default=False),
 ]
+Sources = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--src",
+        "--sourcearchive",
+        "--source",
+        help="Source to build into the function's own package (a directory, an archive, files or a glob).",
+        show_default=False,
+        rich_help_panel=FISSION_PANEL,
+    ),
+]
+Deploys = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--deploy",
+        "--deployarchive",
+        help="A ready deployment for the function's own package (a directory, an archive, files or a glob).",
+        show_default=False,
+        rich_help_panel=FISSION_PANEL,
+    ),
+]
+BuildCmd = Annotated[
+    str | None,
+    typer.Option(
+        "--buildcmd",
+        help="With --src: the build command its builder runs.",
+        show_default=False,
+        rich_help_panel=FISSION_PANEL,
+    ),
+]
+IgnoreNotFound = Annotated[bool, typer.Option("--ignorenotfound", help="A function that does not exist is no error.")]
 
 
 @app.command()
@@ -82,31 +152,93 @@ def create(
     pkg: PackageOfFunction = None,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
+    src: Sources = None,
+    deploy: Deploys = None,
+    buildcmd: BuildCmd = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Also route this URL to the function (Fission's fn create --url; 'route create' is the way).",
+            show_default=False,
+            rich_help_panel=FISSION_PANEL,
+        ),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            help="With --url: the route's method (default GET); repeat for more.",
+            show_default=False,
+            rich_help_panel=FISSION_PANEL,
+        ),
+    ] = None,
     *,
     settings: dict[str, Any],
 ) -> None:
-    """Create a function from a source file (--code) or a package (--pkg, with --entrypoint)."""
-    if (code is None) == (pkg is None):
-        raise CliError("give --code FILE (one source file) or --pkg PACKAGE (with --entrypoint), not both")
+    """Create a function from a source file (--code), a package (--pkg, with --entrypoint), or a package of its
+    own made from --src/--deploy."""
+    made = (code is not None) + (pkg is not None) + bool(src or deploy)
+    if made != 1:
+        raise CliError(
+            "give --code FILE (one source file) or --pkg PACKAGE (with --entrypoint), or --src/--deploy "
+            "(a package of its own), one of them"
+        )
+    if buildcmd is not None and not src:
+        raise CliError("--buildcmd goes with --src (a source to build)")
+    if method and url is None:
+        raise CliError("--method goes with --url (the route to make)")
     client = client_of(ctx)
+    if src or deploy:
+        if env is None:
+            raise CliError("give --env: the environment whose builder builds the package and that runs it")
+        pkg = own_package(ctx, client, name, env, src, deploy, buildcmd)
     if pkg is not None:
-        client.create_function(name, env, None, entrypoint=entrypoint, timeout=timeout, package=pkg, **settings)
-        typer.echo(f"function '{name}' created")
-        return
-    assert code is not None
-    if env is None:
-        raise CliError("give --env: the environment a function of one source file runs in")
-    source = read_source(code)
-    client.create_function(
-        name,
-        env,
-        source.code,
-        filename=source.filename,
-        entrypoint=entrypoint,
-        timeout=timeout,
-        **settings,
-    )
+        try:
+            client.create_function(name, env, None, entrypoint=entrypoint, timeout=timeout, package=pkg, **settings)
+        except CliError:
+            if src or deploy:  # the package made for it is not left behind
+                with contextlib.suppress(CliError):
+                    client.delete_package(str(pkg))
+            raise
+    else:
+        assert code is not None
+        if env is None:
+            raise CliError("give --env: the environment a function of one source file runs in")
+        source = read_source(code)
+        client.create_function(
+            name,
+            env,
+            source.code,
+            filename=source.filename,
+            entrypoint=entrypoint,
+            timeout=timeout,
+            **settings,
+        )
     typer.echo(f"function '{name}' created")
+    if url is not None:
+        for verb in methods_of(method):
+            trigger = client.create_trigger(verb, url_of(url), name)
+            typer.echo(f"route '{trigger.get('name')}' created: {verb} {trigger.get('url', url)} -> {name}")
+
+
+def own_package(
+    ctx: typer.Context,
+    client: FaasClient,
+    function: str,
+    env: str,
+    src: list[Path] | None,
+    deploy: list[Path] | None,
+    buildcmd: str | None,
+) -> str:
+    """Make the package of a function created from --src/--deploy: named after it, as Fission names it."""
+    name = unique_name(function)
+    with archives(src, deploy) as (source, deployment), working(f"uploading package '{name}'"):
+        package = client.create_package(name, env, source, deployment, buildcmd)
+    status = package.get("status", "?")
+    hint = f"; '{program(ctx)} pkg info --name {name}' shows the build" if status in ("pending", "running") else ""
+    typer.echo(f"package '{name}' created (status: {status}{hint})")
+    return name
 
 
 @app.command()
@@ -140,7 +272,7 @@ def get(
 @reports_errors
 def list_(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
     """List functions."""
-    print_items(client_of(ctx).list_functions(), COLUMNS, output)
+    print_items(client_of(ctx).list_functions(), FISSION_COLUMNS if is_fission(ctx) else COLUMNS, output)
 
 
 @app.command()
@@ -154,18 +286,36 @@ def update(
     env: Annotated[str | None, typer.Option("--env", help="Move the function to this environment.")] = None,
     entrypoint: Entrypoint = None,
     timeout: Timeout = None,
+    src: Sources = None,
+    deploy: Deploys = None,
+    buildcmd: BuildCmd = None,
     *,
     settings: dict[str, Any],
 ) -> None:
-    """Change a function's code or package, environment, entrypoint, timeout, variables, secrets, limits or scaling."""
-    if code is None and pkg is None and env is None and entrypoint is None and timeout is None and not settings:
+    """Change a function's code or package, environment, entrypoint, timeout, variables, secrets, limits or scaling.
+
+    --src/--deploy/--buildcmd update the package the function runs (or make it one).
+    """
+    packaging = bool(src or deploy) or buildcmd is not None
+    if (
+        code is None
+        and pkg is None
+        and env is None
+        and entrypoint is None
+        and timeout is None
+        and not settings
+        and not packaging
+    ):
         raise CliError(
             "nothing to update; give --code, --pkg, --env, --entrypoint, --timeout or a setting (see --help)"
         )
-    if code is not None and pkg is not None:
+    if (code is not None) + (pkg is not None) + packaging > 1:
         raise CliError("give --code FILE (one source file) or --pkg PACKAGE, not both")
+    client = client_of(ctx)
+    if packaging:
+        pkg = updated_package(ctx, client, name, env, src, deploy, buildcmd)
     source = read_source(code) if code is not None else None
-    client_of(ctx).update_function(
+    client.update_function(
         name,
         code=source.code if source else None,
         filename=source.filename if source else None,
@@ -178,21 +328,65 @@ def update(
     typer.echo(f"function '{name}' updated")
 
 
+def updated_package(
+    ctx: typer.Context,
+    client: FaasClient,
+    function: str,
+    env: str | None,
+    src: list[Path] | None,
+    deploy: list[Path] | None,
+    buildcmd: str | None,
+) -> str:
+    """Fission's ``fn update --src/--deploy``: the function's package updated, or one made for it; its name."""
+    current = client.get_function(function)
+    name = str(current.get("package") or "")
+    if not name:
+        if not (src or deploy):
+            raise CliError(f"function '{function}' runs one source file, not a package: give --src or --deploy")
+        return own_package(ctx, client, function, env or str(current.get("environment")), src, deploy, buildcmd)
+    with archives(src, deploy) as (source, deployment), working(f"uploading package '{name}'"):
+        package = client.update_package(name, env, source, deployment, buildcmd)
+    typer.echo(f"package '{name}' updated (status: {package.get('status', '?')})")
+    return name
+
+
 @app.command()
 @reports_errors
 def delete(
     ctx: typer.Context,
     name: FunctionName,
     force: Annotated[bool, typer.Option("--force", help="Delete the function's routes too.")] = False,
+    ignorenotfound: IgnoreNotFound = False,
 ) -> None:
-    """Delete a function (with --force, also the routes that call it)."""
+    """Delete a function (with --force, also the routes that call it).
+
+    As 'fission', as Fission does, the function goes whatever calls it.
+    """
+    fission = is_fission(ctx)
     try:
-        client_of(ctx).delete_function(name, force=force)
+        answer = client_of(ctx).delete_function(name, force=force or fission)
     except ApiError as error:
+        if error.status == 404 and ignorenotfound:
+            return
         if error.status == 409 and not force:
             raise CliError(f"{error.message} (with faas: --force)") from None
         raise
     typer.echo(f"function '{name}' deleted")
+    for line in gone_with(answer):
+        typer.echo(line)
+
+
+def gone_with(answer: dict[str, Any]) -> list[str]:
+    """What the daemon says went with a function: ``{"deleted": {"routes": [...], ...}}`` or a list of names."""
+    deleted = answer.get("deleted")
+    lines: list[str] = []
+    if isinstance(deleted, dict):
+        for kind, names in deleted.items():
+            if isinstance(names, list):
+                lines.extend(f"{str(kind).rstrip('s')} '{each}' deleted" for each in names)
+    elif isinstance(deleted, list):
+        lines.extend(f"{each} deleted" for each in deleted if isinstance(each, str))
+    return lines
 
 
 @app.command("test")
@@ -211,14 +405,79 @@ def call(
         ),
     ] = None,
     header: Header = None,
-    path: Annotated[str, typer.Option(help="Sub-path after /function/NAME, e.g. /users/7?full=1.")] = "",
+    path: Annotated[
+        str, typer.Option("--path", "--subpath", help="Sub-path after /function/NAME, e.g. /users/7?full=1.")
+    ] = "",
+    query: Annotated[
+        list[str] | None,
+        typer.Option("--query", "-q", help="Query parameter KEY=VALUE; repeat for more.", show_default=False),
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            "-t",
+            metavar="DURATION",
+            help="How long to wait for the answer: seconds, or 90s, 2m, 1m30s; 0 for no limit (default 600s).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Call a function through /function/NAME; print the status line, then the body.
 
     Exits with 1 when the status is 400 or above (the body is printed anyway).
+    As 'fission', the body alone, as Fission prints it; a status of 400 or above
+    is the error line, with the body.
     """
     headers = parse_headers(header or [])
-    _call(client_of(ctx), name, method, body, headers, path)
+    _call(
+        client_of(ctx),
+        name,
+        method,
+        body,
+        headers,
+        with_query(path, query),
+        wait=wait_of(timeout),
+        fission=is_fission(ctx),
+        prog=program(ctx),
+    )
+
+
+GO_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def wait_of(text: str | None) -> float | None:
+    """``--timeout``: plain seconds or a Go duration (Fission's: ``60s``, ``1m30s``); 0 or less: no limit."""
+    if text is None:
+        return None
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        sign = -1.0 if value.startswith("-") else 1.0
+        value = value.lstrip("+-")
+        parts = GO_DURATION_RE.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise CliError(f"--timeout {text!r} must be seconds or a duration such as 60s, 2m or 1m30s") from None
+        seconds = sign * sum(float(number) * GO_UNITS[unit] for number, unit in parts)
+    return seconds if seconds > 0 else float(INVOKE_NO_LIMIT)
+
+
+INVOKE_NO_LIMIT = 24 * 3600
+"""What "no limit" waits at most: a day (the daemon's own timeout of a function is an hour at most)."""
+
+
+def with_query(path: str, query: list[str] | None) -> str:
+    """``path`` with Fission's ``-q key=value`` added to its query string."""
+    if not query:
+        return path
+    pairs = []
+    for item in query:
+        key, _sep, value = item.partition("=")
+        pairs.append((key, value))
+    joiner = "&" if "?" in path else "?"
+    return f"{path}{joiner}{urllib.parse.urlencode(pairs)}"
 
 
 @app.command()
@@ -304,6 +563,7 @@ def invoke(
 
 
 @app.command()
+@app.command("log", hidden=True)
 @reports_errors
 def logs(
     ctx: typer.Context,
@@ -313,7 +573,13 @@ def logs(
     ] = False,
     tail: Annotated[
         int | None,
-        typer.Option(min=0, help="Only the last N lines (default: every line kept).", show_default=False),
+        typer.Option(
+            "--tail",
+            "--recordcount",
+            min=0,
+            help="Only the last N lines (default: every line kept).",
+            show_default=False,
+        ),
     ] = None,
     request: Annotated[
         str | None,
@@ -323,11 +589,34 @@ def logs(
             show_default=False,
         ),
     ] = None,
+    detail: Annotated[
+        bool,
+        typer.Option(
+            "--detail",
+            "-d",
+            help="Each line with its time, instance and stream (as 'fission', the text alone without it).",
+        ),
+    ] = False,
+    reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Newest line first (not with --follow).")] = False,
+    pod: Annotated[
+        str | None,
+        typer.Option(
+            "--pod",
+            help="Only one instance's lines: its id (fn pods lists them), or the start of it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Show what the function's containers printed: time, instance, stream, text."""
+    text_only = is_fission(ctx) and not detail
     lines = client_of(ctx).function_logs(name, tail=tail, follow=follow, request=request)
     try:
-        for line in lines:
+        shown: Iterable[str] = (
+            shown_line(line, text_only) for line in lines if pod is None or instance_of(line).startswith(pod)
+        )
+        if reverse and not follow:
+            shown = list(shown)[::-1]
+        for line in shown:
             typer.echo(line)
     except KeyboardInterrupt:
         # Ctrl-C is how a follow ends: quietly, and successfully.
@@ -341,7 +630,49 @@ def logs(
         lines.close()
 
 
-def _call(client: FaasClient, name: str, method: str, body: str | None, headers: dict[str, str], path: str) -> None:
+def _fields_of(line: str) -> list[str]:
+    """``<timestamp> <instance> <stream> <text>``: the first three, then the text (which may have spaces)."""
+    return line.split(" ", 3)
+
+
+def instance_of(line: str) -> str:
+    fields = _fields_of(line)
+    return fields[1] if len(fields) >= 3 else ""
+
+
+def shown_line(line: str, text_only: bool) -> str:
+    """A record line as printed: whole, or (Fission's way) only what the function wrote."""
+    if not text_only:
+        return line
+    fields = _fields_of(line)
+    return fields[3] if len(fields) == 4 and fields[2] in ("stdout", "stderr") else line
+
+
+@app.command()
+@reports_errors
+def getmeta(ctx: typer.Context, name: FunctionName, output: Output = OutputFormat.table) -> None:
+    """Show a function's metadata, not its code (Fission's `fn getmeta`; `fn get -o` is the same)."""
+    print_item(client_of(ctx).get_function(name), DETAIL_COLUMNS, output)
+
+
+@app.command()
+@reports_errors
+def pods(ctx: typer.Context, name: FunctionName, output: Output = OutputFormat.table) -> None:
+    """List a function's instances (Fission's pods): id, busy or idle, calls."""
+    print_items(client_of(ctx).function_instances(name), INSTANCE_COLUMNS, output)
+
+
+def _call(
+    client: FaasClient,
+    name: str,
+    method: str,
+    body: str | None,
+    headers: dict[str, str],
+    path: str,
+    wait: float | None = None,
+    fission: bool = False,
+    prog: str = "faas",
+) -> None:
     with working(f"calling function '{name}'"):
         reply = client.invoke(
             name,
@@ -349,21 +680,26 @@ def _call(client: FaasClient, name: str, method: str, body: str | None, headers:
             path=path,
             body=body.encode() if body is not None else None,
             headers=headers,
+            timeout=wait,
         )
-    typer.echo(status_line(reply.status, reply.reason))
-    if reply.body:
+    failed = reply.status >= 400
+    if not fission:
+        typer.echo(status_line(reply.status, reply.reason))
+    if reply.body and not (fission and failed):
         text = reply.text
-        typer.echo(text, nl=not text.endswith("\n"))
+        typer.echo(text, nl=not text.endswith("\n") and not fission)
     request_id = next((v for k, v in reply.headers.items() if k.lower() == "x-request-id"), None)
-    if request_id and reply.status < 400:
-        typer.echo(f"request id: {request_id}  (faas fn logs --name {name} --request {request_id})", err=True)
-    if reply.status >= 400:
+    if request_id and not fission and not failed:
+        typer.echo(f"request id: {request_id}  ({prog} fn logs --name {name} --request {request_id})", err=True)
+    if failed:
         answered = f"function '{name}' answered {status_line(reply.status, reply.reason)}"
         # faasd's own refusal (unknown function, timeout, ...) says why; a function's body is its own.
-        detail = faasd_error(reply.body)
+        detail = faasd_error(reply.body) or (reply.text.strip()[:500] if fission else None)
+        if fission and request_id:
+            detail = f"{detail or 'no body'} ({prog} fn logs --name {name} --request {request_id} --detail)"
         message = f"{answered}: {detail}" if detail else answered
         # One line, as every CLI error: the request id (for faas fn logs --request) goes in it.
-        raise CliError(f"{message} (request id {request_id})" if request_id else message)
+        raise CliError(f"{message} (request id {request_id})" if request_id and not fission else message)
 
 
 def faasd_error(body: bytes) -> str | None:

@@ -18,9 +18,10 @@ from typing import Annotated, Any
 
 import typer
 
-from faas_cli.errors import CliError, reports_errors
-from faas_cli.options import Output, client_of
-from faas_cli.output import Column, OutputFormat, print_item, print_items
+from faas_cli.commands.timer import generated_name
+from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.options import Labels, Output, client_of, label_pairs
+from faas_cli.output import Column, OutputFormat, note_once, print_item, print_items
 
 app = typer.Typer(
     help="Message-queue triggers: call a function for each message on a Redis or NATS topic.",
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 
 KEDA_NOTE = "ignored: faasd reads the broker itself (no KEDA)"
+# Fission's names of the brokers faasd reads (its KEDA scalers'), as faasd names them.
+MQTYPES = {"nats-jetstream": "nats", "jetstream": "nats"}
 MQT_KINDS = ("keda", "fission")
 FISSION_PANEL = "Fission's KEDA options (accepted and ignored)"
 
@@ -97,6 +100,7 @@ ContentType = Annotated[
     str | None,
     typer.Option(
         "--contenttype",
+        "-c",
         help="Content-Type of each call's body (default application/json).",
         show_default=False,
     ),
@@ -171,7 +175,13 @@ def _fields(
 
 
 def _mqtype(value: str | None) -> str | None:
-    return value.strip().lower() if value else value
+    """The broker, as faasd names it: Fission's ``nats-jetstream`` is ``nats``."""
+    if not value:
+        return value
+    kind = value.strip().lower()
+    if kind in MQTYPES:
+        note_once("--mqtype", f"--mqtype {kind} is faasd's {MQTYPES[kind]}")
+    return MQTYPES.get(kind, kind)
 
 
 def _fission_only(mqtkind: str | None, *keda: object) -> bool:
@@ -191,7 +201,6 @@ def _fission_only(mqtkind: str | None, *keda: object) -> bool:
 @reports_errors
 def create(
     ctx: typer.Context,
-    name: Name,
     function: Annotated[str, typer.Option("--function", help="Function each message calls.")],
     mqtype: Annotated[
         str,
@@ -212,6 +221,11 @@ def create(
     minreplicacount: MinReplicaCount = None,
     maxreplicacount: MaxReplicaCount = None,
     metadata: Metadata = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Message-queue trigger name (generated when omitted).", show_default=False),
+    ] = None,
+    labels: Labels = None,
 ) -> None:
     """Create a trigger that calls a function for each message on a broker's topic.
 
@@ -221,7 +235,10 @@ def create(
         resptopic, errortopic, maxretries, maxconcurrency, contenttype, connection, connection_secret, method
     )
     _fission_only(mqtkind, pollinginterval, cooldownperiod, minreplicacount, maxreplicacount, metadata)
-    kind = mqtype.strip().lower()
+    if labels is not None:
+        fields["labels"] = label_pairs(labels)
+    name = name or generated_name(function)
+    kind = _mqtype(mqtype) or ""
     trigger = client_of(ctx).create_mq_trigger(name, function, kind, topic, **fields)
     typer.echo(
         f"mqtrigger '{trigger.get('name', name)}' created: "
@@ -245,9 +262,15 @@ def list_(
         typer.Option("--function", help="Only the triggers that call this function.", show_default=False),
     ] = None,
     output: Output = OutputFormat.table,
+    mqtype: Annotated[
+        str | None, typer.Option("--mqtype", help="Only the triggers on this broker.", show_default=False)
+    ] = None,
 ) -> None:
     """List message-queue triggers."""
-    print_items(client_of(ctx).list_mq_triggers(function), COLUMNS, output)
+    triggers = client_of(ctx).list_mq_triggers(function)
+    if mqtype is not None:
+        triggers = [t for t in triggers if t.get("mqtype") == _mqtype(mqtype)]
+    print_items(triggers, COLUMNS, output)
 
 
 @app.command()
@@ -274,6 +297,7 @@ def update(
     minreplicacount: MinReplicaCount = None,
     maxreplicacount: MaxReplicaCount = None,
     metadata: Metadata = None,
+    labels: Labels = None,
 ) -> None:
     """Change a message-queue trigger; only the options given change.
 
@@ -283,7 +307,7 @@ def update(
         resptopic, errortopic, maxretries, maxconcurrency, contenttype, connection, connection_secret, method
     )
     ignored = _fission_only(mqtkind, pollinginterval, cooldownperiod, minreplicacount, maxreplicacount, metadata)
-    main = {"function": function, "mqtype": _mqtype(mqtype), "topic": topic}
+    main = {"function": function, "mqtype": _mqtype(mqtype), "topic": topic, "labels": label_pairs(labels)}
     fields = {**{key: value for key, value in main.items() if value is not None}, **fields}
     client = client_of(ctx)
     if not fields:
@@ -306,7 +330,18 @@ def update(
 
 @app.command()
 @reports_errors
-def delete(ctx: typer.Context, name: Name) -> None:
+def delete(
+    ctx: typer.Context,
+    name: Name,
+    ignorenotfound: Annotated[
+        bool, typer.Option("--ignorenotfound", help="A trigger that does not exist is no error.")
+    ] = False,
+) -> None:
     """Delete a message-queue trigger."""
-    client_of(ctx).delete_mq_trigger(name)
+    try:
+        client_of(ctx).delete_mq_trigger(name)
+    except ApiError as error:
+        if error.status == 404 and ignorenotfound:
+            return
+        raise
     typer.echo(f"mqtrigger '{name}' deleted")

@@ -1,25 +1,30 @@
 """`faas package` (alias `pkg`): a function's source archive and the deployment its builder made.
 
 Fission's spellings: ``create --src DIR|ZIP [--deploy DIR|ZIP] --env E
-[--buildcmd CMD]``, ``info``, ``list``, ``get``, ``update``, ``rebuild``,
-``delete``. A build runs in the daemon, in the background: ``info`` shows
-where it is and its log; `faas deploy DIR` waits for it.
+[--buildcmd CMD]``, ``info``, ``list``, ``get`` (``getdeploy``), ``update``,
+``rebuild``, ``delete``. A build runs in the daemon, in the background:
+``info`` shows where it is and its log; `faas deploy DIR` waits for it.
+
+Like Fission's CLI, ``--src`` and ``--deploy`` may be repeated and may be
+globs: several files (or one that is no archive) are zipped together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from faas_cli.archives import package_name_for, prepared
+from faas_cli.archives import package_name_for, prepared_many
 from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
-from faas_cli.options import Output, client_of
+from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs, program
 from faas_cli.output import Column, OutputFormat, print_items, progress, working
 
 app = typer.Typer(
@@ -50,17 +55,41 @@ COLUMNS = (
     Column("DEPLOY", "deploy_size", _size),
     Column("UPDATED", "updated_at"),
 )
+# As `fission pkg list` prints them.
+FISSION_COLUMNS = (
+    Column("NAME", "name"),
+    Column("BUILD_STATUS", "status"),
+    Column("ENV", "environment"),
+    Column("LASTUPDATEDAT", "updated_at"),
+)
 
 Name = Annotated[str, typer.Option("--name", help="Package name.")]
 Source = Annotated[
-    Path | None,
-    typer.Option("--src", help="Source to build: a directory or an archive (zip, tar, tar.gz).", show_default=False),
+    list[Path] | None,
+    typer.Option(
+        "--src",
+        "--sourcearchive",
+        "--source",
+        help="Source to build: a directory or an archive (zip, tar, tar.gz); several files or a glob are zipped "
+        "together.",
+        show_default=False,
+    ),
 ]
 Deploy = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "--deploy",
-        help="A ready deployment: a directory or an archive, used as it is (no build).",
+        "--deployarchive",
+        help="A ready deployment: a directory or an archive, used as it is (no build); several files or a glob "
+        "are zipped together.",
+        show_default=False,
+    ),
+]
+Code = Annotated[
+    Path | None,
+    typer.Option(
+        "--code",
+        help="One source file as the whole deployment (Fission's --code; no build).",
         show_default=False,
     ),
 ]
@@ -124,13 +153,34 @@ def built(client: FaasClient, name: str) -> dict[str, Any]:
     return package
 
 
-def _status_note(package: dict[str, Any]) -> str:
+def _status_note(package: dict[str, Any], prog: str = "faas") -> str:
     status = package.get("status", "?")
     if status in ("pending", "running"):
-        return f"(status: {status}; 'faas pkg info --name {package.get('name')}' shows the build)"
+        return f"(status: {status}; '{prog} pkg info --name {package.get('name')}' shows the build)"
     if status == "failed":
-        return f"(status: failed: {package.get('error') or 'see faas pkg info'})"
+        return f"(status: failed: {package.get('error') or f'see {prog} pkg info'})"
     return f"(status: {status})"
+
+
+def unique_name(base: str) -> str:
+    """``base`` with a short random suffix, as Fission names the packages it makes (``hello-3f9a``)."""
+    return f"{base[:58].rstrip('-')}-{secrets.token_hex(2)}"
+
+
+@contextlib.contextmanager
+def archives(src: Sequence[Path] | None, deploy: Sequence[Path] | None) -> Iterator[tuple[Path | None, Path | None]]:
+    """The source and deployment archives to upload (either may be None)."""
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(prepared_many(src, "source")) if src else None
+        deployment = stack.enter_context(prepared_many(deploy, "deployment")) if deploy else None
+        yield source, deployment
+
+
+def deployment_of(deploy: list[Path] | None, code: Path | None) -> list[Path] | None:
+    """``--deploy``, or Fission's ``--code FILE``: that one file as the deployment."""
+    if code is not None and deploy:
+        raise CliError("give --code FILE or --deploy, not both")
+    return [code] if code is not None else deploy
 
 
 @app.command()
@@ -143,21 +193,26 @@ def create(
     buildcmd: BuildCmd = None,
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Package name (default: the source's name as a DNS label).", show_default=False),
+        typer.Option(
+            "--name",
+            help="Package name (default: the source's name as a DNS label; as 'fission', with a random suffix).",
+            show_default=False,
+        ),
     ] = None,
+    code: Code = None,
+    labels: Labels = None,
 ) -> None:
     """Create a package from a source to build (--src) and/or a ready deployment (--deploy)."""
-    if src is None and deploy is None:
+    deploy = deployment_of(deploy, code)
+    if not src and not deploy:
         raise CliError("give --src (a source to build) or --deploy (a ready deployment), or both")
-    first = src if src is not None else deploy
-    assert first is not None
-    name = name or package_name_for(first)
-    with contextlib.ExitStack() as stack:
-        source = stack.enter_context(prepared(src, "source")) if src is not None else None
-        deployment = stack.enter_context(prepared(deploy, "deployment")) if deploy is not None else None
-        with working(f"uploading package '{name}'"):
-            package = client_of(ctx).create_package(name, env, source, deployment, buildcmd)
-    typer.echo(f"package '{name}' created {_status_note(package)}")
+    if name is None:
+        name = package_name_for((src or deploy or [Path()])[0])
+        if is_fission(ctx):
+            name = unique_name(name)
+    with archives(src, deploy) as (source, deployment), working(f"uploading package '{name}'"):
+        package = client_of(ctx).create_package(name, env, source, deployment, buildcmd, labels=label_pairs(labels))
+    typer.echo(f"package '{name}' created {_status_note(package, program(ctx))}")
 
 
 @app.command()
@@ -169,16 +224,16 @@ def update(
     deploy: Deploy = None,
     buildcmd: BuildCmd = None,
     env: Annotated[str | None, typer.Option("--env", help="Move the package to this environment.")] = None,
+    code: Code = None,
+    labels: Labels = None,
 ) -> None:
     """Change a package's source (built again), deployment, build command or environment."""
-    if src is None and deploy is None and buildcmd is None and env is None:
+    deploy = deployment_of(deploy, code)
+    if not src and not deploy and buildcmd is None and env is None and labels is None:
         raise CliError("nothing to update; give --src, --deploy, --buildcmd or --env")
-    with contextlib.ExitStack() as stack:
-        source = stack.enter_context(prepared(src, "source")) if src is not None else None
-        deployment = stack.enter_context(prepared(deploy, "deployment")) if deploy is not None else None
-        with working(f"uploading package '{name}'"):
-            package = client_of(ctx).update_package(name, env, source, deployment, buildcmd)
-    typer.echo(f"package '{name}' updated {_status_note(package)}")
+    with archives(src, deploy) as (source, deployment), working(f"uploading package '{name}'"):
+        package = client_of(ctx).update_package(name, env, source, deployment, buildcmd, labels=label_pairs(labels))
+    typer.echo(f"package '{name}' updated {_status_note(package, program(ctx))}")
 
 
 @app.command()
@@ -190,12 +245,33 @@ def info(ctx: typer.Context, name: Name) -> None:
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
+def list_(
+    ctx: typer.Context,
+    output: Output = OutputFormat.table,
+    orphan: Annotated[bool, typer.Option("--orphan", help="Only the packages no function runs.")] = False,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only the packages whose build is in this status, e.g. failed."),
+    ] = None,
+) -> None:
     """List packages."""
-    print_items(client_of(ctx).list_packages(), COLUMNS, output)
+    client = client_of(ctx)
+    packages = client.list_packages()
+    if orphan:
+        packages = orphans(client, packages)
+    if status is not None:
+        packages = [p for p in packages if p.get("status") == status.strip().lower()]
+    print_items(packages, FISSION_COLUMNS if is_fission(ctx) else COLUMNS, output)
+
+
+def orphans(client: FaasClient, packages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The packages no function runs."""
+    used = {f.get("package") for f in client.list_functions()}
+    return [p for p in packages if p.get("name") not in used]
 
 
 @app.command()
+@app.command("getdeploy", hidden=True)
 @reports_errors
 def get(
     ctx: typer.Context,
@@ -211,17 +287,45 @@ def get(
     ] = None,
 ) -> None:
     """Download a package's deployment archive (a tar)."""
+    _download(ctx, name, output, "deploy")
+
+
+@app.command("getsrc", hidden=True)
+@reports_errors
+def getsrc(
+    ctx: typer.Context,
+    name: Name,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write the source archive to; '-' for stdout.", show_default=False),
+    ] = None,
+) -> None:
+    """Fission's `pkg getsrc`: download a package's source archive (where the daemon serves it)."""
+    try:
+        _download(ctx, name, output, "source")
+    except ApiError as error:
+        if error.status == 404 and "no admin API endpoint" in error.message:
+            client_of(ctx).get_package(name)  # an unknown package is that error first
+            raise CliError(
+                f"this faasd does not hand a package's source back; "
+                f"'{program(ctx)} pkg getdeploy --name {name}' gets its deployment archive"
+            ) from None
+        raise
+
+
+def _download(ctx: typer.Context, name: str, output: Path | None, archive: str) -> None:
     client = client_of(ctx)
+    what = "deployment" if archive == "deploy" else archive
     if output is None or str(output) == "-":
         if output is None and sys.stdout.isatty():
-            raise CliError("the deployment archive is a tar; give --output FILE, or redirect stdout")
+            raise CliError(f"the {what} archive is a tar; give --output FILE, or redirect stdout")
         sys.stdout.flush()
-        client.download_deploy(name, sys.stdout.buffer)
+        client.download_deploy(name, sys.stdout.buffer, archive)
         sys.stdout.buffer.flush()
         return
     with working(f"downloading package '{name}'"):
-        size = client.download_deploy_to(name, output)
-    typer.echo(f"package '{name}': deployment archive written to {output} ({size:,} bytes)")
+        size = client.download_deploy_to(name, output, archive)
+    typer.echo(f"package '{name}': {what} archive written to {output} ({size:,} bytes)")
 
 
 @app.command()
@@ -229,23 +333,39 @@ def get(
 def rebuild(ctx: typer.Context, name: Name) -> None:
     """Build a package's source again."""
     package = client_of(ctx).rebuild_package(name)
-    typer.echo(f"package '{name}' is built again {_status_note(package)}")
+    typer.echo(f"package '{name}' is built again {_status_note(package, program(ctx))}")
 
 
 @app.command()
 @reports_errors
 def delete(
     ctx: typer.Context,
-    name: Name,
+    name: Annotated[str | None, typer.Option("--name", help="Package name.", show_default=False)] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Delete the functions that run it (and their routes) too.")
+        bool, typer.Option("--force", "-f", help="Delete the functions that run it (and their routes) too.")
+    ] = False,
+    orphan: Annotated[bool, typer.Option("--orphan", help="Delete every package no function runs.")] = False,
+    ignorenotfound: Annotated[
+        bool, typer.Option("--ignorenotfound", help="A package that does not exist is no error.")
     ] = False,
 ) -> None:
-    """Delete a package (with --force, also the functions that run it)."""
+    """Delete a package (with --force, also the functions that run it), or with --orphan every unused one."""
+    client = client_of(ctx)
+    if orphan:
+        if name is not None:
+            raise CliError("give --name or --orphan, not both")
+        for package in orphans(client, client.list_packages()):
+            client.delete_package(str(package["name"]))
+            typer.echo(f"package '{package['name']}' deleted")
+        return
+    if name is None:
+        raise CliError("give --name (or --orphan)")
     try:
-        client_of(ctx).delete_package(name, force=force)
+        client.delete_package(name, force=force)
     except ApiError as error:
+        if error.status == 404 and ignorenotfound:
+            return
         if error.status == 409 and not force:
-            raise CliError(f"{error.message} (with faas: --force)") from None
+            raise CliError(f"{error.message} (with {program(ctx)}: --force)") from None
         raise
     typer.echo(f"package '{name}' deleted")

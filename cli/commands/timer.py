@@ -7,12 +7,13 @@ cron expression and the time zone; ``showschedule`` shows when one fires.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 import typer
 
-from faas_cli.errors import CliError, reports_errors
-from faas_cli.options import Output, client_of
+from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs
 from faas_cli.output import Column, OutputFormat, print_item, print_items
 
 app = typer.Typer(
@@ -26,6 +27,14 @@ COLUMNS = (
     Column("TIMEZONE", "timezone"),
     Column("FUNCTION", "function"),
     Column("NEXT RUN", "next_run_at"),
+)
+# As `fission timer list` prints them.
+FISSION_COLUMNS = (
+    Column("NAME", "name"),
+    Column("CRON", "cron"),
+    Column("FUNCTION_NAME", "function"),
+    Column("METHOD", "method"),
+    Column("SUBPATH", "subpath"),
 )
 # `timer get` shows the rest of the timer too.
 DETAIL_COLUMNS = (
@@ -85,7 +94,12 @@ CatchUp = Annotated[
 
 
 def _fields(
-    timezone: str | None, method: str | None, subpath: str | None, overlap: str | None, catch_up: str | None
+    timezone: str | None,
+    method: str | None,
+    subpath: str | None,
+    overlap: str | None,
+    catch_up: str | None,
+    labels: str | None = None,
 ) -> dict[str, Any]:
     """The API fields of the options given."""
     fields = {
@@ -94,25 +108,36 @@ def _fields(
         "subpath": subpath,
         "overlap": overlap,
         "catch_up": catch_up,
+        "labels": label_pairs(labels),
     }
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def generated_name(function: str) -> str:
+    """A trigger's name when none is given (Fission makes one up too): the function's and a random suffix."""
+    return f"{function[:54].rstrip('-')}-{secrets.token_hex(4)}"
 
 
 @app.command()
 @reports_errors
 def create(
     ctx: typer.Context,
-    name: Name,
     function: Annotated[str, typer.Option("--function", help="Function each tick calls.")],
     cron: Cron,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Timer name (generated when omitted).", show_default=False)
+    ] = None,
     timezone: Timezone = None,
     method: Method = None,
     subpath: Subpath = None,
     overlap: Overlap = None,
     catch_up: CatchUp = None,
+    labels: Labels = None,
 ) -> None:
     """Create a timer that calls a function on a cron schedule."""
-    timer = client_of(ctx).create_timer(name, function, cron, **_fields(timezone, method, subpath, overlap, catch_up))
+    name = name or generated_name(function)
+    fields = _fields(timezone, method, subpath, overlap, catch_up, labels)
+    timer = client_of(ctx).create_timer(name, function, cron, **fields)
     typer.echo(f"timer '{timer.get('name', name)}' created: '{timer.get('cron', cron)}' -> {function}")
 
 
@@ -133,7 +158,7 @@ def list_(
     output: Output = OutputFormat.table,
 ) -> None:
     """List timers."""
-    print_items(client_of(ctx).list_timers(function), COLUMNS, output)
+    print_items(client_of(ctx).list_timers(function), FISSION_COLUMNS if is_fission(ctx) else COLUMNS, output)
 
 
 @app.command()
@@ -148,9 +173,10 @@ def update(
     subpath: Subpath = None,
     overlap: Overlap = None,
     catch_up: CatchUp = None,
+    labels: Labels = None,
 ) -> None:
     """Change a timer's schedule, time zone, function or call."""
-    fields = _fields(timezone, method, subpath, overlap, catch_up)
+    fields = _fields(timezone, method, subpath, overlap, catch_up, labels)
     if function is None and cron is None and not fields:
         raise CliError(
             "nothing to update; give --cron, --timezone, --function, --method, --subpath, --overlap or --catch-up"
@@ -161,13 +187,25 @@ def update(
 
 @app.command()
 @reports_errors
-def delete(ctx: typer.Context, name: Name) -> None:
+def delete(
+    ctx: typer.Context,
+    name: Name,
+    ignorenotfound: Annotated[
+        bool, typer.Option("--ignorenotfound", help="A timer that does not exist is no error.")
+    ] = False,
+) -> None:
     """Delete a timer."""
-    client_of(ctx).delete_timer(name)
+    try:
+        client_of(ctx).delete_timer(name)
+    except ApiError as error:
+        if error.status == 404 and ignorenotfound:
+            return
+        raise
     typer.echo(f"timer '{name}' deleted")
 
 
 @app.command()
+@app.command("show", hidden=True)
 @reports_errors
 def showschedule(
     ctx: typer.Context,

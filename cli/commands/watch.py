@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from faas_cli.errors import CliError, reports_errors
-from faas_cli.options import Output, client_of
-from faas_cli.output import EMPTY, Column, OutputFormat, print_item, print_items
+from faas_cli.commands.timer import generated_name
+from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.options import Output, client_of, label_pairs
+from faas_cli.output import EMPTY, Column, OutputFormat, note_once, print_item, print_items
 
 app = typer.Typer(
     help="Watches: call a function when containers, networks, volumes or images change.",
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 
 EVENTS = ("added", "removed", "updated")
+# Fission watches Kubernetes objects: a pod is what a container is to the Docker engine.
+FISSION_TYPES = {"pod": "container", "pods": "container"}
 
 
 def _labels(value: Any) -> str:
@@ -71,6 +74,15 @@ Event = Annotated[
         show_default=False,
     ),
 ]
+SelectorLabels = Annotated[
+    str | None,
+    typer.Option(
+        "--labels",
+        metavar="KEY=VALUE,...",
+        help="Fission's spelling of --label: a selector such as app=shop,tier=web.",
+        show_default=False,
+    ),
+]
 IncludeFaasd = Annotated[
     bool | None,
     typer.Option(
@@ -98,13 +110,30 @@ def _event_kinds(items: list[str] | None) -> list[str] | None:
     return [kind.strip() for item in items for kind in item.split(",") if kind.strip()]
 
 
+def _type(value: str | None) -> str | None:
+    """The watched type, as faasd names it: Fission's ``pod`` is a container."""
+    if value is None:
+        return None
+    kind = value.strip().lower()
+    if kind in FISSION_TYPES:
+        note_once("--type", f"--type {value}: faasd watches the Docker engine's containers")
+    return FISSION_TYPES.get(kind, kind)
+
+
 def _fields(
-    type_: str | None, label: list[str] | None, event: list[str] | None, include_faasd: bool | None
+    type_: str | None,
+    label: list[str] | None,
+    event: list[str] | None,
+    include_faasd: bool | None,
+    labels: str | None = None,
 ) -> dict[str, Any]:
     """The API fields of the options given."""
+    selector = _label_pairs(label)
+    if labels is not None:
+        selector = {**(selector or {}), **(label_pairs(labels) or {})}
     fields = {
-        "type": type_,
-        "labels": _label_pairs(label),
+        "type": _type(type_),
+        "labels": selector,
         "events": _event_kinds(event),
         "include_faasd": include_faasd,
     }
@@ -115,15 +144,20 @@ def _fields(
 @reports_errors
 def create(
     ctx: typer.Context,
-    name: Name,
     function: Annotated[str, typer.Option("--function", help="Function each event calls.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Watch name (generated when omitted).", show_default=False)
+    ] = None,
     type_: Type = None,
     label: Label = None,
     event: Event = None,
     include_faasd: IncludeFaasd = None,
+    labels: SelectorLabels = None,
 ) -> None:
     """Create a watch that calls a function on the engine's events."""
-    watch = client_of(ctx).create_watch(name, function, **_fields(type_, label, event, include_faasd))
+    name = name or generated_name(function)
+    fields = _fields(type_, label, event, include_faasd, labels)
+    watch = client_of(ctx).create_watch(name, function, **fields)
     typer.echo(f"watch '{watch.get('name', name)}' created: {watch.get('type', type_ or 'container')} -> {function}")
 
 
@@ -157,9 +191,10 @@ def update(
     label: Label = None,
     event: Event = None,
     include_faasd: IncludeFaasd = None,
+    labels: SelectorLabels = None,
 ) -> None:
     """Change what a watch follows or the function it calls."""
-    fields = _fields(type_, label, event, include_faasd)
+    fields = _fields(type_, label, event, include_faasd, labels)
     if function is None and not fields:
         raise CliError(
             "nothing to update; give --function, --type, --label, --event or --include-faasd/--exclude-faasd"
@@ -170,7 +205,18 @@ def update(
 
 @app.command()
 @reports_errors
-def delete(ctx: typer.Context, name: Name) -> None:
+def delete(
+    ctx: typer.Context,
+    name: Name,
+    ignorenotfound: Annotated[
+        bool, typer.Option("--ignorenotfound", help="A watch that does not exist is no error.")
+    ] = False,
+) -> None:
     """Delete a watch."""
-    client_of(ctx).delete_watch(name)
+    try:
+        client_of(ctx).delete_watch(name)
+    except ApiError as error:
+        if error.status == 404 and ignorenotfound:
+            return
+        raise
     typer.echo(f"watch '{name}' deleted")
