@@ -18,11 +18,7 @@ from faas_cli.client import DEFAULT_SERVER, FaasClient, Json
 from faas_cli.credentials import token_for
 from faas_cli.errors import ApiError
 from faas_cli.options import Connection
-from faas_cli.specs.mapping import PATHS
-
-WATCH_FILTER = "labels"
-"""The field of /v1/watches that holds the engine-label filter. It is also the name of every resource's
-labels: while both are ``labels`` a watch's filter is sent there and the watch carries no other labels."""
+from faas_cli.specs.mapping import PATHS, WATCH_FILTER
 
 
 def _segment(name: str) -> str:
@@ -37,7 +33,11 @@ class SpecClient(FaasClient):
 
     def body(self, kind: str, fields: dict[str, Any], labels: dict[str, str] | None) -> dict[str, Any]:
         body = dict(fields)
-        if labels is not None and not (kind == "watch" and WATCH_FILTER == "labels"):
+        if kind == "watch" and "labels" in body:
+            selector = body.pop("labels")
+            if WATCH_FILTER != "labels":
+                body[WATCH_FILTER] = selector
+        if labels is not None:
             body["labels"] = labels
         return body
 

@@ -33,9 +33,10 @@ from typing import Any
 from faas_cli.client import Json
 from faas_cli.errors import CliError
 from faas_cli.specs import mapping, schema
-from faas_cli.specs.api import WATCH_FILTER, SpecClient
+from faas_cli.specs.api import SpecClient
 from faas_cli.specs.archives import DEPLOY_PREFIX, extract_tar
 from faas_cli.specs.files import README, config_doc, write_docs
+from faas_cli.specs.mapping import WATCH_FILTER
 
 Echo = Callable[[str], None]
 
@@ -104,9 +105,7 @@ def export(client: SpecClient, dest: Path, warn: Echo, specdir_name: str = "spec
     for timer in state["timer"]:
         put(f"timetrigger-{timer['name']}.yaml", [mapping.timer_doc(timer)])
     for watch in state["watch"]:
-        engine = watch.get("labels") or {} if WATCH_FILTER == "labels" else watch.get(WATCH_FILTER) or {}
-        if WATCH_FILTER != "labels":
-            watch = {**watch, "resource_labels": watch.get("labels") or {}}
+        engine = {} if WATCH_FILTER == "labels" else watch.get(WATCH_FILTER) or {}
         if watch.get("type") != "container":
             warn(f"watch '{watch['name']}': type '{watch.get('type')}' is a Docker object with no Kubernetes kind")
         put(f"kubewatch-{watch['name']}.yaml", [mapping.watch_doc(watch, engine)])

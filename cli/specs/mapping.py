@@ -113,6 +113,11 @@ WATCH_TYPES = {"pod": "container", "pods": "container", "container": "container"
 WATCH_TYPES.update({t: t for t in ("network", "volume", "image")})
 WATCH_EXPORT = {"container": "pod"}
 
+WATCH_FILTER = "labels"
+"""The field of /v1/watches that holds the watch's engine-label filter (a watch's ``labels`` in
+faas_cli.specs.mapping). While it is ``labels``, the name of every object's own labels too, faasd takes
+what is sent there as the watch's labels: the deployment's are sent, and the filter cannot be."""
+
 # faasd's stock images and Fission's for the same language.
 IMAGES = {
     "faasd/runtime-nodejs": "fission/node-env",
@@ -611,6 +616,12 @@ class Mapper:
         selector = spec.get("labelselector") or {}
         if not isinstance(selector, dict):
             raise CliError(f"{doc}: spec.labelselector must be a map of labels")
+        if selector and WATCH_FILTER == "labels":
+            self.warn(
+                doc,
+                "spec.labelselector is not sent: this faasd takes a watch's label filter and its own labels "
+                "under one name, and the deployment's labels go there",
+            )
         events = [e.strip() for e in (self.annotation(doc, "events") or ",".join(WATCH_EVENTS)).split(",") if e.strip()]
         fields = {
             "function": function,
@@ -809,7 +820,7 @@ def watch_doc(watch: dict[str, Any], engine_labels: dict[str, str]) -> dict[str,
         notes["events"] = ",".join(events)
     if watch.get("include_faasd"):
         notes["include-faasd"] = "true"
-    return _document(schema.WATCH_TRIGGER, watch["name"], spec, watch.get("resource_labels") or {}, notes)
+    return _document(schema.WATCH_TRIGGER, watch["name"], spec, watch.get("labels") or {}, notes)
 
 
 def mq_doc(mq: dict[str, Any]) -> dict[str, Any]:

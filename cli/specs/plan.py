@@ -23,7 +23,7 @@ from faas_cli.client import Json
 from faas_cli.errors import ApiError, CliError
 from faas_cli.specs import schema
 from faas_cli.specs.api import SpecClient
-from faas_cli.specs.mapping import FISSION_KIND, KINDS, Wanted
+from faas_cli.specs.mapping import FISSION_KIND, KINDS, WATCH_FILTER, Wanted
 
 Op = Literal["create", "update", "delete", "keep"]
 Echo = Callable[[str], None]
@@ -141,6 +141,12 @@ def differences(wanted: Wanted, current: Json) -> Action:
             action.deploy = wanted.source is not None or digest is None or digest != current.get("deploy_sha256")
     else:
         for key in COMPARED[wanted.kind]:
+            if wanted.kind == "watch" and key == "labels":
+                if WATCH_FILTER == "labels":
+                    continue  # faasd shows its labels there, not the filter: it cannot be compared
+                if not _same("watch", key, fields[key], current.get(WATCH_FILTER)):
+                    action.send[key] = fields[key]
+                continue
             if key in fields and not _same(wanted.kind, key, fields[key], current.get(key)):
                 if wanted.kind == "mqtrigger" and key == "connection" and "***" in str(fields[key]):
                     continue  # a masked URL (from an export) keeps the one faasd has
@@ -240,13 +246,17 @@ def _do(client: SpecClient, action: Action) -> None:
     if action.kind == "package":
         source = wanted.source if action.source else None
         deploy = wanted.deploy if action.deploy else None
+        send = dict(action.send)
+        if action.op == "update" and not (send or source or deploy):
+            # Only the labels change: faasd takes a package's PATCH with something to change in it.
+            send["environment"] = wanted.fields["environment"]
         with (
             source.upload() if source else contextlib.nullcontext(None) as src,
             deploy.upload() if deploy else contextlib.nullcontext(None) as dep,
         ):
             client.put_package(
                 action.name,
-                {k: str(v) for k, v in action.send.items()},
+                {k: str(v) for k, v in send.items()},
                 action.labels,
                 src,
                 dep,

@@ -32,6 +32,12 @@ def check(specs: SpecSet, workdir: Path) -> Mapped:
     for name, archive in sorted(specs.archives.items()):
         if name not in used:
             errors.append(f"{archive.where}: archive '{name}' is not used by any package")
+    declared = set(specs.resources[schema.ENVIRONMENT])
+    for kind in (schema.PACKAGE, schema.FUNCTION):
+        for doc in specs.of(kind):
+            env = (doc.spec.get("environment") or {}).get("name")
+            if isinstance(env, str) and env and env not in declared:
+                warnings.append(f"{doc}: environment '{env}' is not in the specs; it must exist on faasd")
     mapped = Mapper(specs, workdir, config.uid if config else "", config.name if config else "").run()
     mapped.errors[:0] = errors
     mapped.warnings[:0] = warnings

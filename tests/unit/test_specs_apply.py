@@ -148,7 +148,10 @@ class FakeFaasd:
     def update(self, kind: str, item: dict[str, Any], body: dict[str, Any], status: int = 200) -> tuple[int, Any]:
         body = dict(body)
         if kind == "package":
-            return status, self.put_package(item, body)
+            try:
+                return status, self.put_package(item, body)
+            except ValueError as error:
+                return 400, {"error": {"code": "bad_request", "message": str(error)}}
         if "labels" in body and kind != "watch":
             item["labels"] = body.pop("labels")
         code = body.pop("code", None)
@@ -167,6 +170,8 @@ class FakeFaasd:
 
     def put_package(self, item: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
         files = form.pop("_files", {})
+        if "name" not in form and not files and not set(form) & {"environment", "buildcmd"}:
+            raise ValueError("nothing to change: give source, deploy, buildcmd or environment")  # faasd's 400
         if "labels" in form:
             item["labels"] = json.loads(form.pop("labels"))
         item.update({k: v for k, v in form.items() if k != "name"})
@@ -427,6 +432,56 @@ def test_an_object_the_spec_did_not_make_is_a_conflict_unless_it_is_the_same(dae
     assert result.exit_code == 0, result.output
     assert daemon.objects["timer"]["nightly"]["labels"][schema.UID_LABEL] == "uid-1"
     assert "timer 'nightly' updated (function, cron, labels) (taken over by this spec)" in result.output
+
+
+def test_a_change_of_labels_alone_is_sent_as_such(daemon: FakeFaasd, tmp_path: Path) -> None:
+    specdir = make_project(tmp_path)
+    assert apply(daemon, specdir).exit_code == 0
+    text = (specdir / "app.yaml").read_text().replace("metadata: {name: shop}\nspec:\n  environment: {name: py}\n  "
+                                                      "source", "metadata: {name: shop, labels: {tier: gold}}\n"
+                                                      "spec:\n  environment: {name: py}\n  source")  # fmt: skip
+    (specdir / "app.yaml").write_text(text)
+    daemon.clear()
+    result = apply(daemon, specdir)
+    assert result.exit_code == 0, result.output
+    assert daemon.writes() == [("PATCH", "/v1/packages/shop")]
+    form = daemon.sent[-1].body
+    assert json.loads(form["labels"])["tier"] == "gold" and form["environment"] == "py" and not form["_files"]
+    assert "package 'shop' updated (labels)" in result.output
+
+
+def test_watches_and_mq_triggers_are_made_and_deleted(daemon: FakeFaasd, tmp_path: Path) -> None:
+    extra = """\
+---
+apiVersion: fission.io/v1
+kind: KubernetesWatchTrigger
+metadata: {name: pods, annotations: {faasd.io/events: "added,removed"}}
+spec:
+  type: pod
+  functionref: {type: name, name: hello}
+---
+apiVersion: fission.io/v1
+kind: MessageQueueTrigger
+metadata: {name: orders, annotations: {faasd.io/connection: "redis://:pw@127.0.0.1:6379"}}
+spec:
+  messageQueueType: redis
+  topic: orders
+  functionref: {type: name, name: hello}
+"""
+    specdir = make_project(tmp_path, SPECS + extra)
+    result = apply(daemon, specdir)
+    assert result.exit_code == 0, result.output
+    assert daemon.objects["watch"]["pods"]["events"] == ["added", "removed"]
+    assert daemon.objects["watch"]["pods"]["labels"][schema.UID_LABEL] == "uid-1"
+    mq = daemon.objects["mqtrigger"]["orders"]
+    assert mq["connection"] == "redis://:pw@127.0.0.1:6379" and mq["labels"][schema.UID_LABEL] == "uid-1"
+    mq["connection"] = "redis://***@127.0.0.1:6379"  # as faasd shows it
+    daemon.clear()
+    assert apply(daemon, specdir).exit_code == 0 and daemon.writes() == []
+    (specdir / "app.yaml").write_text(SPECS)
+    result = apply(daemon, specdir, "--delete")
+    assert result.exit_code == 0, result.output
+    assert daemon.writes() == [("DELETE", "/v1/triggers/mq/orders"), ("DELETE", "/v1/watches/pods")]
 
 
 def test_dry_run_changes_nothing(daemon: FakeFaasd, tmp_path: Path) -> None:
