@@ -38,6 +38,14 @@ app = typer.Typer(
 )
 
 SpecDir = Annotated[Path, typer.Option("--specdir", help="The spec directory; archive globs start from its parent.")]
+SpecIgnore = Annotated[
+    str | None,
+    typer.Option(
+        "--specignore",
+        help="A file in the spec directory of globs naming spec files to skip (default: .specignore).",
+        show_default=False,
+    ),
+]
 WATCH_INTERVAL = 1.0
 """Seconds between two looks at the files under --watch."""
 SETTLE = 0.5
@@ -74,7 +82,8 @@ def init(
         str | None, typer.Option("--name", help="The deployment's name (default: the project directory's).")
     ] = None,
     deployment_id: Annotated[
-        str | None, typer.Option("--deployment-id", help="Its uid (default: a new one).", show_default=False)
+        str | None,
+        typer.Option("--deployment-id", "--deployid", help="Its uid (default: a new one).", show_default=False),
     ] = None,
 ) -> None:
     """Make a spec directory: its deployment config (name and uid) and a README."""
@@ -84,9 +93,9 @@ def init(
 
 @app.command()
 @reports_errors
-def validate(specdir: SpecDir = Path("specs")) -> None:
+def validate(specdir: SpecDir = Path("specs"), specignore: SpecIgnore = None) -> None:
     """Check the specs: their fields, what refers to what, and the archives' files."""
-    specs = read_specs(specdir)
+    specs = read_specs(specdir, specignore)
     with tempfile.TemporaryDirectory(prefix="faas-spec-") as work:
         wanted, _uid = _checked(specs, Path(work), notes=True)
     typer.echo(f"{specs.count()} resource(s) in '{specdir}' are valid: {len(wanted)} faasd object(s)")
@@ -100,8 +109,9 @@ def apply_once(
     wait: bool = False,
     dry_run: bool = False,
     allow_conflicts: bool = False,
+    specignore: str | None = None,
 ) -> None:
-    specs = read_specs(specdir)
+    specs = read_specs(specdir, specignore)
     with tempfile.TemporaryDirectory(prefix="faas-spec-") as work:
         wanted, uid = _checked(specs, Path(work))
         daemon = client()
@@ -189,8 +199,13 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")] = False,
     allow_conflicts: Annotated[
         bool,
-        typer.Option("--allow-conflicts", help="Take over objects of the same name that this spec did not make."),
+        typer.Option(
+            "--allow-conflicts",
+            "--allowconflicts",
+            help="Take over objects of the same name that this spec did not make.",
+        ),
     ] = False,
+    specignore: SpecIgnore = None,
 ) -> None:
     """Make faasd's objects what the specs describe (again and again: it changes only what differs)."""
 
@@ -202,6 +217,7 @@ def apply(
             wait=wait,
             dry_run=dry_run,
             allow_conflicts=allow_conflicts,
+            specignore=specignore,
         )
 
     if not watch:
@@ -246,7 +262,12 @@ def list_(
     specdir: SpecDir = Path("specs"),
     deployment_id: Annotated[
         str | None,
-        typer.Option("--deployment-id", help="A deployment uid (default: the spec directory's).", show_default=False),
+        typer.Option(
+            "--deployment-id",
+            "--deployid",
+            help="A deployment uid (default: the spec directory's).",
+            show_default=False,
+        ),
     ] = None,
     output: Output = OutputFormat.table,
 ) -> None:

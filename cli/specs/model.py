@@ -9,6 +9,7 @@ has one namespace, so two documents that differ only by it are the same name.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,12 +94,34 @@ class SpecSet:
         return sum(len(docs) for docs in self.resources.values())
 
 
-def spec_files(specdir: Path) -> list[Path]:
-    """The YAML files under ``specdir``, in a stable order (subdirectories walked, hidden ones skipped)."""
+SPEC_IGNORE = ".specignore"
+"""Fission's file of globs (one a line, ``#`` comments) naming files under the spec directory not to read."""
+
+
+def ignored_globs(specdir: Path, specignore: str | None = None) -> list[str]:
+    path = specdir / (specignore or SPEC_IGNORE)
+    if not path.is_file():
+        if specignore:
+            raise CliError(f"spec ignore file '{path}' not found")
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def spec_files(specdir: Path, ignore: list[str] | None = None) -> list[Path]:
+    """The YAML files under ``specdir``, in a stable order (subdirectories walked, hidden ones skipped,
+    those an ``ignore`` glob matches by path from ``specdir`` or by name left out)."""
     found: list[Path] = []
     for folder, dirs, names in os.walk(specdir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(folder) / n for n in sorted(names) if n.endswith(YAML_SUFFIXES) and not n.startswith("."))
+        for name in sorted(names):
+            path = Path(folder) / name
+            relative = path.relative_to(specdir).as_posix()
+            if not name.endswith(YAML_SUFFIXES) or name.startswith("."):
+                continue
+            if any(fnmatch.fnmatchcase(relative, g.strip("/")) or fnmatch.fnmatchcase(name, g) for g in ignore or []):
+                continue
+            found.append(path)
     return found
 
 
@@ -127,13 +150,13 @@ def _documents(path: Path, shown: str) -> list[tuple[int, Any]]:
     return found
 
 
-def read_specs(specdir: Path) -> SpecSet:
-    """Every document under ``specdir``; a :class:`CliError` for a directory that is not one, bad YAML,
-    or a kind and name given twice."""
+def read_specs(specdir: Path, specignore: str | None = None) -> SpecSet:
+    """Every document under ``specdir`` (but those ``.specignore`` names); a :class:`CliError` for a
+    directory that is not one, bad YAML, or a kind and name given twice."""
     if not specdir.is_dir():
         raise CliError(f"spec directory '{specdir}' not found; make one with 'faas spec init'")
     specs = SpecSet(specdir=specdir)
-    for path in spec_files(specdir):
+    for path in spec_files(specdir, ignored_globs(specdir, specignore)):
         shown = os.path.relpath(path)
         for line, data in _documents(path, shown):
             if data is None:

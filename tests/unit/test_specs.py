@@ -228,6 +228,18 @@ def test_read_walks_subdirectories_and_multi_document_files(tmp_path: Path) -> N
     assert specs.of("Environment")[1].where.endswith("more/b.yml:1")
 
 
+def test_specignore_leaves_files_out(tmp_path: Path) -> None:
+    specdir = project(tmp_path, env_doc("a"))
+    write(specdir / "drafts" / "b.yaml", yaml.safe_dump(env_doc("b")))
+    write(specdir / "c.yaml", yaml.safe_dump(env_doc("c")))
+    write(specdir / ".specignore", "# drafts\ndrafts/*\n\nc.yaml\n")
+    assert [d.name for d in read_specs(specdir).of("Environment")] == ["a"]
+    write(specdir / "other-ignore", "all.yaml\n")
+    assert [d.name for d in read_specs(specdir, "other-ignore").of("Environment")] == ["b", "c"]
+    with pytest.raises(CliError, match=r"spec ignore file .* not found"):
+        read_specs(specdir, "nope")
+
+
 def test_read_refuses_duplicates_and_bad_yaml_with_the_place(tmp_path: Path) -> None:
     specdir = project(tmp_path, env_doc("a"), env_doc("a"))
     with pytest.raises(CliError, match=r"all.yaml:\d+: Environment 'a' is defined twice \(first at .*all.yaml:1\)"):
