@@ -44,6 +44,8 @@ class Resource:
     create: Callable[[dict[str, Any]], Awaitable[_Jsonable]]
     update: Callable[[str, dict[str, Any]], Awaitable[_Jsonable]]
     delete: Callable[[web.Request, str], Awaitable[None]]
+    # The field of its labels in the API: "labels", but a watch's own "labels" select containers.
+    labels_field: str = "labels"
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -163,28 +165,28 @@ class AdminApi:
 
     # -- labels: taken off a body before the controller sees it, merged into every answer -------
 
-    def _labeled(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _labeled(self, kind: str, doc: dict[str, Any], field: str = "labels") -> dict[str, Any]:
         if self._labels is not None:
-            doc["labels"] = self._labels.get(kind, doc["name"])
+            doc[field] = self._labels.get(kind, doc["name"])
         return doc
 
-    def _selected(self, request: web.Request, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _selected(
+        self, request: web.Request, docs: list[dict[str, Any]], field: str = "labels"
+    ) -> list[dict[str, Any]]:
         selector = validation.label_selector(request.query.getall("label", []))
         if not selector:
             return docs
         return [
             d
             for d in docs
-            if all(
-                key in d.get("labels", {}) and (value is None or d["labels"][key] == value) for key, value in selector
-            )
+            if all(key in d.get(field, {}) and (value is None or d[field][key] == value) for key, value in selector)
         ]
 
-    def _take_labels(self, body: dict[str, Any]) -> dict[str, str] | None:
+    def _take_labels(self, body: dict[str, Any], field: str = "labels") -> dict[str, str] | None:
         """The body's labels, checked (and removed from it); None when it names none."""
-        if "labels" not in body:
+        if field not in body:
             return None
-        raw = body.pop("labels")
+        raw = body.pop(field)
         if self._labels is None:
             raise BadRequest("labels are not kept by this faasd")
         return validation.labels({} if raw is None else raw)
@@ -197,27 +199,30 @@ class AdminApi:
         async def handler(request: web.Request) -> web.Response:
             items = res.items(self._controller.catalog).values()
             function = request.query.get("function")
-            listed = [self._labeled(res.kind, i.to_json()) for i in sorted(items, key=lambda i: i.to_json()["name"])]
+            field = res.labels_field
+            ordered = sorted(items, key=lambda i: i.to_json()["name"])
+            listed = [self._labeled(res.kind, i.to_json(), field) for i in ordered]
             if function is not None:
                 listed = [i for i in listed if i.get("function") == function]
-            return web.json_response({"items": self._selected(request, listed)})
+            return web.json_response({"items": self._selected(request, listed, field)})
 
         return handler
 
     def _getter(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            return web.json_response(self._labeled(res.kind, self._one(res, request.match_info["name"]).to_json()))
+            doc = self._one(res, request.match_info["name"]).to_json()
+            return web.json_response(self._labeled(res.kind, doc, res.labels_field))
 
         return handler
 
     def _creator(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             body = await read_json(request)
-            labels = self._take_labels(body)
+            labels = self._take_labels(body, res.labels_field)
             created = (await res.create(body)).to_json()
             # Made anew: its labels are these (none: none), never an earlier object's of that name.
             await self._set_labels(res.kind, created["name"], labels or {})
-            return web.json_response(self._labeled(res.kind, created), status=201)
+            return web.json_response(self._labeled(res.kind, created, res.labels_field), status=201)
 
         return handler
 
@@ -225,13 +230,13 @@ class AdminApi:
         async def handler(request: web.Request) -> web.Response:
             name = request.match_info["name"]
             body = await read_json(request)
-            labels = self._take_labels(body)
+            labels = self._take_labels(body, res.labels_field)
             if body or labels is None:
                 updated = (await res.update(name, body)).to_json()
             else:
                 updated = self._one(res, name).to_json()  # only the labels change
             await self._set_labels(res.kind, name, labels)
-            return web.json_response(self._labeled(res.kind, updated))
+            return web.json_response(self._labeled(res.kind, updated, res.labels_field))
 
         return handler
 

@@ -158,6 +158,7 @@ class EventsApi:
                 t.create_watch,
                 t.update_watch,
                 lambda _req, name: t.delete_watch(name),
+                labels_field="resource_labels",  # a watch's "labels" select the containers it watches
             ),
             Resource(
                 "mqtrigger",

@@ -313,7 +313,8 @@ LABEL_SELECTOR = {
 
 def _with_labels(schemas: dict[str, Any]) -> dict[str, Any]:
     for name in LABELED:
-        schemas[name]["properties"]["labels"] = LABELS
+        # A watch's "labels" select the containers it watches: its own are "resource_labels".
+        schemas[name]["properties"]["resource_labels" if name.startswith("Watch") else "labels"] = LABELS
     # A rollback's answer: the function, labels included, and the version it is now.
     function = schemas["Function"]
     version = {"type": "integer", "minimum": 1, "description": "the function's version now"}
