@@ -230,7 +230,9 @@ class EventsApi:
         )
         call_id, repeated = await self._queue.submit(call, max_attempts=fn.retries + 1, max_age=fn.retry_max_age)
         doc = {"call_id": call_id, "status": "accepted", "function": name, "repeated": repeated}
-        headers_out = {"X-Call-Id": call_id, "Location": f"/v1/invocations/{call_id}"}
+        # The call's request id: the caller's (the data plane kept it only if valid), else the call id.
+        request_id = next((v for k, v in headers if k.lower() == "x-request-id"), call_id)
+        headers_out = {"X-Call-Id": call_id, "Location": f"/v1/invocations/{call_id}", "X-Request-Id": request_id}
         return web.json_response(doc, status=202, headers=headers_out)
 
     # -- reading calls -------------------------------------------------------------

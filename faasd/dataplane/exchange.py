@@ -90,6 +90,7 @@ def is_admin(path: bytes) -> bool:
 
 class Exchange:
     __slots__ = (
+        "_async",
         "_discarded",
         "_head",
         "_lease_task",
@@ -179,6 +180,7 @@ class Exchange:
         self._mode = _NONE
         self._up_keep = False
         self._discarded = 0
+        self._async = False  # a call stored for later: /async-function/... or an --async route's
         # What the call did, for faasd.observe and the access log: set as it goes.
         self.request_id = request_id  # the caller's X-Request-Id until start() settles it
         self.started = 0.0  # time.monotonic(): the loop's clock is in whole milliseconds under uvloop
@@ -199,14 +201,17 @@ class Exchange:
         """This is now the oldest unanswered request on its connection."""
         client = self.client
         if self.admin:
-            # A call stored for later (/async-function/...) gets its id now, kept with the call;
-            # any other admin request's X-Request-Id passes as it is.
-            self.request_id = http.request_id(self.request_id) if self.path.startswith(ASYNC_PREFIX) else b""
+            # A call stored for later (/async-function/...) keeps the caller's id if valid (else its call
+            # id becomes its request id, faasd/control/events_api.py); any other admin request's
+            # X-Request-Id passes as it is.
+            self._async = self.path.startswith(ASYNC_PREFIX)
+            self.request_id = http.valid_request_id(self.request_id) if self._async else b""
             self.key = client.front.admin_key
             self._continue()
             client.front.upstreams.acquire(self.key, self._on_upstream)
             return
-        self.request_id = http.request_id(self.request_id)
+        sent = self.request_id
+        self.request_id = http.request_id(sent)
         try:
             router = client.front.router
             match = router.resolve(self.method.decode("latin-1"), self.path.decode("utf-8", "surrogateescape"))
@@ -222,6 +227,8 @@ class Exchange:
             self.key = client.front.admin_key
             self.target = b"/async-route/" + fn.name.encode() + self.target
             self._params = http.params_header(match.params)
+            self._async = True
+            self.request_id = http.valid_request_id(sent)
             self._continue()
             client.front.upstreams.acquire(self.key, self._on_upstream)
             return
@@ -321,6 +328,7 @@ class Exchange:
             append_forwarded_for=not admin,
             params=self._params,
             request_id=self.request_id,
+            own_request_id=self._async,
             framing=framing,
         )
 
@@ -421,7 +429,9 @@ class Exchange:
             framing += b"Connection: keep-alive\r\n"
         self.status = status
         self.response_started = True
-        self.client.send(http.response_head(status, reason, headers, framing, self.request_id))
+        # An async call's 202 says its own X-Request-Id (the admin app's); a function call's is faasd's.
+        request_id = b"" if self._async else self.request_id
+        self.client.send(http.response_head(status, reason, headers, framing, request_id))
         if head_request:
             # httptools cannot be told that a HEAD answer has no body: end it here
             # and do not reuse the connection (its parser expects a body).

@@ -91,6 +91,7 @@ def request_head(
     params: bytes | None,
     framing: bytes,
     request_id: bytes = b"",
+    own_request_id: bool = False,
 ) -> bytes:
     """The head sent upstream: the client's headers less hop-by-hop ones, plus faasd's.
 
@@ -109,7 +110,7 @@ def request_head(
             forwarded_for.append(value)
     if host is not None:
         lines += [b"Host: ", host, b"\r\n"]
-    if request_id:
+    if request_id or own_request_id:  # the caller's X-Request-Id is replaced by ``request_id`` (or none)
         drop = _REQUEST_DROP_ID if host is None else _REQUEST_DROP_HOST_ID
     else:
         drop = _REQUEST_DROP if host is None else _REQUEST_DROP_HOST
@@ -125,6 +126,11 @@ def request_head(
         lines += [b"X-Request-Id: ", request_id, b"\r\n"]
     lines += [framing, b"\r\n"]
     return b"".join(lines)
+
+
+def valid_request_id(sent: bytes) -> bytes:
+    """The caller's ``X-Request-Id`` when it is one faasd keeps, else empty."""
+    return sent if sent and _REQUEST_ID_OK(sent) else b""
 
 
 def request_id(sent: bytes) -> bytes:

@@ -74,7 +74,7 @@ async def test_stopping_ends_an_open_admin_stream_cleanly(front: Running) -> Non
 
 def test_the_admin_paths_are_validations_reserved_ones_less_function() -> None:
     for prefix in validation.RESERVED_PREFIXES:
-        admin = prefix != "/function"
+        admin = prefix not in validation.DIRECT_ROOTS  # /function and /fission-function: the data plane's
         for path in (prefix, prefix + "/x/y"):
             assert is_admin(path.encode()) is admin, path
             assert validation.is_admin_path(path) is admin, path

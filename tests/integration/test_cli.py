@@ -333,11 +333,15 @@ def test_function_logs_show_what_the_containers_printed(faasd: FaasdProcess) -> 
     lines = wait_for(logged, f"four log lines of {name}", timeout=30, every=0.5)
     parsed = [LOG_LINE.match(line) for line in lines]
     assert all(parsed), lines
-    assert {(m.group(1), m.group(2)) for m in parsed if m} == {
+    # Each line a call printed starts with that call's request id (runtimes/README.md).
+    texts = [(m.group(1), re.fullmatch(r"\[(\S+)\] (.*)", m.group(2))) for m in parsed if m]
+    assert all(t for _, t in texts), lines
+    assert {(stream, t.group(2)) for stream, t in texts if t} == {
         ("stdout", f"out {marker} GET"),
         ("stdout", f"out {marker} POST"),
         ("stderr", f"err {marker}"),
     }
+    assert len({t.group(1) for _, t in texts if t}) == 2  # two calls, two ids
     tail = ok(faasd.faas("fn", "logs", "--name", name, "--tail", "1")).splitlines()
     assert len(tail) == 1
     assert tail[0] == ok(faasd.faas("fn", "logs", "--name", name)).splitlines()[-1]
