@@ -15,6 +15,12 @@ from pathlib import Path
 from bench.burst import BurstResult
 from bench.coldstart import ColdResult
 from bench.controlplane import CreateResult, MatchResult
+from bench.devloop import TARGET_MS as DEVLOOP_TARGET_MS
+from bench.devloop import DevloopResult
+from bench.devloop import history_cell as devloop_history
+from bench.devloop import summary_line as devloop_summary
+from bench.devloop import table as devloop_table
+from bench.devloop import value_text as devloop_text
 from bench.events import EventsResult
 from bench.events import history_cell as events_history
 from bench.events import summary_line as events_summary
@@ -68,6 +74,7 @@ HISTORY_COLUMNS = (
     "async start ms / deliveries/s / timer ms",
     "mq msg/s / latency p50/p99 ms",
     "metrics cost % / req/s with / without",
+    "dev save to answer p50/p90 ms",
 )
 
 
@@ -101,6 +108,7 @@ class Results:
     events: EventsResult | None = None
     mq: MqResult | None = None
     metrics_cost: MetricsCostResult | None = None
+    devloop: DevloopResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
@@ -297,6 +305,16 @@ def rows(r: Results) -> list[Row]:
                 mc.counting_ok and mc.uncounted == 0,
             )
         )
+    if r.devloop is not None:
+        d = r.devloop
+        out.append(
+            Row(
+                f"9. `faas dev`: save to the new code's answer, code-only change of a {d.environment} file, p50 / p90",
+                devloop_text(d),
+                f"p90 < {DEVLOOP_TARGET_MS / 1000:g} s",
+                d.met,
+            )
+        )
     for phase, message in r.errors.items():
         out.append(Row(f"failed phase: {phase}", message[:160].replace("\n", " "), "runs", False))
     return out
@@ -320,6 +338,8 @@ def table(r: Results) -> str:
     if r.metrics_cost is not None:
         mc = r.metrics_cost
         lines += ["", "### Metrics cost", "", metrics_cost_summary(mc), "", metrics_cost_table(mc)]
+    if r.devloop is not None:
+        lines += ["", "### Dev loop", "", devloop_summary(r.devloop), "", devloop_table(r.devloop)]
     return "\n".join(lines)
 
 
@@ -374,6 +394,7 @@ def history_row(r: Results) -> str:
         events_history(r.events) if r.events else "",
         mq_history(r.mq) if r.mq else "",
         metrics_cost_history(r.metrics_cost) if r.metrics_cost else "",
+        devloop_history(r.devloop) if r.devloop else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -446,6 +467,16 @@ What each figure is:
    `/metrics` of both proves one counted every call wrk completed (within
    2 %) and the other none. `.venv/bin/python -m bench.metrics_cost` runs it
    alone and prints its table.
+9. **Dev loop** (its own table): `faas dev FILE --env python` (the installed
+   `faas`, in a subprocess, against a faasd of the phase's own, pool size 3)
+   on a one-file function; 10 times, once the pools are full again, the file
+   is written with a new marker and its route polled every 10 ms until it
+   answers it: save to the new code's answer (the watcher, faas dev's 50 ms
+   wait for the end of a burst of saves, the update, the new revision's first
+   call), p50 / p90 against the target of under one second (judged on the
+   p90); faas dev's own figure for each redeploy is shown next to it; Ctrl-C
+   must leave nothing behind. `.venv/bin/python -m bench.devloop` runs it
+   alone and prints its table.
 
 The machine is often shared: absolute figures move by tens of percent
 between runs; the ratios measured in the same run move much less.
@@ -470,7 +501,8 @@ def write(path: Path, r: Results) -> None:
         "idle-queue accept to start p50 / deliveries per second / timer scheduled time to start p50; "
         "`mq msg/s / latency p50/p99 ms` = messages per second through a Redis trigger with maxconcurrency 50 / "
         "publish to answer p50 / p99; `metrics cost % / req/s with / without` = throughput cost of counting "
-        "every call, then the mean req/s with counting and with `--call-metrics false`).\n\n"
+        "every call, then the mean req/s with counting and with `--call-metrics false`; "
+        "`dev save to answer p50/p90 ms` = `faas dev`: from saving a file to the new code answering).\n\n"
         f"{HISTORY_MARK}\n"
         f"| {' | '.join(HISTORY_COLUMNS)} |\n|{'---|' * len(HISTORY_COLUMNS)}\n" + "\n".join(history_rows) + "\n"
     )

@@ -18,7 +18,9 @@ alone); then mq (a faasd and a Redis of its own: messages per second through a
 Redis Streams trigger, publish to answer latency; bench/mq.py, also runnable
 alone); then metrics cost (pairs of faasd of its own side by side, pool size 1,
 one with `--call-metrics false`: warm req/s with and without counting every
-call, alternating rounds; bench/metrics_cost.py, also runnable alone).
+call, alternating rounds; bench/metrics_cost.py, also runnable alone); then
+the dev loop (a faasd of its own and `faas dev FILE`: from saving the file to
+the new code answering; bench/devloop.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -37,7 +39,20 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from bench import burst, coldstart, controlplane, events, isolation, loadgen, metrics_cost, mq, packages, report, warm
+from bench import (
+    burst,
+    coldstart,
+    controlplane,
+    devloop,
+    events,
+    isolation,
+    loadgen,
+    metrics_cost,
+    mq,
+    packages,
+    report,
+    warm,
+)
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
 from bench.engine import Engine
 from bench.faasd_proc import Faasd
@@ -112,6 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--metrics-sessions", type=int, help="metrics cost: faasd pairs the rounds are split into (4; quick 1)"
     )
+    p.add_argument("--devloop-samples", type=int, help="dev loop: saves measured through `faas dev` (10; quick 2)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -138,6 +154,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "metrics_rounds": 8,
         "metrics_seconds": 2,
         "metrics_sessions": 4,
+        "devloop_samples": 10,
     }
     quick = {
         "samples": 3,
@@ -159,6 +176,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "metrics_rounds": 1,
         "metrics_seconds": 1,
         "metrics_sessions": 1,
+        "devloop_samples": 2,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -297,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
             env=args.warm_env,
             sessions=args.metrics_sessions,
         ),
+    )
+    results.devloop = runner.phase(
+        "dev loop",
+        lambda: devloop.measure(args.faasd_cmd, args.devloop_samples, run_id, limit=devloop.DEFAULT_LIMIT),
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]

@@ -16,6 +16,7 @@ from faas_cli import fission as fission_cli
 from faas_cli.client import DEFAULT_SERVER
 from faas_cli.commands import (
     deploy,
+    dev,
     dlq,
     env,
     function,
@@ -91,6 +92,7 @@ app.add_typer(
     "destroy, list, export).",
 )
 app.command()(deploy.deploy)
+app.command()(dev.dev)
 app.command()(status.status)
 app.command()(usage.usage)
 

@@ -79,6 +79,79 @@ def init(specdir: Path, name: str | None = None, uid: str | None = None) -> Path
     return config
 
 
+def _target(specdir: Path, kind: str, name: str) -> Path:
+    """The file ``<prefix>-<name>.yaml`` a new document of ``kind`` goes to (refused when it is there)."""
+    specs = read_specs(specdir)
+    if specs.config is None:
+        raise CliError(f"'{specdir}' has no {schema.DEPLOYMENT_CONFIG_FILE}; run 'faas spec init' first")
+    if name in specs.resources[kind]:
+        raise CliError(f"{kind} '{name}' is in the specs already ({specs.resources[kind][name].where})")
+    target = specdir / f"{FILE_PREFIX[kind]}-{name}.yaml"
+    if target.exists():
+        raise CliError(f"'{target}' exists already")
+    return target
+
+
+def _include(path: Path, root: Path) -> str:
+    """The glob that puts ``path`` in an archive as ``faas`` would: a directory's contents at the root."""
+    relative = Path(os.path.relpath(path.resolve(), root)).as_posix()
+    return f"{relative}/*" if path.is_dir() else relative
+
+
+def write_environment_spec(
+    specdir: Path, name: str, image: str, builder: str | None = None, poolsize: int | None = None
+) -> Path:
+    """``env-<name>.yaml``: what ``faas env create`` with these options would make."""
+    target = _target(specdir, schema.ENVIRONMENT, name)
+    env = {"name": name, "image": image, "builder": builder or "", "poolsize": poolsize or mapping.DEFAULT_POOLSIZE}
+    write_docs(target, [mapping.environment_doc(env)])
+    return target
+
+
+def write_package_spec(
+    specdir: Path,
+    name: str,
+    env: str,
+    src: Path | None = None,
+    deploy: Path | None = None,
+    buildcmd: str | None = None,
+) -> Path:
+    """``package-<name>.yaml``: a Package and the ArchiveUploadSpec of its files (a directory's contents)."""
+    if (src is None) == (deploy is None):
+        raise CliError("give --src (a source to build) or --deploy (a ready deployment) with --spec")
+    target = _target(specdir, schema.PACKAGE, name)
+    path = src if src is not None else deploy
+    assert path is not None
+    if not path.exists():
+        raise CliError(f"'{path}' not found")
+    archive = f"{name}-{'source' if src is not None else 'deploy'}"
+    docs = [
+        mapping.archive_doc(archive, [_include(path, specdir.resolve().parent)]),
+        mapping.package_doc(name, env, archive, source=src is not None, buildcmd=buildcmd or ""),
+    ]
+    write_docs(target, docs)
+    return target
+
+
+def write_route_spec(
+    specdir: Path, name: str, function: str, url: str, methods: list[str], asynchronous: bool = False
+) -> Path:
+    """``route-<name>.yaml``: an HTTPTrigger (what ``faas route create`` would make, one route per method)."""
+    target = _target(specdir, schema.HTTP_TRIGGER, name)
+    routes = [{"name": name, "method": m.upper(), "url": url, "function": function, "async": asynchronous}
+              for m in methods or ["GET"]]  # fmt: skip
+    write_docs(target, [mapping.trigger_doc(name, routes)])
+    return target
+
+
+def write_timer_spec(specdir: Path, name: str, function: str, cron: str, **fields: Any) -> Path:
+    """``timetrigger-<name>.yaml``: a TimeTrigger (``fields``: timezone, method, subpath, overlap, catch_up)."""
+    target = _target(specdir, schema.TIME_TRIGGER, name)
+    timer = {**mapping.TIMER_DEFAULTS, **{k: v for k, v in fields.items() if v is not None}}
+    write_docs(target, [mapping.timer_doc({**timer, "name": name, "function": function, "cron": cron})])
+    return target
+
+
 def write_function_spec(
     specdir: Path,
     name: str,
@@ -100,14 +173,8 @@ def write_function_spec(
     """
     if (code is None) == (pkg is None):
         raise CliError("give --code FILE or --pkg PACKAGE with --spec")
+    target = _target(specdir, schema.FUNCTION, name)
     specs = read_specs(specdir)
-    if specs.config is None:
-        raise CliError(f"'{specdir}' has no {schema.DEPLOYMENT_CONFIG_FILE}; run 'faas spec init' first")
-    if name in specs.resources[schema.FUNCTION]:
-        raise CliError(f"function '{name}' is in the specs already ({specs.resources[schema.FUNCTION][name].where})")
-    target = specdir / f"function-{name}.yaml"
-    if target.exists():
-        raise CliError(f"'{target}' exists already")
     values = dict(settings or {})
     secrets = values.pop("secrets", None) or {}
     fn: dict[str, Any] = {

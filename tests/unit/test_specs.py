@@ -17,7 +17,14 @@ import yaml
 from faas_cli.errors import CliError
 from faas_cli.specs import mapping, schema
 from faas_cli.specs.archives import LocalArchive, go_glob_regex, read_archive, resolve_globs, tree_digest
-from faas_cli.specs.files import init, write_function_spec
+from faas_cli.specs.files import (
+    init,
+    write_environment_spec,
+    write_function_spec,
+    write_package_spec,
+    write_route_spec,
+    write_timer_spec,
+)
 from faas_cli.specs.mapping import (
     cpu_millis,
     faasd_image,
@@ -663,6 +670,39 @@ def test_write_function_spec_is_what_fn_create_would_make(tmp_path: Path) -> Non
         write_function_spec(specdir, "hello", env="nodejs", code=code)
     with pytest.raises(CliError, match="package 'nope' is not in the specs"):
         write_function_spec(specdir, "other", pkg="nope")
+
+
+def test_the_other_writers_make_what_faas_would(tmp_path: Path) -> None:
+    specdir = tmp_path / "specs"
+    init(specdir)
+    write(tmp_path / "shop" / "main.py", "def main(): pass\n")
+    paths = [
+        write_environment_spec(specdir, "py", "faasd/runtime-python:latest", "faasd/builder-python:latest", 1),
+        write_package_spec(specdir, "shop", "py", src=tmp_path / "shop", buildcmd="./build.sh"),
+        write_function_spec(specdir, "shop", pkg="shop", entrypoint="main.main"),
+        write_route_spec(specdir, "shop", "shop", "/shop", ["GET", "PUT"], asynchronous=True),
+        write_timer_spec(specdir, "daily", "shop", "@daily", timezone="Asia/Tokyo"),
+    ]
+    assert [p.name for p in paths] == [
+        "env-py.yaml", "package-shop.yaml", "function-shop.yaml", "route-shop.yaml", "timetrigger-daily.yaml"
+    ]  # fmt: skip
+    for path in paths:
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert_fission_fields(doc)
+    result = mapped(specdir, tmp_path)
+    assert not result.errors, result.errors
+    assert wanted(result, "environment", "py").fields == {
+        "image": "faasd/runtime-python:latest", "builder": "faasd/builder-python:latest", "poolsize": 1
+    }  # fmt: skip
+    package = wanted(result, "package", "shop")
+    assert package.fields["buildcmd"] == "./build.sh"
+    assert package.source is not None and [m.path for m in package.source.tree() or []] == ["main.py"]
+    assert wanted(result, "function", "shop").fields["package"] == "shop"
+    assert wanted(result, "route", "shop-put").fields == {"method": "PUT", "url": "/shop", "function": "shop",
+                                                          "async": True}  # fmt: skip
+    assert wanted(result, "timer", "daily").fields["timezone"] == "Asia/Tokyo"
+    with pytest.raises(CliError, match="in the specs already"):
+        write_environment_spec(specdir, "py", "x")
 
 
 # -- archives ------------------------------------------------------------------------------------------------
