@@ -10,7 +10,8 @@ One asyncio process plays Fission's three parts. The path of a call::
                     Gateway.resolve(method, path)  (faasd/dataplane/gateway.py)
                       │  RouteTable.match(method, path) -> function, params
                       │     (in memory, swapped atomically on every write;
-                      │      /function/<name> reaches any function)
+                      │      a route that splits its calls draws one of its
+                      │      functions by weight; /function/<name> reaches any function)
                       ▼
                     PoolManager.lease(function)   (faasd/pool/manager.py)
                       │  warm instance?  ── yes ──▶ use it

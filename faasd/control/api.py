@@ -202,8 +202,12 @@ class AdminApi:
             field = res.labels_field
             ordered = sorted(items, key=lambda i: i.to_json()["name"])
             listed = [self._labeled(res.kind, i.to_json(), field) for i in ordered]
-            if function is not None:
-                listed = [i for i in listed if i.get("function") == function]
+            if function is not None:  # a route that splits its calls: any of its functions
+                listed = [
+                    i
+                    for i in listed
+                    if i.get("function") == function or any(f["function"] == function for f in i.get("functions", ()))
+                ]
             return web.json_response({"items": self._selected(request, listed, field)})
 
         return handler

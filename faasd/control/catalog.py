@@ -38,7 +38,7 @@ class Catalog:
             environments=MappingProxyType({e.name: e for e in environments}),
             functions=MappingProxyType({f.name: f for f in functions}),
             triggers=MappingProxyType(trigger_map),
-            routes=RouteTable((t.method, t.url, t.function, t.is_async) for t in trigger_map.values()),
+            routes=RouteTable((t.method, t.url, t.functions or t.function, t.is_async) for t in trigger_map.values()),
             route_keys=MappingProxyType({(t.method, url_key(t.url)): t.name for t in trigger_map.values()}),
             packages=MappingProxyType({p.name: p for p in packages}),
         )

@@ -73,7 +73,7 @@ class Dependents(Protocol):
         ...
 
 
-ROUTE_FIELDS = {"name", "method", "url", "function", "async"}
+ROUTE_FIELDS = {"name", "method", "url", "function", "functions", "async"}
 
 
 def _async_flag(body: dict[str, Any], default: bool) -> bool:
@@ -81,6 +81,16 @@ def _async_flag(body: dict[str, Any], default: bool) -> bool:
     if not isinstance(value, bool):
         raise BadRequest("async must be true or false")
     return value
+
+
+def _route_functions(body: dict[str, Any]) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """A route's ``function``, or its ``functions`` with weights: (the heaviest, the pairs; none for one)."""
+    if "functions" not in body:
+        return check.name(body.get("function"), "function"), ()
+    if "function" in body:
+        raise BadRequest("give either function (one) or functions (with weights), not both")
+    pairs = check.weights(body["functions"])
+    return check.heaviest(pairs), pairs if len(pairs) > 1 else ()
 
 
 def _get(mapping: Any, kind: str, name: str) -> Any:
@@ -409,7 +419,7 @@ class Controller(PackageControl, VersionControl):
     async def delete_function(self, name: str, force: bool = False) -> None:
         async with self._lock:
             fn: Function = _get(self.catalog.functions, "function", name)
-            routes = [t for t in self.catalog.triggers.values() if t.function == name]
+            routes = [t for t in self.catalog.triggers.values() if name in t.names]
             if routes and not force:
                 listed = ", ".join(f"{t.method} {t.url}" for t in routes)
                 raise Conflict(f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true")
@@ -418,10 +428,10 @@ class Controller(PackageControl, VersionControl):
                 raise Conflict(
                     f"function '{name}' is used by {', '.join(others)}; delete them first or pass force=true"
                 )
-            await self._store.delete_function(name)
+            await self._store.delete_function(name, [t.name for t in routes])
             self.catalog = self.catalog.replace(
                 functions=[f for f in self.catalog.functions.values() if f.name != name],
-                triggers=[t for t in self.catalog.triggers.values() if t.function != name],
+                triggers=[t for t in self.catalog.triggers.values() if name not in t.names],
             )
             self._forget_code(fn.code_sha256)
             self._versions_gone({name})
@@ -445,9 +455,10 @@ class Controller(PackageControl, VersionControl):
 
     # -- HTTP triggers ------------------------------------------------------
 
-    def _check_route(self, method: str, url: str, function: str, exclude: str = "") -> None:
-        if function not in self.catalog.functions:
-            raise BadRequest(f"function '{function}' does not exist")
+    def _check_route(self, method: str, url: str, functions: tuple[str, ...], exclude: str = "") -> None:
+        for function in functions:
+            if function not in self.catalog.functions:
+                raise BadRequest(f"function '{function}' does not exist")
         taken = self.catalog.route_keys.get((method, check.url_key(url)))
         if taken is not None and taken != exclude:
             other = self.catalog.triggers[taken]
@@ -457,34 +468,40 @@ class Controller(PackageControl, VersionControl):
         check.known_fields(body, ROUTE_FIELDS)
         method = check.method(body.get("method", "GET"))
         url = check.url_pattern(body.get("url"))
-        function = check.name(body.get("function"), "function")
+        function, functions = _route_functions(body)
         async with self._lock:
             name = body.get("name") or f"{function[:50]}-{secrets.token_hex(4)}"
             name = check.name(name)
             if name in self.catalog.triggers:
                 raise Conflict(f"route '{name}' exists already")
-            self._check_route(method, url, function)
             now = utcnow()
-            trigger = HttpTrigger(name, method, url, function, now, now, is_async=_async_flag(body, False))
+            trigger = HttpTrigger(
+                name, method, url, function, now, now, is_async=_async_flag(body, False), functions=functions
+            )
+            self._check_route(method, url, trigger.names)
             await self._store.add_trigger(trigger, check.url_key(url))
             self.catalog = self.catalog.replace(triggers=[*self.catalog.triggers.values(), trigger])
         return trigger
 
     async def update_trigger(self, name: str, body: dict[str, Any]) -> HttpTrigger:
+        """Change a route; ``function`` makes it name that function alone, ``functions`` split its calls."""
         check.known_fields(body, ROUTE_FIELDS)
         async with self._lock:
             trigger: HttpTrigger = _get(self.catalog.triggers, "route", name)
             if body.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new route instead")
+            named = {"function", "functions"} & body.keys()
+            function, functions = _route_functions(body) if named else (trigger.function, trigger.functions)
             changed = dataclasses.replace(
                 trigger,
                 method=check.method(body["method"]) if "method" in body else trigger.method,
                 url=check.url_pattern(body["url"]) if "url" in body else trigger.url,
-                function=check.name(body["function"], "function") if "function" in body else trigger.function,
+                function=function,
+                functions=functions,
                 is_async=_async_flag(body, trigger.is_async),
                 updated_at=utcnow(),
             )
-            self._check_route(changed.method, changed.url, changed.function, exclude=name)
+            self._check_route(changed.method, changed.url, changed.names, exclude=name)
             await self._store.update_trigger(changed, check.url_key(changed.url))
             triggers = {**self.catalog.triggers, name: changed}
             self.catalog = self.catalog.replace(triggers=triggers.values())

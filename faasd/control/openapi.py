@@ -12,7 +12,16 @@ import dataclasses
 from typing import Any
 
 from faasd import __version__
-from faasd.core.entities import EXECUTORS, MAX_PACKAGE_BYTES, NETWORKS, BuildStatus, Function, Package
+from faasd.core.entities import (
+    EXECUTORS,
+    MAX_PACKAGE_BYTES,
+    MAX_ROUTE_FUNCTIONS,
+    NETWORKS,
+    WEIGHTS_TOTAL,
+    BuildStatus,
+    Function,
+    Package,
+)
 from faasd.core.events import (
     MAX_MQ_CONCURRENCY,
     MAX_RETRIES,
@@ -37,6 +46,20 @@ VARIABLES = {"type": "object", "additionalProperties": {"type": "string"}, "maxP
 BUILDER = {"type": "string", "description": "the image that builds the environment's packages; empty: none"}
 BUILDCMD = {"type": "string", "maxLength": 4096, "description": "the build command; empty: the builder's own"}
 ASYNC = {"type": "boolean", "description": "calls are queued: 202 and a call id, delivered later (default false)"}
+WEIGHTS = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_ROUTE_FUNCTIONS,
+    "items": {
+        "type": "object",
+        "properties": {"function": NAME, "weight": {"type": "integer", "minimum": 0, "maximum": WEIGHTS_TOTAL}},
+        "required": ["function", "weight"],
+        "additionalProperties": False,
+    },
+    "description": f"split the calls: different functions whose weights add up to {WEIGHTS_TOTAL}, "
+    "each call going to one at random in proportion (instead of function)",
+    "example": [{"function": "a", "weight": 90}, {"function": "b", "weight": 10}],
+}
 ARCHIVE = {
     "type": "string",
     "format": "binary",
@@ -247,28 +270,34 @@ def _schemas() -> dict[str, Any]:
                 "name": NAME,
                 "method": {"type": "string", "enum": list(METHODS)},
                 "url": {"type": "string"},
-                "function": NAME,
+                "function": {**NAME, "description": "the function; of a route that splits its calls, the heaviest"},
+                "functions": {**WEIGHTS, "description": "every function with its weight (one alone: 100)"},
                 "async": {"type": "boolean"},
                 "created_at": TIME,
                 "updated_at": TIME,
             },
-            ["name", "method", "url", "function", "async", "created_at", "updated_at"],
+            ["name", "method", "url", "function", "functions", "async", "created_at", "updated_at"],
         ),
-        "RouteCreate": _obj(
-            {
-                "name": NAME,
-                "method": {"type": "string", "enum": list(METHODS)},
-                "url": {"type": "string", "pattern": "^/", "maxLength": 1024, "example": "/users/{id}"},
-                "function": NAME,
-                "async": ASYNC,
-            },
-            ["url", "function"],
-        ),
+        "RouteCreate": {
+            **_obj(
+                {
+                    "name": NAME,
+                    "method": {"type": "string", "enum": list(METHODS)},
+                    "url": {"type": "string", "pattern": "^/", "maxLength": 1024, "example": "/users/{id}"},
+                    "function": NAME,
+                    "functions": WEIGHTS,
+                    "async": ASYNC,
+                },
+                ["url"],
+            ),
+            "oneOf": [{"required": ["function"]}, {"required": ["functions"]}],
+        },
         "RouteUpdate": _obj(
             {
                 "method": {"type": "string", "enum": list(METHODS)},
                 "url": {"type": "string", "pattern": "^/", "maxLength": 1024},
-                "function": NAME,
+                "function": {**NAME, "description": "the route takes this function alone (not with functions)"},
+                "functions": WEIGHTS,
                 "async": ASYNC,
             }
         ),

@@ -380,11 +380,12 @@ class PackageControl:
                     "delete them first or pass force=true"
                 )
             gone = {f.name for f in users}
-            await self._store.delete_package(name, sorted(gone))
+            routes = [t.name for t in self.catalog.triggers.values() if gone.intersection(t.names)]
+            await self._store.delete_package(name, sorted(gone), routes)
             self.catalog = self.catalog.replace(
                 packages=[p for p in self.catalog.packages.values() if p.name != name],
                 functions=[f for f in self.catalog.functions.values() if f.name not in gone],
-                triggers=[t for t in self.catalog.triggers.values() if t.function not in gone],
+                triggers=[t for t in self.catalog.triggers.values() if not gone.intersection(t.names)],
             )
             self._versions_gone(gone)
             if self._builds is not None:

@@ -146,15 +146,33 @@ class Function:
         }
 
 
+# A route that splits its calls names at most this many functions, with weights adding up to 100.
+MAX_ROUTE_FUNCTIONS = 5
+WEIGHTS_TOTAL = 100
+
+
 @dataclass(frozen=True)
 class HttpTrigger:
     name: str
     method: str
     url: str
-    function: str
+    function: str  # a split route's heaviest function (the first of equals)
     created_at: datetime
     updated_at: datetime
     is_async: bool = False  # calls are queued: 202 and a call id (faasd/events)
+    # A route that splits its calls: (function, weight) pairs, weights adding up to 100,
+    # each call going to one of them at random in proportion. Empty: ``function`` takes every call.
+    functions: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def weights(self) -> tuple[tuple[str, int], ...]:
+        """The functions with their weights; a plain route's function has all 100."""
+        return self.functions or ((self.function, WEIGHTS_TOTAL),)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every function the route names."""
+        return tuple(name for name, _weight in self.weights)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -162,6 +180,7 @@ class HttpTrigger:
             "method": self.method,
             "url": self.url,
             "function": self.function,
+            "functions": [{"function": name, "weight": weight} for name, weight in self.weights],
             "async": self.is_async,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from faasd.core.entities import DOCKER_NETWORKS, NETWORKS
+from faasd.core.entities import DOCKER_NETWORKS, MAX_ROUTE_FUNCTIONS, NETWORKS, WEIGHTS_TOTAL
 from faasd.core.errors import BadRequest
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -193,6 +193,33 @@ def url_pattern(value: Any) -> str:
         elif not segment or not SEGMENT_RE.fullmatch(segment):
             raise BadRequest(f"url {value!r} has an invalid segment {segment!r}")
     return normalized
+
+
+def weights(value: Any, field: str = "functions") -> tuple[tuple[str, int], ...]:
+    """A split route's ``[{"function": "a", "weight": 90}, {"function": "b", "weight": 10}]``:
+    1 to 5 different functions, whole weights from 0 to 100 adding up to 100."""
+    example = '[{"function": "a", "weight": 90}, {"function": "b", "weight": 10}]'
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"{field} must be a non-empty list such as {example}")
+    if len(value) > MAX_ROUTE_FUNCTIONS:
+        raise BadRequest(f"{field} names {len(value)} functions; a route splits its calls between at most 5")
+    pairs: list[tuple[str, int]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"function", "weight"}:
+            raise BadRequest(f"{field}[{i}] must be an object with function and weight, as in {example}")
+        fn = name(item["function"], f"{field}[{i}].function")
+        if any(fn == other for other, _ in pairs):
+            raise BadRequest(f"{field} names function '{fn}' twice")
+        pairs.append((fn, integer(item["weight"], f"{field}[{i}].weight", 0, WEIGHTS_TOTAL)))
+    total = sum(weight for _, weight in pairs)
+    if total != WEIGHTS_TOTAL:
+        raise BadRequest(f"the weights of {field} add up to {total}; they must add up to {WEIGHTS_TOTAL}")
+    return tuple(pairs)
+
+
+def heaviest(pairs: tuple[tuple[str, int], ...]) -> str:
+    """The function with the largest weight; the first of equals."""
+    return max(pairs, key=lambda pair: pair[1])[0]
 
 
 def url_key(pattern: str) -> str:

@@ -5,11 +5,17 @@ lookup never sees half a table and never touches the database. Static URLs
 are one dict lookup; URLs with ``{param}`` segments live in a trie walked one
 segment at a time, a literal segment before a parameter (/users/me wins over
 /users/{id}), so a lookup costs the depth of the path, not the number of routes.
+
+A route that splits its calls between functions by weight holds a
+:class:`Split`: each match draws one random number and bisects the running
+weights (at most 5), so a call costs a draw and no allocation more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import unquote
@@ -26,12 +32,34 @@ class Match:
     route: str = field(default="", compare=False)  # the url pattern that matched (the access log says it)
 
 
+class Split:
+    """Functions with weights: :meth:`pick` names one, each in proportion to its weight."""
+
+    __slots__ = ("_bounds", "_draw", "_names", "_total")
+
+    def __init__(self, weights: Sequence[tuple[str, int]], draw: Callable[[], float]) -> None:
+        self._names = tuple(name for name, _weight in weights)
+        running, bounds = 0, []
+        for _name, weight in weights:
+            running += weight
+            bounds.append(running)
+        self._bounds = tuple(bounds)  # running totals: a zero weight's span is empty, never drawn
+        self._total = running
+        self._draw = draw  # uniform in [0, 1)
+
+    def pick(self) -> str:
+        return self._names[bisect_right(self._bounds, self._draw() * self._total)]
+
+
+Target = str | Split
+
+
 @dataclass
 class _Node:
     literals: dict[str, _Node] = field(default_factory=dict)
     param: _Node | None = None
     # At the end of a pattern: method -> (function, parameter names in order, async route).
-    methods: dict[str, tuple[str, tuple[str, ...], bool, str]] = field(default_factory=dict)
+    methods: dict[str, tuple[Target, tuple[str, ...], bool, str]] = field(default_factory=dict)
 
 
 def split_path(path: str) -> list[str]:
@@ -49,16 +77,25 @@ def _for_method(methods: dict[str, V], method: str) -> V | None:
     return found
 
 
+Functions = str | Sequence[tuple[str, int]]
+
+
 class RouteTable:
     """Immutable after construction."""
 
-    def __init__(self, routes: Iterable[tuple[str, str, str] | tuple[str, str, str, bool]] = ()) -> None:
-        """``routes`` holds (method, url pattern, function[, async]) tuples."""
-        self._static: dict[str, dict[str, tuple[str, bool, str]]] = {}
+    def __init__(
+        self,
+        routes: Iterable[tuple[str, str, Functions] | tuple[str, str, Functions, bool]] = (),
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        """``routes`` holds (method, url pattern, function[, async]) tuples; a route that splits its calls
+        gives (function, weight) pairs for its function. ``draw`` picks among them (uniform in [0, 1))."""
+        self._static: dict[str, dict[str, tuple[Target, bool, str]]] = {}
         self._root = _Node()
         self.size = 0
         for route in routes:
-            method, url, function = route[0], route[1], route[2]
+            method, url = route[0], route[1]
+            function: Target = route[2] if isinstance(route[2], str) else Split(route[2], draw)
             is_async = len(route) > 3 and bool(route[3])
             self.size += 1
             parts = split_path(url)
@@ -82,7 +119,8 @@ class RouteTable:
         if static is not None:
             target = _for_method(static, method)
             if target is not None:
-                return Match(target[0], {}, target[1], target[2])
+                function = target[0]
+                return Match(function if isinstance(function, str) else function.pick(), {}, target[1], target[2])
             allowed.update(static)
         found = self._walk(self._root, parts, 0, [], method, allowed)
         if found is not None:
@@ -103,7 +141,8 @@ class RouteTable:
                 allowed.update(node.methods)
                 return None
             function, names, is_async, url = hit
-            return Match(function, dict(zip(names, values, strict=True)), is_async, url)
+            chosen = function if isinstance(function, str) else function.pick()
+            return Match(chosen, dict(zip(names, values, strict=True)), is_async, url)
         literal = node.literals.get(parts[depth])
         if literal is not None:
             found = self._walk(literal, parts, depth + 1, values, method, allowed)

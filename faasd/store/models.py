@@ -97,6 +97,9 @@ class HttpTriggerRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Calls on this route are queued (202 and a call id) instead of answered.
     is_async: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    # A split route: [[function, weight], ...], `function` the heaviest; "[]": `function` alone.
+    # The others are not foreign keys: the controller keeps them pointing at functions that exist.
+    functions_json: Mapped[str] = mapped_column(Text, server_default="[]")
 
 
 class PackageRow(Base):

@@ -134,6 +134,7 @@ def _trigger(row: HttpTriggerRow) -> HttpTrigger:
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
         is_async=row.is_async,
+        functions=tuple((str(name), int(weight)) for name, weight in json.loads(row.functions_json or "[]")),
     )
 
 
@@ -288,11 +289,13 @@ class Store:
                 index.setdefault(function, {})[number] = sha256
         return index
 
-    async def delete_function(self, name: str) -> None:
-        """The function, its versions and the routes to it, in one transaction."""
+    async def delete_function(self, name: str, routes: Iterable[str] = ()) -> None:
+        """The function, its versions and the routes to it, in one transaction (``routes``: those that split
+        their calls between it and others too)."""
         async with self._sessions.begin() as session:
             await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function == name))
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
+            await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.name.in_(list(routes))))
             await session.execute(delete(TimerRow).where(TimerRow.function == name))
             await session.execute(delete(WatchRow).where(WatchRow.function == name))
             await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function == name))
@@ -310,6 +313,7 @@ class Store:
                 created_at=trigger.created_at,
                 updated_at=trigger.updated_at,
                 is_async=trigger.is_async,
+                functions_json=_weights_json(trigger),
             )
         )
 
@@ -321,6 +325,7 @@ class Store:
             "function": trigger.function,
             "updated_at": trigger.updated_at,
             "is_async": trigger.is_async,
+            "functions_json": _weights_json(trigger),
         }
         try:
             await self._update(HttpTriggerRow, trigger.name, fields)
@@ -337,9 +342,10 @@ class Store:
     async def update_package(self, package: Package) -> None:
         await self._update(PackageRow, package.name, _package_fields(package))
 
-    async def delete_package(self, name: str, functions: list[str]) -> None:
+    async def delete_package(self, name: str, functions: list[str], routes: Iterable[str] = ()) -> None:
         """The package, the ``functions`` that run it and the routes to them, in one transaction."""
         async with self._sessions.begin() as session:
+            await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.name.in_(list(routes))))
             if functions:
                 await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function.in_(functions)))
                 await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function.in_(functions)))
@@ -348,6 +354,10 @@ class Store:
                 await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function.in_(functions)))
                 await session.execute(delete(FunctionRow).where(FunctionRow.name.in_(functions)))
             await session.execute(delete(PackageRow).where(PackageRow.name == name))
+
+
+def _weights_json(trigger: HttpTrigger) -> str:
+    return json.dumps([[name, weight] for name, weight in trigger.functions])
 
 
 async def _drop_versions(session: AsyncSession, function: str, numbers: Iterable[int]) -> None:
