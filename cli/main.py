@@ -7,6 +7,7 @@ run unchanged, see faas_cli/fission.py and docs/fission.md.
 from __future__ import annotations
 
 import os
+import sys
 from importlib import metadata
 from typing import Annotated, Any
 
@@ -187,8 +188,11 @@ def main(
 
 
 def fission() -> None:
-    """The `fission` console script: this program, under Fission's name."""
-    app(prog_name=fission_cli.PROGRAM)
+    """The `fission` console script: this program, under Fission's name.
+
+    Alone, it shows its help and succeeds, as Fission's does.
+    """
+    app(args=sys.argv[1:] or ["--help"], prog_name=fission_cli.PROGRAM)
 
 
 # Last, once every command is registered: the Fission flags each accepts and ignores.
