@@ -29,16 +29,22 @@ class SpecClient(FaasClient):
     def items(self, kind: str, selector: str | None = None) -> list[Json]:
         """Every object of ``kind`` (``selector``: only those with that label, ``key=value`` or ``key``)."""
         query = f"?{urllib.parse.urlencode({'label': selector})}" if selector else ""
-        return self._items(PATHS[kind] + query)
+        found = self._items(PATHS[kind] + query)
+        if kind == "watch":  # faasd: the filter is "labels", the watch's own "resource_labels"
+            for item in found:
+                item[WATCH_FILTER] = item.pop("labels", None) or {}
+                item["labels"] = item.pop("resource_labels", None) or {}
+        return found
 
     def body(self, kind: str, fields: dict[str, Any], labels: dict[str, str] | None) -> dict[str, Any]:
         body = dict(fields)
-        if kind == "watch" and "labels" in body:
-            selector = body.pop("labels")
-            if WATCH_FILTER != "labels":
-                body[WATCH_FILTER] = selector
+        own = "labels"
+        if kind == "watch":
+            if WATCH_FILTER in body:
+                body["labels"] = body.pop(WATCH_FILTER)
+            own = "resource_labels"
         if labels is not None:
-            body["labels"] = labels
+            body[own] = labels
         return body
 
     def create(self, kind: str, name: str, fields: dict[str, Any], labels: dict[str, str]) -> Json:

@@ -105,7 +105,7 @@ def export(client: SpecClient, dest: Path, warn: Echo, specdir_name: str = "spec
     for timer in state["timer"]:
         put(f"timetrigger-{timer['name']}.yaml", [mapping.timer_doc(timer)])
     for watch in state["watch"]:
-        engine = {} if WATCH_FILTER == "labels" else watch.get(WATCH_FILTER) or {}
+        engine = watch.get(WATCH_FILTER) or {}
         if watch.get("type") != "container":
             warn(f"watch '{watch['name']}': type '{watch.get('type')}' is a Docker object with no Kubernetes kind")
         put(f"kubewatch-{watch['name']}.yaml", [mapping.watch_doc(watch, engine)])

@@ -113,10 +113,10 @@ WATCH_TYPES = {"pod": "container", "pods": "container", "container": "container"
 WATCH_TYPES.update({t: t for t in ("network", "volume", "image")})
 WATCH_EXPORT = {"container": "pod"}
 
-WATCH_FILTER = "labels"
-"""The field of /v1/watches that holds the watch's engine-label filter (a watch's ``labels`` in
-faas_cli.specs.mapping). While it is ``labels``, the name of every object's own labels too, faasd takes
-what is sent there as the watch's labels: the deployment's are sent, and the filter cannot be."""
+WATCH_FILTER = "selector"
+"""Where a watch's engine-label filter is kept here. faasd's /v1/watches has it as ``labels`` and the
+watch's own labels as ``resource_labels``; faas_cli.specs.api turns both into every other kind's shape
+(own labels as ``labels``), so that the rest of the spec code treats a watch like the others."""
 
 # faasd's stock images and Fission's for the same language.
 IMAGES = {
@@ -616,17 +616,11 @@ class Mapper:
         selector = spec.get("labelselector") or {}
         if not isinstance(selector, dict):
             raise CliError(f"{doc}: spec.labelselector must be a map of labels")
-        if selector and WATCH_FILTER == "labels":
-            self.warn(
-                doc,
-                "spec.labelselector is not sent: this faasd takes a watch's label filter and its own labels "
-                "under one name, and the deployment's labels go there",
-            )
         events = [e.strip() for e in (self.annotation(doc, "events") or ",".join(WATCH_EVENTS)).split(",") if e.strip()]
         fields = {
             "function": function,
             "type": WATCH_TYPES[kind],
-            "labels": {str(k): "" if v is None else str(v) for k, v in selector.items()},
+            WATCH_FILTER: {str(k): "" if v is None else str(v) for k, v in selector.items()},
             "events": events,
             "include_faasd": (self.annotation(doc, "include-faasd") or "").lower() == "true",
         }

@@ -32,7 +32,7 @@ COMPARED = {
     "environment": ("image", "builder", "poolsize"),
     "route": ("method", "url", "function", "async"),
     "timer": ("function", "cron", "timezone", "method", "subpath", "overlap", "catch_up"),
-    "watch": ("function", "type", "labels", "events", "include_faasd"),
+    "watch": ("function", "type", WATCH_FILTER, "events", "include_faasd"),
     "mqtrigger": (
         "function", "mqtype", "topic", "resptopic", "errortopic", "maxretries", "maxconcurrency", "contenttype",
         "connection", "connection_secret", "method",
@@ -141,12 +141,6 @@ def differences(wanted: Wanted, current: Json) -> Action:
             action.deploy = wanted.source is not None or digest is None or digest != current.get("deploy_sha256")
     else:
         for key in COMPARED[wanted.kind]:
-            if wanted.kind == "watch" and key == "labels":
-                if WATCH_FILTER == "labels":
-                    continue  # faasd shows its labels there, not the filter: it cannot be compared
-                if not _same("watch", key, fields[key], current.get(WATCH_FILTER)):
-                    action.send[key] = fields[key]
-                continue
             if key in fields and not _same(wanted.kind, key, fields[key], current.get(key)):
                 if wanted.kind == "mqtrigger" and key == "connection" and "***" in str(fields[key]):
                     continue  # a masked URL (from an export) keeps the one faasd has

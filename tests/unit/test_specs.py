@@ -26,6 +26,7 @@ from faas_cli.specs.files import (
     write_timer_spec,
 )
 from faas_cli.specs.mapping import (
+    WATCH_FILTER,
     cpu_millis,
     faasd_image,
     fission_image,
@@ -435,7 +436,7 @@ def test_triggers_map_to_routes_timers_watches_and_mq_triggers(tmp_path: Path) -
         "catch_up": "once",
     }
     watch = wanted(result, "watch", "pods").fields
-    assert watch["type"] == "container" and watch["labels"] == {"app": "web"}
+    assert watch["type"] == "container" and watch[WATCH_FILTER] == {"app": "web"}
     assert watch["events"] == ["added", "removed", "updated"] and watch["include_faasd"] is False
     mq = wanted(result, "mqtrigger", "orders").fields
     assert mq["mqtype"] == "redis" and mq["resptopic"] == "billed" and mq["maxretries"] == 5
@@ -628,12 +629,12 @@ def test_function_document_and_back(tmp_path: Path) -> None:
 def test_timer_watch_and_mq_documents_and_back(tmp_path: Path) -> None:
     timer = {"name": "t", "function": "hello", "cron": "*/5 * * * * *", "timezone": "Asia/Tokyo", "method": "GET",
              "subpath": "/x", "overlap": "allow", "catch_up": "none"}  # fmt: skip
-    watch = {"name": "w", "function": "hello", "type": "container", "labels": {"app": "db"}, "events": ["removed"],
+    watch = {"name": "w", "function": "hello", "type": "container", WATCH_FILTER: {"app": "db"}, "events": ["removed"],
              "include_faasd": True}  # fmt: skip
     mq = {"name": "m", "function": "hello", "mqtype": "nats", "topic": "orders", "resptopic": "r", "errortopic": "e",
           "maxretries": 4, "maxconcurrency": 3, "contenttype": "text/plain", "connection": "nats://n:4222",
           "connection_secret": "NATS", "method": "PUT"}  # fmt: skip
-    docs = [mapping.timer_doc(timer), mapping.watch_doc(watch, watch["labels"]), mapping.mq_doc(mq)]
+    docs = [mapping.timer_doc(timer), mapping.watch_doc(watch, watch[WATCH_FILTER]), mapping.mq_doc(mq)]
     assert docs[0]["spec"]["cron"] == "CRON_TZ=Asia/Tokyo */5 * * * * *"
     assert docs[1]["spec"]["type"] == "pod"
     assert docs[2]["spec"]["messageQueueType"] == "nats-jetstream"

@@ -132,9 +132,10 @@ class FakeFaasd:
 
     def listed(self, kind: str, selectors: list[str]) -> list[dict[str, Any]]:
         items = [self.objects[kind][n] for n in sorted(self.objects[kind])]
+        own = "resource_labels" if kind == "watch" else "labels"  # a watch's "labels" select containers
         for selector in selectors:
             key, eq, value = selector.partition("=")
-            items = [i for i in items if key in i["labels"] and (not eq or i["labels"][key] == value)]
+            items = [i for i in items if key in i[own] and (not eq or i[own][key] == value)]
         return [{k: v for k, v in i.items() if k != "build_log"} for i in items]
 
     def create(self, kind: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -142,6 +143,8 @@ class FakeFaasd:
         if name in self.objects[kind]:
             return 409, {"error": {"code": "conflict", "message": f"{kind} '{name}' exists already"}}
         item = {"name": name, **DEFAULTS.get(kind, {}), "labels": {}}
+        if kind == "watch":
+            item["resource_labels"] = {}
         self.objects[kind][name] = item
         return self.update(kind, item, body, status=201)
 
@@ -152,7 +155,10 @@ class FakeFaasd:
                 return status, self.put_package(item, body)
             except ValueError as error:
                 return 400, {"error": {"code": "bad_request", "message": str(error)}}
-        if "labels" in body and kind != "watch":
+        if kind == "watch":
+            if "resource_labels" in body:
+                item["resource_labels"] = body.pop("resource_labels")
+        elif "labels" in body:
             item["labels"] = body.pop("labels")
         code = body.pop("code", None)
         if code is not None:
@@ -472,7 +478,7 @@ spec:
     result = apply(daemon, specdir)
     assert result.exit_code == 0, result.output
     assert daemon.objects["watch"]["pods"]["events"] == ["added", "removed"]
-    assert daemon.objects["watch"]["pods"]["labels"][schema.UID_LABEL] == "uid-1"
+    assert daemon.objects["watch"]["pods"]["resource_labels"][schema.UID_LABEL] == "uid-1"
     mq = daemon.objects["mqtrigger"]["orders"]
     assert mq["connection"] == "redis://:pw@127.0.0.1:6379" and mq["labels"][schema.UID_LABEL] == "uid-1"
     mq["connection"] = "redis://***@127.0.0.1:6379"  # as faasd shows it
