@@ -372,13 +372,26 @@ class FaasClient:
         self,
         method: str,
         url: str,
-        function: str,
+        function: str | None,
         name: str | None = None,
         asynchronous: bool | None = None,
         labels: Mapping[str, str] | None = None,
+        functions: list[Json] | None = None,
     ) -> Json:
-        """``asynchronous``: calls on the route are queued (202 and a call id), the API's ``async``."""
-        payload = _given(name=name, method=method, url=url, function=function, labels=labels, **{"async": asynchronous})
+        """``asynchronous``: calls on the route are queued (202 and a call id), the API's ``async``.
+
+        ``functions`` instead of ``function``: a route that splits its calls,
+        ``[{"function": "a", "weight": 90}, {"function": "b", "weight": 10}]``.
+        """
+        payload = _given(
+            name=name,
+            method=method,
+            url=url,
+            function=function,
+            functions=functions,
+            labels=labels,
+            **{"async": asynchronous},
+        )
         return self._json("POST", "/v1/triggers/http", payload)
 
     def list_triggers(self, function: str | None = None) -> list[Json]:
@@ -396,8 +409,11 @@ class FaasClient:
         function: str | None = None,
         asynchronous: bool | None = None,
         labels: Mapping[str, str] | None = None,
+        functions: list[Json] | None = None,
     ) -> Json:
-        payload = _given(method=method, url=url, function=function, labels=labels, **{"async": asynchronous})
+        payload = _given(
+            method=method, url=url, function=function, functions=functions, labels=labels, **{"async": asynchronous}
+        )
         return self._json("PATCH", f"/v1/triggers/http/{_segment(name)}", payload)
 
     def delete_trigger(self, name: str) -> None:

@@ -10,8 +10,11 @@ from ``--help``, and explained once a run on stderr::
     note: --mincpu ignored: faasd sets a CPU limit (--maxcpu), not a request ...
 
 A few flags would make the command do something else than what faasd does
-(``--spec`` writes a file instead of creating; ``--prefix`` routes a whole
-subtree): those are refused, in one ``error:`` line, rather than ignored.
+(``--prefix`` routes a whole subtree; ``--spec`` where no spec file of that
+kind is written): those are refused, in one ``error:`` line, rather than
+ignored. Where faasd writes the spec file (``fn``, ``env``, ``pkg``,
+``route`` and ``tt create``), ``--spec``, ``--dry`` and ``--specdir`` are the
+commands' own (:func:`saved_as_spec`).
 
 Started as ``fission`` (the console script, or any program of that name), the
 commands whose output Fission's scripts read print it Fission's way: see
@@ -22,8 +25,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
@@ -33,6 +39,26 @@ from faas_cli.errors import CliError, error_line
 from faas_cli.output import note_once
 
 PROGRAM = "fission"
+SPEC_PANEL = "Spec files (Fission's --spec)"
+DEPLOYMENT_CONFIG_FILE = "fission-deployment-config.yaml"
+
+SpecSave = Annotated[
+    bool,
+    typer.Option(
+        "--spec",
+        help="Write the object's spec file under --specdir instead of making it ('spec apply' makes it).",
+        rich_help_panel=SPEC_PANEL,
+    ),
+]
+SpecDry = Annotated[
+    bool,
+    typer.Option("--dry", help="Print the spec file instead of making the object.", rich_help_panel=SPEC_PANEL),
+]
+SpecDir = Annotated[
+    Path,
+    typer.Option("--specdir", help="The spec directory ('spec init' makes it).", rich_help_panel=SPEC_PANEL),
+]
+DEFAULT_SPECDIR = Path("specs")
 
 
 @dataclass(frozen=True)
@@ -70,8 +96,8 @@ class Flag:
 NAMESPACE = "faasd has one namespace: a name is unique on the daemon"
 NO_KUBERNETES = "faasd runs on one machine's Docker engine, without Kubernetes"
 SPEC = (
-    "saves a spec file instead of creating the object, which this CLI does not do; write the YAML "
-    "under specs/ and run 'fission spec apply'"
+    "it saves a spec file instead of making the object, and this CLI writes none of this kind: write the "
+    "YAML under specs/ and run 'fission spec apply'"
 )
 CHECKSUM = "a checksum checks an archive fetched from a URL; faasd's CLI uploads local files"
 PREFIX = (
@@ -154,7 +180,7 @@ INGRESS = (
 LOG_DATABASE = Flag(("--dbtype",), "faasd keeps what functions print itself: there is no log database")
 
 COMMANDS: dict[tuple[str, str], tuple[Flag, ...]] = {
-    ("function", "create"): (*FUNCTION_RUNTIME, Flag(("--prefix",), PREFIX, refuse=True), *SPEC_FLAGS),
+    ("function", "create"): (*FUNCTION_RUNTIME, Flag(("--prefix",), PREFIX, refuse=True)),
     ("function", "update"): (
         *FUNCTION_RUNTIME,
         Flag(("--force",), "faasd updates a package whichever functions run it", "flag", quiet=True),
@@ -171,7 +197,7 @@ COMMANDS: dict[tuple[str, str], tuple[Flag, ...]] = {
         Flag(("--podnamespace",), NAMESPACE),
         Flag(("--allpods",), "faasd shows every instance's lines anyway", "flag", quiet=True),
     ),
-    ("env", "create"): (*ENVIRONMENT, *SPEC_FLAGS),
+    ("env", "create"): ENVIRONMENT,
     ("env", "update"): ENVIRONMENT,
     ("env", "list"): (ALL_NAMESPACES,),
     ("env", "delete"): (
@@ -185,7 +211,6 @@ COMMANDS: dict[tuple[str, str], tuple[Flag, ...]] = {
         Flag(("--srcchecksum",), CHECKSUM),
         Flag(("--deploychecksum",), CHECKSUM),
         Flag(("--insecure",), CHECKSUM, "flag"),
-        *SPEC_FLAGS,
     ),
     ("package", "update"): (
         Flag(("--srcchecksum",), CHECKSUM),
@@ -194,10 +219,9 @@ COMMANDS: dict[tuple[str, str], tuple[Flag, ...]] = {
         Flag(("--force", "-f"), "faasd updates a package whichever functions run it", "flag", quiet=True),
     ),
     ("package", "list"): (ALL_NAMESPACES,),
-    ("route", "create"): (*INGRESS, *SPEC_FLAGS),
+    ("route", "create"): INGRESS,
     ("route", "update"): INGRESS,
     ("route", "list"): (ALL_NAMESPACES,),
-    ("timer", "create"): SPEC_FLAGS,
     ("timer", "list"): (ALL_NAMESPACES,),
     ("mqtrigger", "create"): (
         Flag(
@@ -219,6 +243,39 @@ COMMANDS: dict[tuple[str, str], tuple[Flag, ...]] = {
     ("watch", "list"): (ALL_NAMESPACES,),
 }
 """Per command (its group, as `faas` names it, and its name), the flags it accepts and ignores."""
+
+
+def saved_as_spec(spec: bool, dry: bool, specdir: Path, write: Callable[[Path], Sequence[Path]]) -> bool:
+    """Fission's ``--spec`` (and ``--dry``): the object's spec file(s) instead of the object; whether it was so.
+
+    ``write`` writes them into the spec directory it is given (faas_cli.specs'
+    writers) and returns their paths. ``--spec`` writes into ``specdir``;
+    ``--dry`` into a copy of it beside it (so that the files' paths read the
+    same), prints what was written, and leaves ``specdir`` as it was.
+    """
+    if not spec and not dry:
+        return False
+    if not dry:
+        for path in write(specdir):
+            typer.echo(f"spec file {path} written")
+        return True
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".spec-dry-", dir=specdir.resolve().parent))
+    except OSError as error:
+        raise CliError(f"cannot write beside '{specdir}' ({(error.strerror or str(error)).lower()})") from None
+    try:
+        if (specdir / DEPLOYMENT_CONFIG_FILE).is_file():
+            shutil.copytree(specdir, scratch, dirs_exist_ok=True)
+        else:
+            from faas_cli.specs import files
+
+            files.init(scratch)
+        for number, path in enumerate(write(scratch)):
+            text = path.read_text(encoding="utf-8")
+            typer.echo(("---\n" if number else "") + text, nl=not text.endswith("\n"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return True
 
 
 def why(name: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs
 from faas_cli.output import Column, OutputFormat, print_item, print_items, working
 
@@ -54,8 +56,21 @@ def create(
     poolsize: Poolsize = None,
     builder: Builder = None,
     labels: Labels = None,
+    spec: SpecSave = False,
+    dry: SpecDry = False,
+    specdir: SpecDir = DEFAULT_SPECDIR,
 ) -> None:
     """Create an environment."""
+
+    def write(folder: Path) -> list[Path]:
+        from faas_cli.specs import files
+
+        if image is None:
+            raise CliError("give --image: the environment's runtime image")
+        return [files.write_environment_spec(folder, name, image, builder, poolsize)]
+
+    if saved_as_spec(spec, dry, specdir, write):
+        return
     with working(f"creating environment '{name}'"):
         env = client_of(ctx).create_environment(
             name, image=image, poolsize=poolsize, builder=builder, labels=label_pairs(labels)

@@ -27,6 +27,7 @@ from faas_cli.client import FaasClient
 from faas_cli.commands.package import archives, unique_name
 from faas_cli.commands.route import methods_of, url_of
 from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import (
     FISSION_PANEL,
     Entrypoint,
@@ -173,6 +174,9 @@ def create(
             rich_help_panel=FISSION_PANEL,
         ),
     ] = None,
+    spec: SpecSave = False,
+    dry: SpecDry = False,
+    specdir: SpecDir = DEFAULT_SPECDIR,
     *,
     settings: dict[str, Any],
 ) -> None:
@@ -188,6 +192,13 @@ def create(
         raise CliError("--buildcmd goes with --src (a source to build)")
     if method and url is None:
         raise CliError("--method goes with --url (the route to make)")
+
+    def write(folder: Path) -> list[Path]:
+        return function_specs(folder, name, env, code, pkg, src, deploy, buildcmd, entrypoint, timeout, settings,
+                              url, method)  # fmt: skip
+
+    if saved_as_spec(spec, dry, specdir, write):
+        return
     client = client_of(ctx)
     if src or deploy:
         if env is None:
@@ -220,6 +231,51 @@ def create(
         for verb in methods_of(method):
             trigger = client.create_trigger(verb, url_of(url), name)
             typer.echo(f"route '{trigger.get('name')}' created: {verb} {trigger.get('url', url)} -> {name}")
+
+
+def function_specs(
+    folder: Path,
+    name: str,
+    env: str | None,
+    code: Path | None,
+    pkg: str | None,
+    src: list[Path] | None,
+    deploy: list[Path] | None,
+    buildcmd: str | None,
+    entrypoint: str | None,
+    timeout: int | None,
+    settings: dict[str, Any],
+    url: str | None,
+    method: list[str] | None,
+) -> list[Path]:
+    """`fn create --spec`: the function's spec file, its package's when --src/--deploy, its route's with --url."""
+    from faas_cli.commands.package import package_spec
+    from faas_cli.specs import files
+
+    written: list[Path] = []
+    if src or deploy:
+        if env is None:
+            raise CliError("give --env: the environment whose builder builds the package and that runs it")
+        pkg = unique_name(name)
+        written.append(package_spec(folder, pkg, env, src, deploy, buildcmd))
+    fields = dict(settings)
+    labels = fields.pop("labels", None)
+    written.append(
+        files.write_function_spec(
+            folder,
+            name,
+            env=env,
+            code=code,
+            pkg=pkg,
+            entrypoint=entrypoint,
+            timeout=timeout,
+            settings=fields,
+            labels=labels,
+        )
+    )
+    if url is not None:
+        written.append(files.write_route_spec(folder, name, name, url_of(url), methods_of(method)))
+    return written
 
 
 def own_package(

@@ -24,6 +24,7 @@ import typer
 from faas_cli.archives import package_name_for, prepared_many
 from faas_cli.client import FaasClient
 from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs, program
 from faas_cli.output import Column, OutputFormat, print_items, progress, working
 
@@ -176,6 +177,19 @@ def archives(src: Sequence[Path] | None, deploy: Sequence[Path] | None) -> Itera
         yield source, deployment
 
 
+def package_spec(
+    folder: Path, name: str, env: str, src: list[Path] | None, deploy: list[Path] | None, buildcmd: str | None
+) -> Path:
+    """The package's spec file (one --src or one --deploy: the spec's archive is one path)."""
+    from faas_cli.specs import files
+
+    if len(src or []) + len(deploy or []) != 1:
+        raise CliError("with --spec, give one --src or one --deploy (a directory or an archive)")
+    return files.write_package_spec(
+        folder, name, env, src=src[0] if src else None, deploy=deploy[0] if deploy else None, buildcmd=buildcmd
+    )
+
+
 def deployment_of(deploy: list[Path] | None, code: Path | None) -> list[Path] | None:
     """``--deploy``, or Fission's ``--code FILE``: that one file as the deployment."""
     if code is not None and deploy:
@@ -201,6 +215,9 @@ def create(
     ] = None,
     code: Code = None,
     labels: Labels = None,
+    spec: SpecSave = False,
+    dry: SpecDry = False,
+    specdir: SpecDir = DEFAULT_SPECDIR,
 ) -> None:
     """Create a package from a source to build (--src) and/or a ready deployment (--deploy)."""
     deploy = deployment_of(deploy, code)
@@ -210,6 +227,8 @@ def create(
         name = package_name_for((src or deploy or [Path()])[0])
         if is_fission(ctx):
             name = unique_name(name)
+    if saved_as_spec(spec, dry, specdir, lambda folder: [package_spec(folder, name, env, src, deploy, buildcmd)]):
+        return
     with archives(src, deploy) as (source, deployment), working(f"uploading package '{name}'"):
         package = client_of(ctx).create_package(name, env, source, deployment, buildcmd, labels=label_pairs(labels))
     typer.echo(f"package '{name}' created {_status_note(package, program(ctx))}")

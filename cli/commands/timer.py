@@ -8,11 +8,13 @@ cron expression and the time zone; ``showschedule`` shows when one fires.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs
 from faas_cli.output import Column, OutputFormat, print_item, print_items
 
@@ -133,10 +135,22 @@ def create(
     overlap: Overlap = None,
     catch_up: CatchUp = None,
     labels: Labels = None,
+    spec: SpecSave = False,
+    dry: SpecDry = False,
+    specdir: SpecDir = DEFAULT_SPECDIR,
 ) -> None:
     """Create a timer that calls a function on a cron schedule."""
     name = name or generated_name(function)
     fields = _fields(timezone, method, subpath, overlap, catch_up, labels)
+
+    def write(folder: Path) -> list[Path]:
+        from faas_cli.specs import files
+
+        written = {k: v for k, v in fields.items() if k != "labels"}
+        return [files.write_timer_spec(folder, name, function, cron, **written)]
+
+    if saved_as_spec(spec, dry, specdir, write):
+        return
     timer = client_of(ctx).create_timer(name, function, cron, **fields)
     typer.echo(f"timer '{timer.get('name', name)}' created: '{timer.get('cron', cron)}' -> {function}")
 

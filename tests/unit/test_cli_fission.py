@@ -851,12 +851,31 @@ def test_route_create_makes_one_route_per_method(daemon: FakeDaemon) -> None:
     assert notes(result) == ["note: --url /users/{id:[0-9]+}: faasd matches any segment, so the route is /users/{id}"]
 
 
-def test_a_canary_route_is_refused(daemon: FakeDaemon) -> None:
-    result = fission(daemon, "ht", "create", "--url", "/c", "--function", "f", "--function", "g",
-                     "--weight", "80", "--weight", "20")  # fmt: skip
+def test_a_canary_route_splits_the_calls_by_weight(daemon: FakeDaemon) -> None:
+    result = fission(daemon, "ht", "create", "--name", "c", "--url", "/c", "--function", "f", "--weight", "80",
+                     "--function", "g", "--weight", "20")  # fmt: skip
+    daemon.store["/v1/triggers/http"]["c"]["functions"] = [{"function": "f", "weight": 80},
+                                                          {"function": "g", "weight": 20}]  # fmt: skip
+    listed = fission(daemon, "ht", "list")
+    moved = fission(daemon, "ht", "update", "--name", "c", "--function", "f", "--weight", "50",
+                    "--function", "g", "--weight", "50")  # fmt: skip
+
+    assert result.exit_code == listed.exit_code == moved.exit_code == 0, result.output + moved.output
+    assert result.stdout == "route 'c' created: GET /c -> f (80%), g (20%)\n"
+    (body,) = daemon.bodies("POST", "/v1/triggers/http")
+    assert body == {"name": "c", "method": "GET", "url": "/c",
+                    "functions": [{"function": "f", "weight": 80}, {"function": "g", "weight": 20}]}  # fmt: skip
+    assert {r[0]: r[3] for r in rows(listed.stdout)[1:]}["c"] == "f:80,g:20"
+    assert daemon.bodies("PATCH", "/v1/triggers/http/c") == [
+        {"functions": [{"function": "f", "weight": 50}, {"function": "g", "weight": 50}]}
+    ]
+
+
+def test_functions_without_their_weights_are_one_line(daemon: FakeDaemon) -> None:
+    result = fission(daemon, "ht", "create", "--url", "/c", "--function", "f", "--function", "g")
 
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: a faasd route calls one function")
+    assert result.stderr == "error: give a --weight for each --function; the weights add up to 100\n"
     assert daemon.requests("POST") == []
 
 
@@ -1057,10 +1076,75 @@ def test_the_hidden_flags_stay_out_of_help() -> None:
     result = CliRunner().invoke(app, ["fn", "create", "--help"], prog_name="fission", env=CLEAN)
 
     assert result.exit_code == 0
-    for hidden in ("--mincpu", "--targetcpu", "--kube-context", "--spec"):
+    for hidden in ("--mincpu", "--targetcpu", "--kube-context", "--configmap"):
         assert hidden not in result.stdout
-    for shown in ("--fntimeout", "--minscale", "--executortype", "--src", "--deploy", "--buildcmd"):
+    for shown in ("--fntimeout", "--minscale", "--executortype", "--src", "--deploy", "--buildcmd", "--spec"):
         assert shown in result.stdout
+
+
+# -- --spec: the spec file instead of the object ------------------------------------------------
+
+
+@pytest.fixture
+def specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: Path, source: Path) -> Path:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["spec", "init"], prog_name="fission", env=CLEAN)
+    assert result.exit_code == 0, result.output
+    return tmp_path / "specs"
+
+
+def test_spec_writes_the_spec_files_and_sends_nothing(daemon: FakeDaemon, specs: Path) -> None:
+    for args in (
+        ["env", "create", "--name", "py", "--image", "img", "--spec"],
+        ["fn", "create", "--name", "hello", "--env", "python", "--code", "hello.py", "--maxscale", "3",
+         "--executortype", "newdeploy", "--url", "/hello", "--spec"],
+        ["pkg", "create", "--name", "p1", "--env", "python", "--src", "src", "--buildcmd", "make", "--spec"],
+        ["tt", "create", "--name", "t1", "--function", "hello", "--cron", "@hourly", "--spec"],
+        ["route", "create", "--name", "r1", "--function", "hello", "--url", "/r1", "--spec"],
+    ):  # fmt: skip
+        result = fission(daemon, *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert result.stdout.startswith("spec file specs/"), result.stdout
+
+    assert daemon.sent == []
+    written = sorted(p.name for p in specs.glob("*.yaml"))
+    assert written == ["env-py.yaml", "fission-deployment-config.yaml", "function-hello.yaml", "package-p1.yaml",
+                       "route-hello.yaml", "route-r1.yaml", "timetrigger-t1.yaml"]  # fmt: skip
+    function = (specs / "function-hello.yaml").read_text()
+    assert "ExecutorType: newdeploy" in function and "MaxScale: 3" in function
+    assert "buildcmd: make" in (specs / "package-p1.yaml").read_text()
+    validated = CliRunner().invoke(app, ["spec", "validate"], prog_name="fission", env=CLEAN)
+    assert validated.exit_code == 0, validated.output
+
+
+def test_fn_create_spec_with_a_source_writes_its_package_too(daemon: FakeDaemon, specs: Path) -> None:
+    result = fission(daemon, "fn", "create", "--name", "built", "--env", "python", "--src", "src", "--spec")
+
+    assert result.exit_code == 0, result.output
+    package, function = result.stdout.splitlines()
+    assert re.fullmatch(r"spec file specs/package-built-[0-9a-f]{4}\.yaml written", package)
+    assert function == "spec file specs/function-built.yaml written"
+
+
+def test_dry_prints_the_spec_and_writes_nothing(daemon: FakeDaemon, tmp_path: Path, code: Path) -> None:
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    result = fission(daemon, "fn", "create", "--name", "hello", "--env", "python", "--code", str(code),
+                     "--fntimeout", "30", "--dry", "--specdir", str(tmp_path / "specs"))  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "kind: Function" in result.stdout and "functionTimeout: 30" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert daemon.sent == []
+
+
+def test_spec_without_a_spec_directory_is_one_line(daemon: FakeDaemon, tmp_path: Path, code: Path) -> None:
+    result = fission(daemon, "env", "create", "--name", "py", "--image", "i", "--spec",
+                     "--specdir", str(tmp_path / "none"))  # fmt: skip
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "spec init" in result.stderr
+    assert daemon.sent == []
 
 
 # -- the compatibility table --------------------------------------------------------------------
