@@ -51,7 +51,7 @@ def fission_program() -> list[str]:
     return [sys.executable, "-c", "from faas_cli.main import fission; fission()"]
 
 
-def fission(daemon: FaasdProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def fission(daemon: FaasdProcess, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("FAAS_URL", "FAAS_TOKEN", "FISSION_ROUTER")}
     environ.update({"FISSION_URL": daemon.url, "FAASD_STATE_DIR": str(daemon.state_dir), **env})
     return subprocess.run(
@@ -60,7 +60,7 @@ def fission(daemon: FaasdProcess, *args: str, **env: str) -> subprocess.Complete
         text=True,
         env=environ,
         timeout=240,
-        cwd=daemon.state_dir,
+        cwd=cwd or daemon.state_dir,
     )
 
 
@@ -238,6 +238,50 @@ def test_route_create_list_and_fn_delete_takes_it_along(faasd: FaasdProcess) -> 
     assert name not in [row[0] for row in table(ok(fission(faasd, "route", "list")))[1:]]
 
 
+def test_a_canary_route_splits_the_calls_by_weight(faasd: FaasdProcess) -> None:
+    old, new = unique("old"), unique("new")
+    write(faasd, "old.py", "def main():\n    return 'old'\n")
+    write(faasd, "new.py", "def main():\n    return 'new'\n")
+    ok(fission(faasd, "fn", "create", "--name", old, "--env", "python", "--code", "old.py"))
+    ok(fission(faasd, "fn", "create", "--name", new, "--env", "python", "--code", "new.py"))
+    url = f"/{unique('canary')}"
+
+    out = ok(fission(faasd, "route", "create", "--name", old, "--url", url, "--function", old, "--weight", "100",
+                     "--function", new, "--weight", "0"))  # fmt: skip
+
+    assert out == f"route '{old}' created: GET {url} -> {old} (100%), {new} (0%)\n"
+    assert {requests.get(faasd.url + url, timeout=30).text for _ in range(5)} == {"old"}
+    ok(fission(faasd, "route", "update", "--name", old, "--function", old, "--weight", "0", "--function", new,
+               "--weight", "100"))  # fmt: skip
+    assert {requests.get(faasd.url + url, timeout=30).text for _ in range(5)} == {"new"}
+    assert row_of(ok(fission(faasd, "route", "list")), old)["FUNCTION"] == f"{old}:0,{new}:100"
+    ok(fission(faasd, "route", "delete", "--name", old))
+    for function in (old, new):
+        ok(fission(faasd, "fn", "delete", "--name", function))
+
+
+def test_spec_writes_files_that_spec_apply_makes(faasd: FaasdProcess) -> None:
+    project = faasd.state_dir / unique("project")
+    project.mkdir()
+    (project / "hello.py").write_text(HELLO_PY)
+    name = unique("specced")
+    ok(fission(faasd, "spec", "init", cwd=project))
+
+    dry = ok(fission(faasd, "fn", "create", "--name", name, "--env", "python", "--code", "hello.py",
+                     "--fntimeout", "25", "--dry", cwd=project))  # fmt: skip
+    written = ok(fission(faasd, "fn", "create", "--name", name, "--env", "python", "--code", "hello.py",
+                         "--fntimeout", "25", "--url", f"/{name}", "--spec", cwd=project))  # fmt: skip
+
+    assert "kind: Function" in dry and "functionTimeout: 25" in dry
+    assert written.splitlines() == [f"spec file specs/function-{name}.yaml written",
+                                    f"spec file specs/route-{name}.yaml written"]  # fmt: skip
+    assert name not in ok(fission(faasd, "fn", "list"))
+    ok(fission(faasd, "spec", "apply", cwd=project))
+    assert meta(faasd, name)["timeout"] == 25
+    assert requests.get(f"{faasd.url}/{name}", timeout=30).text == "Hello from faasd"
+    ok(fission(faasd, "spec", "destroy", cwd=project))
+
+
 def test_timer_create_list_delete(faasd: FaasdProcess) -> None:
     name, function = unique("tick"), unique("ticked")
     write(faasd, "hello.py", HELLO_PY)
@@ -309,7 +353,7 @@ def test_fn_create_from_a_source_makes_its_own_package(faasd: FaasdProcess) -> N
 # -- the flags that mean nothing without Kubernetes ------------------------------------------------
 
 
-def test_kubernetes_flags_are_explained_once_and_spec_refused(faasd: FaasdProcess) -> None:
+def test_kubernetes_flags_are_explained_once_and_prefix_refused(faasd: FaasdProcess) -> None:
     result = fission(faasd, "--namespace", "default", "fn", "list", "-n", "default", "--all-namespaces")
 
     ok(result)
@@ -318,7 +362,8 @@ def test_kubernetes_flags_are_explained_once_and_spec_refused(faasd: FaasdProces
         "note: --all-namespaces ignored: faasd has one namespace: a name is unique on the daemon",
     ]
     write(faasd, "hello.py", HELLO_PY)
-    refused = fission(faasd, "fn", "create", "--name", "spec-only", "--env", "python", "--code", "hello.py", "--spec")
+    refused = fission(faasd, "fn", "create", "--name", "prefixed", "--env", "python", "--code", "hello.py",
+                      "--prefix", "/api")  # fmt: skip
     assert refused.returncode == 1
-    assert refused.stderr.startswith("error: --spec is not supported: ")
-    assert "spec-only" not in ok(fission(faasd, "fn", "list"))
+    assert refused.stderr.startswith("error: --prefix is not supported: ")
+    assert "prefixed" not in ok(fission(faasd, "fn", "list"))
