@@ -119,6 +119,14 @@ def expanded(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+def refuse_url(path: Path, what: str) -> None:
+    """Fission's CLI takes an archive's URL (its fetcher downloads it); faasd's uploads local files."""
+    text = str(path)
+    if text.lower().startswith(("http:/", "https:/")):
+        url = re.sub(r"^(https?):/+", r"\1://", text, flags=re.IGNORECASE)
+        raise CliError(f"the {what} '{url}' is a URL: faasd's CLI uploads local files; download it first")
+
+
 @contextlib.contextmanager
 def prepared_many(paths: Sequence[Path], what: str = "source") -> Iterator[Path]:
     """Fission's ``--src``/``--deploy`` (repeatable, globs) as one archive to upload.
@@ -128,6 +136,8 @@ def prepared_many(paths: Sequence[Path], what: str = "source") -> Iterator[Path]
     at the top of the archive under its own name, as Fission's CLI does.
     """
     given = expanded(paths)
+    for path in given:
+        refuse_url(path, what)
     if len(given) == 1 and (given[0].is_dir() or is_archive(given[0])):
         with prepared(given[0], what) as archive:
             yield archive

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from faas_cli.archives import refuse_url
 from faas_cli.client import FaasClient
 from faas_cli.commands.package import archives, unique_name
 from faas_cli.commands.route import methods_of, url_of
@@ -216,6 +217,7 @@ def create(
         assert code is not None
         if env is None:
             raise CliError("give --env: the environment a function of one source file runs in")
+        refuse_url(code, "code file")
         source = read_source(code)
         client.create_function(
             name,
@@ -432,6 +434,10 @@ def delete(
         typer.echo(line)
 
 
+KINDS = {"watches": "watch", "mq_triggers": "mqtrigger", "mqtriggers": "mqtrigger", "triggers": "route"}
+"""What the daemon may call the kinds that go with a function, as one of each is named."""
+
+
 def gone_with(answer: dict[str, Any]) -> list[str]:
     """What the daemon says went with a function: ``{"deleted": {"routes": [...], ...}}`` or a list of names."""
     deleted = answer.get("deleted")
@@ -439,7 +445,8 @@ def gone_with(answer: dict[str, Any]) -> list[str]:
     if isinstance(deleted, dict):
         for kind, names in deleted.items():
             if isinstance(names, list):
-                lines.extend(f"{str(kind).rstrip('s')} '{each}' deleted" for each in names)
+                one = KINDS.get(str(kind), str(kind).removesuffix("s"))
+                lines.extend(f"{one} '{each}' deleted" for each in names)
     elif isinstance(deleted, list):
         lines.extend(f"{each} deleted" for each in deleted if isinstance(each, str))
     return lines

@@ -534,6 +534,17 @@ def test_fn_create_checks_its_sources_before_sending(daemon: FakeDaemon, args: l
     assert daemon.requests("POST") == []
 
 
+@pytest.mark.parametrize(("flag", "what"), [("--code", "code file"), ("--src", "source"), ("--deploy", "deployment")])
+def test_an_archive_url_is_refused_as_the_cli_uploads_local_files(daemon: FakeDaemon, flag: str, what: str) -> None:
+    result = fission(daemon, "fn", "create", "--name", "h", "--env", "python", flag, "https://example.com/a.zip")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: the {what} 'https://example.com/a.zip' is a URL: faasd's CLI uploads local files; download it first\n"
+    )
+    assert daemon.sent == []
+
+
 def test_fn_update_with_src_updates_the_functions_package(daemon: FakeDaemon, source: Path) -> None:
     daemon.store["/v1/functions"]["f"]["package"] = "p"
 
@@ -674,14 +685,16 @@ def test_fn_list_prints_fissions_columns(daemon: FakeDaemon) -> None:
 
 
 def test_fn_delete_goes_whatever_calls_it_as_in_fission(daemon: FakeDaemon) -> None:
-    daemon.answer("DELETE", "/v1/functions/f", 200, {"deleted": {"routes": ["r"], "timers": ["t1"]}})
+    gone = {"routes": ["r"], "timers": ["t1"], "watches": ["w1"], "mqtriggers": ["m1"]}
+    daemon.answer("DELETE", "/v1/functions/f", 200, {"deleted": gone})
 
     result = fission(daemon, "fn", "delete", "--name", "f")
 
     assert result.exit_code == 0, result.output
     (sent,) = daemon.requests("DELETE")
     assert sent.query == {"force": "true"}
-    assert result.stdout.splitlines() == ["function 'f' deleted", "route 'r' deleted", "timer 't1' deleted"]
+    assert result.stdout.splitlines() == ["function 'f' deleted", "route 'r' deleted", "timer 't1' deleted",
+                                          "watch 'w1' deleted", "mqtrigger 'm1' deleted"]  # fmt: skip
 
 
 def test_faas_fn_delete_still_asks_for_force(daemon: FakeDaemon) -> None:
