@@ -23,6 +23,7 @@ from faasd.builds.builder import Builder
 from faasd.builds.store import PackageStore
 from faasd.control.api import AdminApi
 from faasd.control.auth import load_or_create_token, token_middleware
+from faasd.control.canary import Canaries, start_canaries
 from faasd.control.controller import Controller
 from faasd.control.events_api import EventsApi
 from faasd.control.observe_api import start_observability
@@ -41,6 +42,7 @@ from faasd.pool.backend import ContainerBackend
 from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
 from faasd.pool.reaper import run_reaper, tick_for
+from faasd.store.canaries import CanaryStore
 from faasd.store.codestore import CodeStore
 from faasd.store.labels import LabelStore
 from faasd.store.registry import Store
@@ -89,8 +91,11 @@ class Services:
     builder: Builder | None = None
     events: Events | None = None
     observer: Observer | None = None
+    canaries: Canaries | None = None
 
     async def close(self) -> None:
+        if self.canaries is not None:
+            await self.canaries.close()  # no step after this; a running canary resumes at the next start
         if self.events is not None:
             await self.events.close()  # deliveries in flight are cut off: they run again at the next start
         if self.builder is not None:
@@ -179,7 +184,16 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     watcher = loop.create_task(backend.watch_isolation()) if isinstance(backend, DockerBackend) else None
     source = DockerEvents(backend) if isinstance(backend, DockerBackend) else None
     events = await start_events(settings, store, controller, pool, session, source)
-    return Services(settings, session, backend, store, pool, controller, reaper, logs, watcher, builder, events)
+
+    def counts(function: str) -> tuple[int, int]:
+        """The function's calls and 5xx answers since faasd started, for the canaries' intervals."""
+        calls = pool.calls.functions.get(function)
+        return (calls.calls, calls.errors) if calls is not None else (0, 0)
+
+    canaries = await start_canaries(controller, CanaryStore(store.engine), counts)
+    return Services(
+        settings, session, backend, store, pool, controller, reaper, logs, watcher, builder, events, canaries=canaries
+    )
 
 
 async def create_app(settings: Settings, backend: ContainerBackend | None = None) -> web.Application:
@@ -210,6 +224,9 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         events_api = EventsApi(services.controller, ev.queue, ev.dispatcher, ev.triggers, ev.timers, ev.watcher, ev.mq)
         events_api.add_routes(app, api)
         api.status_sections["events"] = events_api.status
+    if services.canaries is not None:
+        api.resources = (*api.resources, services.canaries.control.resource())
+        api.status_sections["canaries"] = services.canaries.control.status
 
     observer, observe_api = start_observability(
         services.controller,

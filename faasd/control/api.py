@@ -103,8 +103,8 @@ class AdminApi:
         # Where package uploads are streamed to (<state dir>/tmp), and their limit (compressed).
         self._upload_dir = upload_dir if upload_dir is not None else Path(tempfile.gettempdir())
         self._max_package_bytes = max_package_bytes
-        # More sections of GET /v1/status, by key (the events' queue, timers and watches).
-        self.status_sections: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {}
+        # More sections of GET /v1/status, by key (the events' queue, timers and watches; the canaries).
+        self.status_sections: dict[str, Callable[[], Awaitable[Any]]] = {}
         c = controller
         self.resources: tuple[Resource, ...] = (
             Resource(

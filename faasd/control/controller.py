@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -506,6 +506,14 @@ class Controller(PackageControl, VersionControl):
             triggers = {**self.catalog.triggers, name: changed}
             self.catalog = self.catalog.replace(triggers=triggers.values())
         return changed
+
+    async def replace_trigger(self, changed: HttpTrigger, then: Callable[[Any], Awaitable[None]] | None = None) -> None:
+        """Store a changed route and swap it in, for a writer that holds :attr:`lock` already (a canary's
+        step, whose ``then`` writes the canary in the same transaction)."""
+        assert self._lock.locked()
+        self._check_route(changed.method, changed.url, changed.names, exclude=changed.name)
+        await self._store.update_trigger(changed, check.url_key(changed.url), then=then)
+        self.catalog = self.catalog.replace(triggers={**self.catalog.triggers, changed.name: changed}.values())
 
     async def delete_trigger(self, name: str) -> None:
         async with self._lock:

@@ -12,6 +12,14 @@ import dataclasses
 from typing import Any
 
 from faasd import __version__
+from faasd.core.canary import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_INCREMENT_INTERVAL,
+    DEFAULT_INCREMENT_STEP,
+    MAX_INCREMENT_INTERVAL,
+    Canary,
+    CanaryStatus,
+)
 from faasd.core.entities import (
     EXECUTORS,
     MAX_PACKAGE_BYTES,
@@ -302,6 +310,7 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         **_event_schemas(),
+        **_canary_schemas(),
         "Status": _obj(
             {
                 "version": {"type": "string"},
@@ -312,9 +321,88 @@ def _schemas() -> dict[str, Any]:
                 "environments": {"type": "array", "items": {"type": "object"}},
                 "functions": {"type": "array", "items": {"type": "object"}},
                 "events": _ref("EventsStatus"),
+                "canaries": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "name": NAME,
+                            "status": CANARY_STATUS,
+                            "weight": PERCENT,
+                            "newfunction": NAME,
+                            "oldfunction": NAME,
+                            "httptrigger": NAME,
+                        },
+                        ["name", "status", "weight", "newfunction", "oldfunction", "httptrigger"],
+                    ),
+                },
             },
             ["version", "environments", "functions"],
         ),
+    }
+
+
+PERCENT = {"type": "integer", "minimum": 0, "maximum": 100}
+CANARY_STATUS = {"type": "string", "enum": [c.value for c in CanaryStatus]}
+
+
+def _canary_schemas() -> dict[str, Any]:
+    """Canaries (faasd/core/canary.py, faasd/control/canary.py)."""
+    settings = {
+        "increment_step": {
+            **PERCENT,
+            "minimum": 1,
+            "default": DEFAULT_INCREMENT_STEP,
+            "description": "percent of the route's calls the new function gains at every healthy interval",
+        },
+        "increment_interval": {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_INCREMENT_INTERVAL},
+                {"type": "string", "pattern": "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$", "example": "1m"},
+            ],
+            "default": DEFAULT_INCREMENT_INTERVAL,
+            "description": "seconds, or a duration such as 30s, 1m or 1m30s, between two verdicts",
+        },
+        "failure_threshold": {
+            **PERCENT,
+            "default": DEFAULT_FAILURE_THRESHOLD,
+            "description": "percent of the new function's calls in an interval answered 5xx above which it is "
+            "rolled back",
+        },
+    }
+    step = _obj(
+        {
+            "time": TIME,
+            "weight": PERCENT,
+            "calls": {"type": "integer", "minimum": 0},
+            "failures": {"type": "integer", "minimum": 0},
+            "failure_rate": {"type": "number", "nullable": True, "description": "percent; null at the start"},
+        },
+        ["time", "weight", "calls", "failures", "failure_rate"],
+    )
+    return {
+        "Canary": _obj(
+            {
+                "name": NAME,
+                "newfunction": NAME,
+                "oldfunction": NAME,
+                "httptrigger": {**NAME, "description": "the route whose calls move from oldfunction to newfunction"},
+                "increment_step": PERCENT,
+                "increment_interval": {"type": "integer", "minimum": 1, "description": "seconds"},
+                "failure_threshold": PERCENT,
+                "status": CANARY_STATUS,
+                "weight": {**PERCENT, "description": "newfunction's weight on the route now"},
+                "reason": {"type": "string", "description": "why it ended (empty while it runs)"},
+                "history": {"type": "array", "items": step, "description": "every change of the weight, oldest first"},
+                "created_at": TIME,
+                "updated_at": TIME,
+            },
+            [f.name for f in dataclasses.fields(Canary)],
+        ),
+        "CanaryCreate": _obj(
+            {"name": NAME, "newfunction": NAME, "oldfunction": NAME, "httptrigger": NAME, **settings},
+            ["name", "newfunction", "oldfunction", "httptrigger"],
+        ),
+        "CanaryUpdate": _obj(settings),
     }
 
 
@@ -327,7 +415,8 @@ LABELS = {
 LABELED = (
     "Environment", "EnvironmentCreate", "EnvironmentUpdate", "Function", "FunctionCreate", "FunctionUpdate",
     "Package", "Route", "RouteCreate", "RouteUpdate", "Timer", "TimerCreate", "TimerUpdate", "Watch",
-    "WatchCreate", "WatchUpdate", "MqTrigger", "MqTriggerCreate", "MqTriggerUpdate",
+    "WatchCreate", "WatchUpdate", "MqTrigger", "MqTriggerCreate", "MqTriggerUpdate", "Canary", "CanaryCreate",
+    "CanaryUpdate",
 )  # fmt: skip
 
 
@@ -875,8 +964,8 @@ def document() -> dict[str, Any]:
             "title": "faasd admin API",
             "version": __version__,
             "description": (
-                "Environments, functions, packages, HTTP routes, timers, engine watches and asynchronous calls "
-                "(with their dead letters) of a faasd daemon."
+                "Environments, functions (with their versions), packages, HTTP routes (split by weight, moved by "
+                "canaries), timers, engine watches and asynchronous calls (with their dead letters) of a faasd daemon."
             ),
         },
         "components": {
@@ -921,10 +1010,12 @@ def document() -> dict[str, Any]:
             **_package_paths(name_param, force),
             "/v1/triggers/http": _collection("route", "Route", "HTTP routes"),
             "/v1/triggers/http/{name}": _item("route", "Route"),
+            "/v1/canaries": _collection("canary", "Canary", "canaries", "Canaries"),
+            "/v1/canaries/{name}": _item("canary", "Canary"),
             **_event_paths(),
             "/v1/status": {
                 "get": {
-                    "summary": "pools and instances; events: the call queue, timers and watches",
+                    "summary": "pools and instances; events: the call queue, timers and watches; canaries",
                     "operationId": "getStatus",
                     "responses": {"200": _json(_ref("Status"), "status"), **ERRORS},
                 }

@@ -226,3 +226,24 @@ class LabelRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     labels_json: Mapped[str] = mapped_column(Text)
+
+
+class CanaryRow(Base):
+    """A canary (faasd/core/canary.py): where it is and the steps it took. Not foreign keys: a canary that
+    ended may outlive its route; the functions' deletes take their canaries along."""
+
+    __tablename__ = "canaries"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    newfunction: Mapped[str] = mapped_column(String(63), index=True)
+    oldfunction: Mapped[str] = mapped_column(String(63), index=True)
+    httptrigger: Mapped[str] = mapped_column(String(63))
+    increment_step: Mapped[int] = mapped_column(Integer)
+    increment_interval: Mapped[int] = mapped_column(Integer)
+    failure_threshold: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    weight: Mapped[int] = mapped_column(Integer)
+    history_json: Mapped[str] = mapped_column(Text, server_default="[]")
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

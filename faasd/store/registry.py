@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, event, or_, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -30,6 +30,7 @@ from faasd.core.errors import Conflict
 from faasd.core.versions import FunctionVersion
 from faasd.store.models import (
     Base,
+    CanaryRow,
     EnvironmentRow,
     FunctionRow,
     FunctionVersionRow,
@@ -296,6 +297,9 @@ class Store:
             await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function == name))
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.name.in_(list(routes))))
+            await session.execute(
+                delete(CanaryRow).where(or_(CanaryRow.newfunction == name, CanaryRow.oldfunction == name))
+            )
             await session.execute(delete(TimerRow).where(TimerRow.function == name))
             await session.execute(delete(WatchRow).where(WatchRow.function == name))
             await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function == name))
@@ -317,7 +321,10 @@ class Store:
             )
         )
 
-    async def update_trigger(self, trigger: HttpTrigger, url_key: str) -> None:
+    async def update_trigger(
+        self, trigger: HttpTrigger, url_key: str, then: Callable[[AsyncSession], Awaitable[None]] | None = None
+    ) -> None:
+        """``then`` writes more in the same transaction (a canary's step: faasd/store/canaries.py)."""
         fields = {
             "method": trigger.method,
             "url": trigger.url,
@@ -328,7 +335,11 @@ class Store:
             "functions_json": _weights_json(trigger),
         }
         try:
-            await self._update(HttpTriggerRow, trigger.name, fields)
+            async with self._sessions.begin() as session:
+                row = HttpTriggerRow.name == trigger.name
+                await session.execute(update(HttpTriggerRow).where(row).values(**fields))
+                if then is not None:
+                    await then(session)
         except IntegrityError as exc:
             raise Conflict(f"route {trigger.method} {trigger.url} exists already") from exc
 
@@ -349,6 +360,11 @@ class Store:
             if functions:
                 await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function.in_(functions)))
                 await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function.in_(functions)))
+                await session.execute(
+                    delete(CanaryRow).where(
+                        or_(CanaryRow.newfunction.in_(functions), CanaryRow.oldfunction.in_(functions))
+                    )
+                )
                 await session.execute(delete(TimerRow).where(TimerRow.function.in_(functions)))
                 await session.execute(delete(WatchRow).where(WatchRow.function.in_(functions)))
                 await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function.in_(functions)))
