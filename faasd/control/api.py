@@ -43,7 +43,7 @@ class Resource:
     items: Callable[[Catalog], Mapping[str, _Jsonable]]
     create: Callable[[dict[str, Any]], Awaitable[_Jsonable]]
     update: Callable[[str, dict[str, Any]], Awaitable[_Jsonable]]
-    delete: Callable[[web.Request, str], Awaitable[None]]
+    delete: Callable[[web.Request, str], Awaitable[Any]]  # what went with it (a function's users), or None
     # The field of its labels in the API: "labels", but a watch's own "labels" select containers.
     labels_field: str = "labels"
 
@@ -153,6 +153,7 @@ class AdminApi:
         router.add_delete("/v1/packages/{name}", self.delete_package)
         router.add_post("/v1/packages/{name}/rebuild", self.rebuild_package)
         router.add_get("/v1/packages/{name}/deploy", self.package_deploy)
+        router.add_get("/v1/packages/{name}/source", self.package_source)
         router.add_get("/v1/status", self.status)
         spec = openapi.document()
         router.add_get("/v1/openapi.json", lambda _request: _json_response(spec))
@@ -247,8 +248,10 @@ class AdminApi:
     def _deleter(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            await res.delete(request, name)
+            went = await res.delete(request, name)
             await self._set_labels(res.kind, name, {})
+            if went:  # a forced function delete: what used it went too, and the answer says what
+                return web.json_response({"deleted": went})
             return web.Response(status=204)
 
         return handler
@@ -375,6 +378,18 @@ class AdminApi:
         await self._controller.delete_package(name, force=_flag(request, "force"))
         await self._set_labels("package", name, {})
         return web.Response(status=204)
+
+    async def package_source(self, request: web.Request) -> web.StreamResponse:
+        """The package's source archive as it is stored, a tar (`faas pkg getsrc`, `faas spec export`)."""
+        name = request.match_info["name"]
+        path = self._controller.package_source(name)
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "application/x-tar",
+                "Content-Disposition": f'attachment; filename="{name}-source.tar"',
+            },
+        )
 
     async def package_deploy(self, request: web.Request) -> web.StreamResponse:
         """The package's deployment archive, a tar (`faas pkg get --output FILE`)."""

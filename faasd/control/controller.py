@@ -416,7 +416,10 @@ class Controller(PackageControl, VersionControl):
         self._pool.function_changed(changed)
         return changed
 
-    async def delete_function(self, name: str, force: bool = False) -> None:
+    async def delete_function(self, name: str, force: bool = False) -> list[str]:
+        """Delete the function; with ``force`` what uses it goes too (as Fission deletes a function
+        whatever points at it): the routes, timers, watches, message-queue triggers and canaries
+        that went, as "route 'r'" ... (empty when nothing used it)."""
         async with self._lock:
             fn: Function = _get(self.catalog.functions, "function", name)
             routes = [t for t in self.catalog.triggers.values() if name in t.names]
@@ -436,6 +439,7 @@ class Controller(PackageControl, VersionControl):
             self._forget_code(fn.code_sha256)
             self._versions_gone({name})
         self._functions_gone(name)
+        return [f"route '{t.name}'" for t in routes] + others
 
     def _functions_gone(self, name: str) -> None:
         """After a delete: the pool and the dependents let go of the function."""

@@ -658,6 +658,14 @@ def _collection(
     }
 
 
+def _function_item(force: dict[str, Any]) -> dict[str, Any]:
+    """As any item; a forced delete answers 200 with what went with the function (as Fission deletes it)."""
+    item = _item("function", "Function", [force])
+    went = {"type": "array", "items": {"type": "string"}, "example": ["route 'hello'", "timer 'nightly'"]}
+    item["delete"]["responses"]["200"] = _json(_obj({"deleted": went}, ["deleted"]), "deleted with what used it")
+    return item
+
+
 def _item(kind: str, schema: str, delete_params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     name_param = {"name": "name", "in": "path", "required": True, "schema": NAME}
     update = {
@@ -772,6 +780,21 @@ def _package_paths(name_param: dict[str, Any], force: dict[str, Any]) -> dict[st
                 "summary": "build the package's source again",
                 "operationId": "rebuildPackage",
                 "responses": {"202": _json(_ref("Package"), "the build is queued"), "404": ERROR, **ERRORS},
+            },
+        },
+        "/v1/packages/{name}/source": {
+            "parameters": [name_param],
+            "get": {
+                "summary": "the package's source archive as stored (a tar)",
+                "operationId": "getPackageSource",
+                "responses": {
+                    "200": {
+                        "description": "the archive",
+                        "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "404": ERROR,
+                    **ERRORS,
+                },
             },
         },
         "/v1/packages/{name}/deploy": {
@@ -977,7 +1000,7 @@ def document() -> dict[str, Any]:
             "/v1/environments": _collection("environment", "Environment", "environments"),
             "/v1/environments/{name}": _item("environment", "Environment"),
             "/v1/functions": _collection("function", "Function", "functions"),
-            "/v1/functions/{name}": _item("function", "Function", [force]),
+            "/v1/functions/{name}": _function_item(force),
             "/v1/functions/{name}/code": {
                 "parameters": [name_param],
                 "get": {

@@ -452,6 +452,13 @@ class PackageControl:
             )
         return self._blobs.path(package.deploy_sha256)
 
+    def package_source(self, name: str) -> Path:
+        """The source archive as stored (a tar), for GET /v1/packages/{name}/source."""
+        package = self.get_package(name)
+        if not package.source_sha256:
+            raise NotFound(f"package '{name}' was made from a deployment archive and has no source (GET .../deploy)")
+        return self._blobs.path(package.source_sha256)
+
     def package_deploy(self, name: str) -> Path:
         """The deployment archive's file (a tar), for GET /v1/packages/{name}/deploy."""
         package = self.get_package(name)

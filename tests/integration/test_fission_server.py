@@ -43,3 +43,37 @@ def test_a_newdeploy_function_runs_in_a_container_started_for_it(faasd: FaasdPro
     bad = faasd.api("PATCH", "/v1/functions/nd", json={"executor": "kubernetes"})
     assert bad.status_code == 400 and "executor" in bad.json()["error"]["message"]
     faasd.api("DELETE", "/v1/functions/nd")
+
+
+def test_a_forced_delete_takes_what_used_the_function_and_says_what(faasd: FaasdProcess) -> None:
+    faasd.create_function("used", "python", HELLO)
+    faasd.ok("POST", "/v1/triggers/http", json={"name": "used-r", "url": "/used", "function": "used"})
+    faasd.ok("POST", "/v1/timers", json={"name": "used-t", "function": "used", "cron": "@hourly"})
+    refused = faasd.api("DELETE", "/v1/functions/used")
+    assert refused.status_code == 409 and "used-r" not in refused.text and "/used" in refused.text
+    went = faasd.api("DELETE", "/v1/functions/used?force=true")
+    assert went.status_code == 200
+    assert went.json() == {"deleted": ["route 'used-r'", "timer 'used-t'"]}
+    assert faasd.api("GET", "/v1/triggers/http/used-r").status_code == 404
+    assert faasd.api("GET", "/v1/timers/used-t").status_code == 404
+    faasd.create_function("alone", "python", HELLO)
+    assert faasd.api("DELETE", "/v1/functions/alone?force=true").status_code == 204  # nothing else went
+
+
+def test_a_packages_source_archive_can_be_fetched_back(faasd: FaasdProcess) -> None:
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        body = HELLO.encode()
+        info = tarfile.TarInfo("hello.py")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    files = {"deploy": ("d.tar", data.getvalue(), "application/x-tar")}
+    made = faasd.api("POST", "/v1/packages", data={"name": "srcless", "environment": "python"}, files=files)
+    assert made.status_code == 201, made.text
+    none = faasd.api("GET", "/v1/packages/srcless/source")
+    assert none.status_code == 404 and "deployment archive" in none.json()["error"]["message"]
+    assert faasd.api("GET", "/v1/packages/nope/source").status_code == 404
+    faasd.api("DELETE", "/v1/packages/srcless?force=true")
