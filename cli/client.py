@@ -141,7 +141,7 @@ def _user_agent() -> str:
 
 class FaasClient:
     """faasd's API: environments, functions, packages, HTTP triggers, status, invoking,
-    and events (asynchronous calls, dead letters, timers, watches, message-queue triggers).
+    events (asynchronous calls, dead letters, timers, watches, message-queue triggers) and canaries.
 
     ``token``, when given, is sent as ``Authorization: Bearer <token>`` on every
     admin API request (never to a function).
@@ -292,6 +292,15 @@ class FaasClient:
                     yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
             except (OSError, http.client.HTTPException) as error:
                 raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+
+    def function_versions(self, name: str) -> list[Json]:
+        """Function ``name``'s kept versions, newest first (``version``, ``code_sha256``, ``settings``, ...)."""
+        return self._items(f"/v1/functions/{_segment(name)}/versions")
+
+    def rollback_function(self, name: str, to: int | None = None) -> Json:
+        """Make version ``to`` (default: the one before the newest) function ``name``'s code and settings, as a
+        new version; the function as it is now, with its ``version``."""
+        return self._json("POST", f"/v1/functions/{_segment(name)}/rollback", _given(to=to))
 
     # -- packages ----------------------------------------------------------
 
@@ -594,6 +603,25 @@ class FaasClient:
 
     def delete_mq_trigger(self, name: str) -> None:
         self._call("DELETE", f"/v1/triggers/mq/{_segment(name)}")
+
+    # -- canaries --------------------------------------------------------------
+
+    def create_canary(self, name: str, newfunction: str, oldfunction: str, httptrigger: str, **fields: Any) -> Json:
+        """``fields``: increment_step, increment_interval, failure_threshold, labels."""
+        payload = _given(name=name, newfunction=newfunction, oldfunction=oldfunction, httptrigger=httptrigger, **fields)
+        return self._json("POST", "/v1/canaries", payload)
+
+    def list_canaries(self) -> list[Json]:
+        return self._items("/v1/canaries")
+
+    def get_canary(self, name: str) -> Json:
+        return self._json("GET", f"/v1/canaries/{_segment(name)}")
+
+    def update_canary(self, name: str, **fields: Any) -> Json:
+        return self._json("PATCH", f"/v1/canaries/{_segment(name)}", _given(**fields))
+
+    def delete_canary(self, name: str) -> None:
+        self._call("DELETE", f"/v1/canaries/{_segment(name)}")
 
     # -- plumbing ----------------------------------------------------------
 

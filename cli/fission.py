@@ -241,6 +241,13 @@ COMMANDS: dict[tuple[str, str], tuple[Flag, ...]] = {
     ("mqtrigger", "list"): (ALL_NAMESPACES,),
     ("watch", "create"): (Flag(("--ns",), "faasd watches the Docker engine, which has no namespaces"), *SPEC_FLAGS),
     ("watch", "list"): (ALL_NAMESPACES,),
+    ("canary", "create"): (
+        Flag(
+            ("--failure-type",),
+            "faasd counts a failure by its status code only (a 5xx answer of the new function), Fission's "
+            "status-code, its one type",
+        ),
+    ),
 }
 """Per command (its group, as `faas` names it, and its name), the flags it accepts and ignores."""
 

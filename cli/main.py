@@ -16,6 +16,7 @@ import typer
 from faas_cli import fission as fission_cli
 from faas_cli.client import DEFAULT_SERVER
 from faas_cli.commands import (
+    canary,
     deploy,
     dev,
     dlq,
@@ -86,6 +87,13 @@ app.add_typer(
 )
 app.add_typer(invocation.app, name="inv", hidden=True)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(
+    canary.app,
+    name="canary",
+    help="Canaries: a new function takes a route's calls from the old one step by step, or is rolled back "
+    "when its failure rate passes a threshold.",
+)
+app.add_typer(canary.app, name="canary-config", hidden=True)
 app.add_typer(
     spec.app,
     name="spec",

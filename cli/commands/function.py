@@ -6,7 +6,8 @@ Fission's CLI does; ``create --url`` routes a URL to it; ``test`` takes
 ``--query`` and ``--timeout``; ``logs`` (``log``) ``--detail``,
 ``--recordcount``, ``--reverse`` and ``--pod`` (an instance); ``getmeta`` and
 ``pods``. Run as ``fission``, ``test`` prints the body alone and ``logs`` the
-text alone unless ``--detail``, as Fission does.
+text alone unless ``--detail``, as Fission does. ``versions`` and ``rollback``
+(faas_cli/commands/versions.py) are faasd's own: the daemon keeps each version.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import typer
 
 from faas_cli.archives import refuse_url
 from faas_cli.client import FaasClient
+from faas_cli.commands import versions
 from faas_cli.commands.package import archives, unique_name
 from faas_cli.commands.route import methods_of, url_of
 from faas_cli.errors import ApiError, CliError, reports_errors
@@ -800,3 +802,8 @@ def parse_headers(texts: Iterable[str]) -> dict[str, str]:
             del headers[existing]
         headers[name] = value
     return headers
+
+
+# A function's versions (faas_cli/commands/versions.py), in this group.
+app.command()(versions.versions)
+app.command()(versions.rollback)
