@@ -23,6 +23,8 @@ const { spawnSync } = require('child_process');
 
 const PORT = parseInt(process.env.PORT || '8888', 10);
 const CODE_DIR = process.env.FAASD_CODE_DIR || '/tmp/faasd-function';
+// Fission's protocol (only without a token): POST /specialize loads <this>/user.
+const USERFUNC_DIR = process.env.FAASD_USERFUNC_DIR || '/userfunc';
 const MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024;
 const FILENAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
 // A package's deployment directory is resolved as Node resolves a relative
@@ -282,6 +284,35 @@ function validateDeploy(doc) {
   return null;
 }
 
+// Fission's specialization body ({filepath, functionName, url...}) as faasd's
+// own: a directory is a package (functionName its entrypoint, "file.export"); a
+// file is loaded where it is, as a package of its folder whose entrypoint is
+// the file (and functionName, "export" or "file.export", its export).
+// Returns {doc} or {error}.
+function fissionDoc(doc) {
+  for (const key of ['code', 'deploy_dir', 'filename']) {
+    if (doc[key] != null) return { error: `give either Fission's "filepath" or faasd's "${key}", not both` };
+  }
+  const fp = doc.filepath;
+  if (typeof fp !== 'string' || !path.isAbsolute(fp) || fp.includes('\0')) {
+    return { error: '"filepath" must be an absolute path such as "/userfunc/deployarchive"' };
+  }
+  const name = doc.functionName;
+  if (name != null && typeof name !== 'string') return { error: '"functionName" must be a string' };
+  if (isDirectory(fp)) return { doc: { deploy_dir: fp, entrypoint: name || '' } };
+  if (!isFile(fp)) return { error: `"filepath" ${JSON.stringify(fp)} is not a file or directory in this container` };
+  const base = path.basename(fp);
+  const stem = base.replace(/\.[^.]*$/, '');
+  let exp = name || '';
+  if (exp.startsWith(base + '.')) exp = exp.slice(base.length + 1);
+  else if (exp.startsWith(stem + '.')) exp = exp.slice(stem.length + 1);
+  if (exp.includes('.') || exp.includes('/')) {
+    return { error: `invalid "functionName" ${JSON.stringify(name)}: expected an export name or file.export` };
+  }
+  const entrypoint = exp ? `${base}.${exp}` : base;
+  return { doc: { deploy_dir: path.dirname(fp), entrypoint, filename: exp ? `${base}.${exp}` : base } };
+}
+
 // What messages and the log call the function: its file, or a package's label.
 function labelOf(doc) {
   if (doc.deploy_dir == null) return doc.filename;
@@ -511,7 +542,7 @@ function authorized(req) {
   return given.length === SPECIALIZE_TOKEN.length && crypto.timingSafeEqual(given, SPECIALIZE_TOKEN);
 }
 
-async function handleSpecialize(req, res) {
+async function handleSpecialize(req, res, fissionV1) {
   const started = process.hrtime.bigint();
   // The token first: no state is told and no body is read without it.
   if (!authorized(req)) {
@@ -545,18 +576,38 @@ async function handleSpecialize(req, res) {
   }
   // Checked again: another specialization may have started while we read.
   if (state !== 'generic') return sendError(res, 409, 'already_specialized', alreadyMessage());
-  // UTF-8 JSON, not necessarily ASCII-escaped: faasd sends the source as it is.
-  let text;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-  } catch (err) {
-    return sendError(res, 400, 'bad_request', 'the body is not valid UTF-8');
-  }
   let doc;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    return sendError(res, 400, 'bad_request', `the body is not valid JSON: ${err.message}`);
+  if (fissionV1) {
+    // Fission's v1 sends no body (read away above): the code is in /userfunc/user.
+    doc = { filepath: path.join(USERFUNC_DIR, 'user') };
+  } else {
+    // UTF-8 JSON, not necessarily ASCII-escaped: faasd sends the source as it is.
+    let text;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch (err) {
+      return sendError(res, 400, 'bad_request', 'the body is not valid UTF-8');
+    }
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      return sendError(res, 400, 'bad_request', `the body is not valid JSON: ${err.message}`);
+    }
+  }
+  if (doc !== null && typeof doc === 'object' && !Array.isArray(doc) && 'filepath' in doc) {
+    // Fission's body: only in a container started without faasd's token.
+    if (SPECIALIZE_TOKEN.length) {
+      return sendError(
+        res,
+        403,
+        'forbidden',
+        "Fission's specialization (filepath, functionName) is accepted only by a container " +
+          "started without FAASD_SPECIALIZE_TOKEN; this one is faasd's"
+      );
+    }
+    const converted = fissionDoc(doc);
+    if (converted.error) return sendError(res, 400, 'bad_request', converted.error);
+    doc = converted.doc;
   }
   const invalid = validateSpecialize(doc);
   if (invalid) return sendError(res, 400, 'bad_request', invalid);
@@ -1067,7 +1118,11 @@ function route(req, res) {
     res.end(req.method === 'HEAD' ? undefined : 'ok');
     return undefined;
   }
-  if (p === '/v2/specialize' && req.method === 'POST') return handleSpecialize(req, res);
+  if (p === '/v2/specialize' && req.method === 'POST') return handleSpecialize(req, res, false);
+  // Fission's v1 (the code in /userfunc/user): only in a container without a token.
+  if (p === '/specialize' && req.method === 'POST' && SPECIALIZE_TOKEN.length === 0) {
+    return handleSpecialize(req, res, true);
+  }
   if (state === 'ready') return handleCall(req, res);
   req.resume();
   if (state === 'failed') return sendJson(res, 500, { error: loadError });

@@ -37,6 +37,8 @@ sys.dont_write_bytecode = True
 
 PORT = int(os.environ.get("PORT", "8888"))
 CODE_DIR = os.environ.get("FAASD_CODE_DIR", "/tmp/faasd-function")
+# Fission's protocol (only without a token): POST /specialize loads <this>/user.
+USERFUNC_DIR = os.environ.get("FAASD_USERFUNC_DIR", "/userfunc")
 MAX_SPECIALIZE_BYTES = 8 * 1024 * 1024
 # A package's entrypoint when none is given: the function main of main.py.
 DEFAULT_PACKAGE_ENTRYPOINT = "main.main"
@@ -386,8 +388,32 @@ def validate_deploy(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def fission_doc(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """Fission's specialization body ({"filepath", "functionName", "url"...}) as faasd's own.
+
+    A directory is a package (`deploy_dir`, `functionName` its entrypoint); a
+    file is loaded where it is (`fission_file`). Returns (doc, None) or (None, why).
+    """
+    for key in ("code", "deploy_dir", "filename"):
+        if doc.get(key) is not None:
+            return None, f'give either Fission\'s "filepath" or faasd\'s "{key}", not both'
+    filepath = doc.get("filepath")
+    if not isinstance(filepath, str) or not os.path.isabs(filepath) or "\0" in filepath:
+        return None, '"filepath" must be an absolute path such as "/userfunc/deployarchive"'
+    name = doc.get("functionName")
+    if name is not None and not isinstance(name, str):
+        return None, '"functionName" must be a string'
+    if os.path.isdir(filepath):
+        return {"deploy_dir": filepath, "entrypoint": name or ""}, None
+    if os.path.isfile(filepath):
+        return {"fission_file": filepath, "entrypoint": name or ""}, None
+    return None, f'"filepath" {json.dumps(filepath)} is not a file or directory in this container'
+
+
 def label_of(doc: dict[str, Any]) -> str:
     """What messages and the log call the function: its file, or a package's label."""
+    if doc.get("fission_file") is not None:
+        return os.path.basename(doc["fission_file"])
     if doc.get("deploy_dir") is None:
         return str(doc["filename"])
     label = doc.get("filename") or doc.get("entrypoint") or DEFAULT_PACKAGE_ENTRYPOINT
@@ -408,7 +434,9 @@ def exec_file(name: str, path: str) -> Any:
 
 def load_function(doc: dict[str, Any]) -> None:
     """Loads the function: a package from its deployment directory, else one file."""
-    if doc.get("deploy_dir") is not None:
+    if doc.get("fission_file") is not None:
+        load_fission_file(doc["fission_file"], doc.get("entrypoint") or "")
+    elif doc.get("deploy_dir") is not None:
         load_package(doc["deploy_dir"], doc.get("entrypoint") or "")
     else:
         load_file(doc)
@@ -434,6 +462,31 @@ def load_file(doc: dict[str, Any]) -> None:
         raise EntrypointError(f"{filename} has no function named '{entry}' (functions defined: {defined(module)})")
     if not callable(fn):
         raise EntrypointError(f"'{entry}' in {filename} is a {type(fn).__name__}, not a function")
+    use_function(fn)
+
+
+def load_fission_file(path: str, entrypoint: str) -> None:
+    """Fission's one file (/userfunc/user): imported where it is, any extension or none.
+
+    The function: `entrypoint` ("main", or Fission's "module.main" whose module
+    part only names the module), default main. Paths show relative to its folder.
+    """
+    RT.deploy_dir = os.path.dirname(path) or "/"
+    RT.path = path
+    filename = os.path.basename(path)
+    module = exec_file(module_name(filename), path)
+    entry = (entrypoint or "main").rpartition(".")[2]
+    if not entry.isidentifier():
+        raise EntrypointError(f"invalid functionName '{entrypoint}': expected func or module.func", filename)
+    fn = getattr(module, entry, None)
+    if fn is None:
+        raise EntrypointError(
+            f"{filename} has no function named '{entry}' (functionName '{entrypoint}'); "
+            f"functions defined: {defined(module)}",
+            filename,
+        )
+    if not callable(fn):
+        raise EntrypointError(f"'{entry}' in {filename} is a {type(fn).__name__}, not a function", filename)
     use_function(fn)
 
 
@@ -801,6 +854,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.respond(200, [("Content-Type", "text/plain; charset=utf-8")], b"ok")
             elif path == "/v2/specialize" and self.command == "POST":
                 self.specialize()
+            elif path == "/specialize" and self.command == "POST" and not SPECIALIZE_TOKEN:
+                self.specialize(fission_v1=True)  # Fission's v1: only in a container without a token
             elif RT.state == "ready":
                 self.call()
             else:
@@ -846,7 +901,7 @@ class Handler(BaseHTTPRequestHandler):
         given = m.group(1).encode("latin-1", errors="replace")  # http.server decoded latin-1
         return hmac.compare_digest(given, SPECIALIZE_TOKEN)
 
-    def specialize(self) -> None:
+    def specialize(self, fission_v1: bool = False) -> None:
         started = time.perf_counter()
         # The token first: no state is told and no body is read without it.
         if not self.authorized():
@@ -866,24 +921,42 @@ class Handler(BaseHTTPRequestHandler):
             self.drain()
             self.respond_error(409, "already_specialized", self.already_message())
             return
-        try:
-            raw = self.read_body(MAX_SPECIALIZE_BYTES)
-        except BadRequestError as e:
-            status = 413 if "larger" in str(e) else 400
-            self.respond_error(status, "bad_request", str(e))
-            return
-        # UTF-8 JSON, not necessarily ASCII-escaped: faasd sends the source as it is.
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            self.respond_error(400, "bad_request", "the body is not valid UTF-8")
-            return
-        try:
-            doc = json.loads(text)
-        except ValueError as e:
-            self.respond_error(400, "bad_request", f"the body is not valid JSON: {e}")
-            return
-        invalid = validate_specialize(doc)
+        if fission_v1:
+            self.drain(MAX_SPECIALIZE_BYTES)  # Fission's v1 sends no body: the code is in /userfunc/user
+            doc: Any = {"filepath": os.path.join(USERFUNC_DIR, "user")}
+        else:
+            try:
+                raw = self.read_body(MAX_SPECIALIZE_BYTES)
+            except BadRequestError as e:
+                status = 413 if "larger" in str(e) else 400
+                self.respond_error(status, "bad_request", str(e))
+                return
+            # UTF-8 JSON, not necessarily ASCII-escaped: faasd sends the source as it is.
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                self.respond_error(400, "bad_request", "the body is not valid UTF-8")
+                return
+            try:
+                doc = json.loads(text)
+            except ValueError as e:
+                self.respond_error(400, "bad_request", f"the body is not valid JSON: {e}")
+                return
+        if isinstance(doc, dict) and "filepath" in doc:
+            # Fission's body: only in a container started without faasd's token.
+            if SPECIALIZE_TOKEN:
+                self.respond_error(
+                    403,
+                    "forbidden",
+                    "Fission's specialization (filepath, functionName) is accepted only by a container "
+                    "started without FAASD_SPECIALIZE_TOKEN; this one is faasd's",
+                )
+                return
+            doc, why = fission_doc(doc)
+            if doc is None:
+                self.respond_error(400, "bad_request", str(why))
+                return
+        invalid = None if "fission_file" in doc else validate_specialize(doc)
         if invalid:
             self.respond_error(400, "bad_request", invalid)
             return
@@ -920,7 +993,8 @@ class Handler(BaseHTTPRequestHandler):
         form = ("async " if RT.is_async else "") + ("main(context)" if RT.pass_context else "main()")
         where = ""
         if RT.deploy_dir:
-            entry = doc.get("entrypoint") or DEFAULT_PACKAGE_ENTRYPOINT
+            default = "main" if "fission_file" in doc else DEFAULT_PACKAGE_ENTRYPOINT
+            entry = doc.get("entrypoint") or default
             where = f"{'' if entry == RT.filename else entry + ' '}in {RT.deploy_dir}, "
         log(f"specialized {RT.filename} ({where}{form}) in {load_ms:.1f} ms")
         body = json.dumps({"status": "specialized", "load_ms": round(load_ms, 3)}).encode()
