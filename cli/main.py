@@ -189,10 +189,12 @@ def main(
     """
     forget_notes()
     _explain_root(**{"--namespace": namespace, "--kube-context": kube_context, "--verbosity": verbosity})
+    as_fission = ctx.info_name == fission_cli.PROGRAM
     source = ctx.get_parameter_source("server")
-    if source is None or source.name == "DEFAULT":
+    if as_fission and (source is None or source.name == "DEFAULT"):
+        # Only the `fission` program reads Fission's variables: `faas` never sends its token there.
         server = server_from_fission() or server
-    ctx.obj = Connection(server=server, token=token, fission=ctx.info_name == fission_cli.PROGRAM)
+    ctx.obj = Connection(server=server, token=token, fission=as_fission)
 
 
 def fission() -> None:

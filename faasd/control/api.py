@@ -359,13 +359,17 @@ class AdminApi:
             if form.fields.get("name", name) != name:
                 raise BadRequest("name cannot be changed; create a new package instead")
             labels = self._form_labels(form.fields)
-            package = await self._controller.update_package(
-                name,
-                environment=form.fields.get("environment"),
-                buildcmd=form.fields.get("buildcmd"),
-                source=form.files.get("source"),
-                deploy=form.files.get("deploy"),
-            )
+            changes = {k for k in form.fields if k not in ("name", "labels")} | set(form.files)
+            if labels is not None and not changes:
+                package = self._controller.get_package(name)  # only the labels change
+            else:
+                package = await self._controller.update_package(
+                    name,
+                    environment=form.fields.get("environment"),
+                    buildcmd=form.fields.get("buildcmd"),
+                    source=form.files.get("source"),
+                    deploy=form.files.get("deploy"),
+                )
         await self._set_labels("package", name, labels)
         return web.json_response(self._labeled("package", package.to_json()))
 

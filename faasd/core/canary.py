@@ -111,9 +111,14 @@ class Canary:
         return (self.oldfunction, self.newfunction)
 
     def route_weights(self) -> tuple[tuple[str, int], ...]:
-        """What the route splits as the canary stands: the new function alone once it has succeeded."""
+        """What the route splits as the canary stands: the new function alone once it has succeeded,
+        the old one alone once it was aborted."""
         if self.status is CanaryStatus.succeeded:
             return ((self.newfunction, 100),)
+        if self.status is CanaryStatus.aborted:
+            # The old function alone: a weight-0 mention of the new one would keep it "in use" (a forced
+            # delete of it would take the route) and would stand in the way of the next canary.
+            return ((self.oldfunction, 100),)
         return ((self.oldfunction, 100 - self.weight), (self.newfunction, self.weight))
 
     def to_json(self) -> dict[str, Any]:

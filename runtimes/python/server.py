@@ -942,6 +942,9 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError as e:
                 self.respond_error(400, "bad_request", f"the body is not valid JSON: {e}")
                 return
+        from_fission = False
+        if isinstance(doc, dict):
+            doc.pop("fission_file", None)  # set only below, from Fission's body: never taken from a client
         if isinstance(doc, dict) and "filepath" in doc:
             # Fission's body: only in a container started without faasd's token.
             if SPECIALIZE_TOKEN:
@@ -956,7 +959,8 @@ class Handler(BaseHTTPRequestHandler):
             if doc is None:
                 self.respond_error(400, "bad_request", str(why))
                 return
-        invalid = None if "fission_file" in doc else validate_specialize(doc)
+            from_fission = True
+        invalid = None if from_fission and "fission_file" in doc else validate_specialize(doc)
         if invalid:
             self.respond_error(400, "bad_request", invalid)
             return

@@ -68,6 +68,9 @@ def test_labels_on_packages_and_environments(faasd: FaasdProcess) -> None:
     assert made.status_code == 201, made.text
     assert made.json()["labels"] == {"tier": "dev"}
     assert [p["name"] for p in faasd.ok("GET", "/v1/packages?label=tier=dev")["items"]] == ["labpkg"]
+    relabelled = faasd.api("PATCH", "/v1/packages/labpkg", files={"labels": (None, json.dumps({"tier": "prod"}))})
+    assert relabelled.status_code == 200, relabelled.text  # labels alone are a change of their own
+    assert relabelled.json()["labels"] == {"tier": "prod"}
     bad = faasd.api("POST", "/v1/packages", data={**form, "name": "labpkg2", "labels": "{"}, files=files)
     assert bad.status_code == 400 and "labels" in bad.json()["error"]["message"]
     faasd.api("DELETE", "/v1/packages/labpkg?force=true")

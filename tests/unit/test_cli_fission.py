@@ -336,10 +336,13 @@ def test_the_server_option_wins_over_fission_url(daemon: FakeDaemon) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_faas_honours_fission_url_too(daemon: FakeDaemon) -> None:
+def test_faas_never_reads_fissions_variables(daemon: FakeDaemon) -> None:
+    # Only `fission` does: `faas` would send its token to whatever FISSION_URL names.
     result = CliRunner().invoke(app, ["env", "list"], prog_name="faas", env={**CLEAN, "FISSION_URL": daemon.url})
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1
+    assert "127.0.0.1:8080" in result.output
+    assert daemon.sent == []
 
 
 # -- fn create / update: the flags that do what faasd does --------------------------------------
