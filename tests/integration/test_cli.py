@@ -276,7 +276,10 @@ def test_function_delete_with_routes_needs_force(faasd: FaasdProcess) -> None:
     ok(faasd.faas("deploy", f"{name}.js", "--env", "nodejs"))
 
     fails(faasd.faas("function", "delete", "--name", name), "--force")
-    assert ok(faasd.faas("function", "delete", "--name", name, "--force")) == f"function '{name}' deleted\n"
+    deleted = ok(faasd.faas("function", "delete", "--name", name, "--force")).splitlines()
+    # The daemon says what went with the function: the route deploy made.
+    assert deleted[0] == f"function '{name}' deleted"
+    assert len(deleted) == 2 and deleted[1].startswith(f"route '{name}-") and deleted[1].endswith("' deleted")
     assert json.loads(ok(faasd.faas("route", "list", "--function", name, "-o", "json"))) == []
 
 

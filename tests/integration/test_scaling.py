@@ -182,6 +182,8 @@ def test_deleting_a_routed_function_needs_force(faasd: FaasdProcess) -> None:
     refused = faasd.api("DELETE", "/v1/functions/routed")
     assert refused.status_code == 409
     assert "GET /routed" in refused.json()["error"]["message"]
-    assert faasd.api("DELETE", "/v1/functions/routed?force=true").status_code == 204
+    went = faasd.api("DELETE", "/v1/functions/routed?force=true")
+    assert went.status_code == 200 and len(went.json()["deleted"]) == 1  # the route went with it, and is named
+    assert went.json()["deleted"][0].startswith("route '")
     assert requests.get(faasd.url + "/routed", timeout=30).status_code == 404
     wait_for(lambda: faasd.instances("routed") == 0, "its instance to go")

@@ -262,7 +262,7 @@ def server_command(lang: str) -> list[str]:
         return [
             "docker", "run", "--rm", "--network", "host", "--label", "faasd.test=runtimes",
             "--user", "0:0", "-v", f"{tmp}:{tmp}:ro",
-            "-e", "PORT", "-e", "FAASD_CODE_DIR=/run/faasd-function", "-e", TOKEN_ENV,
+            "-e", "PORT", "-e", "FAASD_CODE_DIR=/run/faasd-function", "-e", TOKEN_ENV, "-e", "FAASD_USERFUNC_DIR",
             "faasd/runtime-nodejs:latest", "node", "/app/server.js",
         ]  # fmt: skip
     return [sys.executable, "-u", str(SERVER["python"])]
