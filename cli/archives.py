@@ -91,19 +91,8 @@ def prepared(path: Path, what: str = "source") -> Iterator[Path]:
     total = sum(_size(file) for file, _ in files)
     if total > MAX_PACKAGE_BYTES:
         raise CliError(f"{what} directory '{path}' holds {total:,} bytes; the limit is {MAX_PACKAGE_BYTES:,}")
-    fd, name = tempfile.mkstemp(prefix="faas-", suffix=".zip")
-    os.close(fd)
-    zipped = Path(name)
-    try:
-        try:
-            with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-                for file, relative in files:
-                    archive.write(file, relative)
-        except OSError as error:
-            raise CliError(f"cannot zip '{path}' ({(error.strerror or str(error)).lower()})") from None
+    with _zipped(files, f"'{path}'") as zipped:
         yield zipped
-    finally:
-        zipped.unlink(missing_ok=True)
 
 
 def expanded(paths: Sequence[Path]) -> list[Path]:
@@ -157,6 +146,13 @@ def prepared_many(paths: Sequence[Path], what: str = "source") -> Iterator[Path]
     total = sum(_size(file) for file, _ in members)
     if total > MAX_PACKAGE_BYTES:
         raise CliError(f"the {what} files hold {total:,} bytes; the limit is {MAX_PACKAGE_BYTES:,}")
+    with _zipped(members, f"the {what} files") as zipped:
+        yield zipped
+
+
+@contextlib.contextmanager
+def _zipped(members: Sequence[tuple[Path, str]], described: str) -> Iterator[Path]:
+    """A temporary zip of ``members`` (file, name in the archive), removed afterwards."""
     fd, name = tempfile.mkstemp(prefix="faas-", suffix=".zip")
     os.close(fd)
     zipped = Path(name)
@@ -166,7 +162,7 @@ def prepared_many(paths: Sequence[Path], what: str = "source") -> Iterator[Path]
                 for file, relative in members:
                     archive.write(file, relative)
         except OSError as error:
-            raise CliError(f"cannot zip the {what} files ({(error.strerror or str(error)).lower()})") from None
+            raise CliError(f"cannot zip {described} ({(error.strerror or str(error)).lower()})") from None
         yield zipped
     finally:
         zipped.unlink(missing_ok=True)

@@ -73,3 +73,15 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     run.__reports_errors__ = True  # type: ignore[attr-defined]
     return run
+
+
+def deleted(delete: Callable[[], object], ignore_missing: bool) -> bool:
+    """Run a delete; False when there was nothing to delete and ``ignore_missing`` (Fission's
+    ``--ignorenotfound``), which is then no error."""
+    try:
+        delete()
+    except ApiError as error:
+        if error.status == 404 and ignore_missing:
+            return False
+        raise
+    return True

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.errors import CliError, deleted, reports_errors
 from faas_cli.options import Labels, Output, client_of, label_pairs, program
 from faas_cli.output import EMPTY, Column, OutputFormat, duration, print_item, print_items, table_of, to_json
 
@@ -198,10 +198,6 @@ def delete(
     ] = False,
 ) -> None:
     """Delete a canary; its route keeps the weights it has then (a running canary stops moving them)."""
-    try:
-        client_of(ctx).delete_canary(name)
-    except ApiError as error:
-        if error.status == 404 and ignorenotfound:
-            return
-        raise
+    if not deleted(lambda: client_of(ctx).delete_canary(name), ignorenotfound):
+        return
     typer.echo(f"canary '{name}' deleted (its route keeps the weights it has now)")

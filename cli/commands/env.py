@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.errors import CliError, deleted, reports_errors
 from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs
 from faas_cli.output import Column, OutputFormat, print_item, print_items, working
@@ -122,11 +122,7 @@ def delete(
     ] = False,
 ) -> None:
     """Delete an environment."""
-    try:
-        with working(f"deleting environment '{name}'"):
-            client_of(ctx).delete_environment(name)
-    except ApiError as error:
-        if error.status == 404 and ignorenotfound:
+    with working(f"deleting environment '{name}'"):
+        if not deleted(lambda: client_of(ctx).delete_environment(name), ignorenotfound):
             return
-        raise
     typer.echo(f"environment '{name}' deleted")

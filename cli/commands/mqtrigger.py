@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from faas_cli.commands.timer import generated_name
-from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.errors import CliError, deleted, reports_errors
 from faas_cli.options import Labels, Output, client_of, label_pairs
 from faas_cli.output import Column, OutputFormat, note_once, print_item, print_items
 
@@ -338,10 +338,6 @@ def delete(
     ] = False,
 ) -> None:
     """Delete a message-queue trigger."""
-    try:
-        client_of(ctx).delete_mq_trigger(name)
-    except ApiError as error:
-        if error.status == 404 and ignorenotfound:
-            return
-        raise
+    if not deleted(lambda: client_of(ctx).delete_mq_trigger(name), ignorenotfound):
+        return
     typer.echo(f"mqtrigger '{name}' deleted")

@@ -9,6 +9,7 @@ matches any segment; ``delete --function F`` deletes every route to F.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from faas_cli.commands.timer import generated_name
-from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.errors import CliError, deleted, reports_errors
 from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import Labels, Output, client_of, label_pairs
 from faas_cli.output import Column, OutputFormat, note_once, print_item, print_items
@@ -235,10 +236,5 @@ def delete(
     client = client_of(ctx)
     names = [name] if name is not None else [str(t["name"]) for t in client.list_triggers(function)]
     for each in names:
-        try:
-            client.delete_trigger(each)
-        except ApiError as error:
-            if error.status == 404 and ignorenotfound:
-                continue
-            raise
-        typer.echo(f"route '{each}' deleted")
+        if deleted(functools.partial(client.delete_trigger, each), ignorenotfound):
+            typer.echo(f"route '{each}' deleted")

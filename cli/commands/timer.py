@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from faas_cli.errors import ApiError, CliError, reports_errors
+from faas_cli.errors import CliError, deleted, reports_errors
 from faas_cli.fission import DEFAULT_SPECDIR, SpecDir, SpecDry, SpecSave, saved_as_spec
 from faas_cli.options import Labels, Output, client_of, is_fission, label_pairs
 from faas_cli.output import Column, OutputFormat, print_item, print_items
@@ -209,12 +209,8 @@ def delete(
     ] = False,
 ) -> None:
     """Delete a timer."""
-    try:
-        client_of(ctx).delete_timer(name)
-    except ApiError as error:
-        if error.status == 404 and ignorenotfound:
-            return
-        raise
+    if not deleted(lambda: client_of(ctx).delete_timer(name), ignorenotfound):
+        return
     typer.echo(f"timer '{name}' deleted")
 
 
