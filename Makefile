@@ -43,8 +43,8 @@ browser:
 	@bash scripts/ensure-chromium.sh
 
 ## images: build the runtime, builder and broker images (only when missing or changed)
-images: engine
-	@bash scripts/build-images.sh
+images: venv engine
+	$(BIN)/faasd images build --brokers
 
 ## bench: the benchmark suite (~4 min): prints the table and rewrites BENCHMARKS.md
 bench: venv images
@@ -65,10 +65,11 @@ lint: venv
 	@mkdir -p build/mypy && ln -sfn $(CURDIR)/cli build/mypy/faas_cli
 	MYPYPATH=build/mypy $(BIN)/mypy -p faas_cli
 
-## compose: faasd itself in docker-compose (builds its image; falls back to a local base)
-# and the brokers: the official images when here or pullable, else those `make images` built
-compose: images
-	@bash scripts/build-faasd-image.sh
+## compose: faasd itself in docker-compose (builds its image and every other one first, on local
+# bases where nothing can be pulled) and the brokers: the official images when here or pullable,
+# else those `faasd images build --brokers` built
+compose: venv engine
+	$(BIN)/faasd images build --brokers --source .
 	@pick() { docker image inspect "$$1" >/dev/null 2>&1 || timeout 120 docker pull -q "$$1" >/dev/null 2>&1 \
 	    && echo "$$1" || echo "$$2"; }; \
 	export FAASD_REDIS_IMAGE="$${FAASD_REDIS_IMAGE:-$$(pick redis:7-bookworm faasd/broker-redis:latest)}"; \

@@ -3,11 +3,13 @@
 The composed faasd drives this host's engine through the Docker socket, so the
 stack gets names of its own (project, network, apps network, state dir,
 published ports) and a finalizer that takes it down even after a failure.
-Nothing is pulled or built by compose here: scripts/build-images.sh builds the
-runtime, builder and broker images and scripts/build-faasd-image.sh the faasd
-image (each skips what is current), so compose finds every image present. The
-brokers run from the official images when they are here (FAASD_REDIS_IMAGE /
-FAASD_NATS_IMAGE choose), else from faasd/broker-redis and faasd/broker-nats.
+Nothing is pulled or built by compose here: `faasd images build --brokers
+--source .` (what `make compose` runs) builds the runtime, builder and broker
+images and faasd's own (skipping what is current), so compose finds faasd's
+image present and the composed faasd finds its runtime and builder images
+current (the same recipes, the same tags). The brokers run from the official
+images when they are here (FAASD_REDIS_IMAGE / FAASD_NATS_IMAGE choose), else
+from faasd/broker-redis and faasd/broker-nats.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pytest
 import requests
 import yaml
 
+from faasd.core.recipes import RecipeBook, runtime_recipes
 from tests.integration.brokers import nats_info, probe_aliases, redis_command
 from tests.integration.harness import ROOT, docker_client, free_port, wait_for
 
@@ -73,7 +76,7 @@ def compose_command() -> list[str]:
 
 def broker_image(engine: docker.DockerClient, variable: str, official: str, local: str) -> str:
     """The image the stack runs a broker from: $variable, else the official one when it is
-    here (nothing is pulled), else the one scripts/build-images.sh built."""
+    here (nothing is pulled), else the one `faasd images build --brokers` built."""
     if os.environ.get(variable):
         return os.environ[variable]
     try:
@@ -94,8 +97,15 @@ def published(ports: list[Any]) -> list[str]:
     return out
 
 
-# The services that only build (here: find) an image, their containers exiting at once.
-IMAGE_ONLY = ("runtime-nodejs", "runtime-python", "runtime-ruby", "builder-nodejs", "builder-python")
+def stock_images() -> list[str]:
+    """The stock runtime and builder images (recipe tags) a faasd from this clone runs."""
+    book = RecipeBook(runtime_recipes())
+    found = []
+    for name in ("nodejs", "python"):
+        runtime = book.runtime(name)
+        builder = book.builder_of(runtime)
+        found += [runtime.reference] + ([builder.reference] if builder is not None else [])
+    return found
 
 
 @dataclass
@@ -159,6 +169,13 @@ class Stack:
         script = f'cat "{self.state_dir}/token" 2>/dev/null || true'
         return self.run("exec", "-T", "faasd", "sh", "-c", script, timeout=60).strip()
 
+    def status(self, token: str) -> dict[str, Any]:
+        """GET /v1/status of the composed faasd, with its admin token (`token()`)."""
+        response = requests.get(self.url + "/v1/status", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert response.status_code == 200, f"GET /v1/status: {response.status_code} {response.text}"
+        body: dict[str, Any] = response.json()
+        return body
+
     def faas(self, *args: str, cwd: Path) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "faas_cli", *args],
@@ -211,12 +228,6 @@ class Stack:
         except AssertionError as error:
             raise AssertionError(f"{error}\n{self.logs()}") from None
 
-    def service_containers(self, service: str) -> list[dict[str, Any]]:
-        """The inspected containers of one service of this project."""
-        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
-        found = self.engine.api.containers(all=True, filters={"label": labels})
-        return [self.engine.api.inspect_container(c["Id"]) for c in found]
-
     def logs(self) -> str:
         with contextlib.suppress(AssertionError, subprocess.SubprocessError):
             return self.run("logs", "--no-color", "--tail", "50", timeout=60)
@@ -224,26 +235,16 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def faasd_image() -> None:
-    """The faasd image, built from the repo's Dockerfile (a no-op when it is current)."""
-    docker_client()  # fails loudly without an engine or the runtime images
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-faasd-image.sh")], capture_output=True, text=True, timeout=1200
-    )
-    assert result.returncode == 0, f"build-faasd-image.sh failed:\n{result.stdout}\n{result.stderr}"
-
-
-@pytest.fixture(scope="module")
 def project_images() -> None:
-    """The runtime, builder and broker images (scripts/build-images.sh, i.e. make images: a no-op when current)."""
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=1200
-    )
-    assert result.returncode == 0, f"build-images.sh failed:\n{result.stdout}\n{result.stderr}"
+    """The runtime, builder and broker images and faasd's own, from this clone, as `make compose`
+    builds them (`faasd images build --brokers --source .`: a no-op when they are current)."""
+    command = [sys.executable, "-m", "faasd", "images", "build", "--brokers", "--source", str(ROOT)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert result.returncode == 0, f"faasd images build failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
 
 
 @pytest.fixture
-def stack(project_images: None, faasd_image: None) -> Iterator[Stack]:
+def stack(project_images: None) -> Iterator[Stack]:
     engine = docker_client()
     stack = Stack(
         engine,
@@ -276,14 +277,9 @@ def test_compose_file_is_accepted(stack: Stack) -> None:
 
     parsed = yaml.safe_load(config)
     services = parsed["services"]
-    # The runtime and builder images: built by compose when missing (from runtimes/), before faasd starts.
-    for service in IMAGE_ONLY:
-        kind, lang = service.split("-")
-        context = ROOT / "runtimes" / lang / ("builder" if kind == "builder" else "")
-        assert services[service]["build"]["context"] == str(context).rstrip("/"), services[service]
-        assert services[service]["image"] == f"faasd/{service}:latest"
-        assert services[service]["restart"] == "no"
-        assert services["faasd"]["depends_on"][service] == {"condition": "service_completed_successfully"}
+    # No build-only services: faasd builds its runtime and builder images itself, and waits for none.
+    assert set(services) == {"faasd", "redis", "nats"}, sorted(services)
+    assert "depends_on" not in services["faasd"], services["faasd"]
     # The brokers: on the apps network (by its own name), published on the host's loopback only.
     assert parsed["networks"]["apps"]["name"] == stack.apps_network
     port_in = {"redis": 6379, "nats": 4222}
@@ -321,13 +317,20 @@ def test_compose_up_deploy_restart_down(stack: Stack, tmp_path: Path) -> None:
 
     stack.run("up", "-d")
     stack.wait_healthy(f"the composed faasd at {stack.url}")
-    # The image-only services found their images and exited at once, successfully.
-    for service in IMAGE_ONLY:
-        [container] = stack.service_containers(service)
-        assert container["State"]["Status"] == "exited" and container["State"]["ExitCode"] == 0, (
-            service,
-            container["State"],
-        )
+    # The composed faasd found the stock runtime and builder images that `faasd images build` made
+    # current: the tags of the recipes its image carries are this clone's.
+    wanted, token = stock_images(), stack.token()
+
+    def images_ready() -> dict[str, str] | None:
+        images: dict[str, str] = stack.status(token).get("images", {})
+        failed = {image: images[image] for image in wanted if images.get(image, "").startswith("failed")}
+        assert not failed, f"the composed faasd could not build {failed} (all: {images})"
+        return images if all(images.get(image) == "ready" for image in wanted) else None
+
+    try:
+        wait_for(images_ready, f"the composed faasd's {', '.join(wanted)} ready", timeout=60, every=0.5)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{stack.logs()}") from None
     # The brokers: on the host's loopback for faasd, by their names for containers on the apps network.
     assert stack.wait_brokers()["jetstream"] is True
     assert redis_command("127.0.0.1", stack.redis_port, "SET", "survivor", "kept") == "OK"

@@ -1,14 +1,15 @@
 """Real message brokers (Redis, NATS with JetStream) for the integration suite.
 
 `RedisServer` and `NatsServer` run a container of faasd/broker-redis:latest /
-faasd/broker-nats:latest (brokers/, built by scripts/build-images.sh, i.e.
-`make images`) on a Docker bridge network of their own, faasd-test-apps-<hex>,
-where the broker's network alias is `redis` / `nats`: a function container
-attached to that network reaches it at `.inside_url` (redis://redis:6379,
-nats://nats:4222), while faasd, on the host, uses `.url` (the container's
-address on that bridge, which the host reaches). The address is static (kept
-across `stop()`/`start()` and `restart()`): the network hands out the upper
-half of its subnet to other containers and the broker sits below it.
+faasd/broker-nats:latest (brokers/, built by `faasd images build --brokers`,
+i.e. `make images`) on a Docker bridge network of their own,
+faasd-test-apps-<hex>, where the broker's network alias is `redis` / `nats`: a
+function container attached to that network reaches it at `.inside_url`
+(redis://redis:6379, nats://nats:4222), while faasd, on the host, uses `.url`
+(the container's address on that bridge, which the host reaches). The address
+is static (kept across `stop()`/`start()` and `restart()`): the network hands
+out the upper half of its subnet to other containers and the broker sits below
+it.
 
 Data lives in the container's writable layer: it survives `restart()` and
 `stop()`/`start()` (Redis: its append-only file; NATS: JetStream's files) and
@@ -112,7 +113,7 @@ class BrokerServer:
         try:
             self.engine.images.get(self.image)
         except docker.errors.ImageNotFound:
-            raise AssertionError(f"{self.image} is missing; run 'make images' (scripts/build-images.sh)") from None
+            raise AssertionError(f"{self.image} is missing; run 'make images' (faasd images build --brokers)") from None
         try:
             if self._owns_network:
                 self._create_network()

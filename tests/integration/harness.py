@@ -60,7 +60,7 @@ def docker_client() -> docker.DockerClient:
         ) from exc
     missing = [image for image in IMAGES if not client.images.list(name=image)]
     if missing:
-        raise AssertionError(f"runtime images missing: {', '.join(missing)}; run 'make images'")
+        raise AssertionError(f"runtime images missing: {', '.join(missing)}; run 'make images' (faasd images build)")
     return client
 
 
