@@ -1,9 +1,11 @@
 # faasd itself, for docker-compose.yml: the daemon in a container that drives
 # the host's Docker engine through its socket.
 #
-# scripts/build-faasd-image.sh builds it, on a local Debian base
-# (--build-arg BASE_IMAGE=faasd/base-faasd:bookworm) when the default base
-# cannot be pulled; `docker compose build` builds it on the default base.
+# `faasd images build --source . faasd` (make compose) builds it, on a local
+# Debian base (--build-arg BASE_IMAGE=faasd/base-faasd:bookworm) when the
+# default base cannot be pulled; `docker compose build` builds it on the
+# default base. It carries the runtimes' recipes: faasd builds its runtime
+# images itself on its first start.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 FROM ${BASE_IMAGE}
 
@@ -16,7 +18,7 @@ ENV VIRTUAL_ENV=/opt/faasd \
 
 # 1. The dependencies, in their own layer: rebuilt only when pyproject.toml
 #    changes. build/docker-ca.crt is optional (the [t] makes the COPY succeed
-#    without it): the build script puts the host's CA bundle there, for hosts
+#    without it): `faasd images build` puts the host's CA bundle there, for hosts
 #    whose TLS proxy pip must trust. A venv: Debian's Python refuses pip
 #    installs into the system (PEP 668).
 COPY pyproject.toml build/docker-ca.cr[t] /src/
@@ -40,6 +42,8 @@ COPY README.md /src/
 COPY faasd /src/faasd
 COPY cli /src/cli
 COPY migrations /src/migrations
+COPY runtimes /src/runtimes
+COPY brokers /src/brokers
 RUN pip install --quiet --no-deps --no-build-isolation -e /src \
     && rm -f /src/docker-ca.crt /src/requirements.txt
 

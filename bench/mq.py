@@ -143,7 +143,7 @@ class RedisBroker:
         try:
             self.api.inspect_image(REDIS_IMAGE)
         except docker.errors.ImageNotFound:
-            raise BenchError(f"{REDIS_IMAGE} is missing; run 'make images' (scripts/build-images.sh)") from None
+            raise BenchError(f"{REDIS_IMAGE} is missing; run 'make images' (faasd images build --brokers)") from None
         try:
             self.network_id = self.api.create_network(self.network, driver="bridge", labels=self.labels)["Id"]
             endpoint = self.api.create_endpoint_config(aliases=["redis"])

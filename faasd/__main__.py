@@ -10,6 +10,7 @@ admin app's cleanup, which stops the pool and removes the containers.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import shutil
@@ -109,8 +110,23 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coro)
 
 
+# `faasd <command> ...`: the commands besides serving (faasd/tools/), imported only when run.
+COMMANDS = {
+    "images": "faasd.tools.images",
+    "doctor": "faasd.tools.doctor",
+    "install": "faasd.tools.systemd",
+    "uninstall": "faasd.tools.systemd",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    settings = load_settings(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        module = importlib.import_module(COMMANDS[args[0]])
+        raise SystemExit(module.main(args[0], args[1:]))
+    if args and args[0] == "serve":
+        args = args[1:]
+    settings = load_settings(args)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

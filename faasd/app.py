@@ -152,6 +152,9 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         if isinstance(backend, DockerBackend):
             # The network and the host firewall before the first container starts.
             await backend.prepare()
+            # Missing runtime images are built in the background; the pools fill when they are ready.
+            backend.images.on_ready(pool.fill_all)
+            await backend.images.start()
     except EngineUnavailable as exc:
         log.error("%s; functions cannot run until the engine answers (faasd keeps trying)", exc)
     except FirewallError as exc:
@@ -178,7 +181,9 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     )
     if builder is not None:
         builder.bind(controller)
-    await controller.start(settings.stock_environments, settings.state_dir / "initialized")
+    await controller.start(
+        settings.stock_environments, settings.state_dir / "initialized", builders=settings.stock_builders
+    )
     loop = asyncio.get_running_loop()
     reaper = loop.create_task(run_reaper(pool, tick_for(settings.idle_timeout)))
     watcher = loop.create_task(backend.watch_isolation()) if isinstance(backend, DockerBackend) else None
@@ -227,6 +232,13 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     if services.canaries is not None:
         api.resources = (*api.resources, services.canaries.control.resource())
         api.status_sections["canaries"] = services.canaries.control.status
+    if isinstance(services.backend, DockerBackend):
+        images = services.backend.images
+
+        async def image_states() -> dict[str, str]:
+            return images.report()
+
+        api.status_sections["images"] = image_states
 
     observer, observe_api = start_observability(
         services.controller,

@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from faasd import __version__
 from faasd.core.validation import NAME_RE
+
+# A repository path without a tag: lower-case components, an optional registry host[:port] first.
+_COMPONENT = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+IMAGE_NAMESPACE_RE = re.compile(rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
 
 
 def boolean(raw: str) -> bool:
@@ -43,8 +48,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("idle_timeout", "120", "seconds without calls before a function's instance is removed", float),
     Option("default_poolsize", "3", "pool size of the stock environments", int),
     Option("network", "faasd", "Docker network that faasd creates and puts containers on"),
-    Option("nodejs_image", "faasd/runtime-nodejs:latest", "image of the stock nodejs environment"),
-    Option("python_image", "faasd/runtime-python:latest", "image of the stock python environment"),
+    Option(
+        "image_namespace",
+        "faasd",
+        "namespace of the runtime and builder images faasd builds from its recipes (<namespace>/runtime-<lang>)",
+    ),
+    Option("nodejs_image", "", "image of the stock nodejs environment (default <namespace>/runtime-nodejs:latest)"),
+    Option("python_image", "", "image of the stock python environment (default <namespace>/runtime-python:latest)"),
     Option("max_body_bytes", str(6 * 1024 * 1024), "largest request body a function accepts", int),
     Option("head_timeout", "10", "seconds a client may take to send a request's head", float),
     Option("keepalive_timeout", "75", "seconds an idle client connection is kept open", float),
@@ -104,8 +114,9 @@ class Settings:
     idle_timeout: float = 120.0
     default_poolsize: int = 3
     network: str = "faasd"
-    nodejs_image: str = "faasd/runtime-nodejs:latest"
-    python_image: str = "faasd/runtime-python:latest"
+    image_namespace: str = "faasd"
+    nodejs_image: str = ""
+    python_image: str = ""
     max_body_bytes: int = 6 * 1024 * 1024
     head_timeout: float = 10.0
     keepalive_timeout: float = 75.0
@@ -155,7 +166,14 @@ class Settings:
 
     @property
     def stock_environments(self) -> dict[str, str]:
-        return {"nodejs": self.nodejs_image, "python": self.python_image}
+        """The environments registered on the first start, and their images."""
+        given = {"nodejs": self.nodejs_image, "python": self.python_image}
+        return {name: image or f"{self.image_namespace}/runtime-{name}:latest" for name, image in given.items()}
+
+    @property
+    def stock_builders(self) -> dict[str, str]:
+        """The builder images of the stock environments (runtimes/README.md, "Builders")."""
+        return {name: f"{self.image_namespace}/builder-{name}:latest" for name in ("nodejs", "python")}
 
 
 def _env_name(option: Option) -> str:
@@ -166,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faasd",
         description="faasd: functions as a service on one machine.",
-        epilog="Every flag can also be set with its FAASD_* variable, e.g. FAASD_PORT.",
+        epilog="Every flag can also be set with its FAASD_* variable, e.g. FAASD_PORT. "
+        "Other commands: faasd images build|list|prune, faasd doctor, faasd install, faasd uninstall "
+        "(faasd COMMAND --help).",
     )
     parser.add_argument("--version", action="version", version=f"faasd {__version__}")
     for option in OPTIONS:
@@ -181,10 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve every option: flag, then ``FAASD_*`` variable, then default."""
-    environ = os.environ if environ is None else environ
+def command_parser(command: str, description: str) -> argparse.ArgumentParser:
+    """The settings flags under another name (``faasd doctor``), for a command that reads them too and
+    adds its own arguments; give it to :func:`load_settings` as ``parser``."""
     parser = build_parser()
+    parser.prog = f"faasd {command}"
+    parser.description = description
+    parser.epilog = "Every flag can also be set with its FAASD_* variable, e.g. FAASD_PORT."
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> Settings:
+    """Resolve every option: flag, then ``FAASD_*`` variable, then default.
+
+    ``parser``: one from :func:`command_parser`; a command's own arguments in ``argv`` are ignored here.
+    """
+    environ = os.environ if environ is None else environ
+    parser = build_parser() if parser is None else parser
     args = parser.parse_args(argv)
     values: dict[str, object] = {}
     for option in OPTIONS:
@@ -220,6 +257,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         parser.error("--usage-interval must be positive")
     if settings.keep_versions < 1:
         parser.error("--keep-versions must be at least 1")
+    if not IMAGE_NAMESPACE_RE.fullmatch(settings.image_namespace):
+        parser.error("--image-namespace must be an image repository path, e.g. faasd or registry.local:5000/faasd")
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return settings

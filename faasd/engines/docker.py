@@ -45,10 +45,13 @@ from docker.types import LogConfig, Mount
 
 from faasd.core.entities import DEFAULT_CPU_MILLIS, DEFAULT_NETWORK, Environment
 from faasd.core.errors import EngineUnavailable, ImageNotFound, UpstreamError
+from faasd.core.recipes import RecipeBook, runtime_recipes
 from faasd.core.settings import Settings
 from faasd.core.specialize import DEPLOY_ROOT, encode_deploy_specialization, encode_specialization
 from faasd.engines.firewall import FirewallError, FirewallState
+from faasd.engines.images import ImageBuilder
 from faasd.engines.isolation import Isolation
+from faasd.engines.runtime_images import RuntimeImages
 from faasd.pool.backend import Container, LogLine, Specialization, SpecializeResult
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,9 @@ class DockerBackend:
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
         self.isolation = Isolation(settings)
+        # The runtime and builder images, built here when missing (faasd/engines/runtime_images.py).
+        book = RecipeBook(runtime_recipes(settings.image_namespace))
+        self.images = RuntimeImages(book, lambda report: ImageBuilder(self._docker(), book, report=report))
         self._leftovers_removed = False
         self._serial = itertools.count(1)
         self._engine_session: aiohttp.ClientSession | None = None
@@ -95,7 +101,7 @@ class DockerBackend:
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
         except docker.errors.ImageNotFound as exc:
-            raise ImageNotFound(f"image not found: {exc.explanation}; build it with 'make images'") from exc
+            raise ImageNotFound(f"image not found: {exc.explanation}; pull or build it") from exc
         except docker.errors.APIError as exc:
             raise EngineUnavailable(f"Docker engine error: {exc.explanation or exc}") from exc
         except docker.errors.DockerException as exc:
@@ -159,6 +165,7 @@ class DockerBackend:
         return self.isolation.refuses(peer)
 
     async def aclose(self) -> None:
+        await self.images.close()
         # Removals in flight finish (a cancelled one could leave a container unsealed).
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE)
@@ -206,9 +213,16 @@ class DockerBackend:
     async def start(self, env: Environment, function: str = "") -> Container:
         began = time.monotonic()
         token = secrets.token_urlsafe(32)
-        create = asyncio.ensure_future(self._run(self._create, env, function, token))
+        image = self.images.resolve(env.image)
+        create = asyncio.ensure_future(self._run(self._create, env, image, function, token))
         try:
             container_id = await asyncio.shield(create)
+        except ImageNotFound:
+            if self.images.book.of(env.image) is None:
+                raise
+            self.images.forget(env.image)  # removed by hand: build it again
+            self.images.resolve(env.image)
+            raise
         except asyncio.CancelledError:
             # The engine call goes on in its thread: remove what it creates.
             create.add_done_callback(self._remove_created)
@@ -230,13 +244,13 @@ class DockerBackend:
         if not create.cancelled() and create.exception() is None:
             self._track(asyncio.ensure_future(self._run(self._remove, create.result())))
 
-    def _create(self, env: Environment, function: str, token: str) -> str:
+    def _create(self, env: Environment, image: str, function: str, token: str) -> str:
         settings = self._settings
         client = self._ready()
         name = f"faasd-{self._owner}-{env.name}-{next(self._serial)}-{int(time.time() * 1000) % 100000}"
         # create + start rather than run(): run() would try to pull a missing image.
         container = client.containers.create(
-            env.image,
+            image,
             detach=True,
             name=name,
             labels={

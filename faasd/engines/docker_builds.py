@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -55,6 +56,9 @@ class DockerBuilds:
         self._ca = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None
 
     async def builder_image_id(self, image: str) -> str:
+        # A stock builder still being built (a first start): the package's build waits for it.
+        image = await self._engine.images.wait(image)
+
         def inspect() -> str:
             return str(self._engine._ready().api.inspect_image(image)["Id"])
 
@@ -62,6 +66,10 @@ class DockerBuilds:
 
     async def build(self, job: BuildJob, output: Path) -> BuildOutcome:
         began = time.monotonic()
+        try:
+            job = dataclasses.replace(job, image=await self._engine.images.wait(job.image))
+        except ImageNotFound as exc:
+            return BuildOutcome(None, "", None, error=f"builder image {job.image} not found: {exc.message}")
         create = asyncio.ensure_future(self._engine._run(self._create, job))
         try:
             container_id = await asyncio.shield(create)

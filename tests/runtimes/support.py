@@ -325,7 +325,7 @@ def docker_client(images: Any = None) -> Any:
         try:
             client.images.get(image)
         except ImageNotFound:
-            pytest.fail(f"image {image} is missing: run scripts/build-images.sh (make images)")
+            pytest.fail(f"image {image} is missing: run make images (faasd images build)")
     return client
 
 

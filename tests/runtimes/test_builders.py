@@ -8,8 +8,8 @@ local (a wheel, an npm tarball, both made by the test), so these tests pass
 without any registry. The deployment each build makes (plus the source files,
 copied over it as faasd does) is then served by the runtime image.
 
-Needs a running Docker engine and the images from scripts/build-images.sh;
-when either is missing the tests FAIL (they do not skip).
+Needs a running Docker engine and the images from `faasd images build`
+(make images); when either is missing the tests FAIL (they do not skip).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The built runtime images, started briefly as containers.
 
-Needs a running Docker engine and the images from scripts/build-images.sh;
-when either is missing the tests FAIL (they do not skip).
+Needs a running Docker engine and the images from `faasd images build`
+(make images); when either is missing the tests FAIL (they do not skip).
 """
 
 from __future__ import annotations
