@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import LANGS, REPO, HostRuntime
+from .support import LANGS, HostRuntime
 
 FILENAME = {"nodejs": "hello.js", "python": "hello.py"}
 
