@@ -6,7 +6,7 @@ BIN       := $(VENV)/bin
 export DOCKER_BUILDKIT := 0
 export FAASD_STATE_DIR := $(STATE_DIR)
 
-.PHONY: run test unit integration images engine browser venv lint bench bench-quick compose clean
+.PHONY: dist run test unit integration images engine browser venv lint bench bench-quick compose clean
 
 ## run: set everything up, then serve faasd in the foreground on 127.0.0.1:8080
 run: venv images
@@ -77,5 +77,9 @@ compose: venv engine
 	echo "docker-compose up -d  (redis: $$FAASD_REDIS_IMAGE, nats: $$FAASD_NATS_IMAGE)"; \
 	unset FAASD_STATE_DIR; docker-compose up -d  # the state dir in the container is compose's own
 
+## dist: the sdist and the wheel (what `pip install faasd` installs) in dist/
+dist: venv
+	rm -rf dist && $(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(STATE_DIR) dist .pytest_cache .ruff_cache .mypy_cache
