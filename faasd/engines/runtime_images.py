@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 import docker
+import docker.errors
 
 from faasd.core.errors import EngineUnavailable, ImageNotFound
 from faasd.core.progress import Progress
@@ -82,7 +83,11 @@ class RuntimeImages:
             builder = self.book.builder_of(runtime)
             if builder is not None:
                 wanted.append(builder)
-        missing = await self._in_thread(lambda b: b.missing(wanted))
+        try:
+            missing = await self._in_thread(lambda b: b.missing(wanted))
+        except (docker.errors.DockerException, OSError) as exc:
+            log.warning("could not check the runtime images (%s): they are checked again at their first use", exc)
+            return
         self._ready.update(r.reference for r in wanted if r not in missing)
         if missing:
             log.info(
