@@ -147,13 +147,15 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         logs=logs,
         max_queued_calls=settings.max_queued_calls,
     )
+    if isinstance(backend, DockerBackend):
+        # Missing runtime images are built in the background; the pools fill when they are ready
+        # (also when the engine answers only later: the images are then checked at their first use).
+        backend.images.on_ready(pool.fill_all)
     try:
         await backend.remove_managed()
         if isinstance(backend, DockerBackend):
             # The network and the host firewall before the first container starts.
             await backend.prepare()
-            # Missing runtime images are built in the background; the pools fill when they are ready.
-            backend.images.on_ready(pool.fill_all)
             await backend.images.start()
     except EngineUnavailable as exc:
         log.error("%s; functions cannot run until the engine answers (faasd keeps trying)", exc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,9 @@ _DPKG_OPTIONS = (
     "path-exclude=/usr/share/lintian/*",
 )
 MMDEBSTRAP_TIMEOUT = 900.0
+# The mmdebstrap runs in progress, so that a stopping faasd can end them (faasd/engines/runtime_images.py).
+_running: set[subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
 
 
 class BaseImageError(Exception):
@@ -62,6 +66,14 @@ def has_base(client: docker.DockerClient, image: str, packages: str) -> bool:
     return labels.get(BASE_LABEL) in (base_label(packages), f"{SUITE}-{packages}")
 
 
+def cancel_all() -> None:
+    """End every mmdebstrap in progress (faasd is stopping; its temporary folder goes with its thread)."""
+    with _running_lock:
+        for process in _running:
+            if process.poll() is None:
+                process.terminate()
+
+
 def make_base(client: docker.DockerClient, packages: str, image: str, sources: Sequence[Path] | None = None) -> None:
     """mmdebstrap ``SUITE`` with ``packages`` (a comma list), imported as ``image``."""
     if shutil.which("mmdebstrap") is None:
@@ -85,13 +97,21 @@ def make_base(client: docker.DockerClient, packages: str, image: str, sources: S
             str(tarball),
             *(str(source) for source in sources),
         ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with _running_lock:
+            _running.add(process)
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=MMDEBSTRAP_TIMEOUT, check=False)
+            output, _ = process.communicate(timeout=MMDEBSTRAP_TIMEOUT)
         except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
             raise BaseImageError(f"mmdebstrap for {image} took longer than {MMDEBSTRAP_TIMEOUT:.0f} s") from exc
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise BaseImageError(f"mmdebstrap failed for {image} (exit {done.returncode}):\n{tail}")
+        finally:
+            with _running_lock:
+                _running.discard(process)
+        if process.returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            raise BaseImageError(f"mmdebstrap failed for {image} (exit {process.returncode}):\n{tail}")
         repository, _, tag = image.rpartition(":")
         client.api.import_image_from_file(
             str(tarball),

@@ -56,16 +56,23 @@ class DockerBuilds:
         self._ca = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None
 
     async def builder_image_id(self, image: str) -> str:
+        def inspect(reference: str) -> str:
+            return str(self._engine._ready().api.inspect_image(reference)["Id"])
+
         # A stock builder still being built (a first start): the package's build waits for it.
-        image = await self._engine.images.wait(image)
-
-        def inspect() -> str:
-            return str(self._engine._ready().api.inspect_image(image)["Id"])
-
-        return await self._engine._run(inspect)
+        resolved = await self._engine.images.wait(image)
+        try:
+            return await self._engine._run(inspect, resolved)
+        except ImageNotFound:
+            if self._engine.images.book.of(image) is None:
+                raise
+            # Removed by hand (docker image prune -a): built again, once.
+            self._engine.images.forget(image)
+            return await self._engine._run(inspect, await self._engine.images.wait(image))
 
     async def build(self, job: BuildJob, output: Path) -> BuildOutcome:
         began = time.monotonic()
+        stock = self._engine.images.book.of(job.image) is not None
         try:
             job = dataclasses.replace(job, image=await self._engine.images.wait(job.image))
         except ImageNotFound as exc:
@@ -78,6 +85,8 @@ class DockerBuilds:
             create.add_done_callback(self._engine._remove_created)
             raise
         except ImageNotFound as exc:
+            if stock:
+                self._engine.images.forget(job.image)  # built again for the next build
             return BuildOutcome(None, "", None, error=f"builder image {job.image} not found: {exc.message}")
         except (EngineUnavailable, FirewallError) as exc:
             return BuildOutcome(None, "", None, error=str(getattr(exc, "message", exc)))

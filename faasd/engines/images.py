@@ -83,9 +83,24 @@ class ImageBuilder:
     # -- what is there -----------------------------------------------------------
 
     def is_current(self, recipe: Recipe) -> bool:
-        """Whether the recipe's tag is on the engine, built from these very files."""
+        """Whether the recipe's tag is on the engine, built from these very files (and a builder on
+        the base its runtime is on now: what pip or npm installs must fit the runtime)."""
         labels = image_labels(self._client, recipe.reference)
-        return labels is not None and labels.get(recipe.label) == recipe.digest
+        if labels is None or labels.get(recipe.label) != recipe.digest:
+            return False
+        if recipe.kind == BUILDER:
+            return labels.get(f"faasd.{BUILDER}.base") == self._builder_base_name(recipe)
+        return True
+
+    def _builder_base_name(self, recipe: Recipe) -> str | None:
+        """The base a builder belongs on, from its runtime's image (None when the runtime is not built)."""
+        runtime = self._book.runtime(recipe.name)
+        labels = image_labels(self._client, runtime.reference)
+        if labels is None:
+            return None
+        if labels.get(f"faasd.{RUNTIME}.base") == runtime.default_base:
+            return runtime.default_base
+        return recipe.local_base
 
     def states(self, recipes: Iterable[Recipe]) -> list[ImageState]:
         found: list[ImageState] = []
@@ -100,8 +115,15 @@ class ImageBuilder:
         return found
 
     def missing(self, recipes: Iterable[Recipe], force: bool = False) -> list[Recipe]:
-        """The recipes to build, runtimes before their builders (a builder needs its runtime's base)."""
-        todo = [r for r in recipes if force or not self.is_current(r)]
+        """The recipes to build, runtimes before their builders (a builder needs its runtime's base).
+
+        A builder whose runtime is to be built is listed too: the runtime may move to another
+        base; :meth:`build_all` checks it again when its turn comes.
+        """
+        wanted = list(recipes)
+        todo = [r for r in wanted if force or not self.is_current(r)]
+        rebuilt = {r.name for r in todo if r.kind == RUNTIME}
+        todo += [r for r in wanted if r.kind == BUILDER and r.name in rebuilt and r not in todo]
         return sorted(todo, key=lambda r: r.kind == BUILDER)
 
     # -- building ----------------------------------------------------------------
@@ -110,7 +132,8 @@ class ImageBuilder:
         """Build every recipe not current (all with ``force``); returns the references built."""
         built: list[str] = []
         for recipe in self.missing(recipes, force):
-            built.append(self.build(recipe))
+            if force or not self.is_current(recipe):
+                built.append(self.build(recipe))
         return built
 
     def build(self, recipe: Recipe) -> str:
@@ -156,13 +179,13 @@ class ImageBuilder:
 
     def _builder_base(self, recipe: Recipe) -> str:
         runtime = self._book.runtime(recipe.name)
-        labels = image_labels(self._client, runtime.reference)
-        if labels is None:
+        base = self._builder_base_name(recipe)
+        if base is None:
             raise ImageBuildError(f"{recipe.reference} is built on its runtime's base: build {runtime.reference} first")
-        if labels.get(f"faasd.{RUNTIME}.base") == runtime.default_base:
-            if not self._present_or_pulled(runtime.default_base):
-                raise ImageBuildError(f"the base of {runtime.reference}, {runtime.default_base}, is gone")
-            return runtime.default_base
+        if base == runtime.default_base:
+            if not self._present_or_pulled(base):
+                raise ImageBuildError(f"the base of {runtime.reference}, {base}, is gone")
+            return base
         self._ensure_local_base(recipe.local_base, recipe.debian_packages)
         return recipe.local_base
 
@@ -227,7 +250,10 @@ class ImageBuilder:
                 if image["Id"] in kept_ids:
                     continue
                 all_tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
-                ours = [t for t in all_tags if t.rpartition(":")[0] in repositories]
+                # Only the tags faasd gave (the recipe's hash, or :latest): an image of the user's own
+                # built FROM a runtime inherits its labels, under a tag of the user's choosing.
+                made = {str(image.get("Labels", {}).get(f"faasd.{kind}.hash", ""))[:12], "latest"}
+                ours = [t for t in all_tags if t.rpartition(":")[0] in repositories and t.rpartition(":")[2] in made]
                 if ours or not all_tags:
                     yield image["Id"], ours
 

@@ -16,10 +16,12 @@ stock image removed by hand) is built on its first use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import docker
@@ -28,13 +30,27 @@ import docker.errors
 from faasd.core.errors import EngineUnavailable, ImageNotFound
 from faasd.core.progress import Progress
 from faasd.core.recipes import BUILDER, STOCK_ENVIRONMENTS, Recipe, RecipeBook
-from faasd.engines.images import ImageBuildError, Report
+from faasd.engines import debian
+from faasd.engines.images import Report
 
 T = TypeVar("T")
 log = logging.getLogger("faasd.images")
 RETRY_AFTER = "5"
-# A failed build is tried again on a use after this long.
+# A failed build is tried again on a use after this long, doubled after each
+# failure in a row up to RETRY_FAILED_MAX (no registry and no mmdebstrap: not every 30 s forever).
 RETRY_FAILED = 30.0
+RETRY_FAILED_MAX = 600.0
+
+
+@dataclass
+class _Failure:
+    why: str
+    at: float
+    count: int
+
+    @property
+    def retry_in(self) -> float:
+        return float(min(RETRY_FAILED * 2 ** (self.count - 1), RETRY_FAILED_MAX))
 
 
 class ImagesBuilding(EngineUnavailable):
@@ -60,52 +76,56 @@ class RuntimeImages:
         self.book = book
         self._builder = builder
         self._ready: set[str] = set()  # recipe references known to be on the engine
-        self._failed: dict[str, tuple[str, float]] = {}  # reference -> (why, when)
+        self._failed: dict[str, _Failure] = {}  # reference -> the last failure
         self._queue: list[Recipe] = []
         self._building: Recipe | None = None
         self._worker: asyncio.Task[None] | None = None
         self._done: dict[str, asyncio.Event] = {}
         self._listeners: list[Callable[[], None]] = []
-        # Builds take minutes of engine time: one at a time, off the engine calls' threads.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="images")
         self._progress: Progress | None = None
+        self._closing = False
 
     def on_ready(self, listener: Callable[[], None]) -> None:
         """Called (on the loop) each time an image becomes ready: the pools fill."""
         self._listeners.append(listener)
 
     async def start(self) -> None:
-        """Check the stock images; queue the missing ones for a build in the background."""
-        wanted: list[Recipe] = []
+        """Check every recipe's image; queue the missing stock ones for a build in the background."""
+        stock: list[Recipe] = []
         for name in STOCK_ENVIRONMENTS:
             runtime = self.book.runtime(name)
-            wanted.append(runtime)
+            stock.append(runtime)
             builder = self.book.builder_of(runtime)
             if builder is not None:
-                wanted.append(builder)
+                stock.append(builder)
         try:
-            missing = await self._in_thread(lambda b: b.missing(wanted))
+            missing = await self._in_thread(lambda b: b.missing(self.book.recipes))
         except (docker.errors.DockerException, OSError) as exc:
             log.warning("could not check the runtime images (%s): they are checked again at their first use", exc)
             return
-        self._ready.update(r.reference for r in wanted if r not in missing)
-        if missing:
+        self._ready.update(r.reference for r in self.book.recipes if r not in missing)
+        todo = [r for r in missing if r in stock]
+        if todo:
             log.info(
                 "building %d image(s) faasd needs: %s (calls that need them answer 503 until then)",
-                len(missing),
-                ", ".join(r.reference for r in missing),
+                len(todo),
+                ", ".join(r.reference for r in todo),
             )
-            self._progress = Progress(len(missing), emit=log.info)
+            self._progress = Progress(len(todo), emit=log.info)
+            self._progress.attach_to_log()
             # The runtimes first: the stock environments serve before their builders are ready.
-            for recipe in sorted(missing, key=lambda r: r.kind == BUILDER):
+            for recipe in sorted(todo, key=lambda r: r.kind == BUILDER):
                 self._enqueue(recipe)
 
     async def close(self) -> None:
+        """Stop building: faasd's stop never waits for a build (an mmdebstrap in progress is killed)."""
+        self._closing = True
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        # A build in its thread goes on until the engine answers; faasd does not wait for it.
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        debian.cancel_all()
+        if self._progress is not None:
+            self._progress.finish()
 
     # -- for the engine ------------------------------------------------------------
 
@@ -116,9 +136,10 @@ class RuntimeImages:
             return reference
         if recipe.reference in self._ready:
             return recipe.reference
-        failed = self._failed.get(recipe.reference)
-        if failed is not None and time.monotonic() - failed[1] < RETRY_FAILED:
-            raise ImageNotFound(f"faasd could not build {recipe.reference}: {failed[0]}")
+        for needed in self._needs(recipe):
+            failed = self._failed.get(needed.reference)
+            if failed is not None and time.monotonic() - failed.at < failed.retry_in:
+                raise ImageNotFound(f"faasd could not build {needed.reference}: {failed.why}")
         self._enqueue(recipe)
         raise ImagesBuilding(
             f"image {recipe.reference} is being built (faasd builds its runtime images itself on a first start "
@@ -150,21 +171,26 @@ class RuntimeImages:
             elif self._building is recipe or recipe in self._queue:
                 states[recipe.reference] = "building"
             elif recipe.reference in self._failed:
-                states[recipe.reference] = "failed: " + self._failed[recipe.reference][0]
+                states[recipe.reference] = "failed: " + self._failed[recipe.reference].why
         return states
 
     # -- building ----------------------------------------------------------------------
 
-    def _enqueue(self, recipe: Recipe) -> None:
-        if recipe is self._building or recipe in self._queue:
-            return
+    def _needs(self, recipe: Recipe) -> list[Recipe]:
+        """The recipe, after its runtime when it is a builder (built on the runtime's base)."""
         if recipe.kind == BUILDER:
-            runtime = self.book.runtime(recipe.name)
-            if runtime.reference not in self._ready:
-                self._enqueue(runtime)
-        self._queue.append(recipe)
-        self._done.setdefault(recipe.reference, asyncio.Event()).clear()
-        if self._worker is None or self._worker.done():
+            return [self.book.runtime(recipe.name), recipe]
+        return [recipe]
+
+    def _enqueue(self, recipe: Recipe) -> None:
+        if self._closing:
+            raise ImagesBuilding(f"faasd is stopping; image {recipe.reference} is not built")
+        for needed in self._needs(recipe):
+            if needed.reference in self._ready or needed is self._building or needed in self._queue:
+                continue
+            self._queue.append(needed)
+            self._done.setdefault(needed.reference, asyncio.Event()).clear()
+        if self._queue and (self._worker is None or self._worker.done()):
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="faasd-images")
 
     async def _work(self) -> None:
@@ -172,15 +198,21 @@ class RuntimeImages:
             recipe = self._building = self._queue.pop(0)
             try:
                 await self._in_thread(_builder_of(recipe))
-            except (ImageBuildError, docker.errors.DockerException, OSError) as exc:
-                why = str(exc)
-                self._failed[recipe.reference] = (why.splitlines()[0] if why else type(exc).__name__, time.monotonic())
-                log.error("could not build %s: %s", recipe.reference, why)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever it was, the queue goes on (a worker that died would stall it)
+                self._record_failure(recipe, exc)
             else:
                 self._failed.pop(recipe.reference, None)
                 self._ready.add(recipe.reference)
                 if self._progress is not None:
                     self._progress.advance()
+                if recipe.kind != BUILDER:
+                    # A runtime moved to another base (a registry that answers now): its builder follows it.
+                    builder = self.book.builder_of(recipe)
+                    if builder is not None and builder.reference in self._ready:
+                        self._ready.discard(builder.reference)
+                        self._queue.append(builder)
                 for listener in self._listeners:
                     listener()
             finally:
@@ -190,12 +222,53 @@ class RuntimeImages:
             self._progress.finish()
             self._progress = None
 
-    def _in_thread(self, work: Callable[[Builds], T]) -> Awaitable[T]:
-        def run() -> T:
-            report = self._progress.line if self._progress is not None else log.info
-            return work(self._builder(report))
+    def _record_failure(self, recipe: Recipe, exc: Exception) -> None:
+        why = str(exc) or type(exc).__name__
+        first = why.splitlines()[0]
+        last = self._failed.get(recipe.reference)
+        count = last.count + 1 if last is not None else 1
+        self._failed[recipe.reference] = _Failure(first, time.monotonic(), count)
+        if last is not None and last.why == first:
+            log.warning(
+                "could not build %s again (%s); next try in %.0f s at the earliest",
+                recipe.reference,
+                first,
+                self._failed[recipe.reference].retry_in,
+            )
+        else:
+            log.error("could not build %s: %s", recipe.reference, why)
+        # What was queued behind a runtime that failed (its builder) fails with it.
+        for queued in [r for r in self._queue if recipe in self._needs(r) and r is not recipe]:
+            self._queue.remove(queued)
+            self._done.setdefault(queued.reference, asyncio.Event()).set()
 
-        return asyncio.get_running_loop().run_in_executor(self._executor, run)
+    def _in_thread(self, work: Callable[[Builds], T]) -> asyncio.Future[T]:
+        """Run ``work`` in a daemon thread of its own: a build never holds faasd's exit back."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        report = self._progress.line if self._progress is not None else log.info
+
+        def settle(outcome: T | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(outcome)  # type: ignore[arg-type]
+
+        def run() -> None:
+            try:
+                outcome = work(self._builder(report))
+            except BaseException as exc:  # handed to the loop
+                error: BaseException | None = exc
+                outcome = None
+            else:
+                error = None
+            with contextlib.suppress(RuntimeError):  # the loop is closed: faasd has stopped
+                loop.call_soon_threadsafe(settle, outcome, error)
+
+        threading.Thread(target=run, name="faasd-images", daemon=True).start()
+        return future
 
 
 def _builder_of(recipe: Recipe) -> Callable[[Builds], str]:

@@ -41,7 +41,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from faasd.core.recipes import Recipe, RecipeBook, runtime_recipes
+from faasd.core.recipes import BUILDER, RUNTIME, STOCK_ENVIRONMENTS, Recipe, RecipeBook, runtime_recipes
 from faasd.core.settings import Settings, command_parser, load_settings
 from faasd.tools import systemd
 
@@ -147,7 +147,25 @@ def describe_engine(address: str, version: dict[str, Any], info: dict[str, Any])
             "upgrade the Docker engine to 20.10 or later "
             "(apt-get install docker.io, or https://docs.docker.com/engine/install/)",
         )
+    cannot = [what for key, what in ENGINE_LIMITS.items() if info.get(key) is False]
+    if cannot:
+        return Check(
+            "engine",
+            WARN,
+            f"{detail}; it cannot enforce {', '.join(cannot)}: faasd's limits on functions are not applied",
+            "enable the kernel's cgroup controllers (e.g. cgroup_enable=memory swapaccount=1 on the kernel "
+            "command line) and restart the engine",
+        )
     return Check("engine", OK, detail)
+
+
+# The limits faasd sets on every container, by the /info field that says the engine can set them.
+ENGINE_LIMITS = {
+    "MemoryLimit": "memory limits",
+    "SwapLimit": "swap limits",
+    "CpuCfsQuota": "CPU quotas",
+    "PidsLimit": "process limits",
+}
 
 
 def check_engine(
@@ -229,8 +247,12 @@ def engine_images(settings: Settings, client: docker.DockerClient | None) -> lis
         book = RecipeBook(runtime_recipes(settings.image_namespace))
     except (OSError, ValueError, ModuleNotFoundError) as exc:
         return [Check("images", FAIL, f"cannot read faasd's image recipes: {exc}", "reinstall faasd")]
+    # The stock environments' runtimes and builders (another, e.g. ruby, is built on its first use).
+    stock = [
+        recipe for recipe in book.recipes if recipe.name in STOCK_ENVIRONMENTS and recipe.kind in (RUNTIME, BUILDER)
+    ]
     try:
-        return check_images(book.recipes, _image_exists(client), shutil.which("mmdebstrap") is not None)
+        return check_images(stock, _image_exists(client), shutil.which("mmdebstrap") is not None)
     except docker.errors.DockerException as exc:
         return [Check("images", FAIL, f"cannot list the engine's images: {exc}", START_ENGINE)]
 

@@ -20,7 +20,7 @@ import docker.errors
 
 from faasd.core.progress import Progress
 from faasd.core.recipes import Recipe, RecipeBook, broker_recipes, daemon_recipe, runtime_recipes
-from faasd.core.settings import load_settings
+from faasd.core.settings import IMAGE_NAMESPACE_RE, load_settings
 from faasd.engines.images import ImageBuilder, ImageBuildError, describe
 
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -78,6 +78,9 @@ def main(command: str, args: Sequence[str]) -> int:
     options = _parser().parse_args(args)
     settings = load_settings([])
     namespace = options.image_namespace or settings.image_namespace
+    if not IMAGE_NAMESPACE_RE.fullmatch(namespace):
+        print(f"faasd images: --image-namespace {namespace!r} is not an image repository path", file=sys.stderr)
+        return 2
     recipes = runtime_recipes(namespace)
     if getattr(options, "brokers", False):
         recipes += broker_recipes(namespace)
@@ -102,7 +105,7 @@ def main(command: str, args: Sequence[str]) -> int:
             return _list(client, book, options.output)
         state_dir = Path(options.state_dir) if options.state_dir else settings.state_dir
         return _prune(client, book, state_dir, options.dry_run)
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, OSError) as exc:
         print(f"faasd images: Docker engine error: {exc}", file=sys.stderr)
         return 1
 
@@ -181,17 +184,27 @@ def _list(client: docker.DockerClient, book: RecipeBook, output: str) -> int:
 
 
 def environment_images(state_dir: Path) -> list[str]:
-    """The images and builders the registry's environments name (none when there is no registry yet)."""
+    """The images and builders the registry's environments name; raises ValueError without a registry."""
     database = state_dir / "faasd.db"
     if not database.is_file():
-        return []
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT image, builder FROM environments").fetchall()
+        raise ValueError(
+            f"no faasd registry at {database}: give the state dir of the faasd whose environments' images "
+            "to keep, --state-dir DIR (a service installed by `faasd install` keeps it in /var/lib/faasd)"
+        )
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT image, builder FROM environments").fetchall()
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot read the registry {database}: {exc}") from exc
     return [image for row in rows for image in row if image]
 
 
 def _prune(client: docker.DockerClient, book: RecipeBook, state_dir: Path, dry_run: bool) -> int:
-    keep = [book.resolve(image) for image in environment_images(state_dir)]
+    try:
+        keep = [book.resolve(image) for image in environment_images(state_dir)]
+    except ValueError as exc:
+        print(f"faasd images prune: {exc}", file=sys.stderr)
+        return 1
     builder = ImageBuilder(client, book)
     removed = refused = 0
     for image_id, tags in builder.stale(keep):
@@ -205,8 +218,8 @@ def _prune(client: docker.DockerClient, book: RecipeBook, state_dir: Path, dry_r
             print(f"removed {name} ({short})")
             removed += 1
         else:
-            print(f"kept {name} ({short}): {why}")
+            print(f"kept {name} ({short}): the engine refused: {why}")
             refused += 1
     if not dry_run:
-        print(f"{removed} removed" + (f", {refused} still used by containers" if refused else ""))
+        print(f"{removed} removed" + (f", {refused} kept (in use)" if refused else ""))
     return 0

@@ -414,12 +414,13 @@ def main(
     systemd = systemd_running() if systemd is None else systemd
     runner = run if root == Path("/") else None
     if command != "install":
-        if euid != 0:
-            print(_as_root_line(command, args), file=err)
-            return 1
+        # Without systemd there is nothing to uninstall, whoever asks.
         if not systemd:
             print(f"systemd is not running here (no {SYSTEMD_RUNNING}): no faasd service to uninstall", file=out)
             return 0
+        if euid != 0:
+            print(_as_root_line(command, args), file=err)
+            return 1
         return _guarded(command, err, lambda: uninstall(root, runner, out, err))
     load_settings(args, environ={}, parser=parser)  # the values, checked as faasd would check them
     values = env_values(given)
@@ -430,9 +431,7 @@ def main(
     if given.print:
         out.write(printable(files))
         return 0
-    if euid != 0:
-        print(_as_root_line(command, args), file=err)
-        return 1
+    # Without systemd, anyone gets the two files to place by hand (nothing is written: no root needed).
     if not systemd:
         print(
             f"systemd is not running here (no {SYSTEMD_RUNNING}): nothing installed; "
@@ -441,6 +440,9 @@ def main(
         )
         out.write(printable(files))
         return 0
+    if euid != 0:
+        print(_as_root_line(command, args), file=err)
+        return 1
     return _guarded(command, err, lambda: install(values, sys.executable, root, runner, out, err))
 
 

@@ -470,3 +470,15 @@ def test_a_service_whose_python_is_gone_fails(tmp_path: Path) -> None:
     unit.write_text(systemd.render_unit(str(tmp_path / "removed-venv" / "bin" / "python")))
     check = doctor.check_service(unit, tmp_path / "faasd.env")
     assert check.status == FAIL and "removed-venv" in check.detail and "faasd install" in check.fix
+
+
+def test_an_engine_that_cannot_set_faasds_limits_is_a_warning() -> None:
+    version = {"Version": "20.10.24", "ApiVersion": "1.41"}
+    info = {"CgroupVersion": "2", "CgroupDriver": "systemd", "Driver": "overlay2"}
+    assert (
+        doctor.describe_engine("unix:///x", version, {**info, "MemoryLimit": True, "SwapLimit": True}).status
+        == doctor.OK
+    )
+    check = doctor.describe_engine("unix:///x", version, {**info, "MemoryLimit": False, "PidsLimit": False})
+    assert check.status == doctor.WARN
+    assert "memory limits, process limits" in check.detail and check.fix and "cgroup" in check.fix

@@ -34,3 +34,27 @@ def test_lines_go_through_emit_when_given() -> None:
     progress = Progress(1, emit=seen.append, stream=io.StringIO())
     progress.line("pulling python:3.12-slim-bookworm")
     assert seen == ["pulling python:3.12-slim-bookworm"]
+
+
+def test_log_records_never_land_behind_the_bar() -> None:
+    import logging
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        progress = Progress(2, emit=logging.getLogger("faasd.images").warning, stream=out, bar=True)
+        progress.attach_to_log()
+        progress.line("building faasd/runtime-python:abc")
+        logging.getLogger("faasd").warning("listening on http://127.0.0.1:8080")
+        progress.finish()
+        logging.getLogger("faasd").warning("after")
+    finally:
+        root.removeHandler(handler)
+    lines = out.getvalue().split("\n")
+    # Every log line starts clean (the bar was cleared before it) and the bar never precedes text on a line.
+    listening = next(line for line in lines if "listening on" in line)
+    assert listening.endswith("listening on http://127.0.0.1:8080")
+    assert "] " not in listening.split("\x1b[2K")[-1]
+    assert lines[-2].split("\x1b[2K")[-1] == "after"

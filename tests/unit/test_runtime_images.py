@@ -157,3 +157,74 @@ async def test_an_image_removed_by_hand_is_built_again(book: RecipeBook) -> None
     assert await images.wait("faasd/runtime-python:latest") == python.reference
     assert fake.built == [python.reference]
     await images.close()
+
+
+class ExplodingBuilder(FakeBuilder):
+    """The first build raises something no one expected (a cut-off stream: not a DockerException)."""
+
+    exploded = False
+
+    def build(self, recipe: Recipe) -> str:
+        if not self.exploded:
+            self.exploded = True
+            self.fail.add(recipe.reference)
+            raise RuntimeError("stream cut")
+        return super().build(recipe)
+
+
+async def test_an_unexpected_error_fails_that_image_and_the_queue_goes_on(book: RecipeBook) -> None:
+    gate = threading.Event()
+    gate.set()
+    fake = ExplodingBuilder(set(), gate)
+    images = images_with(book, fake)
+    await images.start()
+    nodejs, python = book.runtime("nodejs"), book.runtime("python")
+    assert await images.wait("faasd/runtime-python:latest") == python.reference
+    with pytest.raises(ImageNotFound, match="stream cut"):
+        images.resolve("faasd/runtime-nodejs:latest")
+    # Its builder was queued behind it: it fails with the runtime's error at once, without a build.
+    builder = book.builder_of(nodejs)
+    assert builder is not None
+    with pytest.raises(ImageNotFound, match=f"could not build {nodejs.reference}"):
+        await images.wait(builder.reference)
+    assert builder.reference not in fake.built
+    await images.close()
+
+
+async def test_failures_in_a_row_back_off(book: RecipeBook) -> None:
+    from faasd.engines.runtime_images import RETRY_FAILED, RETRY_FAILED_MAX, _Failure
+
+    assert [_Failure("x", 0.0, n).retry_in for n in (1, 2, 3)] == [RETRY_FAILED, 2 * RETRY_FAILED, 4 * RETRY_FAILED]
+    assert _Failure("x", 0.0, 50).retry_in == RETRY_FAILED_MAX
+
+
+async def test_a_rebuilt_runtime_has_its_builder_checked_again(book: RecipeBook) -> None:
+    gate = threading.Event()
+    gate.set()
+    python = book.runtime("python")
+    builder = book.builder_of(python)
+    assert builder is not None
+    fake = FakeBuilder({r.reference for r in book.recipes}, gate)
+    images = images_with(book, fake)
+    await images.start()
+    # The runtime is rebuilt (removed by hand, say, and a registry answers now): its builder
+    # may belong on another base, so it is checked (here: found stale) and built again.
+    fake.present -= {python.reference, builder.reference}
+    images.forget(python.reference)
+    assert await images.wait(python.reference) == python.reference
+    assert await images.wait(builder.reference) == builder.reference
+    assert fake.built == [python.reference, builder.reference]
+    await images.close()
+
+
+async def test_builds_run_in_daemon_threads_and_close_does_not_wait(book: RecipeBook) -> None:
+    gate = threading.Event()  # never opened before close: the build is stuck
+    fake = FakeBuilder(set(), gate)
+    images = images_with(book, fake)
+    await images.start()
+    await wait_for(lambda: any(t.name == "faasd-images" for t in threading.enumerate()), "the build thread")
+    assert all(t.daemon for t in threading.enumerate() if t.name == "faasd-images")
+    await images.close()
+    with pytest.raises(ImagesBuilding, match="stopping"):
+        images.resolve("faasd/runtime-ruby")
+    gate.set()  # let the stuck thread end
