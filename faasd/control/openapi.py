@@ -335,6 +335,13 @@ def _schemas() -> dict[str, Any]:
                         ["name", "status", "weight", "newfunction", "oldfunction", "httptrigger"],
                     ),
                 },
+                "images": {
+                    "description": "the images of faasd's recipes this faasd knows about, by reference: ready, "
+                    "building, or 'failed: why' (faasd builds its runtime images itself)",
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "example": {"faasd/runtime-python:891a8fbbcd1a": "ready"},
+                },
             },
             ["version", "environments", "functions"],
         ),
