@@ -483,11 +483,19 @@ between runs; the ratios measured in the same run move much less.
 """
 
 
+KEPT_START = "<!-- bench:kept:start (written by hand; make bench keeps it) -->"
+KEPT_END = "<!-- bench:kept:end -->"
+
+
 def write(path: Path, r: Results) -> None:
     latest = f"{LATEST_START}\n{header(r)}\n\n{table(r)}\n{LATEST_END}"
     history_rows: list[str] = []
+    kept = ""
     if path.exists():
         old = path.read_text()
+        # Sections measured by hand, outside `make bench` (e.g. bench/install_time.sh): kept as they are.
+        if KEPT_START in old and KEPT_END in old:
+            kept = KEPT_START + old.split(KEPT_START, 1)[1].split(KEPT_END, 1)[0] + KEPT_END + "\n\n"
         if HISTORY_MARK in old:
             tail = old.split(HISTORY_MARK, 1)[1]
             history_rows = [
@@ -495,7 +503,7 @@ def write(path: Path, r: Results) -> None:
             ]
     history_rows.append(history_row(r))
     text = (
-        f"{INTRO}\n## Latest run\n\n{latest}\n\n## History\n\n"
+        f"{INTRO}\n## Latest run\n\n{latest}\n\n{kept}## History\n\n"
         "One row per `make bench` run, oldest first; figures as in the table above "
         "(`match ns` = static / parametrized; `async start ms / deliveries/s / timer ms` = "
         "idle-queue accept to start p50 / deliveries per second / timer scheduled time to start p50; "
