@@ -21,7 +21,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 from faasd.core.errors import FaasdError, FunctionTimeout, MethodNotAllowed, PayloadTooLarge, UpstreamError
-from faasd.core.validation import is_admin_path
+from faasd.core.validation import DIRECT_ROOTS, RESERVED_PREFIXES
 from faasd.dataplane import http
 from faasd.dataplane.http import Headers
 from faasd.dataplane.routing import Match
@@ -83,9 +83,51 @@ class FunctionRouter(Protocol):
         ...
 
 
+_ADMIN_ROOTS = frozenset(prefix.encode() for prefix in RESERVED_PREFIXES if prefix not in DIRECT_ROOTS)
+
+
 def is_admin(path: bytes) -> bool:
-    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics, /ui and below: faasd.core.validation's)."""
-    return is_admin_path(path.decode("latin-1"))
+    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics, /ui and below: as
+    faasd.core.validation.is_admin_path says, on the bytes)."""
+    slash = path.find(b"/", 1)
+    return (path if slash < 0 else path[:slash]) in _ADMIN_ROOTS
+
+
+class TimeLimits:
+    """The function timeouts of the calls in flight, at little cost per call.
+
+    A call is put in a set when its lease is taken and out of it when it ends;
+    every ``tick`` seconds (while there are calls) the calls still in the set get
+    a loop timer of their own, at their deadline. A warm call usually ends well
+    within a tick: setting and cancelling a loop timer for it would cost about
+    a tenth of its CPU. A timeout shorter than a tick fires at the tick.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.05) -> None:
+        self._loop = loop
+        self._tick = tick
+        self._young: set[Exchange] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, ex: Exchange) -> None:
+        self._young.add(ex)
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._tick, self._arm)
+
+    def forget(self, ex: Exchange) -> None:
+        self._young.discard(ex)
+
+    def _arm(self) -> None:
+        self._timer = None
+        young, self._young = self._young, set()
+        for ex in young:
+            ex.arm_timeout()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._young.clear()
 
 
 class Exchange:
@@ -94,6 +136,7 @@ class Exchange:
         "_discarded",
         "_head",
         "_lease_task",
+        "_leased_at",
         "_mode",
         "_params",
         "_sent_at",
@@ -173,7 +216,8 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.up_paused = False
         self._lease_task: asyncio.Task[Lease] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the function's timeout, once armed (TimeLimits)
+        self._leased_at = 0.0  # time.monotonic() when the lease was taken: the timeout runs from then
         self._up_out: list[bytes] = []  # bytes for upstream not yet written (all of them until attached)
         self._up_size = 0
         self._head = b""
@@ -252,7 +296,7 @@ class Exchange:
             self.fail(err)
             return
         if lease is not None:
-            self._leased(lease)
+            self._leased(lease, self.started)
             return
         task = self._lease_task = self.client.loop.create_task(router.lease(fn))
         task.add_done_callback(self._on_lease)
@@ -278,17 +322,27 @@ class Exchange:
         if self.response_done:  # answered already (client gone, body too large)
             lease.release()
             return
-        self._leased(lease)
+        self._leased(lease, monotonic())
 
-    def _leased(self, lease: Lease) -> None:
+    def _leased(self, lease: Lease, at: float) -> None:
+        """``lease`` was taken at ``at``: the function's timeout runs from then."""
         self.lease = lease
         self.cold = lease.cold
-        if self.client.front.access_log is not None:
+        front = self.client.front
+        if front.access_log is not None:
             self.instance = lease.instance_id
         self.key = lease.url
+        self._leased_at = at
+        front.time_limits.watch(self)
+        front.upstreams.acquire(self.key, self._on_upstream)
+
+    def arm_timeout(self) -> None:
+        """The call still runs at TimeLimits' tick: its timeout gets a timer of its own now."""
+        if self.response_done:
+            return
         assert self.timeout is not None
-        self._timer = self.client.loop.call_later(self.timeout, self._on_timeout)
-        self.client.front.upstreams.acquire(self.key, self._on_upstream)
+        left = self._leased_at + self.timeout - monotonic()
+        self._timer = self.client.loop.call_later(max(left, 0.0), self._on_timeout)
 
     def _on_upstream(self, conn: UpstreamConnection | None, exc: BaseException | None) -> None:
         if conn is None:
@@ -301,17 +355,17 @@ class Exchange:
         self.upstream = conn
         conn.attach(self)
         if not self._head:
-            self._head = self._build_head()
+            self._head = self._build_head(conn)
             self._up_out.insert(0, self._head)
             self._sent_at = monotonic()
         client = self.client
         if client.write_paused:
             conn.pause_reading()
-        if not client.corked:
+        if not client.corked:  # else whoever corked it flushes and updates its reading
             self.flush_up()
-        client.update_reading()
+            client.update_reading()
 
-    def _build_head(self) -> bytes:
+    def _build_head(self, conn: UpstreamConnection) -> bytes:
         if self.content_length is not None:
             framing = b"Content-Length: %d\r\n" % self.content_length
         elif self.chunked:
@@ -323,7 +377,7 @@ class Exchange:
             self.method,
             self.target,
             self.headers,
-            host=None if admin else self.key.partition("://")[2].encode(),
+            host=None if admin else conn.host,
             peer=self.client.peer,
             append_forwarded_for=not admin,
             params=self._params,
@@ -393,10 +447,14 @@ class Exchange:
         self.client.corked = True
 
     def uncork(self) -> None:
-        self.client.corked = False
-        self.client.flush()
+        client = self.client
+        client.corked = False
+        client.flush()
+        client.update_reading()
 
-    def response_head(self, status: int, reason: bytes, headers: Headers, keep_alive: bool) -> None:
+    def response_head(
+        self, status: int, reason: bytes, headers: Headers, keep_alive: bool, length: bytes | None
+    ) -> None:
         if self.response_done:
             return
         if status == 101:
@@ -405,10 +463,6 @@ class Exchange:
         self._up_keep = keep_alive
         head_request = self.method == b"HEAD"
         keep = self.keep_alive and not self.close_connection and not self.client.front.draining
-        length = None
-        for name, value in headers:
-            if len(name) == 14 and name.lower() == b"content-length":
-                length = value
         if head_request or status in (204, 304):
             self._mode = _NONE
             framing = b"Content-Length: " + length + b"\r\n" if length is not None and status != 204 else b""
@@ -580,6 +634,8 @@ class Exchange:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        elif self._leased_at:
+            self.client.front.time_limits.forget(self)
         task, self._lease_task = self._lease_task, None
         if task is not None:
             task.cancel()  # gives up its place in the queue; a slot it was given goes back

@@ -17,6 +17,7 @@ from faasd.pool.manager import Lease, PoolManager
 # /function/<name>[/...] reaches any function, routed or not (as OpenFaaS and Fission); so does
 # /fission-function/<name>, the internal URL Fission's own tools and scripts use.
 DIRECT_PREFIXES = frozenset({"function", "fission-function"})
+_DIRECT_STARTS = tuple(DIRECT_PREFIXES)
 
 
 class CatalogView(Protocol):
@@ -36,11 +37,13 @@ class Gateway:
 
     def resolve(self, method: str, path: str) -> Match:
         """/function/<name>[/...] reaches any function; anything else goes by the route table."""
-        parts = split_path(path)
-        if parts and parts[0] in DIRECT_PREFIXES:
-            if len(parts) < 2:
-                raise NotFound("name a function: /function/<name>")
-            return Match(parts[1], {})  # route "": the access log says /function/<name>
+        # Only a path whose first segment may be one of them is split here (the table splits it again).
+        if path.lstrip("/").startswith(_DIRECT_STARTS) or "%" in path:
+            parts = split_path(path)
+            if parts and parts[0] in DIRECT_PREFIXES:
+                if len(parts) < 2:
+                    raise NotFound("name a function: /function/<name>")
+                return Match(parts[1], {})  # route "": the access log says /function/<name>
         return self._catalog().routes.match(method, path)
 
     def function(self, name: str) -> Function:

@@ -16,7 +16,8 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from http import HTTPStatus
 
 from faasd.core.validation import REQUEST_ID_RE
@@ -71,13 +72,19 @@ def connection_tokens(headers: Headers) -> set[bytes]:
     return tokens
 
 
-def _forwardable(headers: Headers, drop: frozenset[bytes] | set[bytes]) -> Iterable[tuple[bytes, bytes]]:
-    extra = connection_tokens(headers) if any(n.lower() == b"connection" for n, _ in headers) else ()
-    for name, value in headers:
-        lower = name.lower()
-        if lower in drop or lower in extra or lower.startswith(INTERNAL_PREFIX) or lower.startswith(b"proxy-"):
-            continue
-        yield name, value
+# Never forwarded, whatever their name goes on with.
+_PRIVATE_PREFIXES = (INTERNAL_PREFIX, b"proxy-")
+_NONE: frozenset[bytes] = frozenset()
+# ``Connection`` values that name no header but hop-by-hop ones (dropped anyway): the usual ones.
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade", b"te", b"keep-alive, upgrade", b"upgrade, te"})
+
+
+def _names_others(connection: bytes) -> bool:
+    """Whether a ``Connection`` header names a header beyond the hop-by-hop ones (which then goes too)."""
+    lowered = connection.lower()
+    if lowered in _PLAIN_CONNECTION:
+        return False
+    return any(t.strip() not in HOP_BY_HOP and t.strip() != b"close" for t in lowered.split(b","))
 
 
 def request_head(
@@ -92,39 +99,59 @@ def request_head(
     framing: bytes,
     request_id: bytes = b"",
     own_request_id: bool = False,
+    named: AbstractSet[bytes] = _NONE,
 ) -> bytes:
     """The head sent upstream: the client's headers less hop-by-hop ones, plus faasd's.
 
     ``host`` replaces the client's Host (None keeps it). ``framing`` is the
     ``Content-Length``/``Transfer-Encoding`` line(s) for the body, or empty.
     ``params``, when given, becomes ``X-Faasd-Params`` (JSON).
+
+    One pass over the headers. A ``Connection`` header that names other headers
+    (rare: they go too, before or after it) makes a second pass with ``named``.
     """
+    if request_id or own_request_id:  # the caller's X-Request-Id is replaced by ``request_id`` (or none)
+        drop = _REQUEST_DROP_ID if host is None else _REQUEST_DROP_HOST_ID
+    else:
+        drop = _REQUEST_DROP if host is None else _REQUEST_DROP_HOST
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    if host is not None:
+        lines += (b"Host: ", host, b"\r\n")
     client_host = b""
     forwarded_for: list[bytes] = []
     for name, value in headers:
         lower = name.lower()
         if lower == b"host":
             client_host = value
-        elif lower == b"x-forwarded-for" and append_forwarded_for:
-            forwarded_for.append(value)
-    if host is not None:
-        lines += [b"Host: ", host, b"\r\n"]
-    if request_id or own_request_id:  # the caller's X-Request-Id is replaced by ``request_id`` (or none)
-        drop = _REQUEST_DROP_ID if host is None else _REQUEST_DROP_HOST_ID
-    else:
-        drop = _REQUEST_DROP if host is None else _REQUEST_DROP_HOST
-    for name, value in _forwardable(headers, drop):
-        lines += [name, b": ", value, b"\r\n"]
+        if lower in drop or lower.startswith(_PRIVATE_PREFIXES) or lower in named:
+            if lower == b"x-forwarded-for":
+                if append_forwarded_for:
+                    forwarded_for.append(value)
+            elif lower == b"connection" and not named and _names_others(value):
+                return request_head(
+                    method,
+                    target,
+                    headers,
+                    host=host,
+                    peer=peer,
+                    append_forwarded_for=append_forwarded_for,
+                    params=params,
+                    framing=framing,
+                    request_id=request_id,
+                    own_request_id=own_request_id,
+                    named=connection_tokens(headers),
+                )
+            continue
+        lines += (name, b": ", value, b"\r\n")
     forwarded_for.append(peer)
-    lines += [b"X-Forwarded-For: ", b", ".join(forwarded_for), b"\r\nX-Forwarded-Proto: http\r\n"]
+    lines += (b"X-Forwarded-For: ", b", ".join(forwarded_for), b"\r\nX-Forwarded-Proto: http\r\n")
     if client_host:
-        lines += [b"X-Forwarded-Host: ", client_host, b"\r\n"]
+        lines += (b"X-Forwarded-Host: ", client_host, b"\r\n")
     if params is not None:
-        lines += [b"X-Faasd-Params: ", params, b"\r\n"]
+        lines += (b"X-Faasd-Params: ", params, b"\r\n")
     if request_id:
-        lines += [b"X-Request-Id: ", request_id, b"\r\n"]
-    lines += [framing, b"\r\n"]
+        lines += (b"X-Request-Id: ", request_id, b"\r\n")
+    lines += (framing, b"\r\n")
     return b"".join(lines)
 
 
@@ -147,17 +174,34 @@ _ids = itertools.count(1)
 
 
 def response_head(
-    status: int, reason_phrase: bytes, headers: Headers, framing: bytes, request_id: bytes = b""
+    status: int,
+    reason_phrase: bytes,
+    headers: Headers,
+    framing: bytes,
+    request_id: bytes = b"",
+    named: AbstractSet[bytes] = _NONE,
 ) -> bytes:
     """The head sent to the client: the upstream's headers less hop-by-hop and X-Faasd-* ones,
-    and with ``request_id`` the call's ``X-Request-Id`` (instead of any the function set)."""
-    lines = [b"HTTP/1.1 %d " % status, reason_phrase or reason(status), b"\r\n"]
-    for name, value in _forwardable(headers, _RESPONSE_DROP_ID if request_id else _RESPONSE_DROP):
-        lines += [name, b": ", value, b"\r\n"]
+    and with ``request_id`` the call's ``X-Request-Id`` (instead of any the function set).
+
+    One pass, as :func:`request_head` (``named``: the headers a ``Connection`` header lists)."""
+    drop = _RESPONSE_DROP_ID if request_id else _RESPONSE_DROP
+    lines = [_STATUS_LINES[status] if 100 <= status < 1000 else b"HTTP/1.1 %d " % status]
+    lines += (reason_phrase or reason(status), b"\r\n")
+    for name, value in headers:
+        lower = name.lower()
+        if lower in drop or lower.startswith(_PRIVATE_PREFIXES) or lower in named:
+            if lower == b"connection" and not named and _names_others(value):
+                return response_head(status, reason_phrase, headers, framing, request_id, connection_tokens(headers))
+            continue
+        lines += (name, b": ", value, b"\r\n")
     if request_id:
-        lines += [b"X-Request-Id: ", request_id, b"\r\n"]
-    lines += [framing, b"\r\n"]
+        lines += (b"X-Request-Id: ", request_id, b"\r\n")
+    lines += (framing, b"\r\n")
     return b"".join(lines)
+
+
+_STATUS_LINES = [b"HTTP/1.1 %d " % status for status in range(1000)]
 
 
 def params_header(params: Mapping[str, str]) -> bytes:

@@ -38,7 +38,7 @@ import httptools
 
 from faasd.dataplane import http
 from faasd.dataplane.access import AccessLog
-from faasd.dataplane.exchange import CallRecorder, Exchange, FunctionRouter
+from faasd.dataplane.exchange import CallRecorder, Exchange, FunctionRouter, TimeLimits
 from faasd.dataplane.http import Headers
 from faasd.dataplane.upstream import UpstreamPool
 
@@ -95,6 +95,7 @@ class Front:
         self.loop = asyncio.get_running_loop()
         self.admin_key = "unix:" + config.admin_socket
         self.upstreams = upstreams or UpstreamPool(idle_timeout=config.upstream_idle_timeout)
+        self.time_limits = TimeLimits(self.loop)
         self.connections: set[ClientConnection] = set()
         # Peers closed at once, unanswered: function containers, when no host
         # firewall keeps them away (faasd.engines.isolation; SECURITY.md).
@@ -169,6 +170,7 @@ class Front:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.upstreams.close()
+        self.time_limits.close()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -433,7 +435,8 @@ class ClientConnection(asyncio.Protocol):
                 self.linger()
             elif self._no_more_requests or self.front.draining:
                 self.linger()
-        self.update_reading()  # the queue may have emptied with no upstream to resume reading
+        if not self.corked:  # else whoever corked it updates once done (data_received, Exchange.uncork)
+            self.update_reading()  # the queue may have emptied with no upstream to resume reading
 
     def response_finished(self, ex: Exchange) -> None:
         """``ex`` has written all of its answer."""

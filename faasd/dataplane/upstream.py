@@ -31,7 +31,12 @@ Acquired = Callable[["UpstreamConnection | None", "BaseException | None"], None]
 class ResponseSink(Protocol):
     """What an upstream connection reports to the exchange it carries."""
 
-    def response_head(self, status: int, reason: bytes, headers: Headers, keep_alive: bool) -> None: ...
+    def response_head(
+        self, status: int, reason: bytes, headers: Headers, keep_alive: bool, length: bytes | None
+    ) -> None:
+        """The answer's head; ``length`` is its Content-Length as sent (None without)."""
+        ...
+
     def response_body(self, data: bytes) -> None: ...
     def response_end(self) -> None: ...
     def upstream_lost(self, exc: BaseException | None) -> None: ...
@@ -43,6 +48,7 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: UpstreamPool, key: str) -> None:
         self.key = key
+        self.host = key.partition("://")[2].encode()  # the Host of the requests sent on it
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None
@@ -52,6 +58,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._headers: Headers = []
+        self._length: bytes | None = None  # the answer's Content-Length
         self._reason = b""
         self._informational = False
         self._until_eof = False  # the response has no length: its end is the connection's end
@@ -143,6 +150,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.sink is None:
             self.close()  # an answer nobody asked for: the connection is out of step
         self._headers = []
+        self._length = None
         self._reason = b""
         self._until_eof = False
 
@@ -151,6 +159,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        if len(name) == 14 and name.lower() == b"content-length":
+            self._length = value
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -164,7 +174,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._until_eof = not any(n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self._headers)
         self._in_body = True
         if sink is not None:
-            sink.response_head(status, self._reason, self._headers, keep_alive)
+            sink.response_head(status, self._reason, self._headers, keep_alive, self._length)
 
     def on_body(self, body: bytes) -> None:
         if self.sink is not None and not self._informational:
@@ -249,7 +259,9 @@ class UpstreamPool:
             conn.close()
             return
         conn.idle_since = self._loop.time()
-        idle = self._idle.setdefault(conn.key, [])
+        idle = self._idle.get(conn.key)
+        if idle is None:
+            idle = self._idle[conn.key] = []
         idle.append(conn)
         if len(idle) > self.max_idle:
             idle.pop(0).close()
