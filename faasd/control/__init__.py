@@ -2,7 +2,7 @@
 
 Owns: the aiohttp admin app's handlers (package uploads streamed to disk), the
 bearer token, the OpenAPI document, the controller (validates, writes the
-store, swaps the catalog; packages and build reports in packages.py, functions'
+store, changes the catalog in place; packages and build reports in packages.py, functions'
 versions and rollback in versions.py), and the canaries (canary.py: their
 writes and the intervals that move their routes' weights).
 May use: core, store, pool, builds (archives and the package store),

@@ -1,10 +1,12 @@
 """The controller: every change to the registry goes through here.
 
 A write is validated, stored in SQLite (and the code in the code store, a
-package's archives in the package store), then the in-memory Catalog is
-rebuilt and swapped in, and the pool is told. Writes are serialized by one
-lock, so SQLite and the catalog never disagree. Packages and what the build
-queue reports are in faasd/control/packages.py.
+package's archives in the package store), then applied to the in-memory
+Catalog in place (faasd/control/catalog.py: in time that does not grow with
+the registry, all between two awaits, so the data plane, reading it without
+a lock on the same thread, never sees half a write), and the pool is told.
+Writes are serialized by one lock, so SQLite and the catalog never disagree.
+Packages and what the build queue reports are in faasd/control/packages.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -126,6 +130,7 @@ class Controller(PackageControl, VersionControl):
         self._max_specialize_bytes = max_specialize_bytes
         self._keep_versions = keep_versions
         self._versions: dict[str, dict[int, str]] = {}
+        self._version_blobs: Counter[str] = Counter()
         self._lock = asyncio.Lock()
         self.catalog = Catalog()
         # Who else holds references to functions (timers, watches: faasd/events/triggers.py).
@@ -144,8 +149,9 @@ class Controller(PackageControl, VersionControl):
         0004). Packages whose build a stop interrupted are built again
         (faasd/control/packages.py).
         """
+        began = time.perf_counter()
         contents = await self._store.load()
-        self.catalog = Catalog.build(contents.environments, contents.functions, contents.triggers, contents.packages)
+        self.catalog = Catalog(contents.environments, contents.functions, contents.triggers, contents.packages)
         if not marker.exists():  # noqa: ASYNC240 - once, at start
             for name, image in stock.items():
                 if name not in self.catalog.environments:
@@ -160,6 +166,14 @@ class Controller(PackageControl, VersionControl):
             self._pool.set_environment(env)
         for fn in self.catalog.functions.values():
             self._pool.function_changed(fn)
+        log.info(
+            "registry loaded: %d functions, %d routes, %d environments, %d packages in %.0f ms",
+            len(self.catalog.functions),
+            len(self.catalog.triggers),
+            len(self.catalog.environments),
+            len(self.catalog.packages),
+            (time.perf_counter() - began) * 1000,
+        )
 
     # -- environments -------------------------------------------------------
 
@@ -175,7 +189,7 @@ class Controller(PackageControl, VersionControl):
             now = utcnow()
             env = Environment(name, image, poolsize, now, now, builder=builder)
             await self._store.add_environment(env)
-            self.catalog = self.catalog.replace(environments=[*self.catalog.environments.values(), env])
+            self.catalog.put_environment(env)
         self._pool.set_environment(env)
         return env
 
@@ -197,24 +211,21 @@ class Controller(PackageControl, VersionControl):
                 updated_at=utcnow(),
             )
             await self._store.update_environment(changed)
-            envs = {**self.catalog.environments, name: changed}
-            self.catalog = self.catalog.replace(environments=envs.values())
+            self.catalog.put_environment(changed)
         self._pool.set_environment(changed)
         return changed
 
     async def delete_environment(self, name: str) -> None:
         async with self._lock:
             _get(self.catalog.environments, "environment", name)
-            users = sorted(f.name for f in self.catalog.functions.values() if f.environment == name)
+            users = self.catalog.functions_in(name)
             if users:
                 raise Conflict(f"environment '{name}' is used by function(s) {', '.join(users)}; delete them first")
             packages = sorted(p.name for p in self.catalog.packages.values() if p.environment == name)
             if packages:
                 raise Conflict(f"environment '{name}' is used by package(s) {', '.join(packages)}; delete them first")
             await self._store.delete_environment(name)
-            self.catalog = self.catalog.replace(
-                environments=[e for e in self.catalog.environments.values() if e.name != name]
-            )
+            self.catalog.drop_environment(name)
         self._pool.remove_environment(name)
 
     # -- functions ----------------------------------------------------------
@@ -358,7 +369,7 @@ class Controller(PackageControl, VersionControl):
                 fn = dataclasses.replace(fn, code_sha256=await asyncio.to_thread(self._codes.put, data))
             version, drop = self._next_version(None, fn)
             await self._store.add_function(fn, version)
-            self.catalog = self.catalog.replace(functions=[*self.catalog.functions.values(), fn])
+            self.catalog.put_function(fn)
             self._recorded(name, version, drop)
         self._pool.function_changed(fn)
         return fn
@@ -408,8 +419,7 @@ class Controller(PackageControl, VersionControl):
                 changed = dataclasses.replace(changed, code_sha256=sha256, code_size=len(data))
             version, drop = self._next_version(fn, changed)  # none when nothing changed
             await self._store.update_function(changed, version, drop)
-            fns = {**self.catalog.functions, name: changed}
-            self.catalog = self.catalog.replace(functions=fns.values())
+            self.catalog.put_function(changed)
             self._recorded(name, version, drop)
             self._forget_code(fn.code_sha256)
         # Calls from now on get the new revision; old instances finish and go.
@@ -422,7 +432,7 @@ class Controller(PackageControl, VersionControl):
         that went, as "route 'r'" ... (empty when nothing used it)."""
         async with self._lock:
             fn: Function = _get(self.catalog.functions, "function", name)
-            routes = [t for t in self.catalog.triggers.values() if name in t.names]
+            routes = self.catalog.routes_to(name)
             if routes and not force:
                 listed = ", ".join(f"{t.method} {t.url}" for t in routes)
                 raise Conflict(f"function '{name}' is used by route(s) {listed}; delete them first or pass force=true")
@@ -432,10 +442,7 @@ class Controller(PackageControl, VersionControl):
                     f"function '{name}' is used by {', '.join(others)}; delete them first or pass force=true"
                 )
             await self._store.delete_function(name, [t.name for t in routes])
-            self.catalog = self.catalog.replace(
-                functions=[f for f in self.catalog.functions.values() if f.name != name],
-                triggers=[t for t in self.catalog.triggers.values() if name not in t.names],
-            )
+            self.catalog.drop_function(name)  # with its routes
             self._forget_code(fn.code_sha256)
             self._versions_gone({name})
         self._functions_gone(name)
@@ -484,7 +491,7 @@ class Controller(PackageControl, VersionControl):
             )
             self._check_route(method, url, trigger.names)
             await self._store.add_trigger(trigger, check.url_key(url))
-            self.catalog = self.catalog.replace(triggers=[*self.catalog.triggers.values(), trigger])
+            self.catalog.put_trigger(trigger)
         return trigger
 
     async def update_trigger(self, name: str, body: dict[str, Any]) -> HttpTrigger:
@@ -507,20 +514,19 @@ class Controller(PackageControl, VersionControl):
             )
             self._check_route(changed.method, changed.url, changed.names, exclude=name)
             await self._store.update_trigger(changed, check.url_key(changed.url))
-            triggers = {**self.catalog.triggers, name: changed}
-            self.catalog = self.catalog.replace(triggers=triggers.values())
+            self.catalog.put_trigger(changed)
         return changed
 
     async def replace_trigger(self, changed: HttpTrigger, then: Callable[[Any], Awaitable[None]] | None = None) -> None:
-        """Store a changed route and swap it in, for a writer that holds :attr:`lock` already (a canary's
+        """Store a changed route and put it in the catalog, for a writer that holds :attr:`lock` already (a canary's
         step, whose ``then`` writes the canary in the same transaction)."""
         assert self._lock.locked()
         self._check_route(changed.method, changed.url, changed.names, exclude=changed.name)
         await self._store.update_trigger(changed, check.url_key(changed.url), then=then)
-        self.catalog = self.catalog.replace(triggers={**self.catalog.triggers, changed.name: changed}.values())
+        self.catalog.put_trigger(changed)
 
     async def delete_trigger(self, name: str) -> None:
         async with self._lock:
             _get(self.catalog.triggers, "route", name)
             await self._store.delete_trigger(name)
-            self.catalog = self.catalog.replace(triggers=[t for t in self.catalog.triggers.values() if t.name != name])
+            self.catalog.drop_trigger(name)

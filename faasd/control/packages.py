@@ -5,7 +5,7 @@ the same lock, store and catalog). A package's archives come in as the
 uploads' temporary files: each is checked and normalized by
 faasd/builds/archive.py in a worker thread, outside the lock, and moved into
 the package store (faasd/builds/store.py), held there until the package that
-names it is recorded. Then, under the lock: SQLite, the catalog swap, and the
+names it is recorded. Then, under the lock: SQLite, the catalog's change, and the
 build queue (:class:`BuildQueue`) for a package that has a source to build.
 
 A package's life::
@@ -106,7 +106,7 @@ class PackageControl:
             raise NotFound(f"package '{name}' not found") from None
 
     def _users(self, name: str) -> list[Function]:
-        return sorted((f for f in self.catalog.functions.values() if f.package == name), key=lambda f: f.name)
+        return self.catalog.functions_of(name)
 
     def _check_environment(self, name: str) -> None:
         if name not in self.catalog.environments:
@@ -183,8 +183,8 @@ class PackageControl:
         return src, dep
 
     def _put_package(self, package: Package) -> None:
-        """Swap ``package`` into the catalog (under the lock)."""
-        self.catalog = self.catalog.replace(packages={**self.catalog.packages, package.name: package}.values())
+        """Put ``package`` in the catalog (under the lock)."""
+        self.catalog.put_package(package)
 
     def _submit(self, package: Package) -> None:
         if package.status is BuildStatus.pending and self._builds is not None:
@@ -195,8 +195,8 @@ class PackageControl:
         bumped = {fn.name: dataclasses.replace(fn, revision=fn.revision + 1, updated_at=now) for fn in functions}
         for fn in bumped.values():
             await self._store.update_function(fn)
-        if bumped:
-            self.catalog = self.catalog.replace(functions={**self.catalog.functions, **bumped}.values())
+        for fn in bumped.values():
+            self.catalog.put_function(fn)
 
     def _tell_pool(self, users: Iterable[Function]) -> None:
         for fn in users:
@@ -380,13 +380,11 @@ class PackageControl:
                     "delete them first or pass force=true"
                 )
             gone = {f.name for f in users}
-            routes = [t.name for t in self.catalog.triggers.values() if gone.intersection(t.names)]
+            routes = sorted({t.name for fn in gone for t in self.catalog.routes_to(fn)})
             await self._store.delete_package(name, sorted(gone), routes)
-            self.catalog = self.catalog.replace(
-                packages=[p for p in self.catalog.packages.values() if p.name != name],
-                functions=[f for f in self.catalog.functions.values() if f.name not in gone],
-                triggers=[t for t in self.catalog.triggers.values() if not gone.intersection(t.names)],
-            )
+            self.catalog.drop_package(name)
+            for function in gone:
+                self.catalog.drop_function(function)  # with its routes
             self._versions_gone(gone)
             if self._builds is not None:
                 self._builds.cancel(name)

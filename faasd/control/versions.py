@@ -7,7 +7,9 @@ nothing records none. A rollback is such a write with an older version's
 content: a new version, so history is never rewritten, and like any update
 the pool retires the old instances and specializes new ones on the next
 call. The controller keeps, per function, the kept version numbers and the
-code blob each refers to, so a blob stays on disk while a kept version needs it.
+code blob each refers to, and per blob how many kept versions hold it, so a
+blob stays on disk while a kept version needs it (and finding that out does
+not scan every version).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from faasd.control.catalog import Catalog
@@ -45,6 +49,8 @@ class VersionControl:
     _keep_versions: int
     # Function -> its kept version numbers -> the sha256 of the code blob each holds ("" for a package's).
     _versions: dict[str, dict[int, str]]
+    # Code blob's sha256 -> how many kept versions hold it (none of a package's "").
+    _version_blobs: Counter[str]
 
     if TYPE_CHECKING:  # the controller's (a stub here would hide it)
 
@@ -71,10 +77,26 @@ class VersionControl:
         for name, numbers in drop.items():
             for number in numbers:
                 del self._versions[name][number]
+        self._version_blobs = Counter()
+        self._hold(sha for numbers in self._versions.values() for sha in numbers.values())
 
     def _version_codes(self) -> set[str]:
         """The code blobs the kept versions hold."""
-        return {sha for numbers in self._versions.values() for sha in numbers.values() if sha}
+        return set(self._version_blobs)
+
+    def _hold(self, blobs: Iterable[str]) -> None:
+        self._version_blobs.update(sha for sha in blobs if sha)
+
+    def _let_go(self, blobs: Iterable[str]) -> set[str]:
+        """Versions holding ``blobs`` went; the blobs among them no kept version holds any more."""
+        free = set()
+        for sha in blobs:
+            if sha and self._version_blobs[sha] > 0:
+                self._version_blobs[sha] -= 1
+                if not self._version_blobs[sha]:
+                    del self._version_blobs[sha]
+                    free.add(sha)
+        return free
 
     def _next_version(self, before: Function | None, after: Function) -> tuple[FunctionVersion | None, list[int]]:
         """The version a write of ``after`` records (None: nothing changed) and the numbers it pushes out."""
@@ -90,19 +112,18 @@ class VersionControl:
         kept = self._versions.setdefault(name, {})
         if version is not None:
             kept[version.number] = version.code_sha256
-        for sha in {kept.pop(number) for number in drop}:
+            self._hold([version.code_sha256])
+        for sha in self._let_go([kept.pop(number) for number in drop]):
             self._forget_code(sha)
 
     def _versions_gone(self, names: set[str]) -> None:
         """The functions ``names`` were deleted with their versions (under the lock)."""
-        for sha in {sha for name in names for sha in self._versions.pop(name, {}).values()}:
+        for sha in self._let_go([sha for name in names for sha in self._versions.pop(name, {}).values()]):
             self._forget_code(sha)
 
     def _forget_code(self, sha256: str) -> None:
         """Discard a code blob that no function and no kept version uses (under the lock)."""
-        if not sha256 or any(f.code_sha256 == sha256 for f in self.catalog.functions.values()):
-            return
-        if sha256 not in self._version_codes():
+        if sha256 and not self.catalog.code_used(sha256) and sha256 not in self._version_blobs:
             self._codes.discard(sha256)
 
     # -- reads -------------------------------------------------------------------------
@@ -169,7 +190,7 @@ class VersionControl:
             await self._check_specialization(changed, code)
             version, drop = self._next_version(fn, changed)
             await self._store.update_function(changed, version, drop)
-            self.catalog = self.catalog.replace(functions={**self.catalog.functions, name: changed}.values())
+            self.catalog.put_function(changed)
             self._recorded(name, version, drop)
             self._forget_code(fn.code_sha256)
             now = self.current_version(name)
