@@ -384,6 +384,7 @@ class Exchange:
             request_id=self.request_id,
             own_request_id=self._async,
             framing=framing,
+            memo=self.client.head_memo,
         )
 
     # -- request body, from the client's parser --------------------------------
@@ -485,7 +486,8 @@ class Exchange:
         self.response_started = True
         # An async call's 202 says its own X-Request-Id (the admin app's); a function call's is faasd's.
         request_id = b"" if self._async else self.request_id
-        self.client.send(http.response_head(status, reason, headers, framing, request_id))
+        memo = self.upstream.head_memo if self.upstream is not None else None
+        self.client.send(http.response_head(status, reason, headers, framing, request_id, memo))
         if head_request:
             # httptools cannot be told that a HEAD answer has no body: end it here
             # and do not reuse the connection (its parser expects a body).

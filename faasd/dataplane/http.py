@@ -87,6 +87,23 @@ def _names_others(connection: bytes) -> bool:
     return any(t.strip() not in HOP_BY_HOP and t.strip() != b"close" for t in lowered.split(b","))
 
 
+class HeadMemo:
+    """The last head a connection built, less its X-Request-Id and framing lines.
+
+    On a keep-alive connection a client mostly sends the same headers call after
+    call, and a function mostly answers with the same ones: the next head is then
+    the same bytes, found by comparing the parsed headers (a list of pairs) and
+    every other input instead of building them again.
+    """
+
+    __slots__ = ("headers", "key", "prefix")
+
+    def __init__(self) -> None:
+        self.key: tuple[object, ...] = ()
+        self.headers: Headers = []
+        self.prefix = b""
+
+
 def request_head(
     method: bytes,
     target: bytes,
@@ -99,18 +116,41 @@ def request_head(
     framing: bytes,
     request_id: bytes = b"",
     own_request_id: bool = False,
-    named: AbstractSet[bytes] = _NONE,
+    memo: HeadMemo | None = None,
 ) -> bytes:
     """The head sent upstream: the client's headers less hop-by-hop ones, plus faasd's.
 
     ``host`` replaces the client's Host (None keeps it). ``framing`` is the
     ``Content-Length``/``Transfer-Encoding`` line(s) for the body, or empty.
-    ``params``, when given, becomes ``X-Faasd-Params`` (JSON).
-
-    One pass over the headers. A ``Connection`` header that names other headers
-    (rare: they go too, before or after it) makes a second pass with ``named``.
+    ``params``, when given, becomes ``X-Faasd-Params`` (JSON). ``memo``: the
+    connection's last head, reused when the same.
     """
-    if request_id or own_request_id:  # the caller's X-Request-Id is replaced by ``request_id`` (or none)
+    replace_id = bool(request_id or own_request_id)  # the caller's X-Request-Id is replaced (or dropped)
+    key = (method, target, host, peer, append_forwarded_for, params, replace_id)
+    if memo is None:
+        memo = HeadMemo()
+    if memo.key != key or memo.headers != headers:
+        memo.key, memo.headers = key, headers
+        memo.prefix = _request_prefix(method, target, headers, host, peer, append_forwarded_for, params, replace_id)
+    if request_id:
+        return b"".join((memo.prefix, b"X-Request-Id: ", request_id, b"\r\n", framing, b"\r\n"))
+    return b"".join((memo.prefix, framing, b"\r\n"))
+
+
+def _request_prefix(
+    method: bytes,
+    target: bytes,
+    headers: Headers,
+    host: bytes | None,
+    peer: bytes,
+    append_forwarded_for: bool,
+    params: bytes | None,
+    replace_id: bool,
+    named: AbstractSet[bytes] = _NONE,
+) -> bytes:
+    """:func:`request_head` up to its X-Request-Id. One pass over the headers; a ``Connection``
+    header that names other headers (they go too, before or after it) makes a second with ``named``."""
+    if replace_id:
         drop = _REQUEST_DROP_ID if host is None else _REQUEST_DROP_HOST_ID
     else:
         drop = _REQUEST_DROP if host is None else _REQUEST_DROP_HOST
@@ -128,18 +168,9 @@ def request_head(
                 if append_forwarded_for:
                     forwarded_for.append(value)
             elif lower == b"connection" and not named and _names_others(value):
-                return request_head(
-                    method,
-                    target,
-                    headers,
-                    host=host,
-                    peer=peer,
-                    append_forwarded_for=append_forwarded_for,
-                    params=params,
-                    framing=framing,
-                    request_id=request_id,
-                    own_request_id=own_request_id,
-                    named=connection_tokens(headers),
+                tokens = connection_tokens(headers)
+                return _request_prefix(
+                    method, target, headers, host, peer, append_forwarded_for, params, replace_id, tokens
                 )
             continue
         lines += (name, b": ", value, b"\r\n")
@@ -149,9 +180,6 @@ def request_head(
         lines += (b"X-Forwarded-Host: ", client_host, b"\r\n")
     if params is not None:
         lines += (b"X-Faasd-Params: ", params, b"\r\n")
-    if request_id:
-        lines += (b"X-Request-Id: ", request_id, b"\r\n")
-    lines += (framing, b"\r\n")
     return b"".join(lines)
 
 
@@ -179,25 +207,36 @@ def response_head(
     headers: Headers,
     framing: bytes,
     request_id: bytes = b"",
-    named: AbstractSet[bytes] = _NONE,
+    memo: HeadMemo | None = None,
 ) -> bytes:
     """The head sent to the client: the upstream's headers less hop-by-hop and X-Faasd-* ones,
     and with ``request_id`` the call's ``X-Request-Id`` (instead of any the function set).
+    ``memo``: the upstream connection's last head, reused when the same."""
+    key = (status, reason_phrase, bool(request_id))
+    if memo is None:
+        memo = HeadMemo()
+    if memo.key != key or memo.headers != headers:
+        memo.key, memo.headers = key, headers
+        memo.prefix = _response_prefix(status, reason_phrase, headers, bool(request_id))
+    if request_id:
+        return b"".join((memo.prefix, b"X-Request-Id: ", request_id, b"\r\n", framing, b"\r\n"))
+    return b"".join((memo.prefix, framing, b"\r\n"))
 
-    One pass, as :func:`request_head` (``named``: the headers a ``Connection`` header lists)."""
-    drop = _RESPONSE_DROP_ID if request_id else _RESPONSE_DROP
+
+def _response_prefix(
+    status: int, reason_phrase: bytes, headers: Headers, replace_id: bool, named: AbstractSet[bytes] = _NONE
+) -> bytes:
+    """:func:`response_head` up to its X-Request-Id, in one pass as :func:`_request_prefix`."""
+    drop = _RESPONSE_DROP_ID if replace_id else _RESPONSE_DROP
     lines = [_STATUS_LINES[status] if 100 <= status < 1000 else b"HTTP/1.1 %d " % status]
     lines += (reason_phrase or reason(status), b"\r\n")
     for name, value in headers:
         lower = name.lower()
         if lower in drop or lower.startswith(_PRIVATE_PREFIXES) or lower in named:
             if lower == b"connection" and not named and _names_others(value):
-                return response_head(status, reason_phrase, headers, framing, request_id, connection_tokens(headers))
+                return _response_prefix(status, reason_phrase, headers, replace_id, connection_tokens(headers))
             continue
         lines += (name, b": ", value, b"\r\n")
-    if request_id:
-        lines += (b"X-Request-Id: ", request_id, b"\r\n")
-    lines += (framing, b"\r\n")
     return b"".join(lines)
 
 

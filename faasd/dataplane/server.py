@@ -183,6 +183,7 @@ class ClientConnection(asyncio.Protocol):
         self.corked = False  # writes are gathered and sent at the end of the current callback
         self.write_paused = False
         self._out: list[bytes] = []
+        self.head_memo = http.HeadMemo()  # the last head forwarded for it: the next is often the same
         self._parser = httptools.HttpRequestParser(self)
         self.loop = front.loop
         # the request being parsed
@@ -339,6 +340,7 @@ class ClientConnection(asyncio.Protocol):
         content_length: int | None = None
         chunked = False
         expect = False
+        connection = False
         request_id = b""
         for name, value in self._headers:
             size = len(name)
@@ -354,6 +356,8 @@ class ClientConnection(asyncio.Protocol):
                 expect = True
             elif size == 12 and name.lower() == b"x-request-id":
                 request_id = value
+            elif size == 10 and name.lower() == b"connection":
+                connection = True
         method = parser.get_method()
         if method == b"CONNECT":
             self._stop(_Reject(405, "method_not_allowed", "CONNECT is not supported"))
@@ -372,6 +376,9 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._stop(_Reject(400, "bad_request", "the request target must be a path"))
         keep_alive = parser.should_keep_alive()
+        # Kept alive without a Connection header is HTTP/1.1 (llhttp takes 0.9, 1.0, 1.1 and 2.0, and
+        # keeps only 1.1 alive by default), which spares the version string on the usual request.
+        http11 = (keep_alive and not connection) or parser.get_http_version() == "1.1"
         ex = Exchange(
             self,
             method,
@@ -379,7 +386,7 @@ class ClientConnection(asyncio.Protocol):
             path,
             self._headers,
             keep_alive=keep_alive,
-            http11=parser.get_http_version() == "1.1",
+            http11=http11,
             content_length=content_length,
             chunked=chunked,
             expect_continue=expect,

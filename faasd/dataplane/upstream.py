@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from faasd.dataplane.http import Headers
+from faasd.dataplane.http import Headers, HeadMemo
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: UpstreamPool, key: str) -> None:
         self.key = key
         self.host = key.partition("://")[2].encode()  # the Host of the requests sent on it
+        self.head_memo = HeadMemo()  # the last answer's head as sent to the client: the next is often the same
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None

@@ -55,6 +55,24 @@ async def test_chunked_response_to_http10_is_close_delimited(front: Running) -> 
     assert body == b"one,two,three"
 
 
+async def test_the_http_version_decides_the_framing_with_or_without_a_connection_header(front: Running) -> None:
+    # HTTP/1.1 with a Connection header naming no close: kept alive, chunked as without one.
+    client = await front.client()
+    for connection in (b"", b"Connection: keep-alive\r\n", b"Connection: x-hop\r\nX-Hop: 1\r\n"):
+        await client.send(b"GET /function/fn/chunked HTTP/1.1\r\nHost: x\r\n" + connection + b"\r\n")
+        response = await client.response()
+        assert response.chunked, connection
+        assert response.header("Connection") is None, connection
+    # HTTP/2.0 in a request line (llhttp takes it) is not HTTP/1.1: close-delimited, as HTTP/1.0.
+    client = await front.client()
+    await client.send(b"GET /function/fn/chunked HTTP/2.0\r\nHost: x\r\n\r\n")
+    raw = await client.closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head.lower()
+    assert body == b"one,two,three"
+
+
 async def test_http10_keep_alive_is_honoured_with_a_length(front: Running) -> None:
     client = await front.client()
     for _ in range(2):

@@ -189,3 +189,35 @@ async def test_time_limits_arm_a_timer_only_for_calls_still_running_at_the_tick(
     assert later.armed == 1  # the tick is set again for new calls
     limits.watch(_Call())  # type: ignore[arg-type]
     limits.close()  # no tick left behind
+
+
+def test_a_memo_reuses_a_head_only_for_the_same_inputs() -> None:
+    memo = http.HeadMemo()
+    first = [(b"Host", b"faasd.test"), (b"Accept", b"*/*")]
+    other = [(b"Host", b"faasd.test"), (b"Accept", b"text/plain")]
+    named = [(b"Host", b"faasd.test"), (b"Connection", b"x-a"), (b"X-A", b"1"), (b"Accept", b"*/*")]
+    cases = [
+        (first, {"request_id": b"id-1"}),
+        (first, {"request_id": b"id-2"}),  # the same head but its X-Request-Id
+        (other, {"request_id": b"id-3"}),
+        (first, {"request_id": b"id-4", "params": b'{"id":"7"}'}),
+        (first, {"request_id": b"id-5", "framing": b"Content-Length: 3\r\n"}),
+        (named, {"request_id": b"id-6"}),
+        (first, {"request_id": b"", "host": None, "append_forwarded_for": False, "params": None}),
+        (first, {"request_id": b"id-7"}),
+    ]
+    for headers, options in cases:
+        assert request(list(headers), memo=memo, **options) == request(list(headers), **options), options
+    answers = [
+        (200, b"OK", [(b"Date", b"Sun, 30 Nov 2026 06:00:00 GMT"), (b"Connection", b"keep-alive")], b"id-1"),
+        (200, b"OK", [(b"Date", b"Sun, 30 Nov 2026 06:00:00 GMT"), (b"Connection", b"keep-alive")], b"id-2"),
+        (200, b"OK", [(b"Date", b"Sun, 30 Nov 2026 06:00:01 GMT"), (b"Connection", b"keep-alive")], b"id-3"),
+        (404, b"Not Found", [(b"Date", b"Sun, 30 Nov 2026 06:00:01 GMT")], b"id-4"),
+        (202, b"Accepted", [(b"X-Request-Id", b"call-1")], b""),
+        (200, b"OK", [(b"X-A", b"1"), (b"Connection", b"x-a")], b"id-5"),
+    ]
+    memo = http.HeadMemo()
+    for status, reason, headers, request_id in answers:
+        framing = b"Content-Length: 5\r\n"
+        fresh = http.response_head(status, reason, list(headers), framing, request_id)
+        assert http.response_head(status, reason, list(headers), framing, request_id, memo) == fresh
