@@ -31,12 +31,14 @@ class FakeBackend:
     printed: dict[str, list[str]] = field(default_factory=dict)  # container id -> lines
     exit_reasons: dict[str, str] = field(default_factory=dict)
     stops: list[str] = field(default_factory=list)  # every stop call, in order
+    began: list[str] = field(default_factory=list)  # each start's function ("" for a pooled one), in order
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self, env: Environment, function: str = "") -> Container:
         if self.fail_starts:
             raise EngineUnavailable("Docker engine unreachable: fake")
         self.starts += 1
+        self.began.append(function)
         if self.start_gate is not None:
             await self.start_gate.wait()
         cid = f"c{next(self._ids)}"

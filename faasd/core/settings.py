@@ -67,6 +67,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("container_memory_mb", "256", "memory limit of each runtime container", int),
     Option("start_concurrency", "4", "container starts in flight at once (engine protection)", int),
+    Option(
+        "pool_memory_budget_mb",
+        "0",
+        "memory (counted at --container-memory-mb each) the pools may hold in extra containers beyond their "
+        "poolsize, kept while recent bursts of first calls need them (0: pools stay at their poolsize)",
+        int,
+    ),
     Option("log_level", "info", "debug, info, warning or error"),
     Option("owner_label", "", "faasd.owner label of this faasd's containers (default: a hash of the state dir)"),
     Option("token", "", "admin API token (default: made once and kept in <state dir>/token)"),
@@ -123,6 +130,7 @@ class Settings:
     max_code_bytes: int = 8 * 1024 * 1024
     container_memory_mb: int = 256
     start_concurrency: int = 4
+    pool_memory_budget_mb: int = 0
     log_level: str = "info"
     owner_label: str = ""
     token: str = ""
@@ -255,6 +263,8 @@ def load_settings(
         parser.error("--access-log must be off, text or json")
     if settings.usage_interval <= 0:
         parser.error("--usage-interval must be positive")
+    if settings.pool_memory_budget_mb < 0:
+        parser.error("--pool-memory-budget-mb must be 0 or more")
     if settings.keep_versions < 1:
         parser.error("--keep-versions must be at least 1")
     if not IMAGE_NAMESPACE_RE.fullmatch(settings.image_namespace):

@@ -145,6 +145,8 @@ class PoolManager:
         logs: FunctionLogs | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_queued_calls: int = DEFAULT_MAX_QUEUED_CALLS,
+        pool_memory_budget_mb: int = 0,
+        container_memory_mb: int = 256,
     ) -> None:
         self._backend = backend
         self._logs = logs
@@ -157,7 +159,16 @@ class PoolManager:
         self.idle_timeout = idle_timeout
         self._clock = clock
         self._background = Background(backend)
-        self._envs = EnvironmentPools(backend, self._background, start_concurrency)
+        # Extras beyond each pool's size follow the recent bursts for as long as an idle instance lives.
+        self._envs = EnvironmentPools(
+            backend,
+            self._background,
+            start_concurrency,
+            memory_budget_mb=pool_memory_budget_mb,
+            container_memory_mb=container_memory_mb,
+            window=lambda: self.idle_timeout,
+            clock=clock,
+        )
         self._functions: dict[str, _FunctionState] = {}
         self._closing = False
         # What calls did (faasd.observe reads it); the data plane and the dispatcher record into it.

@@ -15,6 +15,7 @@ import pytest
 from faasd.core.entities import Environment, Function
 from faasd.core.errors import EngineUnavailable, FaasdError, Overloaded, TooManyRequests
 from faasd.pool.backend import Container, LogLine
+from faasd.pool.envpool import StartGate
 from faasd.pool.logs import FunctionLogs
 from faasd.pool.manager import PoolManager
 from tests.fakes import FakeBackend
@@ -645,3 +646,207 @@ async def test_a_newdeploy_function_gets_a_container_started_for_it_not_a_pooled
     assert pool.ready_count("nodejs") == ready_before  # the pool was not touched
     assert pool.calls.functions["hello"].cold_kinds == {"pool-warm": 0, "no-pool": 1}
     lease.release()
+
+
+# -- bursts beyond the pool: the start gate, and pools that follow the recent bursts -------------------
+
+
+async def test_the_start_gate_lets_urgent_starts_before_background_ones() -> None:
+    gate = StartGate(2)
+    order: list[str] = []
+
+    async def start(name: str, urgent: bool, hold: asyncio.Event) -> None:
+        await gate.acquire(urgent)
+        order.append(name)
+        try:
+            await hold.wait()
+        finally:
+            gate.release(urgent)
+
+    hold = asyncio.Event()
+    # A refill alone runs, but never in the last slot: the second waits although one slot is free.
+    b1 = asyncio.create_task(start("b1", False, hold))
+    b2 = asyncio.create_task(start("b2", False, hold))
+    await asyncio.sleep(0)
+    assert order == ["b1"] and gate.running == 1
+    # A start a call waits for takes the free slot at once, and holds back every refill.
+    u1 = asyncio.create_task(start("u1", True, hold))
+    u2 = asyncio.create_task(start("u2", True, hold))
+    await asyncio.sleep(0)
+    assert order == ["b1", "u1"] and gate.waiting() == (1, 1)
+    hold.set()
+    await asyncio.gather(b1, b2, u1, u2)
+    assert order == ["b1", "u1", "u2", "b2"]
+    assert gate.running == 0 and gate.waiting() == (0, 0)
+
+
+async def test_a_cancelled_start_gives_its_place_back() -> None:
+    gate = StartGate(1)
+    await gate.acquire(True)
+    waiting = asyncio.create_task(gate.acquire(True))
+    refill = asyncio.create_task(gate.acquire(False))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    gate.release(True)
+    await asyncio.wait_for(refill, 1)  # nothing urgent is left: the refill gets the slot
+    assert gate.running == 1
+    gate.release(False)
+    assert gate.running == 0
+
+
+async def test_a_burst_beyond_the_pool_starts_its_containers_before_the_refills(
+    backend: FakeBackend, clock: Clock
+) -> None:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=120, clock=clock, start_concurrency=2)
+    manager.set_environment(env(poolsize=2))
+    await manager.settle()
+    backend.began.clear()
+    backend.start_gate = asyncio.Event()
+    calls = [asyncio.create_task(manager.lease(fn(f"f{i}"))) for i in range(6)]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    backend.start_gate.set()
+    leases = await asyncio.gather(*calls)
+    await quiesce(manager)
+    # Two functions took the pooled containers; the other four started theirs before any refill did.
+    assert backend.began == ["f2", "f3", "f4", "f5", "", ""]
+    assert manager.ready_count("nodejs") == 2
+    for lease in leases:
+        lease.release()
+    await manager.shutdown()
+
+
+def budget_pool(backend: FakeBackend, clock: Clock, budget_mb: int, **kwargs: Any) -> PoolManager:
+    return PoolManager(
+        backend,
+        lambda f: b"code",
+        idle_timeout=60,
+        clock=clock,
+        pool_memory_budget_mb=budget_mb,
+        container_memory_mb=256,
+        **kwargs,
+    )
+
+
+async def burst(manager: PoolManager, environment: str, count: int, prefix: str) -> None:
+    leases = await asyncio.gather(*(manager.lease(fn(f"{prefix}{i}", environment)) for i in range(count)))
+    for lease in leases:
+        lease.release()
+
+
+async def test_a_pool_grows_after_a_burst_within_its_budget_and_shrinks_when_unused(
+    backend: FakeBackend, clock: Clock
+) -> None:
+    manager = budget_pool(backend, clock, budget_mb=1024)  # 4 extra containers of 256 MB
+    manager.set_environment(env(poolsize=2))
+    await manager.settle()
+    await burst(manager, "nodejs", 5, "a")
+    await quiesce(manager)
+    # 5 taken at once from a pool of 2: 3 more wanted, all within the budget.
+    assert manager.environment_status("nodejs")["pool_target"] == 5
+    assert manager.ready_count("nodejs") == 5
+    # The next burst of 5 finds them all ready: no container started for one of its functions.
+    began = len(backend.began)
+    await burst(manager, "nodejs", 5, "b")
+    await quiesce(manager)
+    assert set(backend.began[began:]) == {""}  # only refills
+    # A bigger burst wants more than the budget holds: the pool stops at poolsize + 4.
+    await burst(manager, "nodejs", 9, "c")
+    await quiesce(manager)
+    assert manager.environment_status("nodejs")["pool_target"] == 6
+    assert manager.ready_count("nodejs") == 6
+    # Unused for the window (the idle timeout, 60 s): the extras go, the pool's own size stays.
+    clock.now += 61
+    removed_before = len(backend.stops)
+    manager.fill_all()
+    await quiesce(manager)
+    assert manager.ready_count("nodejs") == 2
+    assert manager.environment_status("nodejs")["pool_target"] == 2
+    assert len(backend.stops) - removed_before == 4
+    await manager.shutdown()
+    assert backend.running == {}
+
+
+async def test_the_pools_never_hold_more_than_the_budget_even_while_starting(
+    backend: FakeBackend, clock: Clock
+) -> None:
+    manager = budget_pool(backend, clock, budget_mb=768)  # 3 extra containers in all
+    manager.set_environment(env("nodejs", poolsize=1))
+    manager.set_environment(env("python", poolsize=1))
+    await manager.settle()
+    backend.start_gate = asyncio.Event()
+    seen: list[int] = []
+    running = True
+
+    async def watch() -> None:
+        while running:
+            sizes = manager.pool_sizes()
+            seen.append(sum(max(0, ready + starting - 1) for _t, ready, starting in sizes.values()) * 256)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    calls = [asyncio.create_task(manager.lease(fn(f"n{i}", "nodejs"))) for i in range(6)]
+    calls += [asyncio.create_task(manager.lease(fn(f"p{i}", "python"))) for i in range(3)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    backend.start_gate.set()
+    leases = await asyncio.gather(*calls)
+    await quiesce(manager)
+    running = False
+    await watcher
+    # Demand: nodejs 6 - 1 = 5 extra, python 3 - 1 = 2 extra; 3 allowed, shared in proportion.
+    targets = {name: manager.environment_status(name)["pool_target"] for name in ("nodejs", "python")}
+    assert targets == {"nodejs": 1 + 2, "python": 1 + 1}
+    assert max(seen) <= 768
+    assert manager.environment_status("nodejs")["pool_budget_mb"] == 768
+    for lease in leases:
+        lease.release()
+    await manager.shutdown()
+    assert backend.running == {}
+
+
+async def test_without_a_budget_a_pool_keeps_its_size(pool: PoolManager, backend: FakeBackend) -> None:
+    await burst(pool, "nodejs", 8, "a")
+    await quiesce(pool)
+    assert pool.environment_status("nodejs")["pool_target"] == 3
+    assert pool.ready_count("nodejs") == 3
+
+
+async def test_a_pool_of_size_zero_gets_no_extras_and_a_size_set_by_hand_starts_over(
+    backend: FakeBackend, clock: Clock
+) -> None:
+    manager = budget_pool(backend, clock, budget_mb=4096)
+    manager.set_environment(env(poolsize=0))
+    await burst(manager, "nodejs", 4, "a")
+    await quiesce(manager)
+    assert manager.ready_count("nodejs") == 0
+    manager.set_environment(env(poolsize=1))
+    await quiesce(manager)
+    await burst(manager, "nodejs", 4, "b")
+    await quiesce(manager)
+    assert manager.environment_status("nodejs")["pool_target"] == 4
+    # PATCH poolsize: that size, at once, until new demand.
+    manager.set_environment(env(poolsize=2))
+    await quiesce(manager)
+    assert manager.environment_status("nodejs")["pool_target"] == 2
+    assert manager.ready_count("nodejs") == 2
+    await manager.shutdown()
+
+
+async def test_shutdown_removes_the_extras_and_the_containers_still_starting(
+    backend: FakeBackend, clock: Clock
+) -> None:
+    manager = budget_pool(backend, clock, budget_mb=2048)
+    manager.set_environment(env(poolsize=1))
+    await manager.settle()
+    await burst(manager, "nodejs", 6, "a")
+    backend.start_gate = asyncio.Event()  # the refills toward the grown target hang
+    for _ in range(10):
+        await asyncio.sleep(0)
+    shutdown = asyncio.create_task(manager.shutdown())
+    await asyncio.sleep(0)
+    backend.start_gate.set()
+    await shutdown
+    assert backend.running == {}
