@@ -84,11 +84,14 @@ class FunctionRouter(Protocol):
 
 
 _ADMIN_ROOTS = frozenset(prefix.encode() for prefix in RESERVED_PREFIXES if prefix not in DIRECT_ROOTS)
+_ADMIN_STARTS = tuple(_ADMIN_ROOTS)
 
 
 def is_admin(path: bytes) -> bool:
     """Whether the admin app answers ``path`` (/v1, /healthz, /metrics, /ui and below: as
     faasd.core.validation.is_admin_path says, on the bytes)."""
+    if not path.startswith(_ADMIN_STARTS):
+        return False  # a function's path, mostly
     slash = path.find(b"/", 1)
     return (path if slash < 0 else path[:slash]) in _ADMIN_ROOTS
 
