@@ -2,6 +2,9 @@
 
 Both keep ``connections`` keep-alive connections busy for ``duration`` seconds
 against one loopback or container URL and report req/s and latency percentiles.
+With ``distribution=True`` a run also keeps the latency at each of
+:data:`PERCENTILES` (wrk prints them from a Lua ``done`` hook; the fallback
+client computes them), for a plot of the whole distribution.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -20,6 +24,19 @@ from bench.common import BenchError, percentile
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 MAX_FALLBACK_REQUESTS = 2_000_000
+# The percentiles a run with ``distribution=True`` keeps (100: the slowest request).
+PERCENTILES = (1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9, 99.99, 100.0)
+# wrk calls ``done`` once, after the run, with every thread's latencies merged (microseconds);
+# its percentile(100) answers 0, so the slowest request is latency.max.
+_WRK_PERCENTILES = ", ".join(f"{p:g}" for p in PERCENTILES)
+_WRK_DISTRIBUTION = f"""done = function(summary, latency, requests)
+  for _, p in ipairs({{{_WRK_PERCENTILES}}}) do
+    local us = p >= 100 and latency.max or latency:percentile(p)
+    io.write(string.format("faasd-bench-percentile %g %d\\n", p, us))
+  end
+end
+"""
+_PERCENTILE_LINE = re.compile(r"^faasd-bench-percentile (\S+) (\d+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -30,16 +47,25 @@ class Load:
     p99_ms: float
     errors: int
     tool: str
+    # (percentile, ms) at each of PERCENTILES, for a run with ``distribution=True``; else empty.
+    distribution: tuple[tuple[float, float], ...] = ()
 
 
 def median(loads: list[Load]) -> Load:
-    """Median req/s, p50 and p99 over runs of one target; requests and errors summed."""
+    """Median req/s, p50 and p99 over runs of one target; requests and errors summed; the
+    distribution (when every run has one) is the median latency at each percentile."""
     if not loads:
         raise BenchError("no load runs to summarize")
 
     def mid(values: list[float]) -> float:
         return statistics.median(values)
 
+    distribution: tuple[tuple[float, float], ...] = ()
+    if all(x.distribution for x in loads):
+        percentiles = [p for p, _ in loads[0].distribution]
+        by_run = [dict(x.distribution) for x in loads]
+        if all(set(run) == set(percentiles) for run in by_run):
+            distribution = tuple((p, mid([run[p] for run in by_run])) for p in percentiles)
     return Load(
         sum(x.requests for x in loads),
         mid([x.rps for x in loads]),
@@ -47,6 +73,7 @@ def median(loads: list[Load]) -> Load:
         mid([x.p99_ms for x in loads]),
         sum(x.errors for x in loads),
         loads[0].tool,
+        distribution,
     )
 
 
@@ -55,6 +82,11 @@ def _duration_ms(text: str) -> float:
     if not match:
         raise BenchError(f"cannot read the wrk duration {text!r}")
     return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_distribution(output: str) -> tuple[tuple[float, float], ...]:
+    """The (percentile, ms) lines the Lua ``done`` hook printed, in order."""
+    return tuple((float(p), int(us) / 1000) for p, us in _PERCENTILE_LINE.findall(output))
 
 
 def parse_wrk(output: str) -> Load:
@@ -79,6 +111,7 @@ def parse_wrk(output: str) -> Load:
         _duration_ms(p99.group(1)),
         errors,
         "wrk",
+        parse_distribution(output),
     )
 
 
@@ -86,25 +119,33 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, duration: float, connections: int, threads: int = 2) -> Load:
+def run(url: str, duration: float, connections: int, threads: int = 2, *, distribution: bool = False) -> Load:
     if have_wrk():
-        return run_wrk(url, duration, connections, threads)
-    return asyncio.run(run_python(url, duration, connections))
+        return run_wrk(url, duration, connections, threads, distribution=distribution)
+    return asyncio.run(run_python(url, duration, connections, distribution=distribution))
 
 
-def run_wrk(url: str, duration: float, connections: int, threads: int = 2) -> Load:
+def run_wrk(url: str, duration: float, connections: int, threads: int = 2, *, distribution: bool = False) -> Load:
     threads = max(1, min(threads, connections))
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url]
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=duration + 30, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"wrk did not finish: {' '.join(args)}") from exc
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="faasd-bench-") as script:
+        if distribution:
+            script.write(_WRK_DISTRIBUTION)
+            script.flush()
+            args[-1:-1] = ["-s", script.name]
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, timeout=duration + 30, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"wrk did not finish: {' '.join(args)}") from exc
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse_wrk(done.stdout)
+    load = parse_wrk(done.stdout)
+    if distribution and len(load.distribution) != len(PERCENTILES):
+        raise BenchError(f"wrk printed no latency distribution:\n{done.stdout}")
+    return load
 
 
-async def run_python(url: str, duration: float, connections: int) -> Load:
+async def run_python(url: str, duration: float, connections: int, *, distribution: bool = False) -> Load:
     """The fallback generator: slower than wrk, so only ratios within one run compare."""
     latencies: list[float] = []
     errors = 0
@@ -136,4 +177,5 @@ async def run_python(url: str, duration: float, connections: int) -> Load:
         percentile(latencies, 99),
         errors,
         "python",
+        tuple((p, percentile(latencies, p)) for p in PERCENTILES) if distribution else (),
     )
