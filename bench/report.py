@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.burst import BurstResult
+from bench.burst import rows as burst_rows
 from bench.coldstart import ColdResult
 from bench.controlplane import CreateResult, MatchResult
 from bench.devloop import TARGET_MS as DEVLOOP_TARGET_MS
@@ -44,6 +45,7 @@ from bench.packages import history_cell as packages_history
 from bench.packages import summary_line as packages_summary
 from bench.packages import table as packages_table
 from bench.warm import WarmResult
+from bench.warm import extra_rows as warm_extra_rows
 
 LATEST_START = "<!-- bench:latest:start -->"
 LATEST_END = "<!-- bench:latest:end -->"
@@ -110,6 +112,7 @@ class Results:
     metrics_cost: MetricsCostResult | None = None
     devloop: DevloopResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)  # caption -> PNG path, relative to BENCHMARKS.md
     elapsed_s: float = math.nan
     # 1-minute load average at start and end: other work on a shared machine shows here.
     load_before: float = math.nan
@@ -244,23 +247,9 @@ def rows(r: Results) -> list[Row]:
                     f"{faasd.loaded.p50_ms - direct.loaded.p50_ms:+.3f} ms",
                 )
             )
+        out += [Row(*row) for row in warm_extra_rows(w)]
     if r.burst is not None:
-        b = r.burst
-        out.append(
-            Row(
-                f"4. burst: {b.calls} concurrent first calls over {b.functions} new functions, completion",
-                _ms(b.completion_ms),
-            )
-        )
-        out.append(Row("4. burst: per-call p50 / p99", f"{_ms(b.latency.p50)} / {_ms(b.latency.p99)}"))
-        out.append(
-            Row(
-                "4. burst: errors",
-                str(b.errors) + (f" (first: {b.first_error[:80]})" if b.errors else ""),
-                "0",
-                b.errors == 0,
-            )
-        )
+        out += [Row(*row) for row in burst_rows(r.burst)]
     if not math.isnan(r.rss_idle):
         out.append(Row("5. faasd RSS idle (pools full)", f"{r.rss_idle:.1f} MiB"))
     if r.warm is not None and r.warm.faasd_peak_rss_mib:
@@ -327,6 +316,8 @@ def _cell(text: str) -> str:
 def table(r: Results) -> str:
     lines = ["| metric | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {_cell(x.metric)} | {_cell(x.value)} | {_cell(x.target)} | {x.verdict} |" for x in rows(r)]
+    for caption, path in r.figures.items():
+        lines += ["", f"![{caption}]({path})"]
     if r.isolation is not None:
         lines += ["", "### Isolation", "", isolation_summary(r.isolation), "", isolation_table(r.isolation)]
     if r.packages is not None:

@@ -50,6 +50,7 @@ from bench import (
     metrics_cost,
     mq,
     packages,
+    plots,
     report,
     warm,
 )
@@ -204,6 +205,40 @@ class Runner:
         return result
 
 
+def draw_figures(results: report.Results, folder: Path) -> None:
+    """The burst's timeline and the warm path's latency distribution as PNG files (next to BENCHMARKS.md
+    on a full run; under build/bench on a quick one, to prove they draw)."""
+    if not plots.available():
+        print("matplotlib is not installed: no figures (pip install -e '.[dev]')", file=sys.stderr)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn: dict[str, Path] = {}
+    if results.burst is not None and results.burst.samples:
+        b = results.burst
+        series = burst.timeline(b)
+        left = {k: v for k, v in series.items() if k != "calls answered"}
+        drawn["the burst: containers and calls answered over time"] = plots.timeline(
+            left,
+            folder / "BENCHMARKS.burst.png",
+            f"burst: {b.calls} first calls over {b.functions} new functions (completion {b.completion_ms:,.0f} ms)",
+            right={"calls answered": series["calls answered"]},
+            ylabel="containers",
+            right_label="calls answered",
+        )
+    if results.warm is not None:
+        distribution = warm.latency_distribution(results.warm)
+        if distribution:
+            drawn["the warm path's latency distribution"] = plots.latency_distribution(
+                distribution,
+                folder / "BENCHMARKS.warm-latency.png",
+                f"warm {results.warm.environment} hello under load (c{results.warm.connections}): "
+                "latency by percentile",
+            )
+    results.figures = {caption: os.path.relpath(path, ROOT) for caption, path in drawn.items()}
+    for path in drawn.values():
+        print(f"figure: {path}", file=sys.stderr)
+
+
 def delete_all_functions(admin: Client) -> None:
     listed = admin.json("GET", "/v1/functions")
     items = listed.get("items", []) if isinstance(listed, dict) else listed or []
@@ -322,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]
+    draw_figures(results, ROOT if args.output is not None and not args.no_write else ROOT / "build" / "bench")
     print()
     print(report.header(results))
     print()
