@@ -7,7 +7,7 @@ pass. Both must drop exactly what the general rule drops.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from faasd.core import validation
@@ -175,20 +175,48 @@ class _Call:
         self.armed += 1
 
 
-async def test_time_limits_arm_a_timer_only_for_calls_still_running_at_the_tick() -> None:
-    limits = TimeLimits(asyncio.get_running_loop(), tick=0.02)
-    ended, running = _Call(), _Call()
-    limits.watch(ended)  # type: ignore[arg-type]
-    limits.watch(running)  # type: ignore[arg-type]
-    limits.forget(ended)  # type: ignore[arg-type]
-    await asyncio.sleep(0.1)
-    assert (ended.armed, running.armed) == (0, 1)  # once: it left the set when armed
+class _Ticks:
+    """A loop whose call_later only keeps the callback: the test makes the ticks."""
+
+    def __init__(self) -> None:
+        self.pending: list[Callable[[], None]] = []
+        self.cancelled = 0
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> _Ticks:
+        self.pending.append(callback)
+        return self
+
+    def cancel(self) -> None:
+        self.cancelled += 1
+
+    def tick(self) -> None:
+        callback = self.pending.pop(0)
+        callback()
+
+
+def test_time_limits_arm_a_timer_only_for_calls_still_running_after_a_tick() -> None:
+    loop = _Ticks()
+    limits = TimeLimits(loop, tick=0.05)  # type: ignore[arg-type]
+    quick, slow, ended_late = _Call(), _Call(), _Call()
+    for call in (quick, slow, ended_late):
+        limits.watch(call)  # type: ignore[arg-type]
+    assert len(loop.pending) == 1  # one tick for all
+    limits.forget(quick)  # type: ignore[arg-type]
+    loop.tick()  # the first tick: nobody is armed yet
+    assert (quick.armed, slow.armed, ended_late.armed) == (0, 0, 0)
+    limits.forget(ended_late)  # type: ignore[arg-type]
+    loop.tick()  # the second: what still runs gets its timer, once
+    assert (quick.armed, slow.armed, ended_late.armed) == (0, 1, 0)
+    assert loop.pending == []  # nothing left to watch: no tick
     later = _Call()
     limits.watch(later)  # type: ignore[arg-type]
-    await asyncio.sleep(0.1)
-    assert later.armed == 1  # the tick is set again for new calls
+    assert len(loop.pending) == 1  # ticking again for new calls
+    loop.tick()
+    loop.tick()
+    assert (slow.armed, later.armed) == (1, 1)
     limits.watch(_Call())  # type: ignore[arg-type]
-    limits.close()  # no tick left behind
+    limits.close()
+    assert loop.cancelled == 1  # no tick left behind
 
 
 def test_a_memo_reuses_a_head_only_for_the_same_inputs() -> None:
