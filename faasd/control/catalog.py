@@ -29,6 +29,11 @@ from faasd.core.validation import url_key
 from faasd.dataplane.routing import RouteTable
 
 
+def _key(trigger: HttpTrigger) -> tuple[str, str]:
+    """The route's key in :attr:`Catalog.route_keys` (a URL without parameters is its own)."""
+    return trigger.method, url_key(trigger.url) if "{" in trigger.url else trigger.url
+
+
 def _link(index: dict[str, set[str]], key: str, name: str) -> None:
     index.setdefault(key, set()).add(name)
 
@@ -139,7 +144,7 @@ class Catalog:
             self._unroute(old)
         self._triggers[trigger.name] = trigger
         self.routes.add(trigger.method, trigger.url, trigger.functions or trigger.function, trigger.is_async)
-        self._route_keys[(trigger.method, url_key(trigger.url))] = trigger.name
+        self._route_keys[_key(trigger)] = trigger.name
         for function in trigger.names:
             _link(self._routes_to, function, trigger.name)
 
@@ -151,7 +156,7 @@ class Catalog:
 
     def _unroute(self, trigger: HttpTrigger) -> None:
         """Take ``trigger``'s entries out of the route table and the indexes."""
-        key = (trigger.method, url_key(trigger.url))
+        key = _key(trigger)
         if self._route_keys.get(key) == trigger.name:  # (always, but for duplicates the controller refuses)
             del self._route_keys[key]
             self.routes.remove(trigger.method, trigger.url)

@@ -68,8 +68,8 @@ class VersionControl:
             for fn in self.catalog.functions.values()
             if fn.name not in self._versions
         ]
-        drop = {name: dropped(numbers, self._keep_versions) for name, numbers in self._versions.items()}
-        drop = {name: numbers for name, numbers in drop.items() if numbers}
+        keep = self._keep_versions
+        drop = {name: dropped(n, keep) for name, n in self._versions.items() if len(n) > keep}
         if first or drop:
             await self._store.sync_versions(first, drop)
         for version in first:

@@ -51,8 +51,8 @@ class CodeStore:
     def collect(self, keep: set[str]) -> int:
         """Remove blobs no function uses and temporary files a crash left; return how many."""
         removed = 0
-        for path in self._root.iterdir():
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
+        for name in os.listdir(self._root):
+            if name not in keep:
+                self._path(name).unlink(missing_ok=True)
                 removed += 1
         return removed

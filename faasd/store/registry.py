@@ -72,7 +72,16 @@ def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
     cursor.close()
 
 
-def _environment(row: EnvironmentRow) -> Environment:
+def _object(text: str) -> Any:
+    """A JSON column's value; most are empty, and ``{}`` needs no parser."""
+    return {} if text == "{}" else json.loads(text)
+
+
+# The rows below are the tables' rows as load() reads them (columns by name, no ORM objects: a
+# start with thousands of functions would spend most of its time making those).
+
+
+def _environment(row: Any) -> Environment:
     return Environment(
         name=row.name,
         image=row.image,
@@ -83,7 +92,7 @@ def _environment(row: EnvironmentRow) -> Environment:
     )
 
 
-def _function(row: FunctionRow) -> Function:
+def _function(row: Any) -> Function:
     return Function(
         name=row.name,
         environment=row.environment,
@@ -95,8 +104,8 @@ def _function(row: FunctionRow) -> Function:
         revision=row.revision,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
-        env=json.loads(row.env_json),
-        secrets=json.loads(row.secrets_json),
+        env=_object(row.env_json),
+        secrets=_object(row.secrets_json),
         memory_mb=row.memory_mb,
         concurrency=row.concurrency,
         max_instances=row.max_instances,
@@ -126,7 +135,7 @@ def _version_row(version: FunctionVersion) -> FunctionVersionRow:
     )
 
 
-def _trigger(row: HttpTriggerRow) -> HttpTrigger:
+def _trigger(row: Any) -> HttpTrigger:
     return HttpTrigger(
         name=row.name,
         method=row.method,
@@ -135,11 +144,17 @@ def _trigger(row: HttpTriggerRow) -> HttpTrigger:
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
         is_async=row.is_async,
-        functions=tuple((str(name), int(weight)) for name, weight in json.loads(row.functions_json or "[]")),
+        functions=_weights(row.functions_json),
     )
 
 
-def _package(row: PackageRow) -> Package:
+def _weights(text: str | None) -> tuple[tuple[str, int], ...]:
+    if not text or text == "[]":
+        return ()
+    return tuple((str(name), int(weight)) for name, weight in json.loads(text))
+
+
+def _package(row: Any) -> Package:
     return Package(
         name=row.name,
         environment=row.environment,
@@ -194,10 +209,10 @@ class Store:
 
     async def load(self) -> Contents:
         async with self._sessions() as session:
-            envs = (await session.scalars(select(EnvironmentRow))).all()
-            fns = (await session.scalars(select(FunctionRow))).all()
-            triggers = (await session.scalars(select(HttpTriggerRow))).all()
-            packages = (await session.scalars(select(PackageRow))).all()
+            envs = (await session.execute(select(EnvironmentRow.__table__))).all()
+            fns = (await session.execute(select(FunctionRow.__table__))).all()
+            triggers = (await session.execute(select(HttpTriggerRow.__table__))).all()
+            packages = (await session.execute(select(PackageRow.__table__))).all()
         return Contents(
             environments=[_environment(r) for r in envs],
             functions=[_function(r) for r in fns],
