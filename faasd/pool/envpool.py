@@ -316,16 +316,29 @@ class EnvironmentPools:
     def schedule_fill(self, pool: _Pool) -> None:
         if self.closing or (pool.filling is not None and not pool.filling.done()):
             return
-        if len(pool.ready) + pool.starting >= self.target(pool):
+        if self._missing(pool) <= 0:
             return
         pool.filling = self._background.spawn(self._fill(pool))
+
+    def _missing(self, pool: _Pool) -> int:
+        """Containers to start now: up to the poolsize, and extras only while the budget has room
+        for them (the containers all pools hold or are starting beyond their sizes count)."""
+        held = len(pool.ready) + pool.starting
+        base = max(0, pool.env.poolsize - held) if pool.env.poolsize > 0 else 0
+        extra = max(0, self.target(pool) - max(pool.env.poolsize, held))
+        if extra:
+            room = self.memory_budget_mb // self.container_memory_mb - self.extra_mb() // self.container_memory_mb
+            extra = min(extra, max(0, room))
+        return base + extra
 
     async def _fill(self, pool: _Pool) -> None:
         backoff = 0.25
         while not self.closing and self._pools.get(pool.env.name) is pool:
-            missing = self.target(pool) - len(pool.ready) - pool.starting
+            missing = self._missing(pool)
             if missing <= 0:
                 return
+            # Counted as starting at once, before any of them runs: another pool's fill sees them.
+            pool.starting += missing
             results = await asyncio.gather(*(self._start_into(pool) for _ in range(missing)), return_exceptions=True)
             errors = [r for r in results if isinstance(r, BaseException)]
             if not errors:
@@ -340,8 +353,8 @@ class EnvironmentPools:
             backoff = min(backoff * 2, MAX_FILL_BACKOFF)
 
     async def _start_into(self, pool: _Pool) -> None:
+        """Start one container into the pool; the caller counted it in ``pool.starting``."""
         generation = pool.generation
-        pool.starting += 1
         try:
             container = await self.start(pool.env, urgent=False)
         finally:

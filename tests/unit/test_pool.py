@@ -17,7 +17,7 @@ from faasd.core.errors import EngineUnavailable, FaasdError, Overloaded, TooMany
 from faasd.pool.backend import Container, LogLine
 from faasd.pool.envpool import StartGate
 from faasd.pool.logs import FunctionLogs
-from faasd.pool.manager import PoolManager
+from faasd.pool.manager import HEALTH_INTERVAL, PoolManager
 from tests.fakes import FakeBackend
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -315,10 +315,14 @@ async def test_a_function_idle_timeout_overrides_the_default(pool: PoolManager, 
     assert pool.reap_idle() == 1
 
 
-async def test_an_instance_failing_its_health_check_is_replaced(pool: PoolManager, backend: FakeBackend) -> None:
+async def test_an_instance_failing_its_health_check_is_replaced(
+    pool: PoolManager, backend: FakeBackend, clock: Clock
+) -> None:
     lease = await pool.lease(fn())
     lease.release()
     backend.gone.add(lease.instance.container.id)
+    assert await pool.check_health() == 0  # just used: not due for a probe
+    clock.now += HEALTH_INTERVAL
     assert await pool.check_health() == 0  # one failure is forgiven
     assert await pool.check_health() == 1
     await pool.settle()
@@ -850,3 +854,38 @@ async def test_shutdown_removes_the_extras_and_the_containers_still_starting(
     backend.start_gate.set()
     await shutdown
     assert backend.running == {}
+
+
+async def test_idle_instances_are_probed_once_per_interval_a_few_at_a_time(backend: FakeBackend, clock: Clock) -> None:
+    manager = PoolManager(backend, lambda f: b"code", idle_timeout=3600, clock=clock)
+    manager.set_environment(env(poolsize=0))
+    for i in range(30):
+        (await manager.lease(fn(f"f{i}"))).release()
+    probes: list[str] = []
+    in_flight = peak = 0
+    healthy = backend.healthy
+
+    async def counting(container: Container) -> bool:
+        nonlocal in_flight, peak
+        probes.append(container.id)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return await healthy(container)
+
+    backend.healthy = counting  # type: ignore[method-assign]
+    await manager.check_health()
+    assert probes == []  # every instance just answered a call
+    clock.now += HEALTH_INTERVAL
+    await manager.check_health()
+    assert len(probes) == 30 and peak <= 8
+    await manager.check_health()  # probed a moment ago: not again
+    assert len(probes) == 30
+    # One that answers a call is not probed when the others are.
+    clock.now += 10
+    (await manager.lease(fn("f0"))).release()
+    clock.now += HEALTH_INTERVAL - 10
+    await manager.check_health()
+    assert len(probes) == 30 + 29
+    await manager.shutdown()
