@@ -44,6 +44,10 @@ from bench.packages import PackagesResult
 from bench.packages import history_cell as packages_history
 from bench.packages import summary_line as packages_summary
 from bench.packages import table as packages_table
+from bench.scale import ScaleResult
+from bench.scale import history_cell as scale_history
+from bench.scale import summary_line as scale_summary
+from bench.scale import table as scale_table
 from bench.warm import WarmResult
 from bench.warm import extra_rows as warm_extra_rows
 
@@ -77,6 +81,7 @@ HISTORY_COLUMNS = (
     "mq msg/s / latency p50/p99 ms",
     "metrics cost % / req/s with / without",
     "dev save to answer p50/p90 ms",
+    "scale 10k: route create last/first, start s, RSS MiB, match ns",
 )
 
 
@@ -111,6 +116,7 @@ class Results:
     mq: MqResult | None = None
     metrics_cost: MetricsCostResult | None = None
     devloop: DevloopResult | None = None
+    scale: ScaleResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)  # caption -> PNG path, relative to BENCHMARKS.md
     elapsed_s: float = math.nan
@@ -331,6 +337,8 @@ def table(r: Results) -> str:
         lines += ["", "### Metrics cost", "", metrics_cost_summary(mc), "", metrics_cost_table(mc)]
     if r.devloop is not None:
         lines += ["", "### Dev loop", "", devloop_summary(r.devloop), "", devloop_table(r.devloop)]
+    if r.scale is not None:
+        lines += ["", "### Registry scale", "", scale_summary(r.scale), "", scale_table(r.scale)]
     return "\n".join(lines)
 
 
@@ -386,6 +394,7 @@ def history_row(r: Results) -> str:
         mq_history(r.mq) if r.mq else "",
         metrics_cost_history(r.metrics_cost) if r.metrics_cost else "",
         devloop_history(r.devloop) if r.devloop else "",
+        scale_history(r.scale) if r.scale else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -468,6 +477,22 @@ What each figure is:
    p90); faas dev's own figure for each redeploy is shown next to it; Ctrl-C
    must leave nothing behind. `.venv/bin/python -m bench.devloop` runs it
    alone and prints its table.
+
+10. **Registry scale** (its own table): a faasd of its own with pool size 0
+   (no container starts, nothing called) gets 10,000 functions (half nodejs,
+   half python, each its own code blob) and 10,000 routes (one per function,
+   half static, half with a `{param}` segment) through the admin API. The
+   first and the last 500 creates of each kind are sent one at a time on one
+   keep-alive connection and timed (those between over 4 connections): a
+   write that stays O(1) in what is registered keeps the last / first p50
+   ratio near 1 (target at most 1.5 x for routes). Then faasd's VmRSS; then
+   faasd stopped (SIGTERM) and started again on the same state dir: spawn to
+   the first 200 on `/healthz` (target under 3 s), the registry load faasd
+   logs, the last function and route answering by name, and VmRSS again
+   (target at most 200 MB). Last, `RouteTable.match` in-process with 10,000
+   routes of the same shapes (ns per call: static hit, parametrized hit,
+   404 miss; target under 5 us). `.venv/bin/python -m bench.scale` runs it
+   alone (`--quick`: 400 of each).
 
 The machine is often shared: absolute figures move by tens of percent
 between runs; the ratios measured in the same run move much less.

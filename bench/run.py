@@ -20,7 +20,10 @@ alone); then metrics cost (pairs of faasd of its own side by side, pool size 1,
 one with `--call-metrics false`: warm req/s with and without counting every
 call, alternating rounds; bench/metrics_cost.py, also runnable alone); then
 the dev loop (a faasd of its own and `faas dev FILE`: from saving the file to
-the new code answering; bench/devloop.py, also runnable alone).
+the new code answering; bench/devloop.py, also runnable alone); then registry
+scale (a faasd of its own, pool size 0: 10,000 functions and routes, route
+creates at the start and the end, restart to /healthz, RSS, route matching;
+bench/scale.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from bench import (
     packages,
     plots,
     report,
+    scale,
     warm,
 )
 from bench.common import ENVIRONMENTS, BenchError, Client, wait_for
@@ -129,6 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--metrics-sessions", type=int, help="metrics cost: faasd pairs the rounds are split into (4; quick 1)"
     )
     p.add_argument("--devloop-samples", type=int, help="dev loop: saves measured through `faas dev` (10; quick 2)")
+    p.add_argument("--scale-count", type=int, help="registry scale: functions and routes (10000; quick 400)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -156,6 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "metrics_seconds": 2,
         "metrics_sessions": 4,
         "devloop_samples": 10,
+        "scale_count": scale.COUNT,
     }
     quick = {
         "samples": 3,
@@ -178,6 +184,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "metrics_seconds": 1,
         "metrics_sessions": 1,
         "devloop_samples": 2,
+        "scale_count": scale.QUICK_COUNT,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -354,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     results.devloop = runner.phase(
         "dev loop",
         lambda: devloop.measure(args.faasd_cmd, args.devloop_samples, run_id, limit=devloop.DEFAULT_LIMIT),
+    )
+    results.scale = runner.phase(
+        "registry scale",
+        lambda: scale.measure(args.faasd_cmd, args.scale_count, run_id, limit=scale.DEFAULT_LIMIT),
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]

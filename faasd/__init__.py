@@ -9,7 +9,7 @@ One asyncio process plays Fission's three parts. The path of a call::
                       ▼
                     Gateway.resolve(method, path)  (faasd/dataplane/gateway.py)
                       │  RouteTable.match(method, path) -> function, params
-                      │     (in memory, swapped atomically on every write;
+                      │     (in memory, changed in place by each write, between awaits;
                       │      a route that splits its calls draws one of its
                       │      functions by weight; /function/<name> reaches any function)
                       ▼
@@ -36,7 +36,8 @@ One asyncio process plays Fission's three parts. The path of a call::
 
 The admin API (faasd/control/api.py) writes through the controller
 (faasd/control/controller.py) to SQLite (faasd/store/registry.py) and the code blobs
-(faasd/store/codestore.py), then rebuilds the in-memory catalog the gateway reads.
+(faasd/store/codestore.py), then changes the in-memory catalog the gateway reads
+(in place, in time independent of the registry's size; faasd/control/catalog.py).
 Docker is reached only through faasd/engines/, behind the ContainerBackend
 protocol of faasd/pool/backend.py and the BuildBackend protocol of
 faasd/builds/backend.py; faasd/engines/isolation.py keeps the containers
