@@ -24,11 +24,14 @@ without awaiting; only a cold or queued call waits in a task). ::
                             pool.lease_now(function), else pool.lease in a task
                               (may await a specialization, or answer 429/503)
                             function timeout starts  ──────────────▶ 504, lease discarded
+                              (TimeLimits: a loop timer only for a call still
+                              running after a tick of 50 ms or two)
                             UpstreamPool[lease.url]            upstream.py
                               idle keep-alive connection, or a new one;
                               a request is sent once: a connection that
                               breaks before the answer -> 502, never resent
-                      │ head rebuilt (http.py): hop-by-hop, X-Faasd-*, the client's
+                      │ head rebuilt (http.py; the connection's last one reused when the
+                      │ same, HeadMemo): hop-by-hop, X-Faasd-*, the client's
                       │ X-Forwarded-Proto/-Host and Forwarded out; X-Forwarded-For
                       │ appended to; X-Forwarded-Proto/-Host, X-Faasd-Params,
                       │ X-Request-Id (the caller's if valid, else a new one) in;
