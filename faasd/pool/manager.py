@@ -63,6 +63,8 @@ HEALTH_FAILURES = 2
 # long (again at the next tick after a failed probe). Probing every instance at every tick
 # cost 500 warm instances 100 requests a second, and their burst stalled the warm calls.
 HEALTH_INTERVAL = 30.0
+# ... and the interval grows with the instances so that idle probes stay below this many a second.
+HEALTH_MAX_RATE = 10.0
 # Probes in flight at once: the event loop serves calls between them.
 HEALTH_CONCURRENCY = 8
 # Code blobs kept in memory after a read, all together (the least recently used go first).
@@ -527,8 +529,9 @@ class PoolManager:
         return reaped
 
     async def check_health(self) -> int:
-        """Probe the idle instances that are due (HEALTH_INTERVAL) and the pooled containers;
-        replace those that fail; return how many."""
+        """Probe the idle instances that are due (HEALTH_INTERVAL, longer with more than
+        HEALTH_MAX_RATE x HEALTH_INTERVAL instances) and the pooled containers; replace those that
+        fail; return how many."""
         probed_at = self._clock()
         instances = [
             i
