@@ -146,6 +146,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         start_concurrency=settings.start_concurrency,
         logs=logs,
         max_queued_calls=settings.max_queued_calls,
+        pool_memory_budget_mb=settings.pool_memory_budget_mb,
     )
     if isinstance(backend, DockerBackend):
         # Missing runtime images are built in the background; the pools fill when they are ready

@@ -138,8 +138,7 @@ def test_a_faasd_with_grown_pools_leaves_no_container_after_kill_9_and_sigterm(
 ) -> None:
     state = tmp_path / "state"
     first = start_faasd(state_dir=state, default_poolsize=1, pool_memory_budget_mb=1024)
-    if first.env_status("nodejs").get("pool_budget_mb") != 1024:
-        pytest.skip("this faasd does not hand --pool-memory-budget-mb to its pool (faasd/app.py)")
+    assert first.env_status("nodejs").get("pool_budget_mb") == 1024, "--pool-memory-budget-mb reaches the pool"
     names = [f"grow-{i}" for i in range(4)]
     for name in names:
         first.create_function(name, "nodejs", HELLO_JS)

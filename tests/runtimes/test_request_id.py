@@ -302,10 +302,17 @@ class Fn:
         return self.rt.request("GET", path, headers=headers, **kw)
 
     def text(self) -> str:
-        """stdout and stderr so far (in a container: as the engine keeps them, both streams)."""
+        """stdout and stderr so far (in a container: stdout, then stderr).
+
+        The engine keeps each stream in order but splits both into lines that two
+        copiers log side by side, so one write of several lines to stdout can come
+        back with a stderr line between them: the streams are read one at a time.
+        """
         container = getattr(self.rt, "container", None)
         if container is not None:
-            return container.logs().decode(errors="replace")
+            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            return out + ("" if not out or out.endswith("\n") else "\n") + err
         return self.rt.output()  # type: ignore[attr-defined]
 
     def lines(self) -> list[str]:
