@@ -46,7 +46,7 @@ browser:
 images: venv engine
 	$(BIN)/faasd images build --brokers
 
-## bench: the benchmark suite (~4 min): prints the table and rewrites BENCHMARKS.md
+## bench: the benchmark suite (~30 min): prints the table and rewrites BENCHMARKS.md
 bench: venv images
 	@bash bench/ensure-wrk.sh
 	$(BIN)/python -m bench

@@ -16,6 +16,10 @@ from bench.burst import BurstResult
 from bench.burst import rows as burst_rows
 from bench.coldstart import ColdResult
 from bench.controlplane import CreateResult, MatchResult
+from bench.density import DensityResult
+from bench.density import history_cell as density_history
+from bench.density import summary_line as density_summary
+from bench.density import table as density_table
 from bench.devloop import TARGET_MS as DEVLOOP_TARGET_MS
 from bench.devloop import DevloopResult
 from bench.devloop import history_cell as devloop_history
@@ -48,7 +52,7 @@ from bench.scale import ScaleResult
 from bench.scale import history_cell as scale_history
 from bench.scale import summary_line as scale_summary
 from bench.scale import table as scale_table
-from bench.warm import WarmResult
+from bench.warm import RATIO_TARGETS, WarmResult
 from bench.warm import extra_rows as warm_extra_rows
 
 LATEST_START = "<!-- bench:latest:start -->"
@@ -82,6 +86,7 @@ HISTORY_COLUMNS = (
     "metrics cost % / req/s with / without",
     "dev save to answer p50/p90 ms",
     "scale 10k: route create last/first, start s, RSS MiB, match ns",
+    "density 500: RSS / warm p50 x 1 instance",
 )
 
 
@@ -117,6 +122,7 @@ class Results:
     metrics_cost: MetricsCostResult | None = None
     devloop: DevloopResult | None = None
     scale: ScaleResult | None = None
+    density: DensityResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)  # caption -> PNG path, relative to BENCHMARKS.md
     elapsed_s: float = math.nan
@@ -211,13 +217,14 @@ def rows(r: Results) -> list[Row]:
                 continue
             ratio = _ratio(t.loaded.rps, direct.loaded.rps)
             is_faasd = name == "faasd"
+            target = RATIO_TARGETS.get(w.connections, WARM_RATIO)  # issue 16's at c50
             out.append(
                 Row(
                     f"3. warm {w.environment} hello, {label}: req/s (c{w.connections})",
                     f"{t.loaded.rps:,.0f} = {_x(ratio)} direct"
                     + (f", {t.loaded.errors} errors" if t.loaded.errors else ""),
-                    f">= {WARM_RATIO:g} x direct" if is_faasd else "reference",
-                    _ok(ratio, WARM_RATIO, above=True) if is_faasd else None,
+                    f">= {target:g} x direct" if is_faasd else "reference",
+                    _ok(ratio, target, above=True) if is_faasd else None,
                 )
             )
             out.append(
@@ -339,6 +346,8 @@ def table(r: Results) -> str:
         lines += ["", "### Dev loop", "", devloop_summary(r.devloop), "", devloop_table(r.devloop)]
     if r.scale is not None:
         lines += ["", "### Registry scale", "", scale_summary(r.scale), "", scale_table(r.scale)]
+    if r.density is not None:
+        lines += ["", "### Density", "", density_summary(r.density), "", density_table(r.density)]
     return "\n".join(lines)
 
 
@@ -395,6 +404,7 @@ def history_row(r: Results) -> str:
         metrics_cost_history(r.metrics_cost) if r.metrics_cost else "",
         devloop_history(r.devloop) if r.devloop else "",
         scale_history(r.scale) if r.scale else "",
+        density_history(r.density) if r.density else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -493,6 +503,17 @@ What each figure is:
    routes of the same shapes (ns per call: static hit, parametrized hit,
    404 miss; target under 5 us). `.venv/bin/python -m bench.scale` runs it
    alone (`--quick`: 400 of each).
+
+11. **Density** (its own table): a faasd of its own (pool size 3, idle
+   timeout one hour) gets 500 functions, half nodejs, half python, each
+   called once and so kept warm: 500 instances alive at once. faasd's VmRSS
+   (target at most 150 MB) and open descriptors with them; warm calls to one
+   function (`wrk -t1 -c1`, rounds of 1 s) with only its instance alive, with
+   all 500, and with one again once the others are deleted (B-A-B): the
+   500-alive p50 against the mean of the two one-alive blocks (target within
+   10 %); memory per idle instance per runtime from `docker stats` for a
+   sample, and its containerd-shim. `.venv/bin/python -m bench.density` runs
+   it alone (`--quick`: 40 instances).
 
 The machine is often shared: absolute figures move by tens of percent
 between runs; the ratios measured in the same run move much less.

@@ -1,6 +1,6 @@
 """`make bench`: run every phase against a faasd of our own, print the table, write BENCHMARKS.md.
 
-    .venv/bin/python -m bench            # full run (~3-4 min), rewrites BENCHMARKS.md
+    .venv/bin/python -m bench            # full run (~30 min), rewrites BENCHMARKS.md
     .venv/bin/python -m bench --quick    # tiny samples, writes nothing (CI)
 
 Phases run in this order, each bounded in count and time; a phase that fails
@@ -23,7 +23,9 @@ the dev loop (a faasd of its own and `faas dev FILE`: from saving the file to
 the new code answering; bench/devloop.py, also runnable alone); then registry
 scale (a faasd of its own, pool size 0: 10,000 functions and routes, route
 creates at the start and the end, restart to /healthz, RSS, route matching;
-bench/scale.py, also runnable alone).
+bench/scale.py, also runnable alone); last, density (a faasd of its own: 500
+warm instances at once, its RSS, the warm p50 with 500 alive against one,
+memory per idle instance; bench/density.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from bench import (
     burst,
     coldstart,
     controlplane,
+    density,
     devloop,
     events,
     isolation,
@@ -134,6 +137,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--devloop-samples", type=int, help="dev loop: saves measured through `faas dev` (10; quick 2)")
     p.add_argument("--scale-count", type=int, help="registry scale: functions and routes (10000; quick 400)")
+    p.add_argument("--density-instances", type=int, help="density: warm instances held at once (500; quick 40)")
+    p.add_argument("--density-rounds", type=int, help="density: warm rounds per B-A-B block (8; quick 2)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
     p.add_argument("--output", type=Path, help="file to write (default BENCHMARKS.md; quick: none)")
@@ -162,6 +167,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "metrics_sessions": 4,
         "devloop_samples": 10,
         "scale_count": scale.COUNT,
+        "density_instances": 500,
+        "density_rounds": 8,
     }
     quick = {
         "samples": 3,
@@ -185,6 +192,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "metrics_sessions": 1,
         "devloop_samples": 2,
         "scale_count": scale.QUICK_COUNT,
+        "density_instances": 40,
+        "density_rounds": 2,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -365,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     results.scale = runner.phase(
         "registry scale",
         lambda: scale.measure(args.faasd_cmd, args.scale_count, run_id, limit=scale.DEFAULT_LIMIT),
+    )
+    results.density = runner.phase(
+        "density",
+        lambda: density.measure(
+            args.faasd_cmd, args.density_instances, args.density_rounds, run_id, limit=density.DEFAULT_LIMIT
+        ),
     )
     results.elapsed_s = time.monotonic() - began
     results.load_after = os.getloadavg()[0]
