@@ -247,3 +247,18 @@ class CanaryRow(Base):
     reason: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChangeRow(Base):
+    """One registry write, for the other faasd nodes that share the database (faasd/cluster/journal.py):
+    what changed (``kind``, ``name``), which node wrote it, when (Unix seconds). Ids only grow (SQLite's
+    AUTOINCREMENT: an id is never reused after old rows are trimmed)."""
+
+    __tablename__ = "changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(160))
+    node: Mapped[str] = mapped_column(String(63))
+    at: Mapped[float] = mapped_column(Float, index=True)
