@@ -21,6 +21,9 @@ from aiohttp import web
 from faasd import __version__
 from faasd.builds.builder import Builder
 from faasd.builds.store import PackageStore
+from faasd.cluster.availability import is_unavailable, unavailable_error
+from faasd.cluster.readiness import Readiness
+from faasd.cluster.service import Cluster, docker_ping, open_journal, start_cluster
 from faasd.control.api import AdminApi
 from faasd.control.auth import load_or_create_token, token_middleware
 from faasd.control.canary import Canaries, start_canaries
@@ -70,7 +73,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response({"error": {"code": code, "message": exc.text or exc.reason}}, status=exc.status)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):  # the registry's database is down: say so, as a 503 (faasd/cluster/availability.py)
+            unavailable = unavailable_error(exc)
+            log.warning("%s %s: %s", request.method, request.path, unavailable.message)
+            return error_response(unavailable)
         log.exception("unexpected error on %s %s", request.method, request.path)
         return web.json_response(
             {"error": {"code": "internal", "message": "internal error; see faasd's log"}}, status=500
@@ -92,8 +99,11 @@ class Services:
     events: Events | None = None
     observer: Observer | None = None
     canaries: Canaries | None = None
+    cluster: Cluster | None = None  # the follower of the other nodes' changes
 
     async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.close()  # first: nothing applies others' changes to what stops below
         if self.canaries is not None:
             await self.canaries.close()  # no step after this; a running canary resumes at the next start
         if self.events is not None:
@@ -184,6 +194,9 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     )
     if builder is not None:
         builder.bind(controller)
+    # Before the registry is loaded: every write from now on leaves a change row, and the follower
+    # starts after the newest row there is now (a change written while loading is applied again).
+    journal, applied = await open_journal(store, settings.owner)
     await controller.start(
         settings.stock_environments, settings.state_dir / "initialized", builders=settings.stock_builders
     )
@@ -199,8 +212,22 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         return (calls.calls, calls.errors) if calls is not None else (0, 0)
 
     canaries = await start_canaries(controller, CanaryStore(store.engine), counts)
+    triggers = events.triggers if events is not None else None
+    cluster = start_cluster(store, controller, journal, applied, triggers=triggers, canaries=canaries.control)
     return Services(
-        settings, session, backend, store, pool, controller, reaper, logs, watcher, builder, events, canaries=canaries
+        settings,
+        session,
+        backend,
+        store,
+        pool,
+        controller,
+        reaper,
+        logs,
+        watcher,
+        builder,
+        events,
+        canaries=canaries,
+        cluster=cluster,
     )
 
 
@@ -218,6 +245,8 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     )
     isolation = services.backend.isolation_report if isinstance(services.backend, DockerBackend) else None
     labels = LabelStore(services.store.engine)
+    if services.cluster is not None:
+        services.cluster.applier.labels = labels  # before the load: a change from now on reloads them
     await labels.load()
     api = AdminApi(
         services.controller,
@@ -256,17 +285,30 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
 
+    backend_ = services.backend
+    readiness = Readiness(
+        services.store.engine,
+        docker_ping(backend_.engine_http) if isinstance(backend_, DockerBackend) else None,
+        services.pool,
+        settings.stock_environments,
+    )
+
+    async def readyz(_request: web.Request) -> web.Response:
+        ready, body = await readiness.check()
+        return web.json_response(body, status=200 if ready else 503)
+
     async def unknown_admin_path(request: web.Request) -> web.Response:
         raise NotFound(f"no admin API endpoint {request.method} {request.path}")
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     observe_api.add_routes(app)  # /metrics, /v1/stats, /v1/usage, /v1/functions/{name}/instances
     add_ui_routes(app)  # the dashboard's page and assets (public: its data calls carry the token)
     api.add_routes(app)
     app.router.add_route("*", "/v1/{tail:.*}", unknown_admin_path)
     app.router.add_route("*", "/v1", unknown_admin_path)
     # Function calls never reach this app: faasd/dataplane serves them and
-    # forwards only /v1, /healthz and /metrics here, over a private unix socket.
+    # forwards only /v1, /healthz, /readyz and /metrics here, over a private unix socket.
 
     async def close(_app: web.Application) -> None:
         await services.close()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from faasd import __version__
+from faasd.cluster.journal import ChangeKind, recording
 from faasd.control import openapi
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
@@ -194,7 +195,8 @@ class AdminApi:
 
     async def _set_labels(self, kind: str, name: str, labels: dict[str, str] | None) -> None:
         if self._labels is not None and labels is not None:
-            await self._labels.set(kind, name, labels)
+            with recording(ChangeKind.labels, f"{kind}/{name}"):
+                await self._labels.set(kind, name, labels)
 
     def _lister(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:

@@ -5,7 +5,7 @@ On first start faasd makes a random 32-byte token and keeps it in
 instead. Every /v1 request must carry ``Authorization: Bearer <token>``,
 compared in constant time, and so must /metrics (it names every function;
 Prometheus sends the token with ``authorization: {credentials: ...}``).
-Function routes, /healthz and the API's own description (/v1/openapi.json)
+Function routes, /healthz, /readyz and the API's own description (/v1/openapi.json)
 stay public.
 """
 

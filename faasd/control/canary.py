@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from faasd.cluster.journal import ChangeKind, recording
 from faasd.control.api import Resource
 from faasd.control.controller import Controller
 from faasd.core import validation as check
@@ -127,7 +128,8 @@ class CanaryControl:
         async def save(session: Any) -> None:
             await self._store.save_in(session, canary)
 
-        await self._controller.replace_trigger(changed, then=save)
+        with recording(ChangeKind.canary, canary.name):  # and the route (replace_trigger records it)
+            await self._controller.replace_trigger(changed, then=save)
 
     def _route_problem(self, canary: Canary, route: HttpTrigger | None) -> str:
         """Why the route cannot be moved by ``canary`` ("" when it can)."""
@@ -193,7 +195,8 @@ class CanaryControl:
             if canary.status is not CanaryStatus.running:
                 raise Conflict(f"canary '{name}' has ended ({canary.status.value}); create a new one")
             changed = dataclasses.replace(canary, **_settings(body), updated_at=utcnow())
-            await self._store.save(changed)
+            with recording(ChangeKind.canary, name):
+                await self._store.save(changed)
             self.canaries[name] = changed
         self._tell(name)
         return changed
@@ -203,7 +206,8 @@ class CanaryControl:
         async with self._controller.lock:
             if name not in self.canaries:
                 raise NotFound(f"canary '{name}' not found")
-            await self._store.delete(name)
+            with recording(ChangeKind.canary, name):
+                await self._store.delete(name)
             del self.canaries[name]
         self._tell(name)
 
@@ -220,7 +224,8 @@ class CanaryControl:
                 stopped = dataclasses.replace(
                     canary, status=CanaryStatus.aborted, reason=f"stopped: {problem}", updated_at=utcnow()
                 )
-                await self._store.save(stopped)
+                with recording(ChangeKind.canary, name):
+                    await self._store.save(stopped)
                 self.canaries[name] = stopped
                 log.warning("canary %s stopped: %s", name, problem)
                 return False

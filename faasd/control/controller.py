@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from faasd.builds.store import PackageStore
+from faasd.cluster.journal import ChangeKind, recording
 from faasd.control.catalog import Catalog
 from faasd.control.packages import BuildQueue, PackageControl, builder_of
+from faasd.control.replica import ReplicaControl
 from faasd.control.versions import VersionControl
 from faasd.core import validation as check
 from faasd.core.entities import DEFAULT_TIMEOUT, EXECUTORS, Environment, Function, HttpTrigger, Package
@@ -104,7 +106,7 @@ def _get(mapping: Any, kind: str, name: str) -> Any:
         raise NotFound(f"{kind} '{name}' not found") from None
 
 
-class Controller(PackageControl, VersionControl):
+class Controller(PackageControl, VersionControl, ReplicaControl):
     def __init__(
         self,
         store: Store,
@@ -188,7 +190,8 @@ class Controller(PackageControl, VersionControl):
                 raise Conflict(f"environment '{name}' exists already")
             now = utcnow()
             env = Environment(name, image, poolsize, now, now, builder=builder)
-            await self._store.add_environment(env)
+            with recording(ChangeKind.environment, name):
+                await self._store.add_environment(env)
             self.catalog.put_environment(env)
         self._pool.set_environment(env)
         return env
@@ -210,7 +213,8 @@ class Controller(PackageControl, VersionControl):
                 ),
                 updated_at=utcnow(),
             )
-            await self._store.update_environment(changed)
+            with recording(ChangeKind.environment, name):
+                await self._store.update_environment(changed)
             self.catalog.put_environment(changed)
         self._pool.set_environment(changed)
         return changed
@@ -224,7 +228,8 @@ class Controller(PackageControl, VersionControl):
             packages = sorted(p.name for p in self.catalog.packages.values() if p.environment == name)
             if packages:
                 raise Conflict(f"environment '{name}' is used by package(s) {', '.join(packages)}; delete them first")
-            await self._store.delete_environment(name)
+            with recording(ChangeKind.environment, name):
+                await self._store.delete_environment(name)
             self.catalog.drop_environment(name)
         self._pool.remove_environment(name)
 
@@ -368,7 +373,8 @@ class Controller(PackageControl, VersionControl):
             if data is not None:
                 fn = dataclasses.replace(fn, code_sha256=await asyncio.to_thread(self._codes.put, data))
             version, drop = self._next_version(None, fn)
-            await self._store.add_function(fn, version)
+            with recording(ChangeKind.function, name):
+                await self._store.add_function(fn, version)
             self.catalog.put_function(fn)
             self._recorded(name, version, drop)
         self._pool.function_changed(fn)
@@ -418,7 +424,8 @@ class Controller(PackageControl, VersionControl):
                 sha256 = await asyncio.to_thread(self._codes.put, data)
                 changed = dataclasses.replace(changed, code_sha256=sha256, code_size=len(data))
             version, drop = self._next_version(fn, changed)  # none when nothing changed
-            await self._store.update_function(changed, version, drop)
+            with recording(ChangeKind.function, name):
+                await self._store.update_function(changed, version, drop)
             self.catalog.put_function(changed)
             self._recorded(name, version, drop)
             self._forget_code(fn.code_sha256)
@@ -441,7 +448,10 @@ class Controller(PackageControl, VersionControl):
                 raise Conflict(
                     f"function '{name}' is used by {', '.join(others)}; delete them first or pass force=true"
                 )
-            await self._store.delete_function(name, [t.name for t in routes])
+            # The routes, timers, watches, MQ triggers and canaries go in the same transaction; the
+            # other nodes drop them with the function.
+            with recording(ChangeKind.function, name):
+                await self._store.delete_function(name, [t.name for t in routes])
             self.catalog.drop_function(name)  # with its routes
             self._forget_code(fn.code_sha256)
             self._versions_gone({name})
@@ -490,7 +500,8 @@ class Controller(PackageControl, VersionControl):
                 name, method, url, function, now, now, is_async=_async_flag(body, False), functions=functions
             )
             self._check_route(method, url, trigger.names)
-            await self._store.add_trigger(trigger, check.url_key(url))
+            with recording(ChangeKind.route, name):
+                await self._store.add_trigger(trigger, check.url_key(url))
             self.catalog.put_trigger(trigger)
         return trigger
 
@@ -513,7 +524,8 @@ class Controller(PackageControl, VersionControl):
                 updated_at=utcnow(),
             )
             self._check_route(changed.method, changed.url, changed.names, exclude=name)
-            await self._store.update_trigger(changed, check.url_key(changed.url))
+            with recording(ChangeKind.route, name):
+                await self._store.update_trigger(changed, check.url_key(changed.url))
             self.catalog.put_trigger(changed)
         return changed
 
@@ -522,11 +534,13 @@ class Controller(PackageControl, VersionControl):
         step, whose ``then`` writes the canary in the same transaction)."""
         assert self._lock.locked()
         self._check_route(changed.method, changed.url, changed.names, exclude=changed.name)
-        await self._store.update_trigger(changed, check.url_key(changed.url), then=then)
+        with recording(ChangeKind.route, changed.name):
+            await self._store.update_trigger(changed, check.url_key(changed.url), then=then)
         self.catalog.put_trigger(changed)
 
     async def delete_trigger(self, name: str) -> None:
         async with self._lock:
             _get(self.catalog.triggers, "route", name)
-            await self._store.delete_trigger(name)
+            with recording(ChangeKind.route, name):
+                await self._store.delete_trigger(name)
             self.catalog.drop_trigger(name)

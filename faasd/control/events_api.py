@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from faasd.cluster.journal import ChangeKind, recorded
 from faasd.control.api import AdminApi, Resource, read_json
 from faasd.control.controller import Controller
 from faasd.core.errors import BadRequest, NotFound, PayloadTooLarge
@@ -147,26 +148,26 @@ class EventsApi:
                 "timer",
                 "/v1/timers",
                 lambda _cat: {n: _TimerView(v, self._timers.next_runs().get(n)) for n, v in t.timers.items()},
-                t.create_timer,
-                t.update_timer,
-                lambda _req, name: t.delete_timer(name),
+                lambda body: recorded(ChangeKind.timer, body.get("name"), t.create_timer(body)),
+                lambda name, body: recorded(ChangeKind.timer, name, t.update_timer(name, body)),
+                lambda _req, name: recorded(ChangeKind.timer, name, t.delete_timer(name)),
             ),
             Resource(
                 "watch",
                 "/v1/watches",
                 lambda _cat: t.watches,
-                t.create_watch,
-                t.update_watch,
-                lambda _req, name: t.delete_watch(name),
+                lambda body: recorded(ChangeKind.watch, body.get("name"), t.create_watch(body)),
+                lambda name, body: recorded(ChangeKind.watch, name, t.update_watch(name, body)),
+                lambda _req, name: recorded(ChangeKind.watch, name, t.delete_watch(name)),
                 labels_field="resource_labels",  # a watch's "labels" select the containers it watches
             ),
             Resource(
                 "mqtrigger",
                 "/v1/triggers/mq",
                 lambda _cat: {n: _MqView(v, self._mq.states.get(n)) for n, v in t.mq.items()},
-                t.create_mq,
-                t.update_mq,
-                lambda _req, name: t.delete_mq(name),
+                lambda body: recorded(ChangeKind.mqtrigger, body.get("name"), t.create_mq(body)),
+                lambda name, body: recorded(ChangeKind.mqtrigger, name, t.update_mq(name, body)),
+                lambda _req, name: recorded(ChangeKind.mqtrigger, name, t.delete_mq(name)),
             ),
         )
 

@@ -3,7 +3,7 @@
 Written by hand next to faasd/control/api.py and faasd/control/events_api.py;
 tests/integration/test_openapi.py runs schemathesis against a live faasd to keep them in step.
 It describes the admin API under /v1 only: the public paths that call functions
-(/function/<name>, /async-function/<name>) and /healthz are not in it.
+(/function/<name>, /async-function/<name>), /healthz and /readyz are not in it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ rebuild fails: ``deploy_sha256`` is always the last one that was made or given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from faasd.builds import archive
 from faasd.builds.archive import ArchiveInfo
 from faasd.builds.store import PackageStore
+from faasd.cluster.journal import ChangeKind, recording
 from faasd.control.catalog import Catalog
 from faasd.core import validation as check
 from faasd.core.entities import BuildStatus, Function, Package
@@ -194,7 +196,8 @@ class PackageControl:
         """Bump the revision of ``functions`` (under the lock): their package has a new build."""
         bumped = {fn.name: dataclasses.replace(fn, revision=fn.revision + 1, updated_at=now) for fn in functions}
         for fn in bumped.values():
-            await self._store.update_function(fn)
+            with recording(ChangeKind.function, fn.name):
+                await self._store.update_function(fn)
         for fn in bumped.values():
             self.catalog.put_function(fn)
 
@@ -220,7 +223,8 @@ class PackageControl:
                     continue
                 status, error = self._build_status()
                 again = dataclasses.replace(package, status=status, error=error, build_log="", updated_at=utcnow())
-                await self._store.update_package(again)
+                with recording(ChangeKind.package, package.name):
+                    await self._store.update_package(again)
                 self._put_package(again)
                 self._submit(again)
                 log.info("package %s: build interrupted by a stop; %s again", package.name, status.value)
@@ -270,7 +274,8 @@ class PackageControl:
                     created_at=now,
                     updated_at=now,
                 )
-                await self._store.add_package(package)
+                with recording(ChangeKind.package, name):
+                    await self._store.add_package(package)
                 self._put_package(package)
             finally:
                 await self._release([src, dep])
@@ -340,7 +345,8 @@ class PackageControl:
                     self._check_buildable(changed.environment)
                     status, error = self._build_status()
                     changed = dataclasses.replace(changed, status=status, error=error, build_log="")
-                await self._store.update_package(changed)
+                with recording(ChangeKind.package, name):
+                    await self._store.update_package(changed)
                 self._put_package(changed)
                 if changed.deploy_sha256 != package.deploy_sha256:
                     # A deployment given as it is: new code for the package's functions at once.
@@ -362,7 +368,8 @@ class PackageControl:
             self._check_buildable(package.environment)
             status, error = self._build_status()
             again = dataclasses.replace(package, status=status, error=error, build_log="", updated_at=utcnow())
-            await self._store.update_package(again)
+            with recording(ChangeKind.package, name):
+                await self._store.update_package(again)
             self._put_package(again)
             self._submit(again)
             users = self._users(name)
@@ -381,7 +388,10 @@ class PackageControl:
                 )
             gone = {f.name for f in users}
             routes = sorted({t.name for fn in gone for t in self.catalog.routes_to(fn)})
-            await self._store.delete_package(name, sorted(gone), routes)
+            with contextlib.ExitStack() as changes:  # the package, and the functions (with routes) that ran it
+                for change in [(ChangeKind.package, name), *((ChangeKind.function, f) for f in sorted(gone))]:
+                    changes.enter_context(recording(*change))
+                await self._store.delete_package(name, sorted(gone), routes)
             self.catalog.drop_package(name)
             for function in gone:
                 self.catalog.drop_function(function)  # with its routes
@@ -411,7 +421,8 @@ class PackageControl:
                 changed = dataclasses.replace(package, status=status, build_log=log, error=error, updated_at=now)
                 if deploy is not None:
                     changed = dataclasses.replace(changed, deploy_sha256=deploy.sha256, deploy_size=deploy.size)
-                await self._store.update_package(changed)
+                with recording(ChangeKind.package, name):
+                    await self._store.update_package(changed)
                 self._put_package(changed)
                 if deploy is not None and deploy.sha256 != package.deploy_sha256:
                     # New code for its functions: a new revision each, so calls

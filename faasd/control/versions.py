@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from faasd.cluster.journal import ChangeKind, recording
 from faasd.control.catalog import Catalog
 from faasd.core.entities import Function
 from faasd.core.errors import BadRequest, Conflict, NotFound
@@ -189,7 +190,8 @@ class VersionControl:
                     raise Conflict(missing) from None
             await self._check_specialization(changed, code)
             version, drop = self._next_version(fn, changed)
-            await self._store.update_function(changed, version, drop)
+            with recording(ChangeKind.function, name):
+                await self._store.update_function(changed, version, drop)
             self.catalog.put_function(changed)
             self._recorded(name, version, drop)
             self._forget_code(fn.code_sha256)

@@ -110,6 +110,16 @@ class PackageNotReady(FaasdError):
     code = "package_not_ready"
 
 
+class RegistryUnavailable(FaasdError):
+    """The registry's database (SQLite file or PostgreSQL) cannot be reached; changes wait until it answers."""
+
+    status = 503
+    code = "registry_unavailable"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, {"Retry-After": "1"} if headers is None else headers)
+
+
 class ShuttingDown(FaasdError):
     """faasd is stopping and takes no new calls."""
 

@@ -20,7 +20,16 @@ SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths faasd answers itself; no route may claim them.
-RESERVED_PREFIXES = ("/v1", "/healthz", "/metrics", "/ui", "/function", "/fission-function", "/async-function")
+RESERVED_PREFIXES = (
+    "/v1",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/ui",
+    "/function",
+    "/fission-function",
+    "/async-function",
+)
 # Reserved but answered by the data plane (any function by name), not the admin app.
 DIRECT_ROOTS = ("/function", "/fission-function")
 

@@ -255,7 +255,7 @@ class ChangeRow(Base):
     AUTOINCREMENT: an id is never reused after old rows are trimmed)."""
 
     __tablename__ = "changes"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))

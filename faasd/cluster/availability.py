@@ -1,0 +1,66 @@
+"""Whether an error means the registry's database cannot be reached, and a cheap question that tells.
+
+The one place that knows which of SQLAlchemy's, asyncpg's and the socket layer's errors mean "the
+database is not there" (stopped, restarting, unreachable, locked by another process past the busy
+timeout) rather than a bug. The admin app answers those 503 ``registry_unavailable``
+(faasd/app.py's error middleware); the request path never reads the registry, so calls go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from sqlalchemy import exc as sa
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from faasd.core.errors import RegistryUnavailable
+
+PING_TIMEOUT = 1.0
+
+_DOWN = (
+    sa.OperationalError,  # SQLite: locked past the busy timeout, cannot open; PostgreSQL: the server went
+    sa.InterfaceError,
+    sa.TimeoutError,  # no connection free in the pool in time
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.InterfaceError,
+    ConnectionError,  # refused, reset (asyncpg's connect raises these as they are)
+    TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the registry's database cannot be used now."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DOWN):
+            return True
+        if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unavailable_error(exc: BaseException) -> RegistryUnavailable:
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return RegistryUnavailable(
+        f"the registry's database cannot be reached ({reason[:200]}); nothing was changed. Calls to functions "
+        "go on; retry the change when the database answers again"
+    )
+
+
+async def ping(engine: AsyncEngine, timeout: float = PING_TIMEOUT) -> None:  # noqa: ASYNC109 - one bound for all
+    """One indexed read of a table within ``timeout`` seconds (``SELECT 1`` alone would not touch a SQLite
+    file); raises RegistryUnavailable when it does not answer."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT max(id) FROM changes"))
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) or is_unavailable(exc):
+            raise unavailable_error(exc if str(exc) else TimeoutError(f"no answer within {timeout:g} s")) from exc
+        raise

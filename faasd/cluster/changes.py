@@ -1,0 +1,189 @@
+"""The follower: every node applies the change rows the other nodes wrote, in id order.
+
+It remembers the id of the last row it applied (:attr:`Follower.applied`, read before the registry was
+loaded at start, so nothing written meanwhile is missed; a row applied twice changes nothing). It reads
+the rows after it: every ``poll`` seconds (0.25 s on SQLite, one query on the primary key; 1 s on
+PostgreSQL, where it is the safety net), and at once when woken (a NOTIFY, faasd/cluster/listen.py).
+Its own node's rows are skipped: that node applied them when it wrote them. If the rows after
+``applied`` were trimmed before it read them (it was cut off from the database for longer than rows are
+kept), it reloads the whole registry instead. Every ``trim_every`` seconds it deletes the rows older
+than ``keep`` seconds.
+
+While the database cannot be reached it keeps trying (every poll), logs the outage once, and catches up
+when it answers again. It runs beside the request path; no call waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from faasd.store.models import ChangeRow
+
+log = logging.getLogger(__name__)
+
+SQLITE_POLL = 0.25
+POSTGRESQL_POLL = 1.0
+KEEP_SECONDS = 600.0  # rows older than this are trimmed; a follower cut off for longer reloads everything
+TRIM_EVERY = 60.0
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Change:
+    id: int
+    kind: str
+    name: str
+    node: str
+    at: float  # Unix seconds, when the writer committed
+
+
+class ChangeFeed:
+    """The ``changes`` table: read after an id, trimmed by age."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def last_id(self) -> int:
+        async with self._sessions() as session:
+            return int((await session.scalar(select(func.max(ChangeRow.id)))) or 0)
+
+    async def after(self, last: int, limit: int = BATCH) -> list[Change]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(ChangeRow.id, ChangeRow.kind, ChangeRow.name, ChangeRow.node, ChangeRow.at)
+                .where(ChangeRow.id > last)
+                .order_by(ChangeRow.id)
+                .limit(limit)
+            )
+            return [Change(*row) for row in rows]
+
+    async def kept_since(self, last: int) -> bool:
+        """Whether nothing after ``last`` was trimmed yet: a row at or before it is still there."""
+        async with self._sessions() as session:
+            return await session.scalar(select(ChangeRow.id).where(ChangeRow.id <= last).limit(1)) is not None
+
+    async def trim(self, before: float) -> int:
+        """Delete the rows written before ``before`` (Unix seconds), oldest first by id; how many went.
+
+        Deleted by id (the newest of the old rows and every row before it), so what is left is always
+        every row after some id, whatever the writers' clocks said.
+        """
+        async with self._sessions.begin() as session:
+            cut = await session.scalar(select(func.max(ChangeRow.id)).where(ChangeRow.at < before))
+            if cut is None:
+                return 0
+            result = await session.execute(delete(ChangeRow).where(ChangeRow.id <= cut))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class Apply(Protocol):
+    async def apply(self, kind: str, name: str) -> None: ...
+
+    async def reload_all(self) -> None: ...
+
+
+class Follower:
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        applier: Apply,
+        node: str,
+        applied: int,
+        *,
+        poll: float,
+        keep: float = KEEP_SECONDS,
+        trim_every: float = TRIM_EVERY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._feed = feed
+        self._applier = applier
+        self.node = node
+        self.applied = applied
+        self._poll = poll
+        self._keep = keep
+        self._trim_every = trim_every
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._next_trim = 0.0
+        self.reloads = 0  # whole-registry reloads (it fell behind the rows kept)
+        self.failing_since: float | None = None  # when reading the rows started to fail (None: they are read)
+        self.caught_up = asyncio.Event()  # set after each pass that left nothing to read
+
+    def wake(self) -> None:
+        """Read the rows now (a NOTIFY came, or the connection to the database came back)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="cluster-follower")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def catch_up(self) -> int:
+        """Apply every row after :attr:`applied` (others' rows; this node's are skipped); how many applied.
+
+        A failure leaves :attr:`applied` at the last row applied: the next pass starts after it.
+        """
+        applied = 0
+        while True:
+            rows = await self._feed.after(self.applied)
+            if not rows:
+                self.caught_up.set()
+                return applied
+            if rows[0].id > self.applied + 1 and self.applied > 0 and not await self._feed.kept_since(self.applied):
+                last = rows[-1].id
+                while more := await self._feed.after(last):  # the reload covers these too
+                    last = more[-1].id
+                await self._applier.reload_all()
+                self.reloads += 1
+                self.applied = last
+                applied += 1
+                continue
+            for change in rows:
+                if change.node != self.node:
+                    await self._applier.apply(change.kind, change.name)
+                    applied += 1
+                self.applied = change.id
+
+    async def _trim(self) -> None:
+        now = self._clock()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + self._trim_every
+        removed = await self._feed.trim(now - self._keep)
+        if removed:
+            log.debug("trimmed %d change rows older than %.0f s", removed, self._keep)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.catch_up()
+                await self._trim()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.caught_up.clear()
+                if self.failing_since is None:
+                    self.failing_since = self._clock()
+                    log.warning("cannot read the registry's changes (%s); trying again every %.2f s", exc, self._poll)
+            else:
+                if self.failing_since is not None:
+                    log.info("reading the registry's changes again after %.1f s", self._clock() - self.failing_since)
+                    self.failing_since = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll)

@@ -1,0 +1,240 @@
+"""The change feed and the follower, on a real registry (SQLite, then PostgreSQL): two nodes in one process.
+
+Each node is a controller of its own on the same database, as two faasd processes would be; node B's
+follower is driven a pass at a time (``catch_up``) to pin its bookkeeping, and once as the task faasd runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from faasd.cluster.apply import Applier
+from faasd.cluster.changes import ChangeFeed, Follower
+from faasd.cluster.journal import ChangeKind, Journal, recording
+from faasd.cluster.reader import RegistryReader
+from faasd.control.catalog import Catalog
+from faasd.control.controller import Controller
+from faasd.core.errors import Conflict, NotFound
+from faasd.pool.manager import PoolManager
+from faasd.store.codestore import CodeStore
+from faasd.store.labels import LabelStore
+from faasd.store.models import ChangeRow
+from faasd.store.registry import Store
+from tests.fakes import FakeBackend
+
+HELLO = 'module.exports = function(context, callback) { callback(200, "Hello, world!\\n"); }'
+BYE = 'module.exports = function(context, callback) { callback(200, "Bye\\n"); }'
+STOCK = {"nodejs": "faasd/runtime-nodejs:latest", "python": "faasd/runtime-python:latest"}
+
+
+@dataclass
+class Node:
+    name: str
+    store: Store
+    journal: Journal
+    controller: Controller
+    pool: PoolManager
+    follower: Follower
+    labels: LabelStore
+
+
+class Cluster:
+    def __init__(self, root: Path, database: str) -> None:
+        self.root = root
+        self.database = database
+        self.nodes: list[Node] = []
+
+    async def node(self, name: str) -> Node:
+        store = await Store.open(self.database)
+        journal = Journal(store.engine, name)
+        applied = await ChangeFeed(store.engine).last_id()
+        codes = CodeStore(self.root / "code")  # the code blobs every node reads
+        pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
+        controller = Controller(store, codes, pool, default_poolsize=0, max_code_bytes=10000)
+        await controller.start(STOCK, self.root / "initialized")  # one marker: the stock ones are made once
+        labels = LabelStore(store.engine)
+        await labels.load()
+        applier = Applier(controller, store, RegistryReader(store.engine), labels=labels)
+        follower = Follower(ChangeFeed(store.engine), applier, name, applied, poll=0.05)
+        node = Node(name, store, journal, controller, pool, follower, labels)
+        self.nodes.append(node)
+        return node
+
+    async def close(self) -> None:
+        for node in self.nodes:
+            await node.follower.close()
+            node.journal.close()
+            await node.pool.shutdown()
+            await node.store.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, database: str) -> AsyncIterator[Cluster]:
+    c = Cluster(tmp_path, database)
+    yield c
+    await c.close()
+
+
+def routed(catalog: Catalog, method: str, path: str) -> str | None:
+    """The function a call of ``method path`` goes to (None: no route)."""
+    try:
+        return catalog.routes.match(method, path).function
+    except NotFound:
+        return None
+
+
+async def rows(node: Node) -> list[tuple[str, str, str]]:
+    async with node.store.engine.connect() as connection:
+        result = await connection.execute(select(ChangeRow.kind, ChangeRow.name, ChangeRow.node).order_by(ChangeRow.id))
+        return [tuple(r) for r in result]  # type: ignore[misc]
+
+
+async def test_every_write_leaves_one_row_in_its_transaction(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    before = await rows(a)
+    assert before == [("environment", "nodejs", "a"), ("environment", "python", "a")]  # the stock ones
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
+    await a.controller.update_function("hello", {"env": {"GREETING": "hi"}})
+    await a.controller.delete_function("hello", force=True)
+    assert (await rows(a))[len(before) :] == [
+        ("function", "hello", "a"),
+        ("route", "r", "a"),
+        ("function", "hello", "a"),
+        ("function", "hello", "a"),
+    ]
+    # A write that fails in the database leaves no row: the row was in its transaction.
+    count = len(await rows(a))
+    with pytest.raises(Conflict), recording(ChangeKind.environment, "nodejs"):
+        await a.store.add_environment(a.controller.catalog.environments["nodejs"])
+    assert len(await rows(a)) == count
+    # Reads and writes outside a recording leave none either.
+    await a.store.load()
+    assert len(await rows(a)) == count
+
+
+async def test_a_follower_applies_the_other_nodes_writes_and_skips_its_own(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    await a.controller.create_environment({"name": "custom", "image": "me/img:1", "poolsize": 0})
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO, "timeout": 5})
+    await a.controller.create_trigger({"name": "r", "method": "GET", "url": "/users/{id}", "function": "hello"})
+    await b.controller.create_function({"name": "own", "environment": "python", "code": "def main(): pass"})
+    applied = await b.follower.catch_up()
+    assert applied == 3  # a's three writes; b's own row is skipped
+    assert b.follower.applied == await ChangeFeed(b.store.engine).last_id()
+    cat = b.controller.catalog
+    assert cat.environments["custom"] == a.controller.catalog.environments["custom"]
+    assert cat.functions["hello"] == a.controller.catalog.functions["hello"]
+    assert routed(cat, "GET", "/users/7") == "hello"
+    assert b.controller.current_version("hello") == 1
+
+    # An update: B's catalog and version index follow, and B's pool gets the new revision.
+    updated = await a.controller.update_function("hello", {"code": BYE})
+    await a.controller.update_trigger("r", {"url": "/people/{id}"})
+    await a.controller.update_environment("custom", {"image": "me/img:2"})
+    assert await b.follower.catch_up() == 3
+    assert cat.functions["hello"] == updated and cat.functions["hello"].revision == 2
+    assert b.controller.current_version("hello") == 2
+    assert routed(cat, "GET", "/users/7") is None
+    assert routed(cat, "GET", "/people/7") == "hello"
+    assert cat.environments["custom"].image == "me/img:2"
+    assert b.pool.function_status("hello") is not None
+
+    # A rollback made on B is version 3 everywhere (B's index knew version 1 and 2).
+    await b.controller.rollback_function("hello", 1)
+    await a.follower.catch_up()
+    assert a.controller.catalog.functions["hello"].code_sha256 == cat.functions["hello"].code_sha256
+    assert a.controller.current_version("hello") == 3
+
+    # A forced delete drops the routes with the function, on B too.
+    await a.controller.delete_function("hello", force=True)
+    await b.follower.catch_up()
+    assert "hello" not in cat.functions and "r" not in cat.triggers
+    assert routed(cat, "GET", "/people/7") is None
+    assert b.controller.current_version("hello") == 0
+    # Nothing left to apply: a pass applies nothing.
+    assert await b.follower.catch_up() == 0
+
+
+async def test_labels_follow(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    with recording(ChangeKind.labels, "environment/nodejs"):
+        await a.labels.set("environment", "nodejs", {"team": "web"})
+    await b.follower.catch_up()
+    assert b.labels.get("environment", "nodejs") == {"team": "web"}
+
+
+async def test_a_follower_behind_the_trimmed_rows_reloads_everything(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    await a.controller.create_function({"name": "gone", "environment": "nodejs", "code": HELLO})
+    await b.follower.catch_up()
+    assert "gone" in b.controller.catalog.functions
+    await a.controller.delete_function("gone")
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
+    feed = ChangeFeed(a.store.engine)
+    assert await feed.trim(time.time() + 1) > 0  # every row so far: B never read the last three
+    await a.controller.update_environment("python", {"poolsize": 1})
+    assert await feed.kept_since(b.follower.applied) is False
+    await b.follower.catch_up()
+    assert b.follower.reloads == 1
+    cat = b.controller.catalog
+    assert "gone" not in cat.functions
+    assert cat.functions["hello"] == a.controller.catalog.functions["hello"]
+    assert "r" in cat.triggers and cat.environments["python"].poolsize == 1
+    assert b.follower.applied == await feed.last_id()
+    # Caught up again: the next write is applied row by row.
+    await a.controller.delete_trigger("r")
+    await b.follower.catch_up()
+    assert "r" not in cat.triggers and b.follower.reloads == 1
+
+
+async def test_trim_keeps_every_row_after_the_cut(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    feed = ChangeFeed(a.store.engine)
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    first = await feed.after(0)
+    assert [c.name for c in first] == ["nodejs", "python", "hello"]
+    # The oldest two are an hour old, the function's row is new.
+    async with a.store.engine.begin() as connection:
+        old = ChangeRow.id <= first[1].id
+        await connection.execute(update(ChangeRow).where(old).values(at=time.time() - 3600))
+    assert await feed.trim(time.time() - 7200) == 0  # younger than the cut: kept
+    assert await feed.trim(time.time() - 600) == 2
+    assert [c.name for c in await feed.after(0)] == ["hello"]
+    assert await feed.kept_since(first[1].id) is False and await feed.kept_since(first[2].id) is True
+    # Every row gone: ids still grow (SQLite's AUTOINCREMENT, PostgreSQL's sequence).
+    assert await feed.trim(time.time() + 1) == 1
+    await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
+    after = await feed.after(0)
+    assert [c.name for c in after] == ["r"] and after[0].id > first[2].id
+    async with a.store.engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(ChangeRow)) == 1
+
+
+async def test_the_follower_task_applies_a_change_within_a_bounded_poll(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    b.follower.start()
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    await passes_until(b.follower, lambda: "hello" in b.controller.catalog.functions)
+    await a.controller.delete_function("hello")
+    await passes_until(b.follower, lambda: "hello" not in b.controller.catalog.functions)
+
+
+async def passes_until(follower: Follower, done: Callable[[], bool]) -> None:
+    """Wait for the follower's passes (each sets caught_up) until ``done``; at most 10 s."""
+    async with asyncio.timeout(10):
+        while not done():
+            follower.caught_up.clear()
+            await follower.caught_up.wait()
