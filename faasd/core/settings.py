@@ -93,6 +93,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("async_concurrency", "32", "asynchronous deliveries in flight at once, all functions together", int),
     Option(
+        "async_lease",
+        "30",
+        "seconds a node holds an asynchronous call without renewing it: a dead node's calls go to another after it",
+        float,
+    ),
+    Option(
         "metrics_public", "false", "serve /metrics without the admin token (it names every function)", boolean, True
     ),
     Option("access_log", "off", "one line per function call on faasd's log: off, text or json"),
@@ -142,6 +148,7 @@ class Settings:
     build_timeout: float = 600.0
     max_async_queue: int = 10000
     async_concurrency: int = 32
+    async_lease: float = 30.0
     metrics_public: bool = False
     access_log: str = "off"
     call_metrics: bool = True
@@ -253,6 +260,8 @@ def load_settings(
         parser.error("--firewall must be auto, on or off")
     if settings.max_connections < 1 or settings.max_queued_calls < 1:
         parser.error("--max-connections and --max-queued-calls must be at least 1")
+    if settings.async_lease < 1:
+        parser.error("--async-lease must be at least 1 second")
     if settings.max_async_queue < 1 or settings.async_concurrency < 1:
         parser.error("--max-async-queue and --async-concurrency must be at least 1")
     if settings.build_timeout <= 0:

@@ -194,7 +194,13 @@ class Dispatcher:
         """One attempt of ``entry``; the dispatcher counted it in ``_inflight`` already."""
         name = entry.function
         try:
-            inv = await self._queue.get(entry.id)
+            inv, holding = await self._queue.get_held(entry.id)
+            if inv.status.finished:  # another node finished it (this node's index was behind)
+                self._queue.forget(entry.id)
+                return
+            if not holding and not await self._queue.claim(entry.id):
+                self._queue.forget(entry.id)  # another node holds it now (faasd/events/leases.py)
+                return
             now = self._clock()
             if fn is None:
                 await self._finish(replace(inv, status=CallStatus.dead, reason=f"function '{name}' was deleted"))
@@ -273,7 +279,8 @@ class Dispatcher:
         return await send(self._pool, self._session, fn, req.method, req.target, headers, req.body)
 
     async def _finish(self, inv: Invocation) -> None:
-        await self._queue.record(inv)
+        if not await self._queue.record(inv):
+            return  # another node took the call over: its outcome is the one kept
         if inv.status == CallStatus.dead:
             log.warning("call %s to %s is a dead letter: %s", inv.id, inv.function, inv.reason)
         if inv.request.callback_url:

@@ -6,9 +6,12 @@ within one commit's fsync shares it, so a burst of calls costs a few fsyncs,
 not one each, and the writes never race each other (an Idempotency-Key is
 looked up and inserted by the same writer).
 
-In memory the queue keeps only an index of the unfinished calls (id, function,
-trigger, when due); bodies stay on disk until delivery. faasd/events/delivery.py
-takes due calls from here and reports each attempt back.
+In memory the queue keeps only an index of the unfinished calls this node
+holds (id, function, trigger, when due); bodies stay on disk until delivery.
+faasd/events/delivery.py takes due calls from here and reports each attempt
+back. With several nodes on one database, each call is held by one node at a
+time (faasd/events/leases.py): a submitted call is held by its node from the
+insert, in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from faasd.core.errors import NotFound, Overloaded
 from faasd.core.events import RESULT_RETENTION, CallRequest, CallStatus, Invocation
+from faasd.events.leases import RELEASE_TIMEOUT, LeaseKeeper, LeasePolicy
 from faasd.events.tasks import stop_tasks
-from faasd.store.events import CallFilter, InvocationStore
+from faasd.store.events import NO_LEASE, CallFilter, InvocationStore
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +55,19 @@ class Entry:
 
 
 class CallQueue:
-    def __init__(self, store: InvocationStore, *, max_queued: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: InvocationStore,
+        *,
+        max_queued: int,
+        clock: Callable[[], float] = time.time,
+        leases: LeasePolicy | None = None,
+    ) -> None:
         self._store = store
         self.max_queued = max_queued
         self._clock = clock
+        self.leases = leases or LeasePolicy()
+        self.keeper = LeaseKeeper(self, self.leases)
         self._ops: list[tuple[Op, asyncio.Future[Any]]] = []
         self._wake_writer = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -67,17 +80,43 @@ class CallQueue:
 
     # -- life ------------------------------------------------------------------
 
+    @property
+    def store(self) -> InvocationStore:
+        return self._store
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def _lease(self) -> tuple[str, float]:
+        return self.leases.node, self._clock() + self.leases.lease
+
     async def start(self) -> None:
-        """Load the unfinished calls. A call that was running when faasd stopped runs again (at-least-once)."""
+        """Take the unfinished calls this node held before and those nobody holds. A call that was
+        running when its node stopped runs again (at-least-once)."""
         loop = asyncio.get_running_loop()
         self._writer = loop.create_task(self._write_loop(), name="faasd-calls-writer")
-        for call_id, function, trigger, trigger_name, due in await self._store.active_index(self._clock()):
+        node, until = self._lease()
+        rows = await self.write(lambda s: self._store.take_at_start(s, node, self._clock(), until))
+        for call_id, function, trigger, trigger_name, due in rows:
             self._add(call_id, function, trigger, trigger_name, due)
         if self.entries:
             log.info("%d asynchronous call(s) to deliver", len(self.entries))
         self._janitor = loop.create_task(self._expire_loop(), name="faasd-calls-janitor")
+        self.keeper.start()
 
     async def close(self) -> None:
+        """Stop; the calls this node holds are released for the other nodes (and this one's next start)."""
+        await self.keeper.close()
+        if self._writer is not None and not self._writer.done():
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    await self.write(lambda s: self._store.release(s, self.leases.node))
+            except Exception as exc:  # the database is gone: the leases run out instead
+                log.warning(
+                    "releasing this node's asynchronous calls failed (%s); they are free in %.0f s",
+                    exc or type(exc).__name__,
+                    self.leases.lease,
+                )
         await stop_tasks([self._janitor, self._writer])
         for _op, future in self._ops:
             if not future.done():
@@ -109,6 +148,12 @@ class CallQueue:
                         future.cancel()
                     raise
                 except Exception as exc:
+                    if len(batch) > 1:
+                        # One change may have failed them all (another node inserted the same
+                        # Idempotency-Key first): each again in a transaction of its own.
+                        self._ops[:0] = [(op, future) for op, future in batch if not future.done()]
+                        await self._write_alone(len(batch))
+                        continue
                     log.exception("writing %d asynchronous call change(s) failed", len(batch))
                     for _op, future in batch:
                         if not future.done():
@@ -117,6 +162,28 @@ class CallQueue:
                 for (_op, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
+
+    async def _write_alone(self, count: int) -> None:
+        """The next ``count`` changes, each in a transaction of its own."""
+        batch, self._ops = self._ops[:count], self._ops[count:]
+        failed: Exception | None = None
+        for op, future in batch:
+            try:
+                async with self._store.begin() as session:
+                    result = await op(session)
+            except asyncio.CancelledError:
+                for _op, left in batch:
+                    left.cancel()
+                raise
+            except Exception as exc:
+                failed = exc
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            if not future.done():
+                future.set_result(result)
+        if failed is not None:
+            log.error("writing asynchronous call changes failed: %s", failed)
 
     async def _expire_old(self, session: AsyncSession) -> int:
         return await self._store.expire(session, self._clock() - RESULT_RETENTION)
@@ -139,8 +206,17 @@ class CallQueue:
         """Calls queued or running."""
         return len(self.entries) + self._reserved
 
-    async def submit(self, request: CallRequest, *, max_attempts: int, max_age: int) -> tuple[str, bool]:
-        """Store a new call; (its id, False). With a known Idempotency-Key: (the first call's id, True)."""
+    async def submit(
+        self,
+        request: CallRequest,
+        *,
+        max_attempts: int,
+        max_age: int,
+        guard: Callable[[AsyncSession], Awaitable[bool]] | None = None,
+    ) -> tuple[str, bool]:
+        """Store a new call; (its id, False). With a known Idempotency-Key: (the first call's id, True).
+        ``guard`` runs in the insert's transaction first: when it answers False nothing is stored and
+        the answer is ("", False)."""
         if self.depth >= self.max_queued:
             raise Overloaded(
                 f"the asynchronous call queue holds {self.max_queued} unfinished calls, its limit; retry later",
@@ -159,11 +235,13 @@ class CallQueue:
         )
 
         async def insert(session: AsyncSession) -> str | None:
+            if guard is not None and not await guard(session):
+                return ""
             if request.idempotency_key:
                 first = await self._store.by_key(session, request.idempotency_key)
                 if first is not None:
                     return first
-            await self._store.insert(session, inv)
+            await self._store.insert(session, inv, self._lease())  # held by this node from the start
             await session.flush()
             return None
 
@@ -178,6 +256,8 @@ class CallQueue:
         written = self.write(insert)
         written.add_done_callback(committed)
         first = await asyncio.shield(written)
+        if first == "":
+            return "", False
         return (first, True) if first is not None else (inv.id, False)
 
     # -- scheduling ------------------------------------------------------------
@@ -185,6 +265,10 @@ class CallQueue:
     def _index(self, inv: Invocation) -> None:
         req = inv.request
         self._add(inv.id, req.function, req.trigger, req.trigger_name, inv.next_at)
+
+    def adopt(self, call_id: str, function: str, trigger: str, trigger_name: str, due: float) -> None:
+        """A call this node claimed (faasd/events/leases.py) joins the index."""
+        self._add(call_id, function, trigger, trigger_name, due)
 
     def _add(self, call_id: str, function: str, trigger: str, trigger_name: str, due: float) -> None:
         self.entries[call_id] = Entry(call_id, function, trigger, trigger_name, due)
@@ -236,17 +320,37 @@ class CallQueue:
             raise NotFound(f"call '{call_id}' not found")
         return inv
 
+    async def get_held(self, call_id: str) -> tuple[Invocation, bool]:
+        """A call to deliver, and whether this node holds it (a lease of its own that has not run out)."""
+        found = await self._store.get_leased(call_id)
+        if found is None:
+            raise NotFound(f"call '{call_id}' not found")
+        inv, owner, until = found
+        return inv, owner == self.leases.node and until > self._clock()
+
+    async def claim(self, call_id: str) -> bool:
+        """Take a call nobody else holds (a released retry, a lease that ran out); False: another node has it."""
+        node, until = self._lease()
+        return bool(await self.write(lambda s: self._store.claim(s, call_id, node, self._clock(), until)))
+
     def record_soon(self, inv: Invocation) -> None:
         """Store a running call's attempt without waiting for the commit (a failure is logged by the writer)."""
-        future = self.write(lambda s: self._store.save(s, inv))
+        future = self.write(lambda s: self._store.save(s, inv, holder=self.leases.node))
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    async def record(self, inv: Invocation) -> None:
-        """Store a call's new state; a queued one is scheduled again, a finished one leaves the index."""
-        await self.write(lambda s: self._store.save(s, inv))
+    async def record(self, inv: Invocation) -> bool:
+        """Store a call's new state; a queued one is scheduled again, a finished one leaves the index.
+        A queued or finished call is released. False (and the call leaves the index): another node
+        holds it now (this one stalled past its lease), and its record stands."""
+        lease = None if inv.status == CallStatus.running else NO_LEASE
+        held = await self.write(lambda s: self._store.save(s, inv, holder=self.leases.node, lease=lease))
+        if not held:
+            log.warning("call %s: another node took it over; this node's attempt is not recorded", inv.id)
+            self.forget(inv.id)
+            return False
         entry = self.entries.get(inv.id)
         if entry is None:
-            return
+            return True
         if inv.status.finished:
             del self.entries[inv.id]
             self.changed.set()
@@ -254,6 +358,7 @@ class CallQueue:
             entry.running = False
             entry.due = inv.next_at
             self._push(inv.id, inv.next_at)
+        return True
 
     # -- reading and dead letters ---------------------------------------------
 
@@ -306,9 +411,10 @@ class CallQueue:
     async def _redrive_rows(self, session: AsyncSession, invs: list[Invocation]) -> set[str]:
         """Only calls still dead when the writer gets to them (a concurrent redrive or purge came first)."""
         done: set[str] = set()
+        lease = self._lease()
         for inv in invs:
             if await self._store.status_of(session, inv.id) == CallStatus.dead.value:
-                await self._store.save(session, inv, renewed=True)
+                await self._store.save(session, inv, renewed=True, lease=lease)
                 done.add(inv.id)
         return done
 

@@ -15,6 +15,7 @@ import aiohttp
 from faasd.control.controller import Controller
 from faasd.core.settings import Settings
 from faasd.events.delivery import Dispatcher
+from faasd.events.leases import LeasePolicy
 from faasd.events.mq.runner import MqRunner
 from faasd.events.queue import CallQueue
 from faasd.events.timers import TimerScheduler
@@ -54,7 +55,8 @@ async def start_events(
     source: EventSource | None,
 ) -> Events:
     """``source`` None: no engine to watch (watches are stored but not followed)."""
-    queue = CallQueue(InvocationStore(store.engine), max_queued=settings.max_async_queue)
+    leases = LeasePolicy(node=settings.owner, lease=settings.async_lease)
+    queue = CallQueue(InvocationStore(store.engine), max_queued=settings.max_async_queue, leases=leases)
     await queue.start()
 
     def functions():  # type: ignore[no-untyped-def]

@@ -10,6 +10,11 @@ asynchronous call) with ``X-Faasd-Timer-Name`` and ``X-Faasd-Scheduled-Time``
 - missed ticks (faasd was down): ``catch_up once`` (default) makes one call at
   start, for the latest missed tick; ``none`` makes none. Never one per missed
   tick.
+
+Once per tick, cluster-wide: every node sharing the database runs this
+scheduler, and the node whose conditional UPDATE moves the timer's
+``last_tick`` up to the tick makes it (the overlap check and the call's insert
+are in the same transaction); the others find the tick made and skip it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from faasd.core.entities import Function
 from faasd.core.errors import FaasdError
@@ -166,24 +173,48 @@ class TimerScheduler:
         fn = self._functions().get(timer.function)
         counted = self.ticks.setdefault(timer.name, [0, 0, 0.0])
         counted[2] = max(0.0, self._clock() - scheduled)
-        try:
-            if fn is None:
+        if fn is None:
+            if await self._claim_alone(timer, scheduled):
                 counted[1] += 1
                 log.error("timer %s: function '%s' does not exist; tick skipped", timer.name, timer.function)
-            elif timer.overlap == "forbid" and self._queue.has_unfinished("timer", timer.name):
-                counted[1] += 1
-                self.skipped += 1
-                log.info(
-                    "timer %s: tick of %s skipped: the previous call is still unfinished (overlap forbid)",
-                    timer.name,
-                    iso(scheduled),
-                )
-            else:
-                await self._queue.submit(
-                    call_for(timer, scheduled), max_attempts=fn.retries + 1, max_age=fn.retry_max_age
-                )
-                counted[0] += 1
+            return
+        overlapped = False
+
+        async def guard(session: AsyncSession) -> bool:
+            nonlocal overlapped
+            if not await self._store.claim_tick(session, timer.name, scheduled):
+                return False  # another node made this tick (or a later one)
+            if timer.overlap == "forbid" and await self._queue.store.has_unfinished(session, "timer", timer.name):
+                overlapped = True
+                return False
+            return True
+
+        try:
+            call_id, _repeated = await self._queue.submit(
+                call_for(timer, scheduled), max_attempts=fn.retries + 1, max_age=fn.retry_max_age, guard=guard
+            )
         except FaasdError as exc:
             log.warning("timer %s: tick of %s not queued: %s", timer.name, iso(scheduled), exc)
-        finally:
-            await self._store.set_last_tick(timer.name, scheduled)
+            await self._claim_alone(timer, scheduled)
+            return
+        except Exception:
+            await self._claim_alone(timer, scheduled)  # the tick is lost, not made again later
+            raise
+        if overlapped:
+            counted[1] += 1
+            self.skipped += 1
+            log.info(
+                "timer %s: tick of %s skipped: the previous call is still unfinished (overlap forbid)",
+                timer.name,
+                iso(scheduled),
+            )
+        elif call_id:
+            counted[0] += 1
+
+    async def _claim_alone(self, timer: Timer, scheduled: float) -> bool:
+        """Make the tick without a call (nothing to call, the queue full): True when this node made it."""
+        try:
+            return bool(await self._queue.write(lambda s: self._store.claim_tick(s, timer.name, scheduled)))
+        except Exception:
+            log.exception("timer %s: storing the tick of %s failed", timer.name, iso(scheduled))
+            return False

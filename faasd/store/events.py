@@ -3,16 +3,25 @@
 Same database, same pragmas (WAL, synchronous=FULL) as faasd/store/registry.py:
 an invocation that was answered 202 is on disk. Only faasd/events calls the
 invocation half; the trigger half is the timers' and watches' registry.
+
+Several faasd nodes may share the database: an unfinished call is delivered
+only by the node that holds its lease (``lease_owner`` until ``lease_until``;
+faasd/events/leases.py). Every claim is a conditional UPDATE whose row count
+says whether it was taken, on SQLite and PostgreSQL alike. On SQLite the
+writer's transactions begin IMMEDIATE: a transaction that read first and then
+writes could otherwise fail at once (not wait) when another process wrote
+meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,6 +31,16 @@ from faasd.store.models import InvocationRow, MqTriggerRow, TimerRow, WatchRow
 from faasd.store.registry import _aware
 
 ACTIVE = (CallStatus.queued.value, CallStatus.running.value)
+NO_LEASE: tuple[str | None, float] = (None, 0.0)
+# (id, function, trigger, trigger name, due): an unfinished call as the queue indexes it.
+IndexRow = tuple[str, str, str, str, float]
+_INDEX_COLUMNS = (
+    InvocationRow.id,
+    InvocationRow.function,
+    InvocationRow.trigger,
+    InvocationRow.trigger_name,
+    InvocationRow.next_at,
+)
 
 
 def _invocation(row: InvocationRow) -> Invocation:
@@ -81,15 +100,23 @@ class InvocationStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._immediate = engine.dialect.name == "sqlite"
 
-    def begin(self) -> Any:
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
         """One transaction for a batch of writes: ``async with store.begin() as session``."""
-        return self._sessions.begin()
+        async with self._sessions.begin() as session:
+            if self._immediate:
+                # The write lock first (waiting up to the busy timeout), so that the batch's reads
+                # (an Idempotency-Key, a claim) and writes see one state of the file.
+                await session.execute(text("BEGIN IMMEDIATE"))
+            yield session
 
     async def by_key(self, session: AsyncSession, key: str) -> str | None:
         return await session.scalar(select(InvocationRow.id).where(InvocationRow.idempotency_key == key))
 
-    async def insert(self, session: AsyncSession, inv: Invocation) -> None:
+    async def insert(self, session: AsyncSession, inv: Invocation, lease: tuple[str | None, float] = NO_LEASE) -> None:
+        """A new call; ``lease``: (node, until) when the submitting node holds it from the start."""
         req = inv.request
         session.add(
             InvocationRow(
@@ -106,45 +133,129 @@ class InvocationStore:
                 created_at=inv.created_at,
                 max_attempts=inv.max_attempts,
                 max_age=inv.max_age,
+                lease_owner=lease[0],
+                lease_until=lease[1],
                 **_progress(inv),
             )
         )
 
-    async def save(self, session: AsyncSession, inv: Invocation, *, renewed: bool = False) -> None:
-        """A call's progress; ``renewed`` (a redrive) also its age and attempt budget."""
+    async def save(
+        self,
+        session: AsyncSession,
+        inv: Invocation,
+        *,
+        renewed: bool = False,
+        holder: str | None = None,
+        lease: tuple[str | None, float] | None = None,
+    ) -> bool:
+        """A call's progress; ``renewed`` (a redrive) also its age and attempt budget. ``holder``: only
+        while that node holds the call; ``lease``: its new (owner, until). False when nothing was saved."""
         values = _progress(inv)
         if inv.status in (CallStatus.succeeded, CallStatus.failed):
             values["body"] = b""  # no redrive of a finished call: its request body is not kept
         if renewed:
             values.update(created_at=inv.created_at, max_attempts=inv.max_attempts, max_age=inv.max_age)
-        await session.execute(update(InvocationRow).where(InvocationRow.id == inv.id).values(**values))
+        if lease is not None:
+            values.update(lease_owner=lease[0], lease_until=lease[1])
+        query = update(InvocationRow).where(InvocationRow.id == inv.id)
+        if holder is not None:
+            query = query.where(InvocationRow.lease_owner == holder)
+        result = await session.execute(query.values(**values))
+        return _rowcount(result) > 0
 
     async def get(self, call_id: str) -> Invocation | None:
+        found = await self.get_leased(call_id)
+        return None if found is None else found[0]
+
+    async def get_leased(self, call_id: str) -> tuple[Invocation, str | None, float] | None:
+        """A call with its lease: (call, owner, until)."""
         async with self._sessions() as session:
             row = await session.get(InvocationRow, call_id)
-            return None if row is None else _invocation(row)
+            return None if row is None else (_invocation(row), row.lease_owner, float(row.lease_until or 0.0))
 
-    async def active_index(self, now: float) -> list[tuple[str, str, str, str, float]]:
-        """(id, function, trigger, trigger name, due) of every unfinished call, oldest first, without
-        their bodies; a call left running (faasd stopped during it) is queued again, due ``now``."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(InvocationRow)
-                .where(InvocationRow.status == CallStatus.running.value)
-                .values(status=CallStatus.queued.value, next_at=now, updated_at=now)
-            )
+    # -- leases (faasd/events/leases.py) ---------------------------------------
+
+    async def take_at_start(self, session: AsyncSession, node: str, now: float, until: float) -> list[IndexRow]:
+        """Every unfinished call this node held before (a restart) or nobody holds now, held by ``node``
+        until ``until``; such a call left running (its node stopped during it) is queued again, due now."""
+        mine_or_free = or_(InvocationRow.lease_owner == node, InvocationRow.lease_until < now)
+        await session.execute(
+            update(InvocationRow)
+            .where(InvocationRow.status == CallStatus.running.value, mine_or_free)
+            .values(status=CallStatus.queued.value, next_at=now, updated_at=now)
+        )
+        await session.execute(
+            update(InvocationRow)
+            .where(InvocationRow.status.in_(ACTIVE), mine_or_free)
+            .values(lease_owner=node, lease_until=until)
+        )
+        rows = await session.execute(
+            select(*_INDEX_COLUMNS)
+            .where(InvocationRow.status.in_(ACTIVE), InvocationRow.lease_owner == node)
+            .order_by(InvocationRow.created_at)
+        )
+        return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
+    async def claimable(self, now: float, limit: int) -> list[IndexRow]:
+        """Unfinished calls due by ``now`` that no node holds (released, or a lease that ran out)."""
+        async with self._sessions() as session:
             rows = await session.execute(
-                select(
-                    InvocationRow.id,
-                    InvocationRow.function,
-                    InvocationRow.trigger,
-                    InvocationRow.trigger_name,
-                    InvocationRow.next_at,
+                select(*_INDEX_COLUMNS)
+                .where(
+                    InvocationRow.status.in_(ACTIVE),
+                    InvocationRow.lease_until < now,
+                    InvocationRow.next_at <= now,
                 )
-                .where(InvocationRow.status.in_(ACTIVE))
-                .order_by(InvocationRow.created_at)
+                .order_by(InvocationRow.next_at)
+                .limit(limit)
             )
             return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
+    async def claim(self, session: AsyncSession, call_id: str, node: str, now: float, until: float) -> bool:
+        """Take ``call_id`` for ``node`` when nobody else holds it: a conditional UPDATE, True when it
+        changed the row. A call left running by a node that is gone is queued again."""
+        result = await session.execute(
+            update(InvocationRow)
+            .where(
+                InvocationRow.id == call_id,
+                InvocationRow.status.in_(ACTIVE),
+                or_(InvocationRow.lease_until < now, InvocationRow.lease_owner == node),
+            )
+            .values(lease_owner=node, lease_until=until, status=CallStatus.queued.value)
+        )
+        return _rowcount(result) > 0
+
+    async def renew(self, session: AsyncSession, node: str, until: float) -> int:
+        """Every unfinished call ``node`` holds is held until ``until``: one statement."""
+        result = await session.execute(
+            update(InvocationRow)
+            .where(InvocationRow.lease_owner == node, InvocationRow.status.in_(ACTIVE))
+            .values(lease_until=until)
+        )
+        return _rowcount(result)
+
+    async def release(self, session: AsyncSession, node: str) -> int:
+        """``node`` stops: its calls are free for any node (one cut off while running is queued again
+        by the node that takes it)."""
+        result = await session.execute(
+            update(InvocationRow)
+            .where(InvocationRow.lease_owner == node, InvocationRow.status.in_(ACTIVE))
+            .values(lease_owner=None, lease_until=0.0)
+        )
+        return _rowcount(result)
+
+    async def has_unfinished(self, session: AsyncSession, trigger: str, name: str) -> bool:
+        """Whether a call of this trigger is queued or running, on any node."""
+        found = await session.scalar(
+            select(InvocationRow.id)
+            .where(
+                InvocationRow.status.in_(ACTIVE),
+                InvocationRow.trigger == trigger,
+                InvocationRow.trigger_name == name,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def find(self, what: CallFilter) -> list[Invocation]:
         query = select(InvocationRow)
@@ -174,7 +285,7 @@ class InvocationStore:
             .where(InvocationRow.status == CallStatus.dead.value, InvocationRow.updated_at < before)
             .values(idempotency_key=None)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return _rowcount(result)
 
     async def status_of(self, session: AsyncSession, call_id: str) -> str | None:
         return await session.scalar(select(InvocationRow.status).where(InvocationRow.id == call_id))
@@ -184,7 +295,11 @@ class InvocationStore:
         if status is not None:
             query = query.where(InvocationRow.status == status)
         result = await session.execute(query)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return _rowcount(result)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class TriggerStore:
@@ -283,7 +398,18 @@ class TriggerStore:
 
     async def set_last_tick(self, name: str, tick: float) -> None:
         async with self._sessions.begin() as session:
-            await session.execute(update(TimerRow).where(TimerRow.name == name).values(last_tick=tick))
+            await self.claim_tick(session, name, tick)
+
+    @staticmethod
+    async def claim_tick(session: AsyncSession, name: str, tick: float) -> bool:
+        """Move the timer's ``last_tick`` up to ``tick``: True for the one node (of all sharing the
+        database) whose conditional UPDATE did it, False when that tick or a later one was made."""
+        result = await session.execute(
+            update(TimerRow)
+            .where(TimerRow.name == name, or_(TimerRow.last_tick.is_(None), TimerRow.last_tick < tick))
+            .values(last_tick=tick)
+        )
+        return _rowcount(result) > 0
 
     async def set_watch_cursor(self, name: str, cursor: int) -> None:
         """The cursor alone: an event that changed no object (the snapshot is not written again)."""

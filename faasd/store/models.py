@@ -125,7 +125,10 @@ class InvocationRow(Base):
     """An asynchronous call: its request, where it is, its attempts and its answer (times: Unix seconds)."""
 
     __tablename__ = "invocations"
-    __table_args__ = (Index("ix_invocations_status_next", "status", "next_at"),)
+    __table_args__ = (
+        Index("ix_invocations_status_next", "status", "next_at"),
+        Index("ix_invocations_status_lease", "status", "lease_until"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     function: Mapped[str] = mapped_column(String(63), index=True)
@@ -150,6 +153,10 @@ class InvocationRow(Base):
     response_body: Mapped[bytes] = mapped_column(LargeBinary, server_default="")
     response_truncated: Mapped[bool] = mapped_column(Boolean, server_default="0")
     reason: Mapped[str] = mapped_column(Text, server_default="")
+    # The node that holds the call (delivers it, or will) until lease_until (Unix seconds; 0: none).
+    # faasd/events/leases.py: a call is delivered only by the node holding it.
+    lease_owner: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    lease_until: Mapped[float] = mapped_column(Float, server_default="0")
 
 
 class TimerRow(Base):

@@ -47,11 +47,11 @@ class FlakyCalls(InvocationStore):
 
     fail = 0
 
-    async def insert(self, session, inv):  # type: ignore[no-untyped-def]
+    async def insert(self, session, inv, *lease):  # type: ignore[no-untyped-def]
         if self.fail:
             self.fail -= 1
             raise OperationalError("INSERT INTO invocations", {}, Exception("database is locked"))
-        await super().insert(session, inv)
+        await super().insert(session, inv, *lease)
 
 
 def function(name: str = "hello") -> Function:
