@@ -157,7 +157,10 @@ class Controller(PackageControl, VersionControl, ReplicaControl):
         if not marker.exists():  # noqa: ASYNC240 - once, at start
             for name, image in stock.items():
                 if name not in self.catalog.environments:
-                    await self.create_environment({"name": name, "image": image, "builder": builders.get(name, "")})
+                    try:
+                        await self.create_environment({"name": name, "image": image, "builder": builders.get(name, "")})
+                    except Conflict:  # a node sharing the registry, started at the same time, registered it
+                        continue  # its change row brings it here (faasd/cluster/changes.py)
                     log.info("registered stock environment %s (%s)", name, image)
             await asyncio.to_thread(marker.write_text, "stock environments registered\n")
         await self._start_versions()

@@ -51,20 +51,31 @@ class Cluster:
         self.database = database
         self.nodes: list[Node] = []
 
-    async def node(self, name: str) -> Node:
+    async def node(
+        self,
+        name: str,
+        marker: str = "initialized",
+        opened: asyncio.Event | None = None,
+        go: asyncio.Event | None = None,
+    ) -> Node:
+        """``marker``: the first-start marker file (one each: both register the stock environments);
+        ``opened`` is set once the registry is open (and migrated), then the controller's start waits for ``go``."""
         store = await Store.open(self.database)
         journal = Journal(store.engine, name)
         applied = await ChangeFeed(store.engine).last_id()
         codes = CodeStore(self.root / "code")  # the code blobs every node reads
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
         controller = Controller(store, codes, pool, default_poolsize=0, max_code_bytes=10000)
-        await controller.start(STOCK, self.root / "initialized")  # one marker: the stock ones are made once
         labels = LabelStore(store.engine)
-        await labels.load()
         applier = Applier(controller, store, RegistryReader(store.engine), labels=labels)
         follower = Follower(ChangeFeed(store.engine), applier, name, applied, poll=0.05)
         node = Node(name, store, journal, controller, pool, follower, labels)
         self.nodes.append(node)
+        if opened is not None and go is not None:
+            opened.set()
+            await go.wait()
+        await controller.start(STOCK, self.root / marker)
+        await labels.load()
         return node
 
     async def close(self) -> None:
@@ -238,3 +249,18 @@ async def passes_until(follower: Follower, done: Callable[[], bool]) -> None:
         while not done():
             follower.caught_up.clear()
             await follower.caught_up.wait()
+
+
+async def test_two_nodes_started_at_once_on_a_new_registry_both_start(cluster: Cluster) -> None:
+    go = asyncio.Event()
+    starts = []
+    for name in ("a", "b"):  # opened (and migrated) one after the other
+        opened = asyncio.Event()
+        starts.append(asyncio.ensure_future(cluster.node(name, f"{name}-initialized", opened, go)))
+        async with asyncio.timeout(30):
+            await opened.wait()
+    go.set()  # both load the empty registry and register the stock environments at once
+    for start in starts:
+        node = await start
+        await node.follower.catch_up()
+        assert sorted(node.controller.catalog.environments) == ["nodejs", "python"]
