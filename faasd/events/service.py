@@ -64,7 +64,7 @@ async def start_events(
 
     dispatcher = Dispatcher(queue, functions, pool, session, concurrency=settings.async_concurrency)
     dispatcher.start()
-    trigger_store = TriggerStore(store.engine)
+    trigger_store = TriggerStore(store.engine, node=settings.owner)  # watch positions are per node
     timers, watches = await trigger_store.load()
     triggers = TriggerControl(controller, trigger_store)
     triggers.load(timers, [w for w, _cursor, _snapshot in watches], await trigger_store.load_mq())

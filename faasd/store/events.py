@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from faasd.core.errors import Conflict
 from faasd.core.events import Attempt, CallRequest, CallStatus, Invocation, MqTrigger, Timer, Watch
-from faasd.store.models import InvocationRow, MqTriggerRow, TimerRow, WatchRow
+from faasd.store.models import InvocationRow, MqTriggerRow, TimerRow, WatchPositionRow, WatchRow
 from faasd.store.registry import _aware
 
 ACTIVE = (CallStatus.queued.value, CallStatus.running.value)
@@ -303,18 +303,29 @@ def _rowcount(result: Any) -> int:
 
 
 class TriggerStore:
-    """Timers and watches: the registry's rows for them."""
+    """Timers and watches: the registry's rows for them. ``node``: whose watch positions (each node
+    follows its own engine's events, so each keeps where it is in them)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, node: str = "local") -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.node = node
 
     async def load(self) -> tuple[list[Timer], list[tuple[Watch, int, dict[str, Any]]]]:
-        """The timers, and each watch with its stream cursor and last snapshot."""
-        async with self._sessions() as session:
+        """The timers, and each watch with this node's stream cursor and last snapshot (0, {}: none yet)."""
+        mine = select(WatchPositionRow.watch).where(WatchPositionRow.node == self.node)
+        async with self._sessions.begin() as session:
+            # A position from before nodes goes to the first node that starts (one UPDATE: one node).
+            await session.execute(
+                update(WatchPositionRow)
+                .where(WatchPositionRow.node == "", WatchPositionRow.watch.not_in(mine))
+                .values(node=self.node)
+            )
             timers = [_timer(r) for r in await session.scalars(select(TimerRow))]
-            watches = [
-                (_watch(r), r.cursor, json.loads(r.snapshot_json)) for r in await session.scalars(select(WatchRow))
-            ]
+            positions = {
+                r.watch: (r.cursor, json.loads(r.snapshot_json))
+                for r in await session.scalars(select(WatchPositionRow).where(WatchPositionRow.node == self.node))
+            }
+            watches = [(_watch(r), *positions.get(r.name, (0, {}))) for r in await session.scalars(select(WatchRow))]
         return timers, watches
 
     async def put_timer(self, timer: Timer, *, new: bool) -> None:
@@ -340,10 +351,13 @@ class TriggerStore:
             "include_faasd": watch.include_faasd,
             "updated_at": watch.updated_at,
         }
-        created = {**fields, "created_at": watch.created_at, "cursor": cursor, "snapshot_json": "{}"}
-        if restart:  # what it follows changed: it starts from now, its old snapshot does not apply
-            fields = {**fields, "cursor": 0, "snapshot_json": "{}"}
+        created = {**fields, "created_at": watch.created_at, "cursor": 0, "snapshot_json": "{}"}
         await self._put(WatchRow, watch.name, new, created, fields)
+        if new or restart:  # what it follows changed: every node starts from now, old snapshots do not apply
+            async with self._sessions.begin() as session:
+                await session.execute(delete(WatchPositionRow).where(WatchPositionRow.watch == watch.name))
+        if new and cursor:
+            await self.set_watch_cursor(watch.name, cursor)
 
     async def load_mq(self) -> list[MqTrigger]:
         async with self._sessions() as session:
@@ -394,7 +408,9 @@ class TriggerStore:
         await self.delete(TimerRow, name)
 
     async def delete_watch(self, name: str) -> None:
-        await self.delete(WatchRow, name)
+        async with self._sessions.begin() as session:
+            await session.execute(delete(WatchPositionRow).where(WatchPositionRow.watch == name))
+            await session.execute(delete(WatchRow).where(WatchRow.name == name))
 
     async def set_last_tick(self, name: str, tick: float) -> None:
         async with self._sessions.begin() as session:
@@ -413,16 +429,28 @@ class TriggerStore:
 
     async def set_watch_cursor(self, name: str, cursor: int) -> None:
         """The cursor alone: an event that changed no object (the snapshot is not written again)."""
-        async with self._sessions.begin() as session:
-            await session.execute(update(WatchRow).where(WatchRow.name == name).values(cursor=cursor))
+        await self._set_position(name, {"cursor": cursor})
 
     async def set_watch_state(self, name: str, cursor: int, snapshot: dict[str, Any]) -> None:
+        await self._set_position(name, {"cursor": cursor, "snapshot_json": json.dumps(snapshot, sort_keys=True)})
+
+    async def _set_position(self, name: str, values: dict[str, Any]) -> None:
+        """This node's position of watch ``name``: updated, or made (only while the watch exists). Only
+        this node writes its row, so the update-then-insert does not race."""
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(WatchRow)
-                .where(WatchRow.name == name)
-                .values(cursor=cursor, snapshot_json=json.dumps(snapshot, sort_keys=True))
+            result = await session.execute(
+                update(WatchPositionRow)
+                .where(WatchPositionRow.watch == name, WatchPositionRow.node == self.node)
+                .values(**values)
             )
+            if _rowcount(result):
+                return
+            row = {"watch": name, "node": self.node, "cursor": 0, "snapshot_json": "{}", **values}
+            columns = list(row)
+            exists = select(*(literal(row[c]) for c in columns)).where(
+                select(WatchRow.name).where(WatchRow.name == name).exists()
+            )
+            await session.execute(insert(WatchPositionRow).from_select(columns, exists))
 
 
 def _timer(row: TimerRow) -> Timer:

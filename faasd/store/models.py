@@ -186,8 +186,20 @@ class WatchRow(Base):
     include_faasd: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Where the engine's event stream was left (its timeNano) and the matching
-    # objects as last seen, so that a restart finds what changed meanwhile.
+    # Before migration 0015: where the engine's event stream was left; now per node in watch_positions.
+    cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    snapshot_json: Mapped[str] = mapped_column(Text, server_default="{}")
+
+
+class WatchPositionRow(Base):
+    """Where a node's watch is in its own engine's event stream (its timeNano) and the matching objects
+    as last seen, so that a restart finds what changed meanwhile. Per node: each node follows its own
+    engine (node '': a position from before nodes, taken by the first node that starts)."""
+
+    __tablename__ = "watch_positions"
+
+    watch: Mapped[str] = mapped_column(String(63), ForeignKey("watches.name", ondelete="CASCADE"), primary_key=True)
+    node: Mapped[str] = mapped_column(String(63), primary_key=True)
     cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     snapshot_json: Mapped[str] = mapped_column(Text, server_default="{}")
 

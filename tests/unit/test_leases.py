@@ -4,7 +4,8 @@ Two (or three) nodes here are two queues on two engines of one real SQLite
 file, with different node ids; the dispatchers deliver to a real HTTP server
 on loopback that records every request (the pool in front of it is a stand-in
 that hands out that server's address). A node "killed" stops its tasks without
-releasing anything, as kill -9 would.
+releasing anything, as kill -9 would. Watches run on the fake engine of
+tests/unit/test_watches.py.
 """
 
 from __future__ import annotations
@@ -21,17 +22,21 @@ from typing import Any, cast
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import insert
 
 from faasd.core.entities import Environment, Function
-from faasd.core.events import Attempt, CallRequest, CallStatus, Timer
+from faasd.core.events import Attempt, CallRequest, CallStatus, Timer, Watch
 from faasd.events.delivery import Dispatcher
 from faasd.events.leases import LeasePolicy
 from faasd.events.queue import CallQueue
 from faasd.events.tasks import stop_tasks
 from faasd.events.timers import TimerScheduler
+from faasd.events.watches import Watcher
 from faasd.pool.manager import PoolManager
 from faasd.store.events import CallFilter, InvocationStore, TriggerStore
+from faasd.store.models import WatchPositionRow
 from faasd.store.registry import Store
+from tests.unit.test_watches import FakeEngine
 
 CREATED = datetime(2025, 12, 1, tzinfo=UTC)
 
@@ -460,3 +465,78 @@ async def test_a_tick_is_made_once_by_two_schedulers(cluster: Cluster) -> None:
 
 async def _calls(cluster: Cluster, n: int) -> bool:
     return len(await cluster.nodes[0].queue.find(CallFilter(limit=100))) == n
+
+
+# -- watches: each node follows its own engine, from a position of its own ------------------------------
+
+
+async def test_each_node_keeps_its_own_watch_position_and_an_old_one_goes_to_the_first_node(
+    cluster: Cluster,
+) -> None:
+    a = await cluster.node("a", poll=3600)
+    b = await cluster.node("b", poll=3600)
+    await a.store.add_environment(Environment("python", "img", 0, CREATED, CREATED))
+    await a.store.add_function(cluster.functions["hello"])
+    at_a, at_b = TriggerStore(a.store.engine, node="a"), TriggerStore(b.store.engine, node="b")
+    await at_a.put_watch(Watch(name="w", function="hello", type="container"), new=True)
+    # A position from before nodes (migration 0015 keeps it under node ''): the first node to start takes it.
+    async with a.queue.store.begin() as session:
+        await session.execute(
+            insert(WatchPositionRow).values(watch="w", node="", cursor=123, snapshot_json='{"x": {"Id": "x"}}')
+        )
+    assert await positions(at_a) == {"w": (123, {"x": {"Id": "x"}})}
+    assert await positions(at_b) == {"w": (0, {})}  # b starts from now on its own engine
+    await at_b.set_watch_state("w", 456, {"y": {"Id": "y"}})
+    await at_a.set_watch_cursor("w", 124)
+    assert await positions(at_a) == {"w": (124, {"x": {"Id": "x"}})}
+    assert await positions(at_b) == {"w": (456, {"y": {"Id": "y"}})}
+    # What the watch follows changed: every node starts again from now.
+    await at_a.put_watch(
+        Watch(name="w", function="hello", type="container", labels={"app": "web"}), new=False, restart=True
+    )
+    assert await positions(at_a) == {"w": (0, {})} and await positions(at_b) == {"w": (0, {})}
+    # A position is never written for a watch that is gone.
+    await at_a.delete_watch("w")
+    await at_b.set_watch_cursor("w", 789)
+    await at_b.put_watch(Watch(name="w", function="hello", type="container"), new=True)
+    assert await positions(at_b) == {"w": (0, {})}
+
+
+async def positions(triggers: TriggerStore) -> dict[str, tuple[int, dict[str, Any]]]:
+    _timers, found = await triggers.load()
+    return {w.name: (cursor, snapshot) for w, cursor, snapshot in found}
+
+
+async def test_two_nodes_watching_one_engine_deliver_an_event_once(cluster: Cluster) -> None:
+    a = await cluster.node("a", poll=3600)
+    b = await cluster.node("b", poll=3600)
+    await a.store.add_environment(Environment("python", "img", 0, CREATED, CREATED))
+    await a.store.add_function(cluster.functions["hello"])
+    engine = FakeEngine()  # nodes on one machine: one engine, the same events for both
+    watch = Watch(name="w", function="hello", type="container")
+    await TriggerStore(a.store.engine, node="a").put_watch(watch, new=True)
+    watchers = [
+        Watcher(
+            lambda: {"w": watch},
+            lambda: cluster.functions,
+            engine,
+            node.queue,
+            TriggerStore(node.store.engine, node=name),
+        )
+        for name, node in (("a", a), ("b", b))
+    ]
+    for watcher in watchers:
+        watcher.start({})
+    try:
+        await until(lambda: engine.live_streams >= 2)
+        engine.create("x")
+        engine.start("x")
+        mark = engine.marker()
+        await until(lambda: all(w.states["w"].cursor >= mark for w in watchers))
+        calls = await a.queue.find(CallFilter(limit=100))
+        events = sorted(dict(inv.request.headers)["X-Faasd-Event-Action"] for inv in calls)
+        assert events == ["create", "start"]  # each event once, whichever node queued it
+        assert sum(w.states["w"].delivered for w in watchers) == 2
+    finally:
+        for watcher in watchers:
+            await watcher.close()
