@@ -45,11 +45,17 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def describe(exc: BaseException) -> str:
+    """One line: the database cannot be reached, and the lower library's reason."""
+    reason = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return f"the registry's database cannot be reached ({reason.splitlines()[0][:200]})"
+
+
 def unavailable_error(exc: BaseException) -> RegistryUnavailable:
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """What an admin write that failed for ``exc`` answers."""
     return RegistryUnavailable(
-        f"the registry's database cannot be reached ({reason[:200]}); nothing was changed. Calls to functions "
-        "go on; retry the change when the database answers again"
+        f"{describe(exc)}; nothing was changed. Calls to functions go on; retry the change when the database "
+        "answers again"
     )
 
 
@@ -60,7 +66,9 @@ async def ping(engine: AsyncEngine, timeout: float = PING_TIMEOUT) -> None:  # n
         async with asyncio.timeout(timeout):
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT max(id) FROM changes"))
+    except TimeoutError as exc:
+        raise RegistryUnavailable(describe(TimeoutError(f"no answer within {timeout:g} s"))) from exc
     except Exception as exc:
-        if isinstance(exc, TimeoutError) or is_unavailable(exc):
-            raise unavailable_error(exc if str(exc) else TimeoutError(f"no answer within {timeout:g} s")) from exc
+        if is_unavailable(exc):
+            raise RegistryUnavailable(describe(exc)) from exc
         raise

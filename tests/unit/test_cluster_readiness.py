@@ -1,0 +1,119 @@
+"""Readiness and "the registry cannot be reached", on a real SQLite file and a real PostgreSQL server.
+
+The pool is the real PoolManager on the fake engine (tests/fakes.py), whose starts a test can hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from faasd.cluster.availability import is_unavailable, ping, unavailable_error
+from faasd.cluster.readiness import Readiness
+from faasd.core.entities import Environment
+from faasd.core.errors import Conflict, RegistryUnavailable
+from faasd.pool.manager import PoolManager
+from faasd.store.registry import Store
+from tests.fakes import FakeBackend
+from tests.postgres import free_port
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(f"sqlite:///{tmp_path / 'faasd.db'}")
+    yield opened
+    await opened.close()
+
+
+async def test_a_locked_sqlite_file_is_unavailable_a_conflict_is_not(store: Store, tmp_path: Path) -> None:
+    env = Environment("nodejs", "faasd/runtime-nodejs:latest", 0, NOW, NOW)
+    await store.add_environment(env)
+    with pytest.raises(Conflict) as conflict:
+        await store.add_environment(env)
+    assert not is_unavailable(conflict.value)
+    other = sqlite3.connect(tmp_path / "faasd.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process writes: faasd waits its busy timeout, then fails
+    try:
+        with pytest.raises(Exception) as locked:
+            await store.add_environment(Environment("python", "faasd/runtime-python:latest", 0, NOW, NOW))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert is_unavailable(locked.value)
+    error = unavailable_error(locked.value)
+    assert (error.status, error.code) == (503, "registry_unavailable")
+    assert "database is locked" in error.message and "nothing was changed" in error.message
+    assert error.to_json()["error"]["code"] == "registry_unavailable"
+    assert not is_unavailable(ValueError("a bug"))
+
+
+async def test_ping_a_postgresql_that_is_not_there() -> None:
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/faasd")
+    try:
+        with pytest.raises(RegistryUnavailable, match="cannot be reached"):
+            await ping(engine, timeout=5)
+    finally:
+        await engine.dispose()
+
+
+async def test_ping_a_registry_that_answers(store: Store, postgres_url: str) -> None:
+    await ping(store.engine)
+    on_postgresql = await Store.open(postgres_url)
+    try:
+        await ping(on_postgresql.engine)
+    finally:
+        await on_postgresql.close()
+
+
+async def test_ready_once_the_stock_pools_were_full(store: Store) -> None:
+    backend = FakeBackend()
+    backend.start_gate = asyncio.Event()  # starts wait until the test lets them go
+    pool = PoolManager(backend, lambda fn: b"", idle_timeout=120)
+    engine_up = True
+
+    async def engine_ping() -> None:
+        if not engine_up:
+            raise OSError("connection refused")
+
+    readiness = Readiness(store.engine, engine_ping, pool, ["nodejs"])
+    try:
+        pool.set_environment(Environment("nodejs", "faasd/runtime-nodejs:latest", 2, NOW, NOW))
+        ready, body = await readiness.check()
+        assert not ready
+        assert body == {"status": "not_ready", "failing": {"pools": "stock pools not filled yet: nodejs 0/2"}}
+
+        backend.start_gate.set()
+        async with asyncio.timeout(10):
+            await pool.settle()  # the starts in flight are done
+        assert pool.pool_sizes()["nodejs"][1] == 2
+        ready, body = await readiness.check()
+        assert ready and body == {"status": "ready", "checks": {"registry": "ok", "engine": "ok", "pools": "ok"}}
+
+        # Full once is enough: a drained pool refills while the node serves. The engine still counts.
+        pool.set_environment(Environment("nodejs", "faasd/runtime-nodejs:latest", 5, NOW, NOW))
+        engine_up = False
+        ready, body = await readiness.check()
+        assert not ready and body["failing"] == {"engine": "the container engine does not answer: connection refused"}
+    finally:
+        await pool.shutdown()
+
+
+async def test_not_ready_while_the_registry_does_not_answer() -> None:
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/faasd")
+    pool = PoolManager(FakeBackend(), lambda fn: b"", idle_timeout=120)
+    try:
+        ready, body = await Readiness(engine, None, pool, []).check()
+        assert not ready
+        assert list(body["failing"]) == ["registry"]
+        assert body["failing"]["registry"].startswith("the registry's database cannot be reached")
+    finally:
+        await pool.shutdown()
+        await engine.dispose()
