@@ -80,3 +80,6 @@ class ReplicaControl:
             self.catalog.drop_package(name)  # its functions went in the same write: their own rows follow
         elif self.catalog.packages.get(name) != package:
             self.catalog.put_package(package)
+            # As after a local build's report: calls waiting for the package's deployment go on or fail now.
+            for fn in self.catalog.functions_of(name):
+                self._pool.function_changed(fn)
