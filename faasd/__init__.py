@@ -3,7 +3,7 @@
 One asyncio process plays Fission's three parts. The path of a call::
 
     client ──HTTP──▶ ClientConnection          (faasd/dataplane/server.py)
-                      │  httptools parses strictly; /v1, /healthz, /metrics, /ui
+                      │  httptools parses strictly; /v1, /healthz, /readyz, /metrics, /ui
                       │  go to the admin app (aiohttp, on a private unix socket);
                       │  a call gets its X-Request-Id (the caller's, or a new one)
                       ▼

@@ -15,7 +15,7 @@ without awaiting; only a cold or queued call waits in a task). ::
                       │ pipelined requests queue; only the oldest may answer
                       ▼
                     Exchange.start                    exchange.py
-                      ├─ /v1, /v1/..., /healthz, /metrics, /ui
+                      ├─ /v1, /v1/..., /healthz, /readyz, /metrics, /ui
                       │     └─▶ UpstreamPool["unix:<tmp>/admin.sock"] ─▶ aiohttp admin app
                       │         (no call timeout, no body limit: client_max_size is aiohttp's)
                       └─ anything else

@@ -88,7 +88,7 @@ _ADMIN_STARTS = tuple(_ADMIN_ROOTS)
 
 
 def is_admin(path: bytes) -> bool:
-    """Whether the admin app answers ``path`` (/v1, /healthz, /metrics, /ui and below: as
+    """Whether the admin app answers ``path`` (/v1, /healthz, /readyz, /metrics, /ui and below: as
     faasd.core.validation.is_admin_path says, on the bytes)."""
     if not path.startswith(_ADMIN_STARTS):
         return False  # a function's path, mostly
