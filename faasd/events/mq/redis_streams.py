@@ -43,7 +43,6 @@ class RedisConsumer:
         self._redis: aioredis.Redis | None = None
         self._retries: list[tuple[float, str]] = []  # (due, id) of own failed messages
         self._next_reclaim = 0.0
-        self._reclaim_from = "0-0"  # XAUTOCLAIM's cursor, kept between looks
         self._mine: set[str] = set()  # ids given out by this consumer and not yet acknowledged
         # Longer than any call may take, so that a message still being worked on is never taken over.
         self._reclaim_idle_ms = int(max(RECLAIM_IDLE, 2 * sub.ack_wait) * 1000)
@@ -116,17 +115,18 @@ class RedisConsumer:
         """Messages idle at a consumer that is gone: found with JUSTID (which counts no delivery),
         then claimed one by one, except those this consumer still holds."""
         self._next_reclaim = time.monotonic() + RECLAIM_EVERY
+        # redis-py answers a JUSTID look with the ids alone, without the cursor: every look starts at the
+        # beginning of the group's pending list (the messages it claims leave other consumers' part of it).
         result = await self._r.xautoclaim(
             self._sub.topic,
             self._sub.group,
             self._sub.consumer,
             min_idle_time=self._reclaim_idle_ms,
-            start_id=self._reclaim_from,
+            start_id="0-0",
             count=count,
             justid=True,
         )
-        self._reclaim_from = _text(result[0]) if result else "0-0"
-        found = [_text(i) for i in (result[1] if len(result) > 1 else [])]
+        found = [_text(i) for i in result or []]
         held = self._mine | {entry_id for _due, entry_id in self._retries}
         ids: list[Any] = [i for i in found if i not in held]
         if not ids:
