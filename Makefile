@@ -6,20 +6,20 @@ BIN       := $(VENV)/bin
 export DOCKER_BUILDKIT := 0
 export FAASD_STATE_DIR := $(STATE_DIR)
 
-.PHONY: dist run test unit integration images engine browser venv lint bench bench-quick compose clean
+.PHONY: dist run test unit integration images engine browser postgresql venv lint bench bench-quick compose clean
 
 ## run: set everything up, then serve faasd in the foreground on 127.0.0.1:8080
 run: venv images
 	$(BIN)/faasd
 
 ## test: set everything up, then run the whole test suite (unit + real engine)
-test: venv images browser
+test: venv images browser postgresql
 	$(BIN)/pytest
 
-unit: venv
+unit: venv postgresql
 	$(BIN)/pytest tests/unit
 
-integration: venv images browser
+integration: venv images browser postgresql
 	$(BIN)/pytest tests/integration tests/runtimes
 
 venv: $(BIN)/.installed
@@ -41,6 +41,11 @@ engine:
 ## browser: make sure a headless Chromium is there (installs Debian's chromium as root), for the dashboard tests
 browser:
 	@bash scripts/ensure-chromium.sh
+
+## postgresql: make sure PostgreSQL's server is installed (Debian's postgresql as root; its own cluster stays off),
+# for the tests that run the registry on a real PostgreSQL (tests/postgres.py)
+postgresql:
+	@bash scripts/ensure-postgresql.sh
 
 ## images: build the runtime, builder and broker images (only when missing or changed)
 images: venv engine

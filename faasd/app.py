@@ -137,7 +137,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     )
     if backend is None:
         backend = DockerBackend(settings, session)
-    store = await Store.open(settings.database_path)
+    store = await Store.open(settings.database_url)
     codes = CodeStore(settings.code_dir)
     logs = FunctionLogs(settings.state_dir / "logs")
     packages = PackageStore(settings.state_dir / "packages")

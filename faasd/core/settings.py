@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faasd import __version__
+from faasd.core.database import DatabaseUrl, database_url
 from faasd.core.validation import NAME_RE
 
 # A repository path without a tag: lower-case components, an optional registry host[:port] first.
@@ -45,6 +46,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", "127.0.0.1", "address to listen on"),
     Option("port", "8080", "port for the admin API and the function routes", int),
     Option("state_dir", "./.faasd", "where the database, code blobs and logs live"),
+    Option(
+        "database",
+        "",
+        "the registry's database: postgresql://USER:PASSWORD@HOST:PORT/DB to share it between faasd nodes "
+        "(code and archives are kept in it too), or sqlite:///PATH (default: <state dir>/faasd.db)",
+    ),
     Option("idle_timeout", "120", "seconds without calls before a function's instance is removed", float),
     Option("default_poolsize", "3", "pool size of the stock environments", int),
     Option("network", "faasd", "Docker network that faasd creates and puts containers on"),
@@ -124,6 +131,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     state_dir: Path = Path(".faasd")
+    database: str = ""
     idle_timeout: float = 120.0
     default_poolsize: int = 3
     network: str = "faasd"
@@ -158,6 +166,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.state_dir / "faasd.db"
+
+    @property
+    def database_url(self) -> DatabaseUrl:
+        """The registry's database (``--database``; checked by :func:`load_settings`)."""
+        return database_url(self.database, self.state_dir)
 
     @property
     def code_dir(self) -> Path:
@@ -278,6 +291,10 @@ def load_settings(
         parser.error("--keep-versions must be at least 1")
     if not IMAGE_NAMESPACE_RE.fullmatch(settings.image_namespace):
         parser.error("--image-namespace must be an image repository path, e.g. faasd or registry.local:5000/faasd")
+    try:
+        settings.database_url  # noqa: B018 - checked once, here
+    except ValueError as exc:
+        parser.error(str(exc))
     if not 0 < settings.port < 65536:
         parser.error("--port must be between 1 and 65535")
     return settings

@@ -11,10 +11,10 @@ import json
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from faasd.core.canary import Canary, CanaryStatus, CanaryStep
+from faasd.store.database import upsert
 from faasd.store.models import CanaryRow
 
 
@@ -69,7 +69,7 @@ class CanaryStore:
     async def save_in(session: AsyncSession, canary: Canary) -> None:
         """Insert or replace the canary within ``session``'s transaction."""
         fields = _fields(canary)
-        stmt = sqlite_insert(CanaryRow).values(name=canary.name, created_at=canary.created_at, **fields)
+        stmt = upsert(session, CanaryRow).values(name=canary.name, created_at=canary.created_at, **fields)
         await session.execute(stmt.on_conflict_do_update(index_elements=[CanaryRow.name], set_=fields))
 
     async def save(self, canary: Canary) -> None:

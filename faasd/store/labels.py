@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from faasd.store.database import upsert
 from faasd.store.models import LabelRow
 
 
@@ -33,7 +33,7 @@ class LabelStore:
         """Replace the labels of ``kind``/``name`` (empty: remove them)."""
         async with self._sessions.begin() as session:
             if labels:
-                stmt = sqlite_insert(LabelRow).values(kind=kind, name=name, labels_json=json.dumps(labels))
+                stmt = upsert(session, LabelRow).values(kind=kind, name=name, labels_json=json.dumps(labels))
                 await session.execute(
                     stmt.on_conflict_do_update(
                         index_elements=[LabelRow.kind, LabelRow.name], set_={"labels_json": stmt.excluded.labels_json}

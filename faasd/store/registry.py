@@ -1,6 +1,6 @@
-"""The registry in SQLite: environments, functions (with their versions), HTTP triggers and packages.
+"""The registry: environments, functions (with their versions), HTTP triggers and packages.
 
-Opened with alembic's migrations applied, WAL journal and foreign keys on.
+In SQLite or PostgreSQL (faasd/store/database.py), opened with alembic's migrations applied.
 Queries return the plain values of faasd/core/entities.py. Only the controller
 calls this module; the request path never does.
 """
@@ -13,21 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import delete, event, or_, select, update
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from faasd.core.database import DatabaseUrl, database_url
 from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import Conflict
 from faasd.core.versions import FunctionVersion
+from faasd.store.database import migrate, open_engine
 from faasd.store.models import (
     Base,
     CanaryRow,
@@ -51,25 +48,6 @@ def utcnow() -> datetime:
 def _aware(moment: datetime) -> datetime:
     # SQLite hands datetimes back without a zone; they were written in UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def migrate(database: Path) -> None:
-    """Bring the database at ``database`` to the newest alembic revision."""
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("faasd_migrations")))
-    config.set_main_option("sqlalchemy.url", f"sqlite:///{database}")
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head")
-
-
-def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed change survives a power loss too, not only a crash.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def _object(text: str) -> Any:
@@ -186,18 +164,20 @@ RowType = type[EnvironmentRow] | type[FunctionRow] | type[HttpTriggerRow] | type
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, database: DatabaseUrl | None = None) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.database = database
 
     @classmethod
-    async def open(cls, database: Path) -> Store:
-
-        database.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(migrate, database)
-        engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
-        event.listen(engine.sync_engine, "connect", _set_pragmas)
-        return cls(engine)
+    async def open(cls, database: str | Path | DatabaseUrl) -> Store:
+        """The registry at ``database`` (a URL as ``--database`` takes, or a SQLite file), migrated to head."""
+        url = database if isinstance(database, DatabaseUrl) else database_url(database)
+        if url.dialect == "sqlite":
+            url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate, url)
+        log.info("registry: %s", url.redacted())
+        return cls(open_engine(url), url)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -209,16 +189,24 @@ class Store:
 
     async def load(self) -> Contents:
         async with self._sessions() as session:
-            envs = (await session.execute(select(EnvironmentRow.__table__))).all()
-            fns = (await session.execute(select(FunctionRow.__table__))).all()
-            triggers = (await session.execute(select(HttpTriggerRow.__table__))).all()
-            packages = (await session.execute(select(PackageRow.__table__))).all()
+            envs = (await session.execute(self._in_order(EnvironmentRow))).all()
+            fns = (await session.execute(self._in_order(FunctionRow))).all()
+            triggers = (await session.execute(self._in_order(HttpTriggerRow))).all()
+            packages = (await session.execute(self._in_order(PackageRow))).all()
         return Contents(
             environments=[_environment(r) for r in envs],
             functions=[_function(r) for r in fns],
             triggers=[_trigger(r) for r in triggers],
             packages=[_package(r) for r in packages],
         )
+
+    def _in_order(self, model: RowType) -> Select[Any]:
+        """Every row, in the order they were made: SQLite reads its tables in that order (by rowid) already;
+        PostgreSQL's order moves with updates, so it is asked for."""
+        query = select(model.__table__)
+        if self._engine.dialect.name == "postgresql":
+            query = query.order_by(model.created_at, model.name)
+        return query
 
     async def _insert(self, row: Row) -> None:
         try:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from faasd.store.database import upsert
 from faasd.store.models import UsageRow
 
 
@@ -55,7 +55,7 @@ class UsageStore:
             return
         async with self._sessions.begin() as session:
             for row in rows:
-                stmt = sqlite_insert(UsageRow).values(
+                stmt = upsert(session, UsageRow).values(
                     function=row.function,
                     hour=row.hour,
                     calls=row.calls,

@@ -8,6 +8,7 @@ removes what no environment uses any more.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from faasd.core.database import DatabaseUrl, database_url
 from faasd.core.progress import Progress
 from faasd.core.recipes import Recipe, RecipeBook, broker_recipes, daemon_recipe, runtime_recipes
 from faasd.core.settings import IMAGE_NAMESPACE_RE, load_settings
@@ -70,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         "prune", parents=[common], help="remove faasd's images that no recipe and no environment uses"
     )
     prune.add_argument("--state-dir", default=None, help="faasd's state dir, whose environments keep their images")
+    prune.add_argument(
+        "--database",
+        default=None,
+        help="faasd's registry, when not the SQLite file in the state dir: postgresql://... (default $FAASD_DATABASE)",
+    )
     prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     return parser
 
@@ -104,7 +111,8 @@ def main(command: str, args: Sequence[str]) -> int:
         if options.action == "list":
             return _list(client, book, options.output)
         state_dir = Path(options.state_dir) if options.state_dir else settings.state_dir
-        return _prune(client, book, state_dir, options.dry_run)
+        database = options.database if options.database is not None else settings.database
+        return _prune(client, book, state_dir, options.dry_run, database)
     except (docker.errors.DockerException, OSError) as exc:
         print(f"faasd images: Docker engine error: {exc}", file=sys.stderr)
         return 1
@@ -183,25 +191,49 @@ def _list(client: docker.DockerClient, book: RecipeBook, output: str) -> int:
     return 0
 
 
-def environment_images(state_dir: Path) -> list[str]:
-    """The images and builders the registry's environments name; raises ValueError without a registry."""
-    database = state_dir / "faasd.db"
-    if not database.is_file():
+def environment_images(state_dir: Path, database: str = "") -> list[str]:
+    """The images and builders the registry's environments name; raises ValueError without a registry.
+
+    ``database``: ``--database`` (empty: the SQLite file in ``state_dir``); a PostgreSQL one is read
+    through faasd's own engine.
+    """
+    url = database_url(database, state_dir)
+    if url.is_postgresql:
+        return asyncio.run(_postgresql_environment_images(url))
+    path = url.sqlite_path
+    if not path.is_file():
         raise ValueError(
-            f"no faasd registry at {database}: give the state dir of the faasd whose environments' images "
+            f"no faasd registry at {path}: give the state dir of the faasd whose environments' images "
             "to keep, --state-dir DIR (a service installed by `faasd install` keeps it in /var/lib/faasd)"
         )
     try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             rows = db.execute("SELECT image, builder FROM environments").fetchall()
     except sqlite3.Error as exc:
-        raise ValueError(f"cannot read the registry {database}: {exc}") from exc
+        raise ValueError(f"cannot read the registry {path}: {exc}") from exc
     return [image for row in rows for image in row if image]
 
 
-def _prune(client: docker.DockerClient, book: RecipeBook, state_dir: Path, dry_run: bool) -> int:
+async def _postgresql_environment_images(url: DatabaseUrl) -> list[str]:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from faasd.store.database import open_engine
+
+    engine = open_engine(url, pool_size=1)
     try:
-        keep = [book.resolve(image) for image in environment_images(state_dir)]
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT image, builder FROM environments"))).all()
+    except (SQLAlchemyError, OSError) as exc:
+        raise ValueError(f"cannot read the registry {url.redacted()}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        await engine.dispose()
+    return [image for row in rows for image in row if image]
+
+
+def _prune(client: docker.DockerClient, book: RecipeBook, state_dir: Path, dry_run: bool, database: str = "") -> int:
+    try:
+        keep = [book.resolve(image) for image in environment_images(state_dir, database)]
     except ValueError as exc:
         print(f"faasd images prune: {exc}", file=sys.stderr)
         return 1

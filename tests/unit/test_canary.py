@@ -103,8 +103,8 @@ class Bench:
 
 
 @pytest.fixture
-async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    b = Bench(Registry(tmp_path))
+async def bench(tmp_path: Path, database: str) -> AsyncIterator[Bench]:
+    b = Bench(Registry(tmp_path, database))
     yield b
     for runner in b.runners:
         await runner.close()

@@ -1,6 +1,6 @@
 """Packages in the registry: the controller with a fake build queue, the package store, and the admin API.
 
-The controller runs on a real SQLite file and a real package store; the build
+The controller runs on a real registry (SQLite, PostgreSQL) and a real package store; the build
 queue is a fake that records what it was asked, and the tests play its part
 by calling record_build. The API tests run the admin app in-process
 (aiohttp's test client) over the same controller.
@@ -59,8 +59,9 @@ class FakeBuilds:
 class Registry:
     """Opens (and reopens) a controller on one state dir, as faasd does at start."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database: str = "") -> None:
         self.root = root
+        self.database = database or f"sqlite:///{root / 'faasd.db'}"
         self.stores: list[Store] = []
         self.pools: list[PoolManager] = []
         self.builds = FakeBuilds()
@@ -73,7 +74,7 @@ class Registry:
     async def open(self, builds: FakeBuilds | None = None, with_builds: bool = True) -> Controller:
         if builds is not None:
             self.builds = builds
-        store = await Store.open(self.root / "faasd.db")
+        store = await Store.open(self.database)
         codes = CodeStore(self.root / "code")
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
         told = pool.function_changed
@@ -108,8 +109,8 @@ class Registry:
 
 
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    reg = Registry(tmp_path / "state")
+async def registry(tmp_path: Path, database: str) -> AsyncIterator[Registry]:
+    reg = Registry(tmp_path / "state", database)
     yield reg
     await reg.close()
 

@@ -1,23 +1,24 @@
-"""The controller and the SQLite registry, on a real database file."""
+"""The controller and the registry, on a real SQLite file and on a real PostgreSQL (tests/postgres.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from faasd.control.controller import Controller
+from faasd.core.database import database_url
 from faasd.core.entities import DEFAULT_CPU_MILLIS, DEFAULT_NETWORK
 from faasd.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from faasd.core.specialize import MAX_SPECIALIZE_BYTES, encode_specialization
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
+from faasd.store.database import alembic_config, open_engine
 from faasd.store.registry import Store
 from tests.fakes import FakeBackend
 
@@ -26,15 +27,19 @@ STOCK = {"nodejs": "faasd/runtime-nodejs:latest", "python": "faasd/runtime-pytho
 
 
 class Registry:
-    """Opens (and reopens) a controller on one state dir, as faasd does at start."""
+    """Opens (and reopens) a controller on one state dir and database, as faasd does at start.
 
-    def __init__(self, root: Path) -> None:
+    ``database``: a URL (the ``database`` fixture: SQLite, then PostgreSQL); default the SQLite file in ``root``.
+    """
+
+    def __init__(self, root: Path, database: str = "") -> None:
         self.root = root
+        self.database = database or f"sqlite:///{root / 'faasd.db'}"
         self.stores: list[Store] = []
         self.pools: list[PoolManager] = []
 
     async def open(self, max_code_bytes: int = 1000, keep_versions: int = 10) -> Controller:
-        store = await Store.open(self.root / "faasd.db")
+        store = await Store.open(self.database)
         codes = CodeStore(self.root / "code")
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
         controller = Controller(
@@ -53,8 +58,8 @@ class Registry:
 
 
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    reg = Registry(tmp_path)
+async def registry(tmp_path: Path, database: str) -> AsyncIterator[Registry]:
+    reg = Registry(tmp_path, database)
     yield reg
     await reg.close()
 
@@ -194,32 +199,48 @@ async def test_cpu_and_network_default_and_survive_a_restart(registry: Registry)
     assert (reverted.cpu_millis, reverted.network) == (2000, "default")
 
 
-def _alembic(database: Path) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("faasd_migrations")))
-    config.set_main_option("sqlalchemy.url", f"sqlite:///{database}")
-    config.attributes["configure_logging"] = False
-    return config
+async def _downgrade(database: str, revision: str) -> None:
+    # In a thread: on PostgreSQL alembic runs a loop of its own (migrations/env.py).
+    await asyncio.to_thread(command.downgrade, alembic_config(database), revision)
 
 
-def _function_columns(database: Path) -> set[str]:
-    engine = create_engine(f"sqlite:///{database}")
+async def _schema(database: str) -> dict[str, set[str]]:
+    """Each table's columns."""
+    engine = open_engine(database_url(database))
     try:
-        return {column["name"] for column in inspect(engine).get_columns("functions")}
+        async with engine.connect() as connection:
+
+            def read(sync: object) -> dict[str, set[str]]:
+                found = inspect(sync)
+                return {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
+
+            return await connection.run_sync(read)
     finally:
-        engine.dispose()
+        await engine.dispose()
+
+
+async def _function_columns(database: str) -> set[str]:
+    return (await _schema(database))["functions"]
+
+
+async def _columns(database: str, table: str) -> set[str]:
+    return (await _schema(database))[table]
+
+
+async def _tables(database: str) -> set[str]:
+    return set(await _schema(database))
 
 
 async def test_functions_stored_before_migration_0003_get_the_defaults(registry: Registry) -> None:
     c = await registry.open()
     await c.create_function({"name": "old", "environment": "nodejs", "code": HELLO, "memory_mb": 64})
     await registry.close()
-    database = registry.root / "faasd.db"
-    command.downgrade(_alembic(database), "0002")
-    assert not {"cpu_millis", "network"} & _function_columns(database)
+    database = registry.database
+    await _downgrade(database, "0002")
+    assert not {"cpu_millis", "network"} & await _function_columns(database)
 
     reopened = await registry.open()  # migrates to the newest revision again
-    assert {"cpu_millis", "network"} <= _function_columns(database)
+    assert {"cpu_millis", "network"} <= await _function_columns(database)
     old = reopened.catalog.functions["old"]
     assert (old.cpu_millis, old.network, old.memory_mb) == (1000, "default", 64)
 
@@ -345,35 +366,19 @@ async def test_the_code_limit_still_holds_on_its_own(registry: Registry) -> None
 # -- packages: migration 0004 ---------------------------------------------------------------
 
 
-def _columns(database: Path, table: str) -> set[str]:
-    engine = create_engine(f"sqlite:///{database}")
-    try:
-        return {column["name"] for column in inspect(engine).get_columns(table)}
-    finally:
-        engine.dispose()
-
-
-def _tables(database: Path) -> set[str]:
-    engine = create_engine(f"sqlite:///{database}")
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 async def test_an_install_from_before_packages_gets_the_stock_builders_once(registry: Registry) -> None:
     c = await registry.open()
     await c.create_function({"name": "old", "environment": "nodejs", "code": HELLO})
     await c.create_environment({"name": "custom", "image": "me/img:1"})
     await registry.close()
-    database = registry.root / "faasd.db"
-    command.downgrade(_alembic(database), "0003")
-    assert "builder" not in _columns(database, "environments")
-    assert "package" not in _function_columns(database)
-    assert "packages" not in _tables(database)
+    database = registry.database
+    await _downgrade(database, "0003")
+    assert "builder" not in await _columns(database, "environments")
+    assert "package" not in await _function_columns(database)
+    assert "packages" not in await _tables(database)
 
     reopened = await registry.open()  # migrates to the newest revision again
-    assert "packages" in _tables(database)
+    assert "packages" in await _tables(database)
     builders = {name: env.builder for name, env in reopened.catalog.environments.items()}
     assert builders == {
         "nodejs": "faasd/builder-nodejs:latest",

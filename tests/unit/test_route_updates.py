@@ -239,12 +239,12 @@ def test_a_catalog_changed_write_by_write_is_the_catalog_built_anew(ops: list[tu
         same_catalog(catalog, functions, triggers)
 
 
-# -- the controller: every write applied in place, as SQLite has it -------------------------------------
+# -- the controller: every write applied in place, as the registry (SQLite or PostgreSQL) has it ----------
 
 
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    reg = Registry(tmp_path)
+async def registry(tmp_path: Path, database: str) -> AsyncIterator[Registry]:
+    reg = Registry(tmp_path, database)
     yield reg
     await reg.close()
 
@@ -291,7 +291,7 @@ async def random_write(c: Controller, rng: random.Random) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-async def test_the_controllers_catalog_is_always_what_sqlite_holds(registry: Registry, seed: int) -> None:
+async def test_the_controllers_catalog_is_always_what_the_registry_holds(registry: Registry, seed: int) -> None:
     rng = random.Random(seed)
     c = await registry.open()
     for _ in range(120):
@@ -309,7 +309,7 @@ def state(catalog: Catalog) -> object:
 
 
 async def test_readers_between_awaits_never_see_half_a_write(registry: Registry, monkeypatch: Any) -> None:
-    """Every SQLite write yields to the loop several times before and after it commits; a reader that
+    """Every registry write yields to the loop several times before and after it commits; a reader that
     looks at the catalog whenever it runs sees it as it was before the write or as it is after it."""
     c = await registry.open()
     store = c._store

@@ -69,8 +69,8 @@ def test_previous_is_the_version_before_the_newest() -> None:
 
 
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    reg = Registry(tmp_path)
+async def registry(tmp_path: Path, database: str) -> AsyncIterator[Registry]:
+    reg = Registry(tmp_path, database)
     yield reg
     await reg.close()
 

@@ -92,8 +92,8 @@ def test_the_route_table_draws_per_match() -> None:
 
 
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    reg = Registry(tmp_path)
+async def registry(tmp_path: Path, database: str) -> AsyncIterator[Registry]:
+    reg = Registry(tmp_path, database)
     yield reg
     await reg.close()
 
