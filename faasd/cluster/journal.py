@@ -94,6 +94,10 @@ class Journal:
         pending = _pending.get()
         if not pending or session.get_bind() is not self._engine:
             return
+        if self._postgresql:
+            # The write's own statements first: once the lock is held, nothing waits for another row lock
+            # (two nodes inserting the same name would otherwise wait for each other).
+            session.flush()
         connection = session.connection()
         if self._postgresql:
             connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK)))

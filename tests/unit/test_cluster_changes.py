@@ -264,3 +264,22 @@ async def test_two_nodes_started_at_once_on_a_new_registry_both_start(cluster: C
         node = await start
         await node.follower.catch_up()
         assert sorted(node.controller.catalog.environments) == ["nodejs", "python"]
+
+
+async def test_concurrent_writers_never_leave_a_row_behind_a_follower(cluster: Cluster) -> None:
+    """Two nodes writing at once while a third follows: it ends with every one of their writes."""
+    a = await cluster.node("a")
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    b = await cluster.node("b")
+    c = await cluster.node("c")
+    c.follower.start()
+
+    async def routes(node: Node) -> None:
+        for i in range(15):
+            await node.controller.create_trigger(
+                {"name": f"{node.name}{i}", "url": f"/{node.name}/{i}", "function": "hello"}
+            )
+
+    await asyncio.gather(routes(a), routes(b))
+    expected = {f"{n}{i}" for n in "ab" for i in range(15)}
+    await passes_until(c.follower, lambda: expected <= set(c.controller.catalog.triggers))
