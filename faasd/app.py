@@ -138,9 +138,9 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     if backend is None:
         backend = DockerBackend(settings, session)
     store = await Store.open(settings.database_url)
-    codes = CodeStore(settings.code_dir)
+    codes = CodeStore(settings.code_dir, store.blobs)  # on PostgreSQL: blobs in the database too
     logs = FunctionLogs(settings.state_dir / "logs")
-    packages = PackageStore(settings.state_dir / "packages")
+    packages = PackageStore(settings.state_dir / "packages", store.blobs)
     await asyncio.to_thread(clear_upload_dir, settings.upload_dir)
     controller: Controller | None = None
 

@@ -206,7 +206,7 @@ class Builder:
             raise BuildFailed(f"environment '{package.environment}' does not exist")
         if not env.builder:
             raise BuildFailed(f"environment '{env.name}' has no builder image (faas env update --builder IMAGE)")
-        source = self._store.path(package.source_sha256)
+        source = await asyncio.to_thread(self._store.path, package.source_sha256)  # read from the database once
         with tempfile.TemporaryDirectory(
             dir=self._workdir, prefix=f"{package.name}-", ignore_cleanup_errors=True
         ) as tmp:

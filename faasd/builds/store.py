@@ -13,6 +13,11 @@ half an archive under a real name. Every method blocks: callers use threads.
 An archive just put is *held* until the registry records it (:meth:`release`):
 :meth:`collect`, which removes what no package names, never takes an archive
 between the moment it arrives and the moment its package points at it.
+
+With ``shared`` blobs (the registry's ``blobs`` table on PostgreSQL) every
+archive put goes there too, and the files are a copy: :meth:`path` of an
+archive another node put reads it from the database once (blocking the caller
+for that read) and keeps it as a file. The dependency cache stays a node's own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import threading
 from pathlib import Path
 
 from faasd.builds.archive import ArchiveInfo
+from faasd.core.blobs import SharedBlobs
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -42,8 +48,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 class PackageStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shared: SharedBlobs | None = None) -> None:
         self.root = root
+        self._shared = shared
         self._deps = root / "deps"
         self._incoming = root / "incoming"
         for folder in (root, self._deps, self._incoming):
@@ -53,13 +60,35 @@ class PackageStore:
 
     # -- archives ------------------------------------------------------------------
 
-    def path(self, sha256: str) -> Path:
+    def _file(self, sha256: str) -> Path:
         if not SHA256_RE.fullmatch(sha256):
             raise ValueError(f"not a sha256: {sha256!r}")
         return self.root / sha256
 
+    def path(self, sha256: str) -> Path:
+        """The archive's file; with shared blobs, read from the database first when this node has no copy."""
+        target = self._file(sha256)
+        if self._shared is not None and not target.is_file():
+            data = self._shared.get(sha256)
+            if data is not None:
+                fd, tmp = tempfile.mkstemp(dir=self._incoming, prefix=".fetch-")
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        out.write(data)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    os.replace(tmp, target)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
+        return target
+
     def has(self, sha256: str) -> bool:
-        return bool(SHA256_RE.fullmatch(sha256)) and self.path(sha256).is_file()
+        if not SHA256_RE.fullmatch(sha256):
+            return False
+        if self._file(sha256).is_file():
+            return True
+        return self._shared is not None and self._shared.has(sha256)
 
     def put(self, path: Path, info: ArchiveInfo) -> str:
         """Move the normalized tar at ``path`` in as ``info.sha256``; it is held until :meth:`release`.
@@ -67,10 +96,12 @@ class PackageStore:
         ``path`` is gone afterwards (moved, or removed when the archive was there already).
         """
         sha256 = info.sha256
-        target = self.path(sha256)
+        target = self._file(sha256)
         with self._lock:
             self._held[sha256] += 1
         try:
+            if self._shared is not None:
+                self._shared.put_file(sha256, path)  # before the registry row that will name it
             if target.is_file():
                 path.unlink(missing_ok=True)
                 return sha256
@@ -120,6 +151,8 @@ class PackageStore:
             if SHA256_RE.fullmatch(name) and name not in keep and name not in held:
                 path.unlink(missing_ok=True)
                 removed += 1
+        if self._shared is not None:
+            self._shared.sweep()  # the database's: only what no row names, put long enough ago
         return removed
 
     def incoming(self, suffix: str = ".tar") -> Path:

@@ -63,8 +63,8 @@ def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
     cursor.close()
 
 
-def open_engine(database: DatabaseUrl, *, pool_size: int = PG_POOL_SIZE) -> AsyncEngine:
-    """An engine on ``database`` (already migrated)."""
+def open_engine(database: DatabaseUrl, *, pool_size: int = PG_POOL_SIZE, command_timeout: float = 60) -> AsyncEngine:
+    """An engine on ``database`` (already migrated); ``command_timeout``: seconds a PostgreSQL query may take."""
     if database.dialect == "sqlite":
         database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(database.url)
@@ -77,7 +77,11 @@ def open_engine(database: DatabaseUrl, *, pool_size: int = PG_POOL_SIZE) -> Asyn
         max_overflow=PG_MAX_OVERFLOW,
         pool_recycle=1800,
         pool_timeout=10,
-        connect_args={"timeout": 10, "command_timeout": 60, "server_settings": {"application_name": "faasd"}},
+        connect_args={
+            "timeout": 10,
+            "command_timeout": command_timeout,
+            "server_settings": {"application_name": "faasd"},
+        },
     )
 
 

@@ -281,3 +281,16 @@ class ChangeRow(Base):
     name: Mapped[str] = mapped_column(String(160))
     node: Mapped[str] = mapped_column(String(63))
     at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class BlobRow(Base):
+    """A code blob or package archive, by its sha256, on PostgreSQL (faasd/store/blobs.py): every node reads
+    it there and keeps a copy in its state dir. Unused on SQLite, whose blobs are the state dir's files."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    # Put or put again: a blob no row names yet is kept a while (the sweep's grace) for the write that will.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -20,10 +20,12 @@ from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from faasd.core.blobs import SharedBlobs
 from faasd.core.database import DatabaseUrl, database_url
 from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
 from faasd.core.errors import Conflict
 from faasd.core.versions import FunctionVersion
+from faasd.store.blobs import BlobTable
 from faasd.store.database import migrate, open_engine
 from faasd.store.models import (
     Base,
@@ -168,6 +170,13 @@ class Store:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.database = database
+        # On PostgreSQL the code blobs and package archives live in the database too, for every node.
+        self._blobs = BlobTable(database) if database is not None and database.is_postgresql else None
+
+    @property
+    def blobs(self) -> SharedBlobs | None:
+        """Where the file stores keep their blobs for the other nodes (None on SQLite: the files are all)."""
+        return self._blobs
 
     @classmethod
     async def open(cls, database: str | Path | DatabaseUrl) -> Store:
@@ -185,6 +194,8 @@ class Store:
         return self._engine
 
     async def close(self) -> None:
+        if self._blobs is not None:
+            await asyncio.to_thread(self._blobs.close)
         await self._engine.dispose()
 
     async def load(self) -> Contents:

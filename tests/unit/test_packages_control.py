@@ -75,7 +75,7 @@ class Registry:
         if builds is not None:
             self.builds = builds
         store = await Store.open(self.database)
-        codes = CodeStore(self.root / "code")
+        codes = CodeStore(self.root / "code", store.blobs)
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
         told = pool.function_changed
 
@@ -90,7 +90,7 @@ class Registry:
             pool,
             default_poolsize=0,
             max_code_bytes=10_000,
-            packages=PackageStore(self.packages),
+            packages=PackageStore(self.packages, store.blobs),
             builds=self.builds if with_builds else None,
         )
         await controller.start(STOCK, self.root / "initialized")

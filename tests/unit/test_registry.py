@@ -40,7 +40,7 @@ class Registry:
 
     async def open(self, max_code_bytes: int = 1000, keep_versions: int = 10) -> Controller:
         store = await Store.open(self.database)
-        codes = CodeStore(self.root / "code")
+        codes = CodeStore(self.root / "code", store.blobs)
         pool = PoolManager(FakeBackend(), lambda fn: codes.get(fn.code_sha256), idle_timeout=120)
         controller = Controller(
             store, codes, pool, default_poolsize=0, max_code_bytes=max_code_bytes, keep_versions=keep_versions
