@@ -6,21 +6,21 @@ BIN       := $(VENV)/bin
 export DOCKER_BUILDKIT := 0
 export FAASD_STATE_DIR := $(STATE_DIR)
 
-.PHONY: dist run test unit integration images engine browser postgresql venv lint bench bench-quick compose clean
+.PHONY: dist run test unit integration images engine browser postgresql nginx venv lint bench bench-quick compose clean
 
 ## run: set everything up, then serve faasd in the foreground on 127.0.0.1:8080
 run: venv images
 	$(BIN)/faasd
 
 ## test: set everything up, then run the whole test suite (unit + real engine)
-test: venv images browser postgresql
+test: venv images browser postgresql nginx
 	$(BIN)/pytest
 
 unit: venv postgresql
 	$(BIN)/pytest tests/unit
 
-integration: venv images browser postgresql
-	$(BIN)/pytest tests/integration tests/runtimes
+integration: venv images browser postgresql nginx
+	$(BIN)/pytest tests/integration tests/runtimes tests/cluster
 
 venv: $(BIN)/.installed
 
@@ -46,6 +46,11 @@ browser:
 # for the tests that run the registry on a real PostgreSQL (tests/postgres.py)
 postgresql:
 	@bash scripts/ensure-postgresql.sh
+
+## nginx: make sure nginx is installed (Debian's nginx as root; the system's stays stopped), for the
+# cluster test: two faasd nodes behind deploy/nginx.conf (tests/cluster/)
+nginx:
+	@bash scripts/ensure-nginx.sh
 
 ## images: build the runtime, builder and broker images (only when missing or changed)
 images: venv engine
