@@ -4,6 +4,8 @@ It remembers the id of the last row it applied (:attr:`Follower.applied`, read b
 loaded at start, so nothing written meanwhile is missed; a row applied twice changes nothing). It reads
 the rows after it: every ``poll`` seconds (0.25 s on SQLite, one query on the primary key; 1 s on
 PostgreSQL, where it is the safety net), and at once when woken (a NOTIFY, faasd/cluster/listen.py).
+On SQLite a poll first looks at the database file and its write-ahead log: while neither changed since
+the last read, no row can be new, and the poll costs two ``stat`` calls instead of a query.
 Its own node's rows are skipped: that node applied them when it wrote them. If the rows after
 ``applied`` were trimmed before it read them (it was cut off from the database for longer than rows are
 kept), it reloads the whole registry instead. Every ``trim_every`` seconds it deletes the rows older
@@ -18,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from faasd.store.models import ChangeRow
@@ -46,24 +49,46 @@ class Change:
     at: float  # Unix seconds, when the writer committed
 
 
+Look = tuple[tuple[int, int, int] | None, ...]
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class ChangeFeed:
     """The ``changes`` table: read after an id, trimmed by age."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # SQLite: the database file and its write-ahead log. Every commit writes to the log, so while
+        # neither changed since a read, no new row can be there: the poll then costs two stat calls.
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._files = (database, f"{database}-wal") if database else ()
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # The poll's query, compiled once (a connection, no ORM session: the poll runs every 0.25 s).
+        self._after = (
+            select(ChangeRow.id, ChangeRow.kind, ChangeRow.name, ChangeRow.node, ChangeRow.at)
+            .where(ChangeRow.id > bindparam("last"))
+            .order_by(ChangeRow.id)
+            .limit(bindparam("limit"))
+        )
+
+    def look(self) -> Look | None:
+        """What the files look like now (None: no files to look at, as on PostgreSQL: read)."""
+        return tuple(_stat(path) for path in self._files) if self._files else None
 
     async def last_id(self) -> int:
         async with self._sessions() as session:
             return int((await session.scalar(select(func.max(ChangeRow.id)))) or 0)
 
     async def after(self, last: int, limit: int = BATCH) -> list[Change]:
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(ChangeRow.id, ChangeRow.kind, ChangeRow.name, ChangeRow.node, ChangeRow.at)
-                .where(ChangeRow.id > last)
-                .order_by(ChangeRow.id)
-                .limit(limit)
-            )
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(self._after, {"last": last, "limit": limit})
             return [Change(*row) for row in rows]
 
     async def kept_since(self, last: int) -> bool:
@@ -118,6 +143,7 @@ class Follower:
         self.reloads = 0  # whole-registry reloads (it fell behind the rows kept)
         self.failing_since: float | None = None  # when reading the rows started to fail (None: they are read)
         self.caught_up = asyncio.Event()  # set after each pass that left nothing to read
+        self._looked: Look | None = None  # the SQLite files as they were before the last pass that read them
 
     def wake(self) -> None:
         """Read the rows now (a NOTIFY came, or the connection to the database came back)."""
@@ -133,15 +159,22 @@ class Follower:
                 await self._task
             self._task = None
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, *, lazy: bool = False) -> int:
         """Apply every row after :attr:`applied` (others' rows; this node's are skipped); how many applied.
 
-        A failure leaves :attr:`applied` at the last row applied: the next pass starts after it.
+        ``lazy``: not at all when the SQLite files did not change since the last pass (a poll). A failure
+        leaves :attr:`applied` at the last row applied: the next pass starts after it.
         """
+        look = self._feed.look()
+        if lazy and look is not None and look == self._looked:
+            self.caught_up.set()
+            return 0
+        self._looked = None  # until this pass has read everything
         applied = 0
         while True:
             rows = await self._feed.after(self.applied)
             if not rows:
+                self._looked = look  # taken before the reads: a commit since then changed the files
                 self.caught_up.set()
                 return applied
             if rows[0].id > self.applied + 1 and self.applied > 0 and not await self._feed.kept_since(self.applied):
@@ -169,10 +202,11 @@ class Follower:
             log.debug("trimmed %d change rows older than %.0f s", removed, self._keep)
 
     async def _run(self) -> None:
+        woken = True  # the first pass reads
         while True:
             self._wake.clear()
             try:
-                await self.catch_up()
+                await self.catch_up(lazy=not woken)
                 await self._trim()
             except asyncio.CancelledError:
                 raise
@@ -185,5 +219,8 @@ class Follower:
                 if self.failing_since is not None:
                     log.info("reading the registry's changes again after %.1f s", self._clock() - self.failing_since)
                     self.failing_since = None
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self._poll)
+                woken = True
+            except TimeoutError:
+                woken = False

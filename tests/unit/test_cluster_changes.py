@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from faasd.cluster.apply import Applier
-from faasd.cluster.changes import ChangeFeed, Follower
+from faasd.cluster.changes import Change, ChangeFeed, Follower
 from faasd.cluster.journal import ChangeKind, Journal, recording
 from faasd.cluster.reader import RegistryReader
 from faasd.control.catalog import Catalog
@@ -43,6 +43,7 @@ class Node:
     pool: PoolManager
     follower: Follower
     labels: LabelStore
+    applier: Applier
 
 
 class Cluster:
@@ -69,7 +70,7 @@ class Cluster:
         labels = LabelStore(store.engine)
         applier = Applier(controller, store, RegistryReader(store.engine), labels=labels)
         follower = Follower(ChangeFeed(store.engine), applier, name, applied, poll=0.05)
-        node = Node(name, store, journal, controller, pool, follower, labels)
+        node = Node(name, store, journal, controller, pool, follower, labels, applier)
         self.nodes.append(node)
         if opened is not None and go is not None:
             opened.set()
@@ -283,3 +284,32 @@ async def test_concurrent_writers_never_leave_a_row_behind_a_follower(cluster: C
     await asyncio.gather(routes(a), routes(b))
     expected = {f"{n}{i}" for n in "ab" for i in range(15)}
     await passes_until(c.follower, lambda: expected <= set(c.controller.catalog.triggers))
+
+
+class CountingFeed(ChangeFeed):
+    """The real feed, counting its reads."""
+
+    reads = 0
+
+    async def after(self, last: int, limit: int = 500) -> list[Change]:
+        self.reads += 1
+        return await super().after(last, limit)
+
+
+async def test_a_poll_on_sqlite_reads_only_when_the_files_changed(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}")
+    try:
+        a = await cluster.node("a")
+        b = await cluster.node("b")
+        feed = CountingFeed(b.store.engine)
+        follower = Follower(feed, b.applier, "b", b.follower.applied, poll=0.05)
+        await follower.catch_up()
+        reads = feed.reads
+        assert await follower.catch_up(lazy=True) == 0
+        assert feed.reads == reads  # nothing committed since: two stat calls, no query
+        await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+        assert await follower.catch_up(lazy=True) == 1
+        assert "hello" in b.controller.catalog.functions
+        assert await follower.catch_up() == 0 and feed.reads > reads + 1  # not lazy: always reads
+    finally:
+        await cluster.close()
