@@ -58,7 +58,7 @@ class BlobTable:
         self._engine: AsyncEngine = self._run(self._open)
 
     async def _open(self) -> AsyncEngine:
-        return open_engine(self._database, pool_size=2, command_timeout=600)
+        return open_engine(self._database, pool_size=2, max_overflow=2, command_timeout=600)
 
     def _run(self, work: Callable[[], Awaitable[T]]) -> T:
         if threading.current_thread() is self._thread:

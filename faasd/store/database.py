@@ -63,7 +63,13 @@ def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
     cursor.close()
 
 
-def open_engine(database: DatabaseUrl, *, pool_size: int = PG_POOL_SIZE, command_timeout: float = 60) -> AsyncEngine:
+def open_engine(
+    database: DatabaseUrl,
+    *,
+    pool_size: int = PG_POOL_SIZE,
+    max_overflow: int = PG_MAX_OVERFLOW,
+    command_timeout: float = 60,
+) -> AsyncEngine:
     """An engine on ``database`` (already migrated); ``command_timeout``: seconds a PostgreSQL query may take."""
     if database.dialect == "sqlite":
         database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +80,7 @@ def open_engine(database: DatabaseUrl, *, pool_size: int = PG_POOL_SIZE, command
         database.url,
         pool_pre_ping=True,  # a connection PostgreSQL dropped (a restart) is replaced, not handed out
         pool_size=pool_size,
-        max_overflow=PG_MAX_OVERFLOW,
+        max_overflow=max_overflow,
         pool_recycle=1800,
         pool_timeout=10,
         connect_args={
