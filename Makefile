@@ -57,12 +57,12 @@ images: venv engine
 	$(BIN)/faasd images build --brokers
 
 ## bench: the benchmark suite (~30 min): prints the table and rewrites BENCHMARKS.md
-bench: venv images
+bench: venv images postgresql
 	@bash bench/ensure-wrk.sh
 	$(BIN)/python -m bench
 
 ## bench-quick: every benchmark phase with tiny samples (CI: proves it runs, not that it is fast)
-bench-quick: venv images
+bench-quick: venv images postgresql
 	@bash bench/ensure-wrk.sh
 	$(BIN)/python -m bench --quick
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from bench.burst import BurstResult
 from bench.burst import rows as burst_rows
+from bench.cluster import ClusterResult
+from bench.cluster import history_cell as cluster_history
+from bench.cluster import summary_line as cluster_summary
+from bench.cluster import table as cluster_table
 from bench.coldstart import ColdResult
 from bench.controlplane import CreateResult, MatchResult
 from bench.density import DensityResult
@@ -87,6 +91,7 @@ HISTORY_COLUMNS = (
     "dev save to answer p50/p90 ms",
     "scale 10k: route create last/first, start s, RSS MiB, match ns",
     "density 500: RSS / warm p50 x 1 instance",
+    "cluster: PG route create / propagation p99 / failover",
 )
 
 
@@ -123,6 +128,7 @@ class Results:
     devloop: DevloopResult | None = None
     scale: ScaleResult | None = None
     density: DensityResult | None = None
+    cluster: ClusterResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)  # caption -> PNG path, relative to BENCHMARKS.md
     elapsed_s: float = math.nan
@@ -348,6 +354,8 @@ def table(r: Results) -> str:
         lines += ["", "### Registry scale", "", scale_summary(r.scale), "", scale_table(r.scale)]
     if r.density is not None:
         lines += ["", "### Density", "", density_summary(r.density), "", density_table(r.density)]
+    if r.cluster is not None:
+        lines += ["", "### Several nodes", "", cluster_summary(r.cluster), "", cluster_table(r.cluster)]
     return "\n".join(lines)
 
 
@@ -405,6 +413,7 @@ def history_row(r: Results) -> str:
         devloop_history(r.devloop) if r.devloop else "",
         scale_history(r.scale) if r.scale else "",
         density_history(r.density) if r.density else "",
+        cluster_history(r.cluster) if r.cluster else "",
     )
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -514,6 +523,21 @@ What each figure is:
    10 %); memory per idle instance per runtime from `docker stats` for a
    sample, and its containerd-shim. `.venv/bin/python -m bench.density` runs
    it alone (`--quick`: 40 instances).
+
+12. **Several nodes** (its own table): faasd processes of the phase's own
+   and a PostgreSQL server of its own (Debian's, in a temporary directory,
+   fsync on). Registry writes: 200 function creates and 200 route creates,
+   one at a time, on a faasd with its own SQLite file and on one with a
+   PostgreSQL database (p50 / p99). Propagation: two nodes on one registry
+   (a shared SQLite file, then PostgreSQL), 50 route creates and 50
+   function updates through node A, each timed from A's answer until B
+   serves it (polled every 2 ms; target under 1 s). Failover: two nodes on
+   PostgreSQL, 40 asynchronous calls of 0.2 s through A, A killed with
+   SIGKILL once it finished a few: from the kill to B's first attempt on
+   one of A's calls (target: within the lease, 30 s by default, plus B's
+   1 s claim period) and to the last call succeeding, and how many were
+   delivered twice (those running on A: at least once).
+   `.venv/bin/python -m bench.cluster` runs it alone.
 
 The machine is often shared: absolute figures move by tens of percent
 between runs; the ratios measured in the same run move much less.

@@ -25,7 +25,10 @@ scale (a faasd of its own, pool size 0: 10,000 functions and routes, route
 creates at the start and the end, restart to /healthz, RSS, route matching;
 bench/scale.py, also runnable alone); last, density (a faasd of its own: 500
 warm instances at once, its RSS, the warm p50 with 500 alive against one,
-memory per idle instance; bench/density.py, also runnable alone).
+memory per idle instance; bench/density.py, also runnable alone); then
+cluster (faasd nodes of its own on SQLite and on a PostgreSQL of its own:
+registry writes, a change from one node to another, async failover after a
+kill -9; bench/cluster.py, also runnable alone).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import TypeVar
 
 from bench import (
     burst,
+    cluster,
     coldstart,
     controlplane,
     density,
@@ -138,6 +142,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--devloop-samples", type=int, help="dev loop: saves measured through `faas dev` (10; quick 2)")
     p.add_argument("--scale-count", type=int, help="registry scale: functions and routes (10000; quick 400)")
     p.add_argument("--density-instances", type=int, help="density: warm instances held at once (500; quick 40)")
+    p.add_argument("--cluster-count", type=int, help="cluster: registry writes of each kind (200; quick 20)")
     p.add_argument("--density-rounds", type=int, help="density: warm rounds per B-A-B block (8; quick 2)")
     p.add_argument("--poolsize", type=int, default=3, help="faasd --default-poolsize for the pool-warm phases")
     p.add_argument("--faasd-cmd", default="", help="command that runs faasd (default: this python -m faasd)")
@@ -169,6 +174,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scale_count": scale.COUNT,
         "density_instances": 500,
         "density_rounds": 8,
+        "cluster_count": cluster.COUNT,
     }
     quick = {
         "samples": 3,
@@ -194,6 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scale_count": scale.QUICK_COUNT,
         "density_instances": 40,
         "density_rounds": 2,
+        "cluster_count": cluster.QUICK_COUNT,
     }
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
@@ -379,6 +386,16 @@ def main(argv: list[str] | None = None) -> int:
         "density",
         lambda: density.measure(
             args.faasd_cmd, args.density_instances, args.density_rounds, run_id, limit=density.DEFAULT_LIMIT
+        ),
+    )
+    results.cluster = runner.phase(
+        "cluster",
+        lambda: cluster.measure(
+            args.cluster_count,
+            cluster.QUICK_CALLS if args.quick else cluster.CALLS,
+            5.0 if args.quick else 0.0,
+            run_id,
+            limit=cluster.DEFAULT_LIMIT,
         ),
     )
     results.elapsed_s = time.monotonic() - began
