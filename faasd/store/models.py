@@ -294,3 +294,17 @@ class BlobRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     # Put or put again: a blob no row names yet is kept a while (the sweep's grace) for the write that will.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NodeRow(Base):
+    """A faasd node sharing the registry (faasd/cluster/heartbeat.py): its id (the owner label), the URL its
+    admin API is reached at, and when it started and was last seen (Unix seconds, the database's clock on
+    PostgreSQL). A node is live while it keeps beating."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    url: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    version: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,128 @@
+"""The nodes of a cluster: rows the heartbeat upserts and reads, liveness, and the merge of their logs.
+
+The store runs on a real SQLite file and a real PostgreSQL (the ``database`` fixture); the heartbeat on the
+real store, with a short interval, and with a database that is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from faasd.cluster.heartbeat import LIVE_BEATS, Heartbeat, is_live
+from faasd.cluster.logmerge import merge
+from faasd.core.database import database_url
+from faasd.pool.logs import format_record
+from faasd.store.database import migrate, open_engine
+from faasd.store.nodes import NodeRecord, NodeStore
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(migrate, database)
+    made = open_engine(database_url(database))
+    yield made
+    await made.dispose()
+
+
+async def test_a_beat_upserts_the_row_and_keeps_its_start(engine: AsyncEngine) -> None:
+    store = NodeStore(engine)
+    await store.beat("a", "http://10.0.0.1:8080", "0.1.0", starting=True)
+    first = (await store.list()).nodes
+    assert [(n.id, n.url, n.version) for n in first] == [("a", "http://10.0.0.1:8080", "0.1.0")]
+    await store.beat("b", "http://10.0.0.2:8080", "0.1.0", starting=True)
+    await store.beat("a", "http://10.0.0.9:8080", "0.2.0")  # a later beat: new URL and version, same start
+    listing = await store.list()
+    a, b = listing.nodes
+    assert (a.id, a.url, a.version, a.started_at) == ("a", "http://10.0.0.9:8080", "0.2.0", first[0].started_at)
+    assert a.last_seen >= first[0].last_seen
+    assert b.id == "b"
+    assert all(is_live(n, listing.now) for n in listing.nodes)
+
+
+def test_a_node_is_live_within_three_heartbeats() -> None:
+    node = NodeRecord("a", "http://a", 100.0, 100.0, "0.1.0")
+    assert is_live(node, 100.0 + 3 * 2.0, live_seconds=3 * 2.0)
+    assert not is_live(node, 100.0 + 3 * 2.0 + 0.01, live_seconds=3 * 2.0)
+    assert LIVE_BEATS == 3
+
+
+async def test_a_node_that_stops_beating_goes_stale_and_the_others_see_it(engine: AsyncEngine) -> None:
+    a = Heartbeat(NodeStore(engine), "a", "http://a:8080", "0.1.0", interval=0.1)
+    b = Heartbeat(NodeStore(engine), "b", "http://b:8080", "0.1.0", interval=0.1)
+    await a.start()
+    await b.start()
+    try:
+
+        async def live_of_a() -> dict[str, bool]:
+            await a.beat()
+            return {n.id: a.live(n, a.view.now) for n in a.view.nodes}
+
+        assert await live_of_a() == {"a": True, "b": True}
+        assert [n.id for n in a.others()] == ["b"]
+        await b.close()  # b stops beating (as killed)
+        deadline = asyncio.get_running_loop().time() + 10
+        while (seen := await live_of_a()) != {"a": True, "b": False}:
+            assert asyncio.get_running_loop().time() < deadline, f"b never went stale: {seen}"
+            await asyncio.sleep(0.05)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_heartbeat_survives_a_database_that_is_gone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "faasd.db"
+    await asyncio.to_thread(migrate, db)
+    engine = open_engine(database_url(f"sqlite:///{db}"))
+    heartbeat = Heartbeat(NodeStore(engine), "a", "http://a:8080", "0.1.0", interval=0.05)
+    try:
+        await heartbeat.start()
+        assert [n.id for n in heartbeat.view.nodes] == ["a"]
+        async with engine.begin() as connection:  # the table gone: every beat fails from now on
+            await connection.exec_driver_sql("DROP TABLE nodes")
+        with caplog.at_level(logging.WARNING, logger="faasd.cluster.heartbeat"):
+            assert await heartbeat.beat() is False
+            assert await heartbeat.beat() is False
+        warnings = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
+        assert len(warnings) == 1  # logged once, not at every beat
+        assert [n.id for n in heartbeat.view.nodes] == ["a"]  # the last list read is kept
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "CREATE TABLE nodes (id VARCHAR(63) PRIMARY KEY, url VARCHAR(255) NOT NULL, "
+                "started_at FLOAT NOT NULL, last_seen FLOAT NOT NULL, version VARCHAR(32) NOT NULL)"
+            )
+        assert await heartbeat.beat() is True
+    finally:
+        await heartbeat.close()
+        await engine.dispose()
+
+
+# -- the merge of several nodes' records ------------------------------------------------------------
+
+
+def rec(ms: int, text: str) -> str:
+    return format_record(f"2026-11-30T10:00:00.{ms:03d}Z", "0123456789abcdef", "stdout", text)
+
+
+def test_records_of_several_nodes_are_merged_by_time_each_with_its_node() -> None:
+    a = [rec(1, "a1"), rec(5, "a5"), rec(7, "a7")]
+    b = [rec(2, "b2"), rec(5, "b5"), rec(9, "b9")]
+    merged = merge({"a": a, "b": b})
+    assert merged == [
+        ("a", rec(1, "a1")),
+        ("b", rec(2, "b2")),
+        ("a", rec(5, "a5")),  # the same millisecond: in the order the nodes are given
+        ("b", rec(5, "b5")),
+        ("a", rec(7, "a7")),
+        ("b", rec(9, "b9")),
+    ]
+    assert merge({"a": a, "b": b}, tail=2) == [("a", rec(7, "a7")), ("b", rec(9, "b9"))]
+    assert merge({"a": a, "b": b}, tail=0) == []
+    assert merge({"a": a, "b": b}, tail=100) == merged
+    assert merge({"a": a}) == [("a", r) for r in a]  # one node: its records as they are
+    assert merge({"a": [], "b": []}) == []
