@@ -164,7 +164,7 @@ class TimerRow(Base):
 
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     function: Mapped[str] = mapped_column(String(63), ForeignKey("functions.name", ondelete="RESTRICT"), index=True)
-    cron: Mapped[str] = mapped_column(String(255))
+    cron: Mapped[str] = mapped_column(String(1024))  # faasd/events/cron.py: MAX_EXPRESSION
     timezone: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(16))
     subpath: Mapped[str] = mapped_column(String(1024))
@@ -215,7 +215,7 @@ class MqTriggerRow(Base):
     errortopic: Mapped[str] = mapped_column(String(255))
     maxretries: Mapped[int] = mapped_column(Integer)
     maxconcurrency: Mapped[int] = mapped_column(Integer)
-    contenttype: Mapped[str] = mapped_column(String(255))
+    contenttype: Mapped[str] = mapped_column(Text)
     connection: Mapped[str] = mapped_column(Text)
     connection_secret: Mapped[str] = mapped_column(String(128))
     method: Mapped[str] = mapped_column(String(16))

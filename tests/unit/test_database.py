@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from faasd.core.canary import Canary, CanaryStatus, CanaryStep
 from faasd.core.database import database_url
 from faasd.core.settings import load_settings
+from faasd.events.cron import MAX_EXPRESSION
 from faasd.store.canaries import CanaryStore
 from faasd.store.database import migrate, open_engine
 from faasd.store.labels import LabelStore
-from faasd.store.models import Base, EnvironmentRow
+from faasd.store.models import Base, EnvironmentRow, FunctionRow, MqTriggerRow, TimerRow
 from faasd.store.usage import Usage, UsageStore
 from faasd.tools.images import environment_images
 
@@ -181,3 +182,65 @@ async def test_images_prune_reads_the_environments_of_either_registry(database: 
         await engine.dispose()
     found = await asyncio.to_thread(environment_images, tmp_path / "elsewhere", database)
     assert found == ["me/py:1", "me/py-builder:1"]
+
+
+async def test_the_longest_values_the_api_takes_fit_their_columns(engine: Any) -> None:
+    """PostgreSQL holds a VARCHAR to its length (SQLite never did): a cron expression may be 1024 characters
+    (faasd/events/cron.py), a content type as long as its pattern lets it be."""
+    made = datetime(2026, 11, 30, tzinfo=UTC)
+    cron = ("0," * 511 + "0")[:1023] + "0"
+    assert len(cron) == MAX_EXPRESSION
+    async with engine.begin() as connection:
+        await connection.execute(
+            EnvironmentRow.__table__.insert().values(
+                name="e", image="x:1", builder="", poolsize=0, created_at=made, updated_at=made
+            )
+        )
+        await connection.execute(
+            FunctionRow.__table__.insert().values(
+                name="f",
+                environment="e",
+                filename="f.js",
+                entrypoint="",
+                timeout=60,
+                code_sha256="",
+                code_size=0,
+                revision=1,
+                created_at=made,
+                updated_at=made,
+            )
+        )
+        await connection.execute(
+            TimerRow.__table__.insert().values(
+                name="t",
+                function="f",
+                cron=cron,
+                timezone="America/Argentina/ComodRivadavia",
+                method="GET",
+                subpath="/" + "x" * 1023,
+                overlap="skip",
+                catch_up="none",
+                created_at=made,
+                updated_at=made,
+            )
+        )
+        await connection.execute(
+            MqTriggerRow.__table__.insert().values(
+                name="m",
+                function="f",
+                mqtype="redis",
+                topic="t" * 255,
+                resptopic="",
+                errortopic="",
+                maxretries=0,
+                maxconcurrency=1,
+                contenttype="application/json" + "; p=v" * 200,
+                connection="",
+                connection_secret="",
+                method="POST",
+                created_at=made,
+                updated_at=made,
+            )
+        )
+        stored = (await connection.execute(select(TimerRow.cron))).scalar_one()
+    assert stored == cron
