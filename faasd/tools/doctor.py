@@ -18,6 +18,7 @@ a JSON list of ``{check, status, detail, fix}``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import json
 import os
@@ -41,6 +42,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from faasd.core.database import DatabaseUrl
 from faasd.core.recipes import BUILDER, RUNTIME, STOCK_ENVIRONMENTS, Recipe, RecipeBook, runtime_recipes
 from faasd.core.settings import Settings, command_parser, load_settings
 from faasd.tools import systemd
@@ -415,6 +417,51 @@ def check_port(host: str, port: int, serving: Callable[[str, int], bool] = faasd
     return Check("port", OK, f"{host}:{port} is free")
 
 
+# -- database --------------------------------------------------------------------------------------
+
+
+async def _postgresql_state(url: DatabaseUrl) -> tuple[str, str]:
+    """The server's version and the schema's alembic revision ("" for an empty database)."""
+    from sqlalchemy import inspect, text
+
+    from faasd.store.database import open_engine
+
+    engine = open_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            version = str((await connection.execute(text("SHOW server_version"))).scalar_one()).split()[0]
+            migrated = await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+            revision = ""
+            if migrated:
+                revision = str((await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar())
+            return version, revision
+    finally:
+        await engine.dispose()
+
+
+def check_database(
+    url: DatabaseUrl, probe: Callable[[DatabaseUrl], tuple[str, str]] = lambda u: asyncio.run(_postgresql_state(u))
+) -> Check:
+    """Where the registry lives (--database) and, for PostgreSQL, whether it answers."""
+    if not url.is_postgresql:
+        path = url.sqlite_path.absolute()
+        state = "exists" if path.exists() else "made at the first start"
+        return Check("database", OK, f"SQLite file {path} ({state})")
+    try:
+        version, revision = probe(url)
+    except Exception as exc:  # the driver's errors are many; each says what went wrong in its first line
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        return Check(
+            "database",
+            FAIL,
+            f"cannot reach {url.redacted()}: {lines[0]}",
+            "check the host, port, database, user and password of --database (FAASD_DATABASE), "
+            "and that PostgreSQL runs and lets this machine in (pg_hba.conf)",
+        )
+    schema = f"schema at revision {revision}" if revision else "empty: faasd makes its tables at the first start"
+    return Check("database", OK, f"PostgreSQL {version} at {url.redacted()}, {schema}")
+
+
 # -- firewall, python ------------------------------------------------------------------------------
 
 
@@ -531,6 +578,7 @@ def run_checks(settings: Settings) -> list[Check]:
     try:
         checks += _guarded("images", lambda: engine_images(settings, client))
         checks += _guarded("state dir", lambda: check_state_dir(settings.state_dir))
+        checks += _guarded("database", lambda: check_database(settings.database_url))
         checks += _guarded("token", lambda: check_token(settings.state_dir, given=bool(settings.token)))
         checks += _guarded("port", lambda: check_port(settings.host, settings.port))
         checks += _guarded("firewall", lambda: check_firewall(settings.firewall))
@@ -569,8 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "doctor",
         "Check the machine faasd would run on: the Docker engine, the runtime images, the state dir and "
-        "its token, the port, the host firewall. Takes faasd's own flags and FAASD_* variables. "
-        "Exit code 1 when a check fails.",
+        "its token, the registry's database, the port, the host firewall. Takes faasd's own flags and "
+        "FAASD_* variables. Exit code 1 when a check fails.",
     )
     parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="text (default) or json: a list of checks"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,10 +16,13 @@ import pytest
 import requests
 import urllib3.exceptions
 
+from faasd.core.database import database_url
 from faasd.core.recipes import BUILDER, RUNTIME, Recipe
 from faasd.core.settings import Settings, load_settings
+from faasd.store.database import migrate
 from faasd.tools import doctor, systemd
-from faasd.tools.doctor import FAIL, OK, WARN, Check
+from faasd.tools.doctor import FAIL, OK, WARN, Check, check_database
+from tests.postgres import free_port
 
 # -- the engine -------------------------------------------------------------------------------------
 
@@ -482,3 +486,33 @@ def test_an_engine_that_cannot_set_faasds_limits_is_a_warning() -> None:
     check = doctor.describe_engine("unix:///x", version, {**info, "MemoryLimit": False, "PidsLimit": False})
     assert check.status == doctor.WARN
     assert "memory limits, process limits" in check.detail and check.fix and "cgroup" in check.fix
+
+
+# -- the database ----------------------------------------------------------------------------------
+
+
+def test_the_default_database_is_the_state_dirs_sqlite_file(tmp_path: Path) -> None:
+    check = check_database(database_url("", tmp_path))
+    assert (check.status, check.detail) == (OK, f"SQLite file {tmp_path / 'faasd.db'} (made at the first start)")
+
+
+def test_a_postgresql_that_answers_is_named_with_its_version_and_schema(postgres_url: str) -> None:
+    url = database_url(postgres_url.replace("postgres@", "postgres:pw@"))
+    check = check_database(url)
+    assert check.status == OK
+    assert re.fullmatch(
+        r"PostgreSQL \d+\.\d+ at postgresql\+asyncpg://postgres:\*\*\*@127\.0\.0\.1:\d+/\w+, "
+        r"empty: faasd makes its tables at the first start",
+        check.detail,
+    ), check.detail
+    migrate(url)
+    assert re.search(r", schema at revision \d{4}$", check_database(url).detail)
+
+
+def test_a_postgresql_that_does_not_answer_fails_without_the_password() -> None:
+    port = free_port()
+    check = check_database(database_url(f"postgresql://faasd:s3cret@127.0.0.1:{port}/faasd"))
+    assert check.status == FAIL
+    assert check.detail.startswith(f"cannot reach postgresql+asyncpg://faasd:***@127.0.0.1:{port}/faasd: ")
+    assert "s3cret" not in check.detail + check.fix
+    assert "--database" in check.fix
