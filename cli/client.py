@@ -61,6 +61,42 @@ class Reply:
         return self.body.decode("utf-8", errors="replace")
 
 
+NDJSON = "application/x-ndjson"
+
+
+class LogStream:
+    """An answer of ``GET /v1/functions/{name}/logs?format=json``: the nodes it covers (``Faasd-Nodes``), those
+    whose records it lacks (``Faasd-Nodes-Missing``), and its records as ``(node, record)``, read as they come."""
+
+    def __init__(self, server: str, response: http.client.HTTPResponse) -> None:
+        self.server = server
+        self._response = response
+        # A daemon that answers the text form (one node, before nodes were tagged): records of no named node.
+        self.tagged = response.headers.get_content_type() == NDJSON
+        self.nodes = _names(response.headers.get("Faasd-Nodes"))
+        self.missing = _names(response.headers.get("Faasd-Nodes-Missing"))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        try:
+            for raw in self._response:
+                if not self.tagged:
+                    yield "", raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                    continue
+                if not raw.strip():
+                    continue
+                try:
+                    item = json.loads(raw)
+                    yield str(item["node"]), str(item["line"])
+                except (ValueError, KeyError, TypeError):
+                    raise CliError(f"unexpected answer from {self.server}: a log line that is not JSON") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+
+
+def _names(header: str | None) -> list[str]:
+    return [name for name in (header or "").split(",") if name]
+
+
 def normalize_server(server: str) -> str:
     """``server`` without a trailing slash; a :class:`CliError` unless it is an http(s) URL."""
     url = server.strip().rstrip("/")
@@ -164,6 +200,10 @@ class FaasClient:
 
     def status(self) -> Json:
         return self._json("GET", "/v1/status")
+
+    def nodes(self) -> list[Json]:
+        """The faasd nodes sharing the daemon's registry: id, url, live, last_seen, started_at, version, self."""
+        return self._items("/v1/nodes")
 
     def usage(self, function: str | None = None, since: str | None = None) -> Json:
         query = _given(function=function, since=since)
@@ -292,6 +332,25 @@ class FaasClient:
                     yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
             except (OSError, http.client.HTTPException) as error:
                 raise DaemonUnreachable(self.server, _socket_reason(error)) from None
+
+    @contextlib.contextmanager
+    def function_log_stream(
+        self,
+        name: str,
+        tail: int | None = None,
+        follow: bool = False,
+        request: str | None = None,
+        node: str | None = None,
+    ) -> Iterator[LogStream]:
+        """Function ``name``'s log as the whole cluster has it (or ``node``'s): which nodes the answer covers,
+        and each record with the node that wrote it (the daemon's ``format=json``)."""
+        query = _given(tail=tail, follow="true" if follow else None, request=request, node=node)
+        path = f"/v1/functions/{_segment(name)}/logs"
+        if query:
+            path += f"?{urllib.parse.urlencode(query)}"
+        timeout = None if follow else self._timeout
+        with self._open_api("GET", path, timeout=timeout, headers={"Accept": NDJSON}) as response:
+            yield LogStream(self.server, response)
 
     def function_versions(self, name: str) -> list[Json]:
         """Function ``name``'s kept versions, newest first (``version``, ``code_sha256``, ``settings``, ...)."""
@@ -682,9 +741,11 @@ class FaasClient:
         return ApiError(reply.status, code, message)
 
     @contextlib.contextmanager
-    def _open_api(self, method: str, path: str, timeout: float | None) -> Iterator[http.client.HTTPResponse]:
+    def _open_api(
+        self, method: str, path: str, timeout: float | None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[http.client.HTTPResponse]:
         """An API answer left open to be read as it arrives; an error answer raises :class:`ApiError`."""
-        headers = {"User-Agent": self._user_agent, **self._api_headers()}
+        headers = {"User-Agent": self._user_agent, **self._api_headers(), **(headers or {})}
         request = urllib.request.Request(f"{self.server}{path}", headers=headers, method=method)
         try:
             response = self._opener.open(request, timeout=timeout)

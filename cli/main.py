@@ -24,6 +24,7 @@ from faas_cli.commands import (
     function,
     invocation,
     mqtrigger,
+    node,
     package,
     route,
     spec,
@@ -87,6 +88,7 @@ app.add_typer(
 )
 app.add_typer(invocation.app, name="inv", hidden=True)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(node.app, name="node")
 app.add_typer(
     canary.app,
     name="canary",

@@ -671,18 +671,31 @@ def logs(
             show_default=False,
         ),
     ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="Only one faasd node's lines (faas node list); default: every node's, merged by time.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Show what the function's containers printed: time, instance, stream, text."""
+    """Show what the function's containers printed: time, instance, stream, text (and node, on several nodes)."""
     text_only = is_fission(ctx) and not detail
-    lines = client_of(ctx).function_logs(name, tail=tail, follow=follow, request=request)
     try:
-        shown: Iterable[str] = (
-            shown_line(line, text_only) for line in lines if pod is None or instance_of(line).startswith(pod)
-        )
-        if reverse and not follow:
-            shown = list(shown)[::-1]
-        for line in shown:
-            typer.echo(line)
+        with client_of(ctx).function_log_stream(name, tail=tail, follow=follow, request=request, node=node) as stream:
+            several = len(stream.nodes) + len(stream.missing) > 1
+            if stream.missing:
+                typer.echo(missing_nodes(stream.missing, follow), err=True)
+            shown: Iterable[str] = (
+                f"{node_of} {shown_line(line, text_only)}" if several else shown_line(line, text_only)
+                for node_of, line in stream
+                if pod is None or instance_of(line).startswith(pod)
+            )
+            if reverse and not follow:
+                shown = list(shown)[::-1]
+            for line in shown:
+                typer.echo(line)
     except KeyboardInterrupt:
         # Ctrl-C is how a follow ends: quietly, and successfully.
         raise typer.Exit(code=0) from None
@@ -691,8 +704,14 @@ def logs(
         # point stdout at /dev/null so the flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(code=0) from None
-    finally:
-        lines.close()
+
+
+def missing_nodes(missing: list[str], follow: bool) -> str:
+    """The one line (on stderr) naming the nodes whose lines are not shown."""
+    names = ", ".join(missing)
+    if follow:
+        return f"following one node: the lines of node(s) {names} are not shown (follow one with --node ID)"
+    return f"no lines from node(s) {names}: they did not answer or are not live (faas node list)"
 
 
 def _fields_of(line: str) -> list[str]:

@@ -20,6 +20,7 @@ from faasd.cluster.journal import ChangeKind, recording
 from faasd.control import openapi
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
+from faasd.control.function_logs import ClusterLogs, LocalLogs, LogQuery
 from faasd.control.uploads import package_form
 from faasd.control.versions import version_number
 from faasd.core import validation
@@ -57,31 +58,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return json_object(body)
 
 
-def _written_for(request_id: str) -> Callable[[str], bool]:
-    """Whether a log record was written during the call ``request_id``: the runtimes start each
-    such line with ``[<request id>] `` (runtimes/README.md); a record is ``<time> <instance> <stream> <text>``."""
-    prefix = f"[{request_id}]"
-
-    def keep(record: str) -> bool:
-        parts = record.split(" ", 3)
-        if len(parts) < 4:
-            return False
-        text = parts[3]
-        return text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)] == " ")
-
-    return keep
-
-
 async def _json_response(body: dict[str, Any]) -> web.Response:
     return web.json_response(body)
 
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
-
-
-def _text(lines: list[str]) -> str:
-    return "".join(f"{line}\n" for line in lines)
 
 
 class AdminApi:
@@ -95,11 +77,14 @@ class AdminApi:
         upload_dir: Path | None = None,
         max_package_bytes: int = MAX_PACKAGE_BYTES,
         labels: LabelStore | None = None,
+        node: str = "",
     ) -> None:
         self._controller = controller
         self._labels = labels  # every resource's labels (None: the API takes and shows none)
         self._pool = pool
         self._logs = logs
+        self.local_logs = LocalLogs(logs, node)  # this node's records of a function (node: its id)
+        self.cluster_logs: ClusterLogs | None = None  # and every node's, when set (faasd/app.py)
         self._isolation = isolation  # what keeps functions apart (the engine's report), for /v1/status
         # Where package uploads are streamed to (<state dir>/tmp), and their limit (compressed).
         self._upload_dir = upload_dir if upload_dir is not None else Path(tempfile.gettempdir())
@@ -277,47 +262,13 @@ class AdminApi:
         return web.json_response({**self._labeled("function", fn.to_json()), "version": version})
 
     async def function_logs(self, request: web.Request) -> web.StreamResponse:
-        """The function's log; with follow=true the answer stays open and streams new records.
-
-        A follower is registered before the file is read, and the read comes after
-        every record appended so far (faasd/pool/logs.py): no record is missed or
-        sent twice. A follower that falls more than FOLLOW_BACKLOG lines behind
-        gets a last line saying so and the answer ends.
-        """
-        name = request.match_info["name"]
-        if name not in self._controller.catalog.functions:
-            raise NotFound(f"function '{name}' not found")
-        tail_arg = request.query.get("tail")
-        try:
-            tail = None if tail_arg is None else max(0, int(tail_arg))
-        except ValueError:
-            raise BadRequest(f"tail must be a whole number, got {tail_arg!r}") from None
-        follow = _flag(request, "follow")
-        request_id = request.query.get("request")
-        keep = _written_for(request_id) if request_id else None
-        follower = self._logs.follow(name) if follow else None
-        try:
-            lines = await self._logs.read(name, None if keep else tail)
-            if keep:
-                lines = [line for line in lines if keep(line)]
-                lines = lines[len(lines) - tail :] if tail is not None and tail < len(lines) else lines
-            if follower is None:
-                return web.Response(text=_text(lines), content_type="text/plain")
-            response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
-            await response.prepare(request)
-            if lines:
-                await response.write(_text(lines).encode("utf-8", errors="replace"))
-            while (batch := await follower.get()) is not None:
-                if keep:
-                    batch = [line for line in batch if keep(line)]
-                    if not batch:
-                        continue
-                await response.write(_text(batch).encode("utf-8", errors="replace"))
-            await response.write_eof()
-            return response
-        finally:
-            if follower is not None:
-                self._logs.unfollow(name, follower)
+        """The function's log, this node's or the whole cluster's (faasd/control/function_logs.py)."""
+        q = LogQuery.of(request)
+        if q.function not in self._controller.catalog.functions:
+            raise NotFound(f"function '{q.function}' not found")
+        if self.cluster_logs is not None:
+            return await self.cluster_logs.serve(request, q)
+        return await self.local_logs.serve(request, q)
 
     # -- packages: multipart uploads in, JSON out ---------------------------------
 

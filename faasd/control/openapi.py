@@ -148,6 +148,18 @@ def _schemas() -> dict[str, Any]:
             {"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}, ["code", "message"])},
             ["error"],
         ),
+        "Node": _obj(
+            {
+                "id": NAME,
+                "url": {"type": "string", "description": "where its admin API is reached (--advertise-url)"},
+                "live": {"type": "boolean", "description": "it beat within the last three heartbeats (9 s)"},
+                "last_seen": TIME,
+                "started_at": TIME,
+                "version": {"type": "string"},
+                "self": {"type": "boolean", "description": "the node that answered"},
+            },
+            ["id", "url", "live", "last_seen", "started_at", "version", "self"],
+        ),
         "Environment": _obj(
             {
                 "name": NAME,
@@ -1023,15 +1035,46 @@ def document() -> dict[str, Any]:
             "/v1/functions/{name}/logs": {
                 "parameters": [name_param],
                 "get": {
-                    "summary": "the function's log; follow=true streams new records",
+                    "summary": "the function's log, every node's merged by time (docs/cluster.md); follow=true "
+                    "streams this node's new records",
                     "operationId": "getFunctionLogs",
                     "parameters": [
                         {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                         {"name": "follow", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+                        {
+                            "name": "node",
+                            "in": "query",
+                            "schema": NAME,
+                            "description": "only this node's records (GET /v1/nodes); 'local': the answering node's",
+                        },
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["text", "json"]},
+                            "description": 'json: one object a line, {"node": ..., "line": ...}',
+                        },
                     ],
                     "responses": {
-                        "200": {"description": "log", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "200": {
+                            "description": "log records, oldest first",
+                            "headers": {
+                                "Faasd-Nodes": {
+                                    "description": "the nodes whose records the answer has (several nodes only)",
+                                    "schema": {"type": "string"},
+                                },
+                                "Faasd-Nodes-Missing": {
+                                    "description": "the nodes whose records it lacks: they did not answer, are "
+                                    "not live, or are not followed",
+                                    "schema": {"type": "string"},
+                                },
+                            },
+                            "content": {
+                                "text/plain": {"schema": {"type": "string"}},
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                            },
+                        },
                         "404": ERROR,
+                        "502": ERROR,
                         **ERRORS,
                     },
                 },
@@ -1043,6 +1086,18 @@ def document() -> dict[str, Any]:
             "/v1/canaries": _collection("canary", "Canary", "canaries", "Canaries"),
             "/v1/canaries/{name}": _item("canary", "Canary"),
             **_event_paths(),
+            "/v1/nodes": {
+                "get": {
+                    "summary": "the faasd nodes sharing this registry, live or not; self: the one that answered",
+                    "operationId": "listNodes",
+                    "responses": {
+                        "200": _json(
+                            _obj({"items": {"type": "array", "items": _ref("Node")}}, ["items"]), "nodes by id"
+                        ),
+                        **ERRORS,
+                    },
+                }
+            },
             "/v1/status": {
                 "get": {
                     "summary": "pools and instances; events: the call queue, timers and watches; canaries",

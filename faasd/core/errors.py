@@ -86,6 +86,13 @@ class UpstreamError(FaasdError):
     code = "upstream_error"
 
 
+class NodeUnreachable(FaasdError):
+    """Another faasd node of the cluster did not answer what this node asked it for (its logs)."""
+
+    status = 502
+    code = "node_unreachable"
+
+
 class EngineUnavailable(FaasdError):
     """The container engine cannot be reached or refused to start a container."""
 

@@ -83,6 +83,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("log_level", "info", "debug, info, warning or error"),
     Option("owner_label", "", "faasd.owner label of this faasd's containers (default: a hash of the state dir)"),
+    Option(
+        "advertise_url",
+        "",
+        "the URL other faasd nodes reach this node's admin API at, e.g. http://10.0.0.5:8080 (default "
+        "http://<host>:<port>; set it behind NAT, in a container, or when listening on 0.0.0.0)",
+    ),
     Option("token", "", "admin API token (default: made once and kept in <state dir>/token)"),
     Option(
         "firewall",
@@ -147,6 +153,7 @@ class Settings:
     pool_memory_budget_mb: int = 0
     log_level: str = "info"
     owner_label: str = ""
+    advertise_url: str = ""
     token: str = ""
     firewall: str = "auto"
     max_connections: int = 10000
@@ -191,6 +198,14 @@ class Settings:
         if self.owner_label:
             return self.owner_label
         return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+
+    @property
+    def node_url(self) -> str:
+        """Where the other nodes reach this one's admin API: ``--advertise-url``, else ``http://<host>:<port>``."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def stock_environments(self) -> dict[str, str]:
@@ -269,6 +284,8 @@ def load_settings(
         parser.error("--head-timeout and --keepalive-timeout must be positive")
     if settings.owner_label and not NAME_RE.fullmatch(settings.owner_label):
         parser.error("--owner-label must be lower-case letters, digits and hyphens")
+    if settings.advertise_url and not re.fullmatch(r"https?://[^/\s]+/?", settings.advertise_url):
+        parser.error("--advertise-url must be an http(s) URL without a path, e.g. http://10.0.0.5:8080")
     if settings.firewall not in ("auto", "on", "off"):
         parser.error("--firewall must be auto, on or off")
     if settings.max_connections < 1 or settings.max_queued_calls < 1:
