@@ -33,7 +33,7 @@ from faasd.control.observe_api import start_observability
 from faasd.control.ui import add_ui_routes
 from faasd.control.uploads import clear_upload_dir
 from faasd.core.entities import Function
-from faasd.core.errors import EngineUnavailable, FaasdError, NotFound
+from faasd.core.errors import EngineUnavailable, FaasdError, NotFound, RegistryUnavailable
 from faasd.core.settings import Settings
 from faasd.engines.docker import DockerBackend
 from faasd.engines.docker_builds import DockerBuilds
@@ -137,7 +137,11 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     )
     if backend is None:
         backend = DockerBackend(settings, session)
-    store = await Store.open(settings.database_url)
+    try:
+        store = await Store.open(settings.database_url)
+    except RegistryUnavailable as exc:
+        await session.close()
+        raise SystemExit(f"faasd: {exc.message}") from None
     codes = CodeStore(settings.code_dir, store.blobs)  # on PostgreSQL: blobs in the database too
     logs = FunctionLogs(settings.state_dir / "logs")
     packages = PackageStore(settings.state_dir / "packages", store.blobs)

@@ -16,14 +16,17 @@ from sqlalchemy import select, text
 
 from faasd.core.canary import Canary, CanaryStatus, CanaryStep
 from faasd.core.database import database_url
+from faasd.core.errors import RegistryUnavailable
 from faasd.core.settings import load_settings
 from faasd.events.cron import MAX_EXPRESSION
 from faasd.store.canaries import CanaryStore
 from faasd.store.database import migrate, open_engine
 from faasd.store.labels import LabelStore
 from faasd.store.models import Base, EnvironmentRow, FunctionRow, MqTriggerRow, TimerRow
+from faasd.store.registry import Store
 from faasd.store.usage import Usage, UsageStore
 from faasd.tools.images import environment_images
+from tests.postgres import PostgresServer, free_port
 
 # -- --database ---------------------------------------------------------------------------------
 
@@ -244,3 +247,20 @@ async def test_the_longest_values_the_api_takes_fit_their_columns(engine: Any) -
         )
         stored = (await connection.execute(select(TimerRow.cron))).scalar_one()
     assert stored == cron
+
+
+async def test_a_database_not_there_is_one_line_naming_it_without_the_password(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    missing = postgres.url("no_such_database").replace("postgres@", "postgres:s3cret@")
+    with pytest.raises(RegistryUnavailable) as raised:
+        await Store.open(missing)
+    assert raised.value.message == (
+        f"the registry's database postgresql+asyncpg://postgres:***@127.0.0.1:{postgres.port}/no_such_database "
+        'cannot be reached: database "no_such_database" does not exist'
+    )
+    with pytest.raises(RegistryUnavailable, match=r"cannot be reached: .*Connect call failed"):
+        await Store.open(f"postgresql://faasd:s3cret@127.0.0.1:{free_port()}/faasd")
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(RegistryUnavailable, match=r"database sqlite\+aiosqlite:///.*/file/faasd.db cannot be opened: "):
+        await Store.open(tmp_path / "file" / "faasd.db")
