@@ -22,6 +22,7 @@ from faasd import __version__
 from faasd.builds.builder import Builder
 from faasd.builds.store import PackageStore
 from faasd.cluster.availability import is_unavailable, unavailable_error
+from faasd.cluster.heartbeat import Heartbeat
 from faasd.cluster.readiness import Readiness
 from faasd.cluster.service import Cluster, docker_ping, open_journal, start_cluster
 from faasd.control.api import AdminApi
@@ -29,6 +30,8 @@ from faasd.control.auth import load_or_create_token, token_middleware
 from faasd.control.canary import Canaries, start_canaries
 from faasd.control.controller import Controller
 from faasd.control.events_api import EventsApi
+from faasd.control.function_logs import ClusterLogs
+from faasd.control.nodes_api import NodesApi
 from faasd.control.observe_api import start_observability
 from faasd.control.ui import add_ui_routes
 from faasd.control.uploads import clear_upload_dir
@@ -48,6 +51,7 @@ from faasd.pool.reaper import run_reaper, tick_for
 from faasd.store.canaries import CanaryStore
 from faasd.store.codestore import CodeStore
 from faasd.store.labels import LabelStore
+from faasd.store.nodes import NodeStore
 from faasd.store.registry import Store
 from faasd.store.usage import UsageStore
 
@@ -100,8 +104,11 @@ class Services:
     observer: Observer | None = None
     canaries: Canaries | None = None
     cluster: Cluster | None = None  # the follower of the other nodes' changes
+    heartbeat: Heartbeat | None = None  # this node's row in nodes, and the list of the others
 
     async def close(self) -> None:
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
         if self.cluster is not None:
             await self.cluster.close()  # first: nothing applies others' changes to what stops below
         if self.canaries is not None:
@@ -218,6 +225,8 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     canaries = await start_canaries(controller, CanaryStore(store.engine), counts)
     triggers = events.triggers if events is not None else None
     cluster = start_cluster(store, controller, journal, applied, triggers=triggers, canaries=canaries.control)
+    heartbeat = Heartbeat(NodeStore(store.engine), settings.owner, settings.node_url, __version__)
+    await heartbeat.start()
     return Services(
         settings,
         session,
@@ -232,6 +241,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         events,
         canaries=canaries,
         cluster=cluster,
+        heartbeat=heartbeat,
     )
 
 
@@ -259,7 +269,11 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         isolation,
         upload_dir=settings.upload_dir,
         labels=labels,
+        node=settings.owner,
     )
+    if services.heartbeat is not None:  # the logs of every node, and the list of them (docs/cluster.md)
+        api.cluster_logs = ClusterLogs(api.local_logs, services.heartbeat, services.session, token)
+        NodesApi(services.heartbeat).add_routes(app)
     if services.events is not None:
         ev = services.events
         events_api = EventsApi(services.controller, ev.queue, ev.dispatcher, ev.triggers, ev.timers, ev.watcher, ev.mq)
