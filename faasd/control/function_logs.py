@@ -177,8 +177,8 @@ class ClusterLogs:
         return self.heartbeat.node
 
     async def serve(self, request: web.Request, q: LogQuery) -> web.StreamResponse:
-        if q.node == LOCAL:
-            return await self.local.serve(request, q)
+        if q.node == LOCAL:  # named, so that the asker can tell it reached the node it meant to
+            return await self.local.serve(request, q, {NODES_HEADER: self.node})
         if q.node is not None:
             if q.node == self.node:
                 return await self.local.serve(request, q, {NODES_HEADER: self.node})
@@ -226,6 +226,10 @@ class ClusterLogs:
                 body = await answer.read()
                 if answer.status != 200:
                     log.info("node %s answered the logs of %s with %d: %s", node, q.function, answer.status, body[:200])
+                    return None
+                answered = answer.headers.get(NODES_HEADER)
+                if answered != node:  # its URL reaches another node (this one, at 0.0.0.0?): not its records
+                    log.warning("node %s's URL %s reached node %s: set its --advertise-url", node, base, answered)
                     return None
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("node %s (%s) did not answer the logs of %s: %s", node, base, q.function, exc or "timed out")

@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ OPTIONS: tuple[Option, ...] = (
         "advertise_url",
         "",
         "the URL other faasd nodes reach this node's admin API at, e.g. http://10.0.0.5:8080 (default "
-        "http://<host>:<port>; set it behind NAT, in a container, or when listening on 0.0.0.0)",
+        "http://<host>:<port>, the machine's name for 0.0.0.0; set it behind NAT or in a container)",
     ),
     Option("token", "", "admin API token (default: made once and kept in <state dir>/token)"),
     Option(
@@ -201,10 +202,12 @@ class Settings:
 
     @property
     def node_url(self) -> str:
-        """Where the other nodes reach this one's admin API: ``--advertise-url``, else ``http://<host>:<port>``."""
+        """Where the other nodes reach this one's admin API: ``--advertise-url``, else ``http://<host>:<port>``
+        (the machine's name for a wildcard host: 0.0.0.0 reaches no other machine)."""
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     @property

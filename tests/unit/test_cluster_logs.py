@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from faasd.cluster.heartbeat import Heartbeat
 from faasd.control.api import AdminApi
 from faasd.control.function_logs import ClusterLogs
 from faasd.core.database import database_url
+from faasd.core.settings import load_settings
 from faasd.pool.logs import FunctionLogs, format_record
 from faasd.store.database import migrate, open_engine
 from faasd.store.nodes import NodeStore
@@ -146,3 +148,25 @@ async def test_a_follow_follows_this_node_and_says_so_first(nodes: dict[str, Nod
     a.logs.append("f", [rec(3, "a3")])
     assert await answer.content.readline() == (rec(3, "a3") + "\n").encode()
     answer.close()
+
+
+async def test_a_node_whose_url_reaches_another_is_named_missing_not_shown_twice(nodes: dict[str, Node]) -> None:
+    a, b = nodes["a"], nodes["b"]
+    b.heartbeat.url = a.heartbeat.url  # b advertises a URL that reaches a (as 0.0.0.0 would on one machine)
+    await b.heartbeat.start()
+    await a.heartbeat.start()
+    a.logs.append("f", [rec(1, "a1")])
+    answer = await a.client.get("/v1/functions/f/logs")
+    assert (await answer.text()).splitlines() == [rec(1, "a1")]  # a's record once, never as b's
+    assert answer.headers["Faasd-Nodes-Missing"] == "b"
+
+
+def test_the_advertised_url_defaults_to_host_and_port_and_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load_settings(["--port", "9001"], {}).node_url == "http://127.0.0.1:9001"
+    assert load_settings(["--host", "::1"], {}).node_url == "http://[::1]:8080"
+    assert load_settings(["--host", "0.0.0.0"], {}).node_url == f"http://{socket.gethostname()}:8080"
+    given = load_settings([], {"FAASD_ADVERTISE_URL": "http://10.0.0.5:8080/"})
+    assert given.node_url == "http://10.0.0.5:8080"
+    with pytest.raises(SystemExit):
+        load_settings(["--advertise-url", "10.0.0.5:8080"], {})
+    assert "--advertise-url must be an http(s) URL" in capsys.readouterr().err
