@@ -29,7 +29,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faasd.core.database import DatabaseUrl
-from faasd.store.database import open_engine
+from faasd.core.errors import RegistryUnavailable
+from faasd.store.database import open_engine, unreachable
 from faasd.store.models import BlobRow, FunctionRow, FunctionVersionRow, PackageRow
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,15 @@ class BlobTable:
         async def call() -> T:
             return await work()
 
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+        try:
+            return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+            raise RegistryUnavailable(
+                f"the registry's database cannot be reached for a code blob or package archive: {reason[0]}"
+            ) from exc
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -9,11 +9,13 @@ nodes started at once migrate one after the other.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Table, event
@@ -51,6 +53,33 @@ def migrate(database: str | Path | DatabaseUrl) -> None:
     PostgreSQL: callers use a thread)."""
     with _ALEMBIC:
         command.upgrade(alembic_config(database), "head")
+
+
+# What opening a database that is not there raises, somewhere in the chain SQLAlchemy wraps: refused,
+# unknown host, no such database, a login refused, a server starting or stopping, a SQLite file that
+# cannot be opened or stays locked.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,  # a server shutting down or starting (CannotConnectNow)
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InterfaceError,
+    sqlite3.OperationalError,
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database is not there, rather than a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNREACHABLE):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def _set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

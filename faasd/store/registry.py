@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,7 +26,7 @@ from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger,
 from faasd.core.errors import Conflict, RegistryUnavailable
 from faasd.core.versions import FunctionVersion
 from faasd.store.blobs import BlobTable
-from faasd.store.database import migrate, open_engine
+from faasd.store.database import migrate, open_engine, unreachable
 from faasd.store.models import (
     Base,
     CanaryRow,
@@ -43,32 +41,6 @@ from faasd.store.models import (
 )
 
 log = logging.getLogger(__name__)
-
-
-# What opening a database that is not there raises, somewhere in the chain SQLAlchemy wraps: refused,
-# unknown host, no such database, a login refused, a server starting or stopping, a SQLite file that
-# cannot be opened or stays locked.
-_UNREACHABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InvalidCatalogNameError,
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InterfaceError,
-    sqlite3.OperationalError,
-)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _UNREACHABLE):
-            return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-    return False
 
 
 def utcnow() -> datetime:
@@ -215,7 +187,7 @@ class Store:
                 url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(migrate, url)
         except Exception as exc:
-            if not _unreachable(exc):
+            if not unreachable(exc):
                 raise
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
             what = "reached" if url.is_postgresql else "opened"

@@ -19,11 +19,13 @@ from sqlalchemy import func, select, update
 from faasd.builds.archive import ArchiveInfo
 from faasd.builds.store import PackageStore
 from faasd.core.database import database_url
+from faasd.core.errors import RegistryUnavailable
 from faasd.store.blobs import BlobTable
 from faasd.store.codestore import CodeStore
 from faasd.store.database import open_engine
 from faasd.store.models import BlobRow, FunctionRow
 from faasd.store.registry import Store
+from tests.postgres import running_postgres
 
 
 @pytest.fixture
@@ -145,3 +147,22 @@ async def test_on_sqlite_the_files_are_all(tmp_path: Path) -> None:
         assert (tmp_path / "code" / sha).read_bytes() == b"x"
     finally:
         await store.close()
+
+
+async def test_a_database_that_went_away_is_a_503_and_blobs_come_back_with_it(tmp_path: Path) -> None:
+    with running_postgres() as server:
+        name = server.create_database()
+        store = await Store.open(server.url(name))
+        try:
+            assert store.blobs is not None
+            codes = CodeStore(tmp_path / "code", store.blobs)
+            sha = await asyncio.to_thread(codes.put, b"kept")
+            codes.discard(sha)
+            await asyncio.to_thread(server.stop)
+            with pytest.raises(RegistryUnavailable, match="cannot be reached for a code blob") as raised:
+                await asyncio.to_thread(codes.get, sha)
+            assert raised.value.status == 503
+            await asyncio.to_thread(server.start)
+            assert await asyncio.to_thread(codes.get, sha) == b"kept"
+        finally:
+            await store.close()
