@@ -76,5 +76,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     # The operations less the followed log; the package uploads are multipart/form-data with
     # binary archives, which schemathesis generates (random bytes: refused as 400, never a 5xx).
-    assert "Tested: 66" in run.stdout, run.stdout[-3000:]
+    assert "Tested: 67" in run.stdout, run.stdout[-3000:]
     assert "unexpected error" not in daemon.log()
