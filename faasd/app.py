@@ -53,6 +53,7 @@ from faasd.store.codestore import CodeStore
 from faasd.store.labels import LabelStore
 from faasd.store.nodes import NodeStore
 from faasd.store.registry import Store
+from faasd.store.sqlite_blobs import SqliteBlobs
 from faasd.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Services:
     canaries: Canaries | None = None
     cluster: Cluster | None = None  # the follower of the other nodes' changes
     heartbeat: Heartbeat | None = None  # this node's row in nodes, and the list of the others
+    file_blobs: SqliteBlobs | None = None  # the blobs in a SQLite file shared by nodes on one machine
 
     async def close(self) -> None:
         if self.heartbeat is not None:
@@ -128,6 +130,8 @@ class Services:
             if self.observer is not None:
                 await self.observer.close()  # after the pool: the instances' last seconds are metered too
         await self.store.close()
+        if self.file_blobs is not None:
+            self.file_blobs.close()
         if isinstance(self.backend, DockerBackend):
             await self.backend.aclose()
         await self.session.close()
@@ -149,9 +153,14 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     except RegistryUnavailable as exc:
         await session.close()
         raise SystemExit(f"faasd: {exc.message}") from None
-    codes = CodeStore(settings.code_dir, store.blobs)  # on PostgreSQL: blobs in the database too
+    blobs = store.blobs  # on PostgreSQL: blobs in the database too
+    file_blobs = None
+    if blobs is None and settings.database:
+        # A SQLite file other nodes on this machine share (not the state dir's own): the blobs go in it too.
+        blobs = file_blobs = SqliteBlobs(settings.database_url.sqlite_path)
+    codes = CodeStore(settings.code_dir, blobs)
     logs = FunctionLogs(settings.state_dir / "logs")
-    packages = PackageStore(settings.state_dir / "packages", store.blobs)
+    packages = PackageStore(settings.state_dir / "packages", blobs)
     await asyncio.to_thread(clear_upload_dir, settings.upload_dir)
     controller: Controller | None = None
 
@@ -242,6 +251,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
         canaries=canaries,
         cluster=cluster,
         heartbeat=heartbeat,
+        file_blobs=file_blobs,
     )
 
 
@@ -311,6 +321,8 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         settings.stock_environments,
     )
 
+    readiness.start()
+
     async def readyz(_request: web.Request) -> web.Response:
         ready, body = await readiness.check()
         return web.json_response(body, status=200 if ready else 503)
@@ -329,6 +341,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
     # forwards only /v1, /healthz, /readyz and /metrics here, over a private unix socket.
 
     async def close(_app: web.Application) -> None:
+        await readiness.close()
         await services.close()
 
     app.on_cleanup.append(close)

@@ -10,6 +10,7 @@ alive". Answers 200 ``{"status": "ready", ...}`` or 503 with each check that fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -20,6 +21,7 @@ from faasd.core.errors import FaasdError
 from faasd.pool.manager import PoolManager
 
 CHECK_TIMEOUT = 1.0
+POOLS_EVERY = 0.25
 
 EnginePing = Callable[[], Awaitable[None]]
 
@@ -40,6 +42,26 @@ class Readiness:
         self._stock = tuple(stock)
         self._timeout = timeout
         self.pools_filled = False
+        self._watch: asyncio.Task[None] | None = None
+
+    def start(self, every: float = POOLS_EVERY) -> asyncio.Task[None]:
+        """Look at the stock pools every ``every`` seconds until they were full once (then the task ends):
+        a pool full for a moment between two ``/readyz`` calls counts."""
+
+        async def watch() -> None:
+            while True:
+                if not self._pools():
+                    return
+                await asyncio.sleep(every)
+
+        self._watch = asyncio.get_running_loop().create_task(watch(), name="readiness-pools")
+        return self._watch
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
 
     async def _registry(self) -> str:
         try:

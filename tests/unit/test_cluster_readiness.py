@@ -117,3 +117,18 @@ async def test_not_ready_while_the_registry_does_not_answer() -> None:
     finally:
         await pool.shutdown()
         await engine.dispose()
+
+
+async def test_pools_full_for_a_moment_between_two_checks_count(store: Store) -> None:
+    pool = PoolManager(FakeBackend(), lambda fn: b"", idle_timeout=120)
+    readiness = Readiness(store.engine, None, pool, ["nodejs"])
+    try:
+        watch = readiness.start(every=0.01)
+        pool.set_environment(Environment("nodejs", "faasd/runtime-nodejs:latest", 1, NOW, NOW))
+        async with asyncio.timeout(10):
+            await watch  # it saw the pool full, and ended
+        pool.set_environment(Environment("nodejs", "faasd/runtime-nodejs:latest", 4, NOW, NOW))  # not full now
+        assert (await readiness.check())[0]
+    finally:
+        await readiness.close()
+        await pool.shutdown()
