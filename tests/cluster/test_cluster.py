@@ -176,6 +176,10 @@ def test_postgresql_restarted_under_load_loses_nothing(cluster: Cluster) -> None
         # A write while the registry is down is refused with 503, not lost or hung.
         down = cluster.a.api("POST", "/v1/functions", json={"name": "late", "environment": "nodejs", "code": HELLO})
         assert down.status_code == 503, down.text
+        assert down.json()["error"]["code"] == "registry_unavailable", down.text
+        # So is an asynchronous call: it is answered 202 only once stored.
+        queued = requests.post(f"{cluster.a.url}/async-function/keep-0", data="x", timeout=30)
+        assert queued.status_code == 503, queued.text
         cluster.postgres.start()
         after = calls
         wait_for(lambda: calls >= after + 50, "warm calls after PostgreSQL is back", timeout=30)
