@@ -17,13 +17,15 @@ from sqlalchemy import func, select, update
 
 from faasd.cluster.apply import Applier
 from faasd.cluster.changes import Change, ChangeFeed, Follower
-from faasd.cluster.journal import ChangeKind, Journal, recording
+from faasd.cluster.journal import ChangeKind, Journal, recorded, recording
 from faasd.cluster.reader import RegistryReader
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
 from faasd.core.errors import Conflict, NotFound
+from faasd.events.triggers import TriggerControl
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
+from faasd.store.events import TriggerStore
 from faasd.store.labels import LabelStore
 from faasd.store.models import ChangeRow
 from faasd.store.registry import Store
@@ -313,3 +315,45 @@ async def test_a_poll_on_sqlite_reads_only_when_the_files_changed(tmp_path: Path
         assert await follower.catch_up() == 0 and feed.reads > reads + 1  # not lazy: always reads
     finally:
         await cluster.close()
+
+
+class Told:
+    """A scheduler's ear: the names it was told changed."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def changed(self, name: str) -> None:
+        self.names.append(name)
+
+
+async def test_timers_watches_and_mq_triggers_follow(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    b = await cluster.node("b")
+    ta, tb = (TriggerControl(n.controller, TriggerStore(n.store.engine)) for n in (a, b))
+    timers, watches, mq = Told(), Told(), Told()
+    tb.timer_listener, tb.watch_listener, tb.mq_listener = timers, watches, mq
+    b.applier.triggers = tb
+
+    body = {"name": "nightly", "function": "hello", "cron": "@every 1h"}
+    await recorded(ChangeKind.timer, "nightly", ta.create_timer(body))
+    await recorded(ChangeKind.watch, "w", ta.create_watch({"name": "w", "function": "hello"}))
+    mq_body = {"name": "q", "function": "hello", "mqtype": "redis", "topic": "in", "connection": "redis://h:6379"}
+    await recorded(ChangeKind.mqtrigger, "q", ta.create_mq(mq_body))
+    await b.follower.catch_up()
+    assert tb.timers["nightly"] == ta.timers["nightly"] and timers.names == ["nightly"]
+    assert tb.watches["w"] == ta.watches["w"] and watches.names == ["w"]
+    assert tb.mq["q"] == ta.mq["q"] and mq.names == ["q"]
+
+    # A new tick is the scheduler's own business, not a change; a new schedule is.
+    await TriggerStore(a.store.engine).set_last_tick("nightly", 123.0)
+    await recorded(ChangeKind.timer, "nightly", ta.update_timer("nightly", {"cron": "@every 2h"}))
+    await b.follower.catch_up()
+    assert tb.timers["nightly"].cron == "@every 2h" and timers.names == ["nightly", "nightly"]
+
+    # A forced delete of the function takes them along on b too (b's dependents forget it).
+    b.controller.dependents.append(tb)
+    await a.controller.delete_function("hello", force=True)
+    await b.follower.catch_up()
+    assert not tb.timers and not tb.watches and not tb.mq
