@@ -1,7 +1,7 @@
-"""faasd/events/leases.py: several nodes on one SQLite file, each call delivered by the one node holding it.
+"""faasd/events/leases.py: several nodes on one registry, each call delivered by the one node holding it.
 
-Two (or three) nodes here are two queues on two engines of one real SQLite
-file, with different node ids; the dispatchers deliver to a real HTTP server
+Two nodes here are two queues on two engines of one real database (a SQLite
+file, and a real PostgreSQL: tests/postgres.py), with different node ids; the dispatchers deliver to a real HTTP server
 on loopback that records every request (the pool in front of it is a stand-in
 that hands out that server's address). A node "killed" stops its tasks without
 releasing anything, as kill -9 would. Watches run on the fake engine of
@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -178,8 +177,8 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, database: str) -> None:
+        self.database = database
         self.nodes: list[Node] = []
         self.recorder = Recorder()
         self.functions = {"hello": function()}
@@ -187,7 +186,7 @@ class Cluster:
     async def node(
         self, name: str, *, lease: float = 30.0, poll: float = 0.05, clock: Callable[[], float] = time.time
     ) -> Node:
-        store = await Store.open(self.path)
+        store = await Store.open(self.database)
         queue = CallQueue(
             InvocationStore(store.engine),
             max_queued=10_000,
@@ -209,8 +208,9 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = Cluster(tmp_path / "faasd.db")
+async def cluster(database: str) -> AsyncIterator[Cluster]:
+    """Nodes on one registry: a SQLite file, and (a second run of each test) a PostgreSQL database."""
+    c = Cluster(database)
     await c.recorder.start()
     yield c
     await c.close()
