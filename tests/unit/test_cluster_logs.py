@@ -1,7 +1,8 @@
 """A function's logs through one node of several: real admin apps on real ports, one real SQLite file.
 
 Nodes a and b are two AdminApi apps (faasd/control/api.py) with logs of their own and heartbeats on one
-registry file; a asks b over HTTP. The controller is a stand-in that knows function ``f``.
+registry file; a asks b over HTTP. The controller is a stand-in that knows function ``f``. `faas fn logs`
+runs against them too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from typer.testing import CliRunner, Result
 
+from faas_cli.main import app
 from faasd.app import error_middleware
 from faasd.cluster.heartbeat import Heartbeat
 from faasd.control.api import AdminApi
@@ -58,9 +61,9 @@ async def nodes(tmp_path: Path) -> AsyncIterator[dict[str, Node]]:
             heartbeat = Heartbeat(NodeStore(engine), name, "", "0.1.0", interval=0.2)
             api = AdminApi(controller, mock.MagicMock(), logs, node=name)
             api.cluster_logs = ClusterLogs(api.local_logs, heartbeat, session, "token")
-            app = web.Application(middlewares=[error_middleware])
-            api.add_routes(app)
-            client: TestClient[Any, Any] = TestClient(TestServer(app))
+            web_app = web.Application(middlewares=[error_middleware])
+            api.add_routes(web_app)
+            client: TestClient[Any, Any] = TestClient(TestServer(web_app))
             await client.start_server()
             heartbeat.url = str(client.make_url("")).rstrip("/")
             made[name] = Node(name, logs, heartbeat, client)
@@ -170,3 +173,35 @@ def test_the_advertised_url_defaults_to_host_and_port_and_is_checked(capsys: pyt
     with pytest.raises(SystemExit):
         load_settings(["--advertise-url", "10.0.0.5:8080"], {})
     assert "--advertise-url must be an http(s) URL" in capsys.readouterr().err
+
+
+def faas_logs(node: Node, *args: str) -> Result:
+    url = node.heartbeat.url
+    return CliRunner().invoke(app, ["--server", url, "fn", "logs", "--name", "f", *args], env={"FAAS_TOKEN": "t"})
+
+
+async def test_faas_fn_logs_shows_each_lines_node_and_names_the_missing_on_stderr(nodes: dict[str, Node]) -> None:
+    a, b = nodes["a"], nodes["b"]
+    a.logs.append("f", [rec(1, "a1")])
+    b.logs.append("f", [rec(2, "b2")])
+    await a.heartbeat.start()
+    alone = await asyncio.to_thread(faas_logs, a)  # b has not beaten yet: a is alone, and prints as ever
+    assert alone.exit_code == 0, alone.output
+    assert alone.stdout == f"{rec(1, 'a1')}\n" and alone.stderr == ""
+
+    await b.heartbeat.start()
+    await a.heartbeat.beat()
+    both = await asyncio.to_thread(faas_logs, a)
+    assert both.exit_code == 0, both.output
+    assert both.stdout.splitlines() == [f"a {rec(1, 'a1')}", f"b {rec(2, 'b2')}"]
+    assert both.stderr == ""
+
+    await b.heartbeat.close()
+    await b.client.close()
+    missing = await asyncio.to_thread(faas_logs, a)
+    assert missing.exit_code == 0, missing.output
+    assert missing.stdout.splitlines() == [f"a {rec(1, 'a1')}"]
+    assert missing.stderr == "no lines from node(s) b: they did not answer or are not live (faas node list)\n"
+    relayed = await asyncio.to_thread(faas_logs, a, "--node", "b")
+    assert relayed.exit_code == 1
+    assert relayed.stderr.startswith("error: node 'b' at ") and len(relayed.stderr.splitlines()) == 1
