@@ -283,9 +283,9 @@ def test_the_exposition_names_every_family_with_its_samples() -> None:
 
 
 def test_log_lines_of_one_request_are_told_by_their_prefix() -> None:
-    from faasd.control.api import _written_for
+    from faasd.control.function_logs import written_for
 
-    keep = _written_for("rq-1")
+    keep = written_for("rq-1")
     assert keep("2026-11-30T03:00:00.000Z abcdef123456 stdout [rq-1] hello")
     assert keep("2026-11-30T03:00:00.000Z abcdef123456 stderr [rq-1]")
     assert not keep("2026-11-30T03:00:00.000Z abcdef123456 stdout [rq-10] another call")
