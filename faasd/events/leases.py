@@ -73,6 +73,7 @@ class LeaseKeeper:
         self._tasks: list[asyncio.Task[None]] = []
         self.renewed_at = 0.0  # the queue's clock at the last renewal written
         self.taken = 0  # calls claimed from other nodes (or released ones) since start
+        self._failing: set[str] = set()  # the loops whose last round failed (logged once, until it works)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,8 +94,9 @@ class LeaseKeeper:
             try:
                 await queue.write(lambda s, until=until: queue.store.renew(s, policy.node, until))  # type: ignore[misc]
             except Exception:
-                log.exception("renewing the leases of this node's asynchronous calls failed")
+                self._failed("renewing the leases of this node's asynchronous calls")
                 continue
+            self._worked("renewing the leases of this node's asynchronous calls")
             self.renewed_at = now
 
     async def _poll_loop(self) -> None:
@@ -104,7 +106,20 @@ class LeaseKeeper:
                 while await self.take_free() >= MAX_CLAIM:
                     pass  # a full batch: there may be more
             except Exception:
-                log.exception("looking for asynchronous calls that no node holds failed")
+                self._failed("looking for asynchronous calls that no node holds")
+                continue
+            self._worked("looking for asynchronous calls that no node holds")
+
+    def _failed(self, what: str) -> None:
+        """Once per outage (the database away for a while fails every round): the first failure, in full."""
+        if what not in self._failing:
+            self._failing.add(what)
+            log.exception("%s failed; trying again (logged once until it works)", what)
+
+    def _worked(self, what: str) -> None:
+        if what in self._failing:
+            self._failing.discard(what)
+            log.info("%s works again", what)
 
     async def take_free(self) -> int:
         """Claim the due calls nobody holds (as many as the queue has room for); how many it took."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -22,6 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
 
 from faasd.core.entities import Environment, Function
 from faasd.core.events import Attempt, CallRequest, CallStatus, Timer, Watch
@@ -540,3 +542,28 @@ async def test_two_nodes_watching_one_engine_deliver_an_event_once(cluster: Clus
     finally:
         for watcher in watchers:
             await watcher.close()
+
+
+async def test_a_database_away_is_logged_once_and_its_return_once(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = await cluster.node("a", poll=0.01)
+    store = a.queue.store
+    real = store.claimable
+    failures = 5
+
+    async def away(now: float, limit: int) -> list[Any]:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OperationalError("SELECT", {}, Exception("unable to open database file"))
+        return await real(now, limit)
+
+    store.claimable = away  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="faasd.events.leases"):
+        await until(lambda: failures == 0 and "works again" in caplog.text)
+    messages = [r.getMessage() for r in caplog.records if r.name == "faasd.events.leases"]
+    assert messages == [
+        "looking for asynchronous calls that no node holds failed; trying again (logged once until it works)",
+        "looking for asynchronous calls that no node holds works again",
+    ]
