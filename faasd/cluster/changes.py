@@ -5,7 +5,8 @@ loaded at start, so nothing written meanwhile is missed; a row applied twice cha
 the rows after it: every ``poll`` seconds (0.25 s on SQLite, one query on the primary key; 1 s on
 PostgreSQL, where it is the safety net), and at once when woken (a NOTIFY, faasd/cluster/listen.py).
 On SQLite a poll first looks at the database file and its write-ahead log: while neither changed since
-the last read, no row can be new, and the poll costs two ``stat`` calls instead of a query.
+the last read, no row can be new, and the poll costs two ``stat`` calls instead of a query (the rows are
+still read every 5 s).
 Its own node's rows are skipped: that node applied them when it wrote them. If the rows after
 ``applied`` were trimmed before it read them (it was cut off from the database for longer than rows are
 kept), it reloads the whole registry instead. Every ``trim_every`` seconds it deletes the rows older
@@ -38,6 +39,7 @@ POSTGRESQL_POLL = 1.0
 KEEP_SECONDS = 600.0  # rows older than this are trimmed; a follower cut off for longer reloads everything
 TRIM_EVERY = 60.0
 BATCH = 500
+READ_EVERY = 5.0  # seconds: on SQLite, the rows are read at least this often even when the files look the same
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class Follower:
         self.failing_since: float | None = None  # when reading the rows started to fail (None: they are read)
         self.caught_up = asyncio.Event()  # set after each pass that left nothing to read
         self._looked: Look | None = None  # the SQLite files as they were before the last pass that read them
+        self._read_at = float("-inf")  # when (monotonic) the last pass read the rows
 
     def wake(self) -> None:
         """Read the rows now (a NOTIFY came, or the connection to the database came back)."""
@@ -162,14 +165,18 @@ class Follower:
     async def catch_up(self, *, lazy: bool = False) -> int:
         """Apply every row after :attr:`applied` (others' rows; this node's are skipped); how many applied.
 
-        ``lazy``: not at all when the SQLite files did not change since the last pass (a poll). A failure
-        leaves :attr:`applied` at the last row applied: the next pass starts after it.
+        ``lazy``: not at all when the SQLite files did not change since the last pass (a poll), unless that
+        read is :data:`READ_EVERY` seconds old (a file's times are as fine as the kernel's clock tick: a
+        commit in the same tick as the look, after the read, that leaves the log's size as it was, shows
+        only there). A failure leaves :attr:`applied` at the last row applied: the next pass starts after it.
         """
         look = self._feed.look()
-        if lazy and look is not None and look == self._looked:
+        fresh = time.monotonic() - self._read_at < READ_EVERY
+        if lazy and fresh and look is not None and look == self._looked:
             self.caught_up.set()
             return 0
         self._looked = None  # until this pass has read everything
+        self._read_at = time.monotonic()
         applied = 0
         while True:
             rows = await self._feed.after(self.applied)
