@@ -10,6 +10,7 @@ object, for a follower that fell behind the rows kept.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -23,6 +24,11 @@ from faasd.store.labels import LabelStore
 from faasd.store.registry import Store
 
 log = logging.getLogger(__name__)
+
+# Seconds a reload may hold the controller's lock (a database that stopped answering mid-read): then it
+# fails, the lock is free for the writers (who get their own 503), and the next pass tries again.
+APPLY_TIMEOUT = 5.0
+RELOAD_TIMEOUT = 60.0
 
 
 class _Listener(Protocol):
@@ -67,7 +73,7 @@ class Applier:
         """Reload ``kind``/``name`` and apply it (an unknown kind, from a newer faasd, is ignored)."""
         c = self._controller
         r = self._reader
-        async with c.lock:
+        async with c.lock, asyncio.timeout(APPLY_TIMEOUT):  # writers wait for the lock: never for long
             if kind == ChangeKind.environment:
                 c.follow_environment(name, await r.environment(name))
             elif kind == ChangeKind.function:
@@ -106,7 +112,7 @@ class Applier:
         """Every object as the registry has it now (the rows this node missed were trimmed)."""
         c = self._controller
         r = self._reader
-        async with c.lock:
+        async with c.lock, asyncio.timeout(RELOAD_TIMEOUT):
             contents = await self._store.load()
             versions = await self._store.version_index()
             # Deletes before puts, and environments and packages before the functions that use them
