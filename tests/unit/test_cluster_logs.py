@@ -205,3 +205,17 @@ async def test_faas_fn_logs_shows_each_lines_node_and_names_the_missing_on_stder
     relayed = await asyncio.to_thread(faas_logs, a, "--node", "b")
     assert relayed.exit_code == 1
     assert relayed.stderr.startswith("error: node 'b' at ") and len(relayed.stderr.splitlines()) == 1
+
+
+async def test_a_follow_of_another_node_is_relayed_as_it_streams(nodes: dict[str, Node]) -> None:
+    a, b = nodes["a"], nodes["b"]
+    await b.heartbeat.start()
+    await a.heartbeat.start()
+    b.logs.append("f", [rec(2, "b2")])
+    answer = await a.client.get("/v1/functions/f/logs?node=b&follow=true")
+    assert answer.headers["Faasd-Nodes"] == "b"
+    assert await answer.content.readline() == (rec(2, "b2") + "\n").encode()
+    b.logs.append("f", [rec(4, "b4")])
+    assert await answer.content.readline() == (rec(4, "b4") + "\n").encode()
+    b.logs.remove("f")  # b's follow ends: so does the relay
+    assert await answer.content.read() == b""
