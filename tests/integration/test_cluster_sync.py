@@ -102,6 +102,15 @@ def changes_propagate(pair: Pair) -> None:
     b.ok("PATCH", "/v1/functions/hello", json={"code": code("v3")})
     served(a, "/welcome", "v3 hello", "a to serve b's new code")
 
+    # A timer and a resource's labels made through a are b's (its scheduler plans the timer).
+    a.ok("POST", "/v1/timers", json={"name": "nightly", "function": "hello", "cron": "0 3 * * *"})
+    wait_for(lambda: b.api("GET", "/v1/timers/nightly").status_code == 200, "b to know a's timer", timeout=BOUND)
+    assert b.ok("GET", "/v1/timers/nightly")["next_run_at"]  # planned by b's own scheduler
+    a.ok("PATCH", "/v1/functions/hello", json={"labels": {"team": "web"}})
+    wait_for(
+        lambda: b.ok("GET", "/v1/functions/hello")["labels"] == {"team": "web"}, "b to show a's labels", timeout=BOUND
+    )
+
     # An environment's change (its pool size) is b's too: its own pool grows to it.
     a.ok("PATCH", "/v1/environments/python", json={"poolsize": 2})
     wait_for(lambda: b.env_status("python")["poolsize"] == 2, "b to take a's pool size", timeout=BOUND)
@@ -112,6 +121,7 @@ def changes_propagate(pair: Pair) -> None:
     served(b, "/function/hello", "404", "b to drop the function deleted through a")
     assert answer(b, "/welcome") == "404"
     assert b.api("GET", "/v1/triggers/http/greet").status_code == 404
+    wait_for(lambda: b.api("GET", "/v1/timers/nightly").status_code == 404, "b to drop the timer", timeout=BOUND)
 
     for node in (a, b):
         ready = get(node.url + "/readyz")
