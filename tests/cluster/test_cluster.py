@@ -144,7 +144,7 @@ def test_a_timer_fires_once_per_tick_with_both_nodes_up(cluster: Cluster, redis_
     key = f"ticks-{time.monotonic_ns()}"
     recorder(cluster, redis_server, "tick", key)
     cluster.b.ok("POST", "/v1/timers", json={"name": "every-second", "function": "tick", "cron": "@every 1s"})
-    wait_for(lambda: len(entries(redis_server, key)) >= 12, "12 ticks", timeout=60)
+    wait_for(lambda: len(entries(redis_server, key)) >= 12, "12 ticks", timeout=120)
     cluster.b.ok("DELETE", "/v1/timers/every-second")
     ticks = collections.Counter(e.split()[2] for e in entries(redis_server, key))
     assert all(t != "-" for t in ticks), ticks
