@@ -1,9 +1,10 @@
 """PostgreSQL's LISTEN for the follower: a NOTIFY from another node's write wakes it at the commit.
 
 One connection of its own (asyncpg, outside the engine's pool: a listening connection stays checked
-out). It is checked every few seconds; when it is lost (a restart of the server, the network) it is
-opened again, every second until it answers, and the follower is woken once it is back, since
-notifications sent meanwhile were lost. The follower's poll covers the time in between.
+out). It is checked every few seconds, and asyncpg tells at once when the server closes it; when it is
+lost (a restart of the server, the network) it is opened again, every second until it answers, and the
+follower is woken once it is back, since notifications sent meanwhile were lost. The follower's poll
+covers the time in between.
 """
 
 from __future__ import annotations
@@ -65,8 +66,14 @@ class ChangeListener:
                     log.info("listening for the registry's changes again")
                     lost_logged = False
                 self._wake()  # what was sent while no one listened: the follower reads it now
+                closed = asyncio.Event()
+                connection.add_termination_listener(lambda _connection, ended=closed: ended.set())
                 while True:
-                    await asyncio.sleep(CHECK_EVERY)
+                    # The server closing it (a restart) ends the wait at once; a silent network, the check.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), CHECK_EVERY)
+                    if closed.is_set():
+                        raise ConnectionError("the server closed the connection")
                     await connection.execute("SELECT 1", timeout=CONNECT_TIMEOUT)
             except asyncio.CancelledError:
                 raise
