@@ -11,7 +11,12 @@
              hold (no calls) | step (route split anew) | succeed (route: new alone) | abort (old 100 / new 0)
 
 State is in the registry (faasd/store/canaries.py): after a restart a running
-canary starts a fresh interval, counted from then. Deleting a canary leaves its
+canary starts a fresh interval, counted from then. Nodes sharing the registry
+each run every canary's intervals on their own calls; a step is written only
+if the registry still has the canary where the node read it, so the first node
+to end an interval takes the step and the others find it taken (StepTaken) and
+judge nothing: one step per interval across the cluster, decided on the calls
+of the node that took it (a sample of all, behind a load balancer). Deleting a canary leaves its
 route's weights as they are. A running canary's functions are in use (409 to
 delete them unless forced); deleting a function deletes the canaries that name
 it, and a route that no longer splits between the two functions stops its
@@ -62,6 +67,10 @@ CANARY_FIELDS = {
 CHANGEABLE = {"increment_step", "increment_interval", "failure_threshold"}
 # A function's calls and 5xx answers since faasd started (the pool's CallStats).
 Counts = Callable[[str], tuple[int, int]]
+
+
+class StepTaken(Exception):
+    """A canary's step was taken by another node since this node read the canary."""
 
 
 class CanaryListener(Protocol):
@@ -115,8 +124,9 @@ class CanaryControl:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    async def _apply(self, route: HttpTrigger, canary: Canary) -> None:
-        """Split the route as the canary stands; the canary is written in the same transaction."""
+    async def _apply(self, route: HttpTrigger, canary: Canary, was: Canary | None = None) -> None:
+        """Split the route as the canary stands; the canary is written in the same transaction (a step from
+        ``was``: only if the registry still has the canary there, else :class:`StepTaken`)."""
         weights = canary.route_weights()
         changed = dataclasses.replace(
             route,
@@ -126,6 +136,8 @@ class CanaryControl:
         )
 
         async def save(session: Any) -> None:
+            if was is not None and not await self._store.still_at(session, was):
+                raise StepTaken(canary.name)  # rolls the route's write back too
             await self._store.save_in(session, canary)
 
         with recording(ChangeKind.canary, canary.name):  # and the route (replace_trigger records it)
@@ -255,7 +267,13 @@ class CanaryControl:
                 reason=reason,
                 updated_at=utcnow(),
             )
-            await self._apply(route, changed)
+            try:
+                await self._apply(route, changed, was=canary)
+            except StepTaken:
+                # Another node sharing the registry ended this interval first: its step comes through the
+                # change feed (which also starts this node's next interval); nothing is judged twice.
+                log.info("canary %s: another node took this step", name)
+                return True
             self.canaries[name] = changed
         log.info("canary %s: %s to weight %d (%s)", name, verdict.action.value, verdict.weight, reason or "running")
         return status is CanaryStatus.running

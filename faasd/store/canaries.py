@@ -72,6 +72,22 @@ class CanaryStore:
         stmt = upsert(session, CanaryRow).values(name=canary.name, created_at=canary.created_at, **fields)
         await session.execute(stmt.on_conflict_do_update(index_elements=[CanaryRow.name], set_=fields))
 
+    @staticmethod
+    async def still_at(session: AsyncSession, canary: Canary) -> bool:
+        """Whether the registry has ``canary`` where this node has it (running, the same steps taken), the row
+        locked for the rest of ``session``'s transaction on PostgreSQL: nodes sharing the registry each run
+        the canary's intervals, and the first to end one takes the step; the others find it taken."""
+        row = await session.scalar(
+            select(CanaryRow)
+            .where(CanaryRow.name == canary.name)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            return False
+        stored = _canary(row)
+        return stored.status == canary.status and len(stored.history) == len(canary.history)
+
     async def save(self, canary: Canary) -> None:
         async with self._sessions.begin() as session:
             await self.save_in(session, canary)

@@ -69,6 +69,7 @@ class Bench:
         self.ticks: asyncio.Queue[None] = asyncio.Queue()
         self.slept: list[float] = []
         self.runners: list[CanaryRunner] = []
+        self.judged = 0  # intervals the runners have judged
 
     async def open(self) -> tuple[Controller, CanaryControl]:
         controller = await self.registry.open()
@@ -84,21 +85,36 @@ class Bench:
             self.slept.append(seconds)
             await self.ticks.get()
 
+        judge = control.advance
+
+        async def advance(name: str, calls: int, failures: int) -> bool:
+            try:
+                return await judge(name, calls, failures)
+            finally:
+                self.judged += 1
+
+        control.advance = advance  # type: ignore[method-assign]
         runner = CanaryRunner(control, lambda fn: self.counts.get(fn, (0, 0)), sleep)
+        running = sum(1 for c in control.canaries.values() if c.status is CanaryStatus.running)
+        asleep = len(self.slept) + running
         runner.start()
         self.runners.append(runner)
-        await asyncio.sleep(0.01)
+        await self.until(lambda: len(self.slept) >= asleep, "every running canary's first interval to begin")
         return runner
 
+    @staticmethod
+    async def until(condition: Any, what: str, seconds: float = 10.0) -> None:
+        """Bounded polling on the loop."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.002)
+
     async def tick(self, control: CanaryControl, name: str) -> Canary:
-        """One interval ends; wait until the runner has judged it."""
-        before = control.canaries.get(name)
+        """One interval ends; wait (bounded) until the runner has judged it."""
+        judged = self.judged
         self.ticks.put_nowait(None)
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if self.ticks.empty() and control.canaries.get(name) is not before:
-                break
-        await asyncio.sleep(0.01)
+        await self.until(lambda: self.judged > judged, "the runner to judge the interval")
         return control.canaries[name]
 
 
@@ -229,8 +245,7 @@ async def test_deleting_the_canary_leaves_the_weights_and_a_function_delete_take
     await canaries.create(body())
     runner = await bench.run(canaries)
     await canaries.delete("c")
-    await asyncio.sleep(0)
-    assert not runner._tasks
+    await bench.until(lambda: not runner._tasks, "the runner to stop following the deleted canary")
     assert c.catalog.triggers["r"].functions == (("old", 80), ("new", 20))
     with pytest.raises(NotFound):
         await canaries.delete("c")
@@ -261,8 +276,28 @@ async def test_a_new_interval_starts_at_once_when_the_interval_changes(bench: Be
     await bench.run(canaries)  # sleeping the default 120 s
     bench.counts["new"] = (5, 0)  # calls in the interval cut short: not judged
     await canaries.update("c", {"increment_interval": 1})
-    await asyncio.sleep(0.01)
+    await bench.until(lambda: len(bench.slept) >= 2, "the new interval to begin")
     assert bench.slept == [120, 1]
     bench.counts["new"] = (9, 0)
     step = await bench.tick(canaries, "c")
     assert (step.weight, step.history[-1].calls) == (40, 4)
+
+
+async def test_nodes_sharing_the_registry_take_each_step_once(bench: Bench) -> None:
+    c1, first = await bench.open()
+    await two_functions(c1)
+    await first.create(body(increment_step=20))
+    _c2, second = await bench.open()  # another node on the same registry: the canary as the registry has it
+    assert second.canaries["c"].weight == 20
+    # Both nodes' intervals end: the first to judge takes the step, the other finds it taken and judges nothing.
+    assert await first.advance("c", 10, 0) is True
+    assert await second.advance("c", 10, 0) is True
+    stored = {x.name: x for x in await CanaryStore(bench.registry.stores[-1].engine).load()}["c"]
+    assert stored.weight == 40
+    assert [s.weight for s in stored.history] == [s.weight for s in first.canaries["c"].history]
+    assert second.canaries["c"].weight == 20  # until the change feed brings the step
+    # A node that has the registry's state steps from there.
+    _c3, third = await bench.open()
+    assert await third.advance("c", 10, 0) is True
+    stored = {x.name: x for x in await CanaryStore(bench.registry.stores[-1].engine).load()}["c"]
+    assert stored.weight == 60
