@@ -6,6 +6,7 @@ Every error is a FaasdError, turned into JSON by the middleware in app.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -339,7 +340,8 @@ class AdminApi:
     async def package_source(self, request: web.Request) -> web.StreamResponse:
         """The package's source archive as it is stored, a tar (`faas pkg getsrc`, `faas spec export`)."""
         name = request.match_info["name"]
-        path = self._controller.package_source(name)
+        # A node without its own copy reads the archive from the shared registry first: off the loop.
+        path = await asyncio.to_thread(self._controller.package_source, name)
         return web.FileResponse(
             path,
             headers={
@@ -351,7 +353,8 @@ class AdminApi:
     async def package_deploy(self, request: web.Request) -> web.StreamResponse:
         """The package's deployment archive, a tar (`faas pkg get --output FILE`)."""
         name = request.match_info["name"]
-        path = self._controller.package_deploy(name)
+        # A node without its own copy reads the archive from the shared registry first: off the loop.
+        path = await asyncio.to_thread(self._controller.package_deploy, name)
         return web.FileResponse(
             path,
             headers={

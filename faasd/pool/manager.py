@@ -415,7 +415,9 @@ class PoolManager:
         if fn.package:
             if self._load_deploy is None:
                 raise EngineUnavailable(f"function '{fn.name}' needs package '{fn.package}', and packages are off")
-            deploy = self._load_deploy(fn)  # raises while the package is not built: the waiting calls get it
+            # Raises while the package is not built: the waiting calls get it. In a thread: a node without its
+            # own copy of the archive reads it from the shared registry first.
+            deploy = await asyncio.to_thread(self._load_deploy, fn)
         spec = Specialization(
             fn.name,
             fn.filename,

@@ -278,12 +278,29 @@ class Store:
     async def update_function(
         self, fn: Function, version: FunctionVersion | None = None, drop: Iterable[int] = ()
     ) -> None:
-        """The function, its new version (if any) and the versions past the kept ones, in one transaction."""
-        async with self._sessions.begin() as session:
-            await session.execute(update(FunctionRow).where(FunctionRow.name == fn.name).values(**_function_fields(fn)))
-            if version is not None:
-                session.add(_version_row(version))
-            await _drop_versions(session, fn.name, drop)
+        """The function, its new version (if any) and the versions past the kept ones, in one transaction.
+
+        ``fn`` is one revision past the stored one: a write from a node that read an older revision (another
+        node sharing the registry changed or deleted the function meanwhile) changes nothing and is a
+        Conflict, so that no node overwrites a change it has not seen, nor takes its version number."""
+        conflict = Conflict(
+            f"function '{fn.name}' was changed or deleted meanwhile (by another node sharing the registry): "
+            "nothing was changed; read it again and retry"
+        )
+        try:
+            async with self._sessions.begin() as session:
+                result = await session.execute(
+                    update(FunctionRow)
+                    .where(FunctionRow.name == fn.name, FunctionRow.revision == fn.revision - 1)
+                    .values(**_function_fields(fn))
+                )
+                if result.rowcount != 1:
+                    raise conflict
+                if version is not None:
+                    session.add(_version_row(version))
+                await _drop_versions(session, fn.name, drop)
+        except IntegrityError as exc:
+            raise conflict from exc
 
     async def sync_versions(self, add: Iterable[FunctionVersion], drop: Mapping[str, Iterable[int]]) -> None:
         """At start: first versions of functions that have none, and versions past a lowered --keep-versions."""

@@ -401,3 +401,20 @@ async def test_the_environment_api_fields_carry_the_builder(registry: Registry) 
     assert env.to_json()["builder"] == "me/py-builder:1"
     with pytest.raises(BadRequest, match="unknown field 'builders'"):
         await c.update_environment("py", {"builders": "x"})
+
+
+async def test_a_node_cannot_overwrite_an_update_it_has_not_seen(registry: Registry) -> None:
+    a = await registry.open()
+    await a.create_function({"name": "f", "environment": "nodejs", "code": HELLO})
+    b = await registry.open()  # another node on the same registry: it read revision 1 too
+    await a.update_function("f", {"env": {"BY": "a"}})
+    with pytest.raises(Conflict, match="function 'f' was changed or deleted meanwhile"):
+        await b.update_function("f", {"env": {"BY": "b"}})
+    assert b.catalog.functions["f"].revision == 1  # nothing changed on b either
+    c = await registry.open()  # as the registry has it: a's update, and a's version alone
+    assert (c.catalog.functions["f"].revision, dict(c.catalog.functions["f"].env)) == (2, {"BY": "a"})
+    assert sorted(v.number for v in await registry.stores[-1].versions("f")) == [1, 2]
+    # Deleted by a: b's update is refused, not a 500.
+    await a.delete_function("f")
+    with pytest.raises(Conflict, match="changed or deleted meanwhile"):
+        await b.update_function("f", {"env": {"BY": "b"}})
