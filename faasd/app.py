@@ -22,7 +22,7 @@ from faasd import __version__
 from faasd.builds.builder import Builder
 from faasd.builds.store import PackageStore
 from faasd.cluster.availability import is_unavailable, unavailable_error
-from faasd.cluster.heartbeat import Heartbeat
+from faasd.cluster.heartbeat import Heartbeat, NodeIdTaken
 from faasd.cluster.readiness import Readiness
 from faasd.cluster.service import Cluster, docker_ping, open_journal, start_cluster
 from faasd.control.api import AdminApi
@@ -153,6 +153,13 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     except RegistryUnavailable as exc:
         await session.close()
         raise SystemExit(f"faasd: {exc.message}") from None
+    heartbeat = Heartbeat(NodeStore(store.engine), settings.owner, settings.node_url, __version__)
+    try:
+        await heartbeat.claim()  # before this node takes anything under its id
+    except NodeIdTaken as exc:
+        await store.close()
+        await session.close()
+        raise SystemExit(f"faasd: {exc}") from None
     blobs = store.blobs  # on PostgreSQL: blobs in the database too
     file_blobs = None
     if blobs is None and settings.database:
@@ -234,7 +241,6 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     canaries = await start_canaries(controller, CanaryStore(store.engine), counts)
     triggers = events.triggers if events is not None else None
     cluster = start_cluster(store, controller, journal, applied, triggers=triggers, canaries=canaries.control)
-    heartbeat = Heartbeat(NodeStore(store.engine), settings.owner, settings.node_url, __version__)
     await heartbeat.start()
     return Services(
         settings,
@@ -319,6 +325,7 @@ async def create_app(settings: Settings, backend: ContainerBackend | None = None
         docker_ping(backend_.engine_http) if isinstance(backend_, DockerBackend) else None,
         services.pool,
         settings.stock_environments,
+        follower=services.cluster.follower if services.cluster is not None else None,
     )
 
     readiness.start()

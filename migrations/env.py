@@ -14,13 +14,11 @@ from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool, text
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+from faasd.cluster.journal import MIGRATION_LOCK  # pg_advisory_xact_lock's key, held until the commit
 from faasd.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-# pg_advisory_xact_lock's key for "faasd migrates the registry" (any constant; held until the commit).
-MIGRATION_LOCK = 0x6661617364
 
 
 def run_migrations_offline() -> None:

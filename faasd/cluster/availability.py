@@ -26,9 +26,21 @@ _DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,  # starting up or shutting down
     asyncpg.InterfaceError,
-    ConnectionError,  # refused, reset (asyncpg's connect raises these as they are)
-    TimeoutError,
 )
+# The socket layer's errors (refused, reset, no such host, a connect timeout): asyncpg raises them as they
+# are, so they count when they come out of the drivers' code only; from anywhere else (another node's
+# answer, the container engine) they say nothing about the database.
+_SOCKET = (OSError, TimeoutError)
+_DRIVERS = ("asyncpg", "sqlalchemy", "aiosqlite", "sqlite3")
+
+
+def _from_driver(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if str(traceback.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -37,7 +49,7 @@ def is_unavailable(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, _DOWN):
+        if isinstance(current, _DOWN) or (isinstance(current, _SOCKET) and _from_driver(current)):
             return True
         if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
             return True

@@ -10,10 +10,13 @@ still read every 5 s).
 Its own node's rows are skipped: that node applied them when it wrote them. If the rows after
 ``applied`` were trimmed before it read them (it was cut off from the database for longer than rows are
 kept), it reloads the whole registry instead. Every ``trim_every`` seconds it deletes the rows older
-than ``keep`` seconds.
+than ``keep`` seconds, except the newest, so the newest id is always there to start after.
 
 While the database cannot be reached it keeps trying (every poll), logs the outage once, and catches up
-when it answers again. It runs beside the request path; no call waits for it.
+when it answers again. A row that fails :data:`ROW_TRIES` times for another reason (a bug, a value from
+a newer faasd) is skipped with an error naming it, and the whole registry reloaded in its place: one row
+never stops the follower. :meth:`Follower.failing_for` tells readiness how long it has been failing. It
+runs beside the request path; no call waits for it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Protocol
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from faasd.cluster.availability import is_unavailable
 from faasd.store.models import ChangeRow
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ KEEP_SECONDS = 600.0  # rows older than this are trimmed; a follower cut off for
 TRIM_EVERY = 60.0
 BATCH = 500
 READ_EVERY = 5.0  # seconds: on SQLite, the rows are read at least this often even when the files look the same
+ROW_TRIES = 3  # a row that fails this often (the database answering) is skipped, and the registry reloaded
 
 
 @dataclass(frozen=True)
@@ -102,13 +107,15 @@ class ChangeFeed:
         """Delete the rows written before ``before`` (Unix seconds), oldest first by id; how many went.
 
         Deleted by id (the newest of the old rows and every row before it), so what is left is always
-        every row after some id, whatever the writers' clocks said.
+        every row after some id, whatever the writers' clocks said. The newest row stays, however old:
+        :meth:`last_id` is the newest id ever written, where a node that starts follows from.
         """
         async with self._sessions.begin() as session:
             cut = await session.scalar(select(func.max(ChangeRow.id)).where(ChangeRow.at < before))
             if cut is None:
                 return 0
-            result = await session.execute(delete(ChangeRow).where(ChangeRow.id <= cut))
+            newest = await session.scalar(select(func.max(ChangeRow.id)))
+            result = await session.execute(delete(ChangeRow).where(ChangeRow.id <= cut, ChangeRow.id < newest))
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -142,11 +149,20 @@ class Follower:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_trim = 0.0
-        self.reloads = 0  # whole-registry reloads (it fell behind the rows kept)
+        self.reloads = 0  # whole-registry reloads (it fell behind the rows kept, or skipped a row that failed)
         self.failing_since: float | None = None  # when reading the rows started to fail (None: they are read)
+        self.error = ""  # why the last pass failed
+        # When (clock) a pass last left nothing after applied; at the start, applied is the newest row. Rows
+        # after applied are younger than that, so none can be trimmed while it is well within ``keep``.
+        self._read_through = clock()
+        self._failed = (0, 0)  # (row id, failures) of the row that failed last
         self.caught_up = asyncio.Event()  # set after each pass that left nothing to read
         self._looked: Look | None = None  # the SQLite files as they were before the last pass that read them
         self._read_at = float("-inf")  # when (monotonic) the last pass read the rows
+
+    def failing_for(self) -> float:
+        """Seconds the passes have been failing (0: the last one did not)."""
+        return 0.0 if self.failing_since is None else max(0.0, self._clock() - self.failing_since)
 
     def wake(self) -> None:
         """Read the rows now (a NOTIFY came, or the connection to the database came back)."""
@@ -182,22 +198,63 @@ class Follower:
             rows = await self._feed.after(self.applied)
             if not rows:
                 self._looked = look  # taken before the reads: a commit since then changed the files
+                self._read_through = self._clock()
                 self.caught_up.set()
                 return applied
-            if rows[0].id > self.applied + 1 and self.applied > 0 and not await self._feed.kept_since(self.applied):
-                last = rows[-1].id
-                while more := await self._feed.after(last):  # the reload covers these too
-                    last = more[-1].id
-                await self._applier.reload_all()
-                self.reloads += 1
-                self.applied = last
+            gap = rows[0].id > self.applied + 1
+            if gap and self._may_be_trimmed() and not await self._feed.kept_since(self.applied):
+                await self._reload(rows[-1].id)
                 applied += 1
                 continue
             for change in rows:
                 if change.node != self.node:
-                    await self._applier.apply(change.kind, change.name)
+                    try:
+                        await self._applier.apply(change.kind, change.name)
+                    except Exception as exc:
+                        if not self._give_up(change, exc):
+                            raise
+                        self.applied = change.id
+                        await self._reload(change.id)
+                        applied += 1
+                        break
                     applied += 1
                 self.applied = change.id
+
+    def _may_be_trimmed(self) -> bool:
+        """Whether a row after :attr:`applied` may have been trimmed: a pass read everything last longer ago
+        than half the time rows are kept (the other half for the writers' clocks). Otherwise a gap in the ids
+        is one in the sequence (a write rolled back after it took its id), not rows gone."""
+        return self._clock() - self._read_through > self._keep / 2
+
+    async def _reload(self, last: int) -> None:
+        """Reload the whole registry in place of the rows up to the newest now (read from ``last`` on)."""
+        while more := await self._feed.after(last):  # the reload covers these too
+            last = more[-1].id
+        await self._applier.reload_all()
+        self.reloads += 1
+        self.applied = last
+
+    def _give_up(self, change: Change, exc: Exception) -> bool:
+        """Whether to skip ``change``, which failed with ``exc``: it failed :data:`ROW_TRIES` times, and not
+        because the database cannot be reached (nor answered in time: an apply's timeout)."""
+        if is_unavailable(exc) or isinstance(exc, TimeoutError):
+            return False
+        row, failures = self._failed
+        failures = failures + 1 if row == change.id else 1
+        self._failed = (change.id, failures)
+        if failures < ROW_TRIES:
+            return False
+        log.error(
+            "change %d (%s %r from node %s) failed %d times (%s: %s); skipped, reloading the whole registry instead",
+            change.id,
+            change.kind,
+            change.name,
+            change.node,
+            failures,
+            type(exc).__name__,
+            exc,
+        )
+        return True
 
     async def _trim(self) -> None:
         now = self._clock()
@@ -219,6 +276,7 @@ class Follower:
                 raise
             except Exception as exc:
                 self.caught_up.clear()
+                self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
                 if self.failing_since is None:
                     self.failing_since = self._clock()
                     log.warning("cannot read the registry's changes (%s); trying again every %.2f s", exc, self._poll)

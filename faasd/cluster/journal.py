@@ -32,6 +32,10 @@ T = TypeVar("T")
 CHANNEL = "faasd_changes"
 # pg_advisory_xact_lock's key for registry writers ("faasd" in ASCII).
 WRITE_LOCK = 0x6661617364
+# Its key for the schema's migration at start (migrations/env.py; "faasdm"). Never the writers' key: in a
+# rolling upgrade an old node's write holds a row and waits for the writers' lock while a new node's
+# migration, holding its own lock, waits for that row; with one key the two would wait for each other.
+MIGRATION_LOCK = 0x66616173646D
 
 
 class ChangeKind(StrEnum):

@@ -3,8 +3,10 @@
 Ready when the registry answers (one cheap read within a second), the container engine answers (its
 ``/_ping`` within a second), and every stock environment's pool has been full once since the start
 (its warm containers wait for the first calls). Once the pools were full they do not count any more: a
-pool drained by a burst refills, and the node serves meanwhile. ``/healthz`` stays "the process is
-alive". Answers 200 ``{"status": "ready", ...}`` or 503 with each check that failed and why.
+pool drained by a burst refills, and the node serves meanwhile. With a change follower (every node has
+one), it must not have been failing for more than :data:`FOLLOWER_GRACE` seconds: a node that no longer
+applies the other nodes' changes serves an old registry. ``/healthz`` stays "the process is alive".
+Answers 200 ``{"status": "ready", ...}`` or 503 with each check that failed and why.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from faasd.cluster.availability import ping
+from faasd.cluster.changes import Follower
 from faasd.core.errors import FaasdError
 from faasd.pool.manager import PoolManager
 
 CHECK_TIMEOUT = 1.0
 POOLS_EVERY = 0.25
+FOLLOWER_GRACE = 30.0  # seconds the change follower may fail (a database restart) before the node is not ready
 
 EnginePing = Callable[[], Awaitable[None]]
 
@@ -34,9 +38,13 @@ class Readiness:
         pool: PoolManager,
         stock: Iterable[str],
         timeout: float = CHECK_TIMEOUT,
+        *,
+        follower: Follower | None = None,
     ) -> None:
-        """``engine_ping``: raises when the container engine does not answer (None: no engine to ask)."""
+        """``engine_ping``: raises when the container engine does not answer (None: no engine to ask);
+        ``follower``: the node's change follower (None: not checked)."""
         self._engine = engine
+        self._follower = follower
         self._engine_ping = engine_ping
         self._pool = pool
         self._stock = tuple(stock)
@@ -98,10 +106,19 @@ class Readiness:
         self.pools_filled = True
         return ""
 
+    def _changes(self) -> str:
+        assert self._follower is not None
+        failing = self._follower.failing_for()
+        if failing <= FOLLOWER_GRACE:
+            return ""
+        return f"the other nodes' changes have not been applied for {failing:.0f} s ({self._follower.error})"
+
     async def check(self) -> tuple[bool, dict[str, Any]]:
         """(ready, the JSON body)."""
         registry, engine = await asyncio.gather(self._registry(), self._container_engine())
         checks = {"registry": registry, "engine": engine, "pools": self._pools()}
+        if self._follower is not None:
+            checks["changes"] = self._changes()
         failing = {name: reason for name, reason in checks.items() if reason}
         if failing:
             return False, {"status": "not_ready", "failing": failing}

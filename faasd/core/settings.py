@@ -83,7 +83,12 @@ OPTIONS: tuple[Option, ...] = (
         int,
     ),
     Option("log_level", "info", "debug, info, warning or error"),
-    Option("owner_label", "", "faasd.owner label of this faasd's containers (default: a hash of the state dir)"),
+    Option(
+        "owner_label",
+        "",
+        "this node's id and the faasd.owner label of its containers (default: a hash of the state dir; with "
+        "--database, of the machine's name and the state dir)",
+    ),
     Option(
         "advertise_url",
         "",
@@ -191,14 +196,19 @@ class Settings:
 
     @property
     def owner(self) -> str:
-        """Label value marking the containers of the faasd that uses this state dir.
+        """This node's id, and the label value marking the containers of the faasd that uses this state dir.
 
-        Two faasd processes with different state dirs on one engine never remove
-        each other's containers.
+        Two faasd processes with different state dirs on one engine never remove each other's containers.
+        With ``--database`` (a registry other nodes may share) the machine's name is hashed too: every
+        machine set up by ``faasd install`` has the same state dir, and nodes must not share an id. The
+        default single node keeps the hash of its state dir alone (its containers keep their label).
         """
         if self.owner_label:
             return self.owner_label
-        return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+        key = str(self.state_dir.resolve())
+        if self.database:
+            key = f"{socket.gethostname()}:{key}"
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
 
     @property
     def node_url(self) -> str:

@@ -39,17 +39,23 @@ T = TypeVar("T")
 
 SWEEP_GRACE = 24 * 3600.0  # seconds a blob nothing names is kept after it was put
 SWEEP_EVERY = 3600.0  # seconds between two sweeps of one node
+QUERY_TIMEOUT = 120.0  # seconds one query may take: a 256 MiB archive at 2 MiB/s and more
+WAIT = QUERY_TIMEOUT + 30.0  # seconds a caller waits for its blob (a connection may take 10 s, 10 more from the pool)
 
 
 class BlobTable:
     """The ``blobs`` table of a PostgreSQL registry (faasd.core.blobs.SharedBlobs)."""
 
-    def __init__(self, database: DatabaseUrl, *, grace: float = SWEEP_GRACE, every: float = SWEEP_EVERY) -> None:
+    def __init__(
+        self, database: DatabaseUrl, *, grace: float = SWEEP_GRACE, every: float = SWEEP_EVERY, wait: float = WAIT
+    ) -> None:
+        """``wait``: seconds a call waits for the database; then it raises RegistryUnavailable (a 503)."""
         if not database.is_postgresql:
             raise ValueError("blobs live in the database on PostgreSQL only")
         self._database = database
         self._grace = grace
         self._every = every
+        self._wait = wait
         self._swept = float("-inf")
         self._sweep_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -59,7 +65,7 @@ class BlobTable:
         self._engine: AsyncEngine = self._run(self._open)
 
     async def _open(self) -> AsyncEngine:
-        return open_engine(self._database, pool_size=2, max_overflow=2, command_timeout=600)
+        return open_engine(self._database, pool_size=2, max_overflow=2, command_timeout=QUERY_TIMEOUT)
 
     def _run(self, work: Callable[[], Awaitable[T]]) -> T:
         if threading.current_thread() is self._thread:
@@ -68,12 +74,17 @@ class BlobTable:
         async def call() -> T:
             return await work()
 
+        future = asyncio.run_coroutine_threadsafe(call(), self._loop)
         try:
-            return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+            return future.result(self._wait)
         except Exception as exc:
-            if not unreachable(exc):
+            if not future.done():  # no answer in time: the query is cancelled, the caller told
+                future.cancel()
+                reason = [f"no answer within {self._wait:g} s"]
+            elif unreachable(exc):
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+            else:
                 raise
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
             raise RegistryUnavailable(
                 f"the registry's database cannot be reached for a code blob or package archive: {reason[0]}"
             ) from exc

@@ -43,8 +43,8 @@ class NodeStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def beat(self, node: str, url: str, version: str, *, starting: bool = False) -> None:
-        """Record that ``node`` is alive now (``starting``: it started now too)."""
+    async def beat(self, node: str, url: str, version: str, *, starting: bool = False) -> float:
+        """Record that ``node`` is alive now (``starting``: it started now too); the time written."""
         async with self._sessions.begin() as session:
             now = await _now(session)
             stmt = upsert(session, NodeRow).values(id=node, url=url, started_at=now, last_seen=now, version=version)
@@ -52,6 +52,7 @@ class NodeStore:
             if starting:
                 changed["started_at"] = now
             await session.execute(stmt.on_conflict_do_update(index_elements=[NodeRow.id], set_=changed))
+        return now
 
     async def list(self) -> NodeList:
         async with self._sessions() as session:

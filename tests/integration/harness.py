@@ -81,7 +81,9 @@ class FaasdProcess:
         self.engine = engine
         # --firewall on: a faasd that cannot isolate its functions fails the test at start.
         self.options = {"idle_timeout": 120, "default_poolsize": 2, "firewall": "on", **options}
-        self.owner = Settings(state_dir=state_dir).owner
+        database = str(self.options.get("database") or self.environ.get("FAASD_DATABASE", ""))
+        owner_label = str(self.options.get("owner_label") or self.environ.get("FAASD_OWNER_LABEL", ""))
+        self.owner = Settings(state_dir=state_dir, database=database, owner_label=owner_label).owner
         self.log_path = state_dir / "faasd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

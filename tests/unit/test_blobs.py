@@ -166,3 +166,24 @@ async def test_a_database_that_went_away_is_a_503_and_blobs_come_back_with_it(tm
             assert await asyncio.to_thread(codes.get, sha) == b"kept"
         finally:
             await store.close()
+
+
+async def test_a_blob_the_database_does_not_answer_in_time_is_a_503(registry: Store, postgres_url: str) -> None:
+    """A database that holds the query (here: the table locked by another session) costs the caller its
+    wait at most; then the query is cancelled, and the next call works."""
+    waiting = BlobTable(database_url(postgres_url), wait=1)
+    engine = open_engine(database_url(postgres_url))
+    try:
+        async with engine.connect() as other:
+            transaction = await other.begin()
+            await other.exec_driver_sql("LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE")
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(RegistryUnavailable, match="no answer within 1 s") as raised:
+                await asyncio.to_thread(waiting.has, "0" * 64)
+            assert raised.value.status == 503
+            assert asyncio.get_running_loop().time() - started < 5
+            await transaction.rollback()
+        assert await asyncio.to_thread(waiting.has, "0" * 64) is False
+    finally:
+        waiting.close()
+        await engine.dispose()

@@ -7,24 +7,27 @@ follower is driven a pass at a time (``catch_up``) to pin its bookkeeping, and o
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from faasd.cluster.apply import Applier
-from faasd.cluster.changes import Change, ChangeFeed, Follower
-from faasd.cluster.journal import ChangeKind, Journal, recorded, recording
+from faasd.cluster.changes import KEEP_SECONDS, ROW_TRIES, Change, ChangeFeed, Follower
+from faasd.cluster.journal import MIGRATION_LOCK, WRITE_LOCK, ChangeKind, Journal, recorded, recording
 from faasd.cluster.reader import RegistryReader
 from faasd.control.catalog import Catalog
 from faasd.control.controller import Controller
+from faasd.core.database import database_url
 from faasd.core.errors import Conflict, NotFound
 from faasd.events.triggers import TriggerControl
 from faasd.pool.manager import PoolManager
 from faasd.store.codestore import CodeStore
+from faasd.store.database import migrate, open_engine
 from faasd.store.events import TriggerStore
 from faasd.store.labels import LabelStore
 from faasd.store.models import ChangeRow
@@ -48,11 +51,22 @@ class Node:
     applier: Applier
 
 
+class Clock:
+    """The followers' clock: ``time.time`` that a test moves on (nodes cut off for minutes)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
 class Cluster:
     def __init__(self, root: Path, database: str) -> None:
         self.root = root
         self.database = database
         self.nodes: list[Node] = []
+        self.clock = Clock()
 
     async def node(
         self,
@@ -71,7 +85,7 @@ class Cluster:
         controller = Controller(store, codes, pool, default_poolsize=0, max_code_bytes=10000)
         labels = LabelStore(store.engine)
         applier = Applier(controller, store, RegistryReader(store.engine), labels=labels)
-        follower = Follower(ChangeFeed(store.engine), applier, name, applied, poll=0.05)
+        follower = Follower(ChangeFeed(store.engine), applier, name, applied, poll=0.05, clock=self.clock)
         node = Node(name, store, journal, controller, pool, follower, labels, applier)
         self.nodes.append(node)
         if opened is not None and go is not None:
@@ -197,9 +211,10 @@ async def test_a_follower_behind_the_trimmed_rows_reloads_everything(cluster: Cl
     await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
     await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
     feed = ChangeFeed(a.store.engine)
-    assert await feed.trim(time.time() + 1) > 0  # every row so far: B never read the last three
+    assert await feed.trim(time.time() + 1) > 0  # every row but the newest: B never read the last three
     await a.controller.update_environment("python", {"poolsize": 1})
     assert await feed.kept_since(b.follower.applied) is False
+    cluster.clock.ahead = KEEP_SECONDS  # B read everything last 10 minutes ago: cut off since
     await b.follower.catch_up()
     assert b.follower.reloads == 1
     cat = b.controller.catalog
@@ -211,6 +226,98 @@ async def test_a_follower_behind_the_trimmed_rows_reloads_everything(cluster: Cl
     await a.controller.delete_trigger("r")
     await b.follower.catch_up()
     assert "r" not in cat.triggers and b.follower.reloads == 1
+
+
+async def test_a_follower_that_started_on_an_empty_table_and_was_cut_off_reloads(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    async with a.store.engine.begin() as connection:  # every row gone (as an older faasd's trim left it)
+        await connection.execute(delete(ChangeRow))
+    b = await cluster.node("b")
+    assert b.follower.applied == 0
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
+    assert await ChangeFeed(a.store.engine).trim(time.time() + 1) == 1  # the function's row: B never read it
+    cluster.clock.ahead = KEEP_SECONDS  # B was cut off for 10 minutes meanwhile
+    await b.follower.catch_up()
+    assert b.follower.reloads == 1
+    assert "hello" in b.controller.catalog.functions and "r" in b.controller.catalog.triggers
+
+
+async def test_a_gap_in_the_ids_soon_after_a_pass_is_the_sequence_not_a_reload(cluster: Cluster) -> None:
+    """A follower that read everything a moment ago lost no row to a trim (rows are trimmed when 10
+    minutes old): a gap after its row is an id a rolled-back write took. Long after, it is a reload."""
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    await b.follower.catch_up()
+    await a.controller.update_environment("python", {"poolsize": 1})
+    await a.controller.create_environment({"name": "custom", "image": "me/img:1", "poolsize": 0})
+    gap = (await ChangeFeed(a.store.engine).after(b.follower.applied))[0].id
+    async with a.store.engine.begin() as connection:  # b's row and the next one gone: a gap after b's row
+        await connection.execute(delete(ChangeRow).where(ChangeRow.id <= gap))
+    assert await b.follower.catch_up() == 1
+    assert b.follower.reloads == 0 and "custom" in b.controller.catalog.environments
+    assert b.controller.catalog.environments["python"].poolsize != 1  # the row that is not there
+    await a.controller.update_environment("python", {"poolsize": 2})
+    await a.controller.update_environment("custom", {"poolsize": 1})
+    gap = (await ChangeFeed(a.store.engine).after(b.follower.applied))[0].id
+    async with a.store.engine.begin() as connection:
+        await connection.execute(delete(ChangeRow).where(ChangeRow.id <= gap))
+    cluster.clock.ahead = KEEP_SECONDS
+    await b.follower.catch_up()
+    assert b.follower.reloads == 1 and b.controller.catalog.environments["python"].poolsize == 2
+
+
+class Poisoned(Applier):
+    """The real applier, but a function named "poison" cannot be applied (a value from a newer faasd)."""
+
+    async def apply(self, kind: str, name: str) -> None:
+        if name == "poison":
+            raise ValueError("'blue' is not a valid Isolation")
+        await super().apply(kind, name)
+
+
+async def test_a_row_that_always_fails_is_skipped_for_a_reload_and_the_follower_goes_on(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = await cluster.node("a")
+    b = await cluster.node("b")
+    applier = Poisoned(b.controller, b.store, RegistryReader(b.store.engine), labels=b.labels)
+    follower = Follower(ChangeFeed(b.store.engine), applier, "b", b.follower.applied, poll=0.05)
+    await a.controller.create_function({"name": "hello", "environment": "nodejs", "code": HELLO})
+    await a.controller.create_function({"name": "poison", "environment": "nodejs", "code": HELLO})
+    await a.controller.create_function({"name": "after", "environment": "nodejs", "code": HELLO})
+    for _ in range(ROW_TRIES - 1):  # tried again at every pass, as a database that does not answer
+        with pytest.raises(ValueError):
+            await follower.catch_up()
+    assert "hello" in b.controller.catalog.functions and "poison" not in b.controller.catalog.functions
+    with caplog.at_level(logging.ERROR, logger="faasd.cluster.changes"):
+        await follower.catch_up()
+    poison = (await ChangeFeed(b.store.engine).after(0, 10_000))[-2]
+    assert poison.name == "poison"
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.startswith(f"change {poison.id} (function 'poison' from node a) failed {ROW_TRIES} times (ValueError")
+    assert follower.reloads == 1 and follower.applied == await ChangeFeed(b.store.engine).last_id()
+    assert {"poison", "after"} <= set(b.controller.catalog.functions)  # the reload read them
+    await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
+    assert await follower.catch_up() == 1 and "r" in b.controller.catalog.triggers  # row by row again
+
+
+async def test_the_writers_and_the_migration_take_different_locks(postgres_url: str) -> None:
+    """An old node's write (a row, then the writers' lock) and a new node's migration (its lock, then that
+    row) in a rolling upgrade: one key would make them wait for each other."""
+    assert MIGRATION_LOCK != WRITE_LOCK
+    await asyncio.to_thread(migrate, postgres_url)
+    engine = open_engine(database_url(postgres_url))
+    try:
+        async with engine.connect() as writer:
+            await writer.execute(text("SELECT pg_advisory_lock(:key)"), {"key": WRITE_LOCK})
+            try:
+                async with asyncio.timeout(30):
+                    await asyncio.to_thread(migrate, postgres_url)  # at head already: it takes its lock only
+            finally:
+                await writer.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": WRITE_LOCK})
+    finally:
+        await engine.dispose()
 
 
 async def test_trim_keeps_every_row_after_the_cut(cluster: Cluster) -> None:
@@ -227,9 +334,13 @@ async def test_trim_keeps_every_row_after_the_cut(cluster: Cluster) -> None:
     assert await feed.trim(time.time() - 600) == 2
     assert [c.name for c in await feed.after(0)] == ["hello"]
     assert await feed.kept_since(first[1].id) is False and await feed.kept_since(first[2].id) is True
-    # Every row gone: ids still grow (SQLite's AUTOINCREMENT, PostgreSQL's sequence).
-    assert await feed.trim(time.time() + 1) == 1
+    # Every row old: the newest stays, however old (the id a node that starts follows from).
+    assert await feed.trim(time.time() + 1) == 0
+    assert [c.name for c in await feed.after(0)] == ["hello"]
+    assert await feed.last_id() == first[2].id
+    # Ids go on growing (SQLite's AUTOINCREMENT, PostgreSQL's sequence).
     await a.controller.create_trigger({"name": "r", "url": "/hello", "function": "hello"})
+    assert await feed.trim(time.time() + 1) == 1
     after = await feed.after(0)
     assert [c.name for c in after] == ["r"] and after[0].id > first[2].id
     async with a.store.engine.connect() as connection:

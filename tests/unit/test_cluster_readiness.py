@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from faasd.cluster.availability import is_unavailable, ping, unavailable_error
+from faasd.cluster.changes import ChangeFeed, Follower
 from faasd.cluster.readiness import Readiness
 from faasd.core.entities import Environment
 from faasd.core.errors import Conflict, RegistryUnavailable
@@ -132,3 +133,43 @@ async def test_pools_full_for_a_moment_between_two_checks_count(store: Store) ->
     finally:
         await readiness.close()
         await pool.shutdown()
+
+
+class NoApply:
+    """The follower's applier: never reached here (its rows cannot even be read)."""
+
+    async def apply(self, kind: str, name: str) -> None:
+        raise AssertionError("nothing to apply")
+
+    async def reload_all(self) -> None:
+        raise AssertionError("nothing to reload")
+
+
+async def test_not_ready_once_the_change_follower_has_failed_for_30_s(store: Store) -> None:
+    """The registry answers this node's ping, but its follower reads the changes from a server that is
+    gone: a moment of it (a restart) is no reason, half a minute is."""
+    now = [1000.0]
+    gone = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/faasd")
+    follower = Follower(ChangeFeed(gone), NoApply(), "a", 0, poll=0.05, clock=lambda: now[0])
+    pool = PoolManager(FakeBackend(), lambda fn: b"", idle_timeout=120)
+    readiness = Readiness(store.engine, None, pool, [], follower=follower)
+    try:
+        ready, body = await readiness.check()
+        assert ready and body["checks"] == {"registry": "ok", "engine": "ok", "pools": "ok", "changes": "ok"}
+        follower.start()
+        for _ in range(1000):  # its first pass fails at once (refused)
+            if follower.failing_since is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert follower.failing_since == 1000.0
+        now[0] += 30
+        assert (await readiness.check())[0]
+        now[0] += 1
+        ready, body = await readiness.check()
+        assert not ready and list(body["failing"]) == ["changes"]
+        reason = body["failing"]["changes"]
+        assert reason.startswith("the other nodes' changes have not been applied for 31 s (") and reason.endswith(")")
+    finally:
+        await follower.close()
+        await pool.shutdown()
+        await gone.dispose()

@@ -7,19 +7,24 @@ real store, with a short interval, and with a database that is gone.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from faasd.cluster.heartbeat import LIVE_BEATS, Heartbeat, is_live
+from faasd.app import start_services
+from faasd.cluster.heartbeat import LIVE_BEATS, Heartbeat, NodeIdTaken, is_live
 from faasd.cluster.logmerge import merge
 from faasd.core.database import database_url
+from faasd.core.settings import Settings, load_settings
 from faasd.pool.logs import format_record
 from faasd.store.database import migrate, open_engine
 from faasd.store.nodes import NodeRecord, NodeStore
+from tests.fakes import FakeBackend
 
 
 @pytest.fixture
@@ -126,3 +131,79 @@ def test_records_of_several_nodes_are_merged_by_time_each_with_its_node() -> Non
     assert merge({"a": a, "b": b}, tail=100) == merged
     assert merge({"a": a}) == [("a", r) for r in a]  # one node: its records as they are
     assert merge({"a": [], "b": []}) == []
+
+
+# -- one id per node ------------------------------------------------------------------------------
+
+
+def test_the_default_node_id_hashes_the_machine_name_with_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``faasd install`` gives every machine the same state dir: with --database the machine's name
+    tells them apart; the default single node keeps the hash of its state dir alone (its containers'
+    label)."""
+    state = tmp_path / "var-lib-faasd"
+    alone = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
+    shared = ["--state-dir", str(state), "--database", "postgresql://faasd@db.local/faasd"]
+    monkeypatch.setattr(socket, "gethostname", lambda: "machine-a")
+    on_a = load_settings(shared, {}).owner
+    assert load_settings(["--state-dir", str(state)], {}).owner == alone
+    monkeypatch.setattr(socket, "gethostname", lambda: "machine-b")
+    on_b = load_settings(shared, {}).owner
+    assert on_a != on_b and alone not in (on_a, on_b) and len(on_b) == 12
+    assert load_settings(["--state-dir", str(state)], {}).owner == alone
+    assert load_settings([], {"FAASD_STATE_DIR": str(state), "FAASD_DATABASE": "sqlite:////srv/x.db"}).owner != alone
+    assert load_settings([*shared, "--owner-label", "node-b"], {}).owner == "node-b"
+
+
+async def test_an_id_a_live_node_beats_under_is_refused_a_stopped_ones_is_taken(engine: AsyncEngine) -> None:
+    other = Heartbeat(NodeStore(engine), "twin", "http://10.0.0.6:8080", "0.1.0", interval=0.1)
+    await other.start()
+    try:
+        me = Heartbeat(NodeStore(engine), "twin", "http://10.0.0.5:8080", "0.1.0", interval=1.0)
+        with pytest.raises(NodeIdTaken) as taken:
+            await me.claim()
+        message = str(taken.value)
+        assert "\n" not in message
+        assert message.startswith("node id twin is taken: a live node at http://10.0.0.6:8080 (started ")
+        assert message.endswith("give each node its own --owner-label")
+        await Heartbeat(NodeStore(engine), "other", "http://10.0.0.5:8080", "0.1.0", interval=0.1).claim()
+    finally:
+        await other.close()
+    # Stopped a moment ago (a restart): its row is live still, but does not move. The same URL or another.
+    for url in ("http://10.0.0.6:8080", "http://10.0.0.5:8080"):
+        again = Heartbeat(NodeStore(engine), "twin", url, "0.1.0", interval=1.0)
+        await again.claim()
+        await again.start()
+        await again.close()
+
+
+async def test_a_node_whose_row_another_started_logs_it_once(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = Heartbeat(NodeStore(engine), "twin", "http://10.0.0.5:8080", "0.1.0", interval=60)
+    second = Heartbeat(NodeStore(engine), "twin", "http://10.0.0.6:8080", "0.1.0", interval=60)
+    await first.beat(starting=True)
+    await second.beat(starting=True)  # both started at once: neither found the other live before
+    with caplog.at_level(logging.ERROR, logger="faasd.cluster.heartbeat"):
+        assert await first.beat() and await first.beat()
+        assert await second.beat()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("node id twin is used by another node too (started ")
+
+
+async def test_a_faasd_whose_id_a_live_node_holds_stops_at_start_with_one_line(tmp_path: Path) -> None:
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    await asyncio.to_thread(migrate, shared)
+    engine = open_engine(database_url(shared))
+    other = Heartbeat(NodeStore(engine), "twin", "http://10.0.0.6:8080", "0.1.0", interval=0.5)
+    await other.start()
+    try:
+        settings = Settings(state_dir=tmp_path / "b", database=shared, owner_label="twin")
+        with pytest.raises(SystemExit) as stopped:
+            await start_services(settings, FakeBackend())
+        line = str(stopped.value.code)
+        assert line.startswith("faasd: node id twin is taken: a live node at http://10.0.0.6:8080") and "\n" not in line
+    finally:
+        await other.close()
+        await engine.dispose()
