@@ -15,7 +15,12 @@ A node holds every call in its queue's index by a lease in the database
   (submitted through a node that released them, or held by a node that died:
   its leases ran out) and claims them, each with a conditional UPDATE whose
   row count says whether it won; a call its dead node left running is queued
-  again and delivered once more (at least once, as after a restart).
+  again and delivered once more (at least once, as after a restart);
+- a write that failed may have committed all the same (the error came after
+  the commit): a call held by this node in the database but not in its index,
+  which its renewals would keep from every node. After a failed write, or a
+  renewal that counted more held calls than the index has, the next look
+  takes such calls into the index.
 
 Before an attempt the dispatcher reads the call (as it always did) and sees
 its lease: a call it does not hold, or whose lease ran out, is claimed first
@@ -92,10 +97,12 @@ class LeaseKeeper:
             now = queue.clock()
             until = now + policy.lease
             try:
-                await queue.write(lambda s, until=until: queue.store.renew(s, policy.node, until))  # type: ignore[misc]
+                held = await queue.write(lambda s, until=until: queue.store.renew(s, policy.node, until))  # type: ignore[misc]
             except Exception:
                 self._failed("renewing the leases of this node's asynchronous calls")
                 continue
+            if held > len(queue.entries):
+                queue.maybe_unindexed = True  # the next look finds which (take_free)
             self._worked("renewing the leases of this node's asynchronous calls")
             self.renewed_at = now
 
@@ -122,29 +129,56 @@ class LeaseKeeper:
             log.info("%s works again", what)
 
     async def take_free(self) -> int:
-        """Claim the due calls nobody holds (as many as the queue has room for); how many it took."""
+        """Claim the due calls nobody holds (as many as the queue has room for); how many it took. After a
+        failed write, also the calls this node holds that are not in its index."""
         queue, policy = self._queue, self._policy
+        taken = await self._take_unindexed() if queue.maybe_unindexed else 0
         room = min(MAX_CLAIM, queue.max_queued - queue.depth)
         if room <= 0:
-            return 0
+            return taken
         now = queue.clock()
         found = await queue.store.claimable(now, room)
         # This node's own released calls (a retry due) are its dispatcher's to claim, when it gets to them.
         wanted = [row for row in found if row[0] not in queue.entries]
         if not wanted:
-            return 0
+            return taken
 
         until = now + policy.lease
 
         async def claim(session: AsyncSession) -> list[IndexRow]:
             return [row for row in wanted if await queue.store.claim(session, row[0], policy.node, now, until)]
 
-        taken = 0
+        claimed = 0
         for call_id, function, trigger, trigger_name, _due in await queue.write(claim):
             if call_id not in queue.entries:
                 queue.adopt(call_id, function, trigger, trigger_name, now)
+                claimed += 1
+        if claimed:
+            self.taken += claimed
+            log.info(
+                "took %d asynchronous call(s) that no node held (released, or their node's lease ran out)", claimed
+            )
+        return taken + claimed
+
+    async def _take_unindexed(self) -> int:
+        """The unfinished calls this node holds in the database but not in its index (a write whose commit it
+        saw fail: a submit, a claim), into the index; else its renewals would keep them from every node."""
+        queue = self._queue
+        queue.maybe_unindexed = False
+        try:
+            rows = await queue.store.held_by(self._policy.node)
+        except Exception:
+            queue.maybe_unindexed = True  # look again next time
+            raise
+        taken = 0
+        for call_id, function, trigger, trigger_name, due in rows:
+            if call_id not in queue.entries:
+                queue.adopt(call_id, function, trigger, trigger_name, due)
                 taken += 1
         if taken:
-            self.taken += taken
-            log.info("took %d asynchronous call(s) that no node held (released, or their node's lease ran out)", taken)
+            log.warning(
+                "%d asynchronous call(s) held by this node were not in its index (a write that failed here "
+                "was committed); they are delivered now",
+                taken,
+            )
         return taken

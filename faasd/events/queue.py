@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from faasd.core.errors import NotFound, Overloaded
+from faasd.cluster.availability import describe, is_unavailable
+from faasd.core.errors import NotFound, Overloaded, RegistryUnavailable
 from faasd.core.events import RESULT_RETENTION, CallRequest, CallStatus, Invocation
 from faasd.events.leases import RELEASE_TIMEOUT, LeaseKeeper, LeasePolicy
 from faasd.events.tasks import stop_tasks
@@ -40,6 +41,9 @@ T = TypeVar("T")
 Op = Callable[[AsyncSession], Awaitable[Any]]
 MAX_BATCH = 512
 JANITOR_PERIOD = 60.0
+# Seconds a submit waits for its commit at most (the database's own timeouts: PostgreSQL's 10 s to connect,
+# SQLite's 5 s busy timeout, and a few more): past it the caller hears 503 registry_unavailable.
+SUBMIT_TIMEOUT = 15.0
 
 
 @dataclass
@@ -62,9 +66,11 @@ class CallQueue:
         max_queued: int,
         clock: Callable[[], float] = time.time,
         leases: LeasePolicy | None = None,
+        submit_timeout: float = SUBMIT_TIMEOUT,
     ) -> None:
         self._store = store
         self.max_queued = max_queued
+        self.submit_timeout = submit_timeout
         self._clock = clock
         self.leases = leases or LeasePolicy()
         self.keeper = LeaseKeeper(self, self.leases)
@@ -77,6 +83,10 @@ class CallQueue:
         self._seq = itertools.count()
         self.changed = asyncio.Event()  # set when a call becomes due sooner or a slot frees
         self._reserved = 0  # accepted calls not yet in entries (their batch is being committed)
+        # A write failed: it may have committed all the same (the error came after the commit), leaving a
+        # call held by this node in the database but not in its index. The lease keeper looks (leases.py).
+        self.maybe_unindexed = False
+        self._down = False  # the last batch failed because the database cannot be reached (logged once)
 
     # -- life ------------------------------------------------------------------
 
@@ -148,26 +158,44 @@ class CallQueue:
                         future.cancel()
                     raise
                 except Exception as exc:
-                    if len(batch) > 1:
+                    self.maybe_unindexed = True
+                    if is_unavailable(exc):
+                        self._fail(batch, exc)  # each change alone would wait out the timeout again
+                    elif len(batch) > 1:
                         # One change may have failed them all (another node inserted the same
                         # Idempotency-Key first): each again in a transaction of its own.
-                        self._ops[:0] = [(op, future) for op, future in batch if not future.done()]
-                        await self._write_alone(len(batch))
-                        continue
-                    log.exception("writing %d asynchronous call change(s) failed", len(batch))
-                    for _op, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                        await self._write_alone(batch)
+                    else:
+                        log.exception("writing %d asynchronous call change(s) failed", len(batch))
+                        self._fail(batch, exc)
                     continue
+                if self._down:
+                    self._down = False
+                    log.info("writing asynchronous call changes works again")
                 for (_op, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
 
-    async def _write_alone(self, count: int) -> None:
-        """The next ``count`` changes, each in a transaction of its own."""
-        batch, self._ops = self._ops[:count], self._ops[count:]
+    def _fail(self, batch: list[tuple[Op, asyncio.Future[Any]]], exc: Exception) -> None:
+        """Every change of ``batch`` failed with ``exc``; the database unreachable is a RegistryUnavailable
+        (503 registry_unavailable to an API caller)."""
+        error: Exception = exc
+        if is_unavailable(exc):
+            error = RegistryUnavailable(f"{describe(exc)}; retry when it answers again")
+            error.__cause__ = exc
+            if not self._down:
+                self._down = True
+                log.warning("writing asynchronous call changes failed: %s (logged once until it works)", error)
+        for _op, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _write_alone(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        """The changes of ``batch``, each in a transaction of its own."""
         failed: Exception | None = None
-        for op, future in batch:
+        for at, (op, future) in enumerate(batch):
+            if future.done():
+                continue
             try:
                 async with self._store.begin() as session:
                     result = await op(session)
@@ -176,12 +204,13 @@ class CallQueue:
                     left.cancel()
                 raise
             except Exception as exc:
+                if is_unavailable(exc):  # the database went away meanwhile: the rest fail at once
+                    self._fail(batch[at:], exc)
+                    return
                 failed = exc
-                if not future.done():
-                    future.set_exception(exc)
+                future.set_exception(exc)
                 continue
-            if not future.done():
-                future.set_result(result)
+            future.set_result(result)
         if failed is not None:
             log.error("writing asynchronous call changes failed: %s", failed)
 
@@ -255,14 +284,36 @@ class CallQueue:
         self._reserved += 1
         written = self.write(insert)
         written.add_done_callback(committed)
-        first = await asyncio.shield(written)
+        deadline = asyncio.timeout(self.submit_timeout)
+        try:
+            async with deadline:
+                first = await asyncio.shield(written)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise self._gave_up(written) from None
         if first == "":
             return "", False
         return (first, True) if first is not None else (inv.id, False)
 
+    def _gave_up(self, written: asyncio.Future[Any]) -> RegistryUnavailable:
+        """A submit that waited ``submit_timeout`` for its commit: withdrawn when the writer has not taken it
+        yet; a commit under way may still store the call (it is indexed and delivered then)."""
+        waited = describe(TimeoutError(f"no commit within {self.submit_timeout:g} s"))
+        for at, (_op, queued) in enumerate(self._ops):
+            if queued is written:
+                del self._ops[at]
+                written.cancel()
+                return RegistryUnavailable(f"{waited}; the call was not stored, retry it")
+        return RegistryUnavailable(
+            f"{waited}; the call may be stored all the same: retry it with an Idempotency-Key to make it once"
+        )
+
     # -- scheduling ------------------------------------------------------------
 
     def _index(self, inv: Invocation) -> None:
+        if inv.id in self.entries:  # taken up by the lease keeper already (leases.py, take_free)
+            return
         req = inv.request
         self._add(inv.id, req.function, req.trigger, req.trigger_name, inv.next_at)
 

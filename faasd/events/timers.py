@@ -14,7 +14,9 @@ asynchronous call) with ``X-Faasd-Timer-Name`` and ``X-Faasd-Scheduled-Time``
 Once per tick, cluster-wide: every node sharing the database runs this
 scheduler, and the node whose conditional UPDATE moves the timer's
 ``last_tick`` up to the tick makes it (the overlap check and the call's insert
-are in the same transaction); the others find the tick made and skip it.
+are in the same transaction); the others find the tick made and skip it. A
+node that cannot make the call (it does not know the function yet, its queue
+is full) leaves the tick to the others: it claims nothing.
 """
 
 from __future__ import annotations
@@ -174,9 +176,9 @@ class TimerScheduler:
         counted = self.ticks.setdefault(timer.name, [0, 0, 0.0])
         counted[2] = max(0.0, self._clock() - scheduled)
         if fn is None:
-            if await self._claim_alone(timer, scheduled):
-                counted[1] += 1
-                log.error("timer %s: function '%s' does not exist; tick skipped", timer.name, timer.function)
+            # Not claimed: a node whose catalog is ahead (the function just made) may still make this tick.
+            counted[1] += 1
+            log.error("timer %s: function '%s' does not exist here; tick skipped", timer.name, timer.function)
             return
         overlapped = False
 
@@ -194,8 +196,8 @@ class TimerScheduler:
                 call_for(timer, scheduled), max_attempts=fn.retries + 1, max_age=fn.retry_max_age, guard=guard
             )
         except FaasdError as exc:
-            log.warning("timer %s: tick of %s not queued: %s", timer.name, iso(scheduled), exc)
-            await self._claim_alone(timer, scheduled)
+            # This node's queue is full, or the database did not answer: not claimed, another node may make it.
+            log.warning("timer %s: tick of %s not queued here: %s", timer.name, iso(scheduled), exc)
             return
         except Exception:
             await self._claim_alone(timer, scheduled)  # the tick is lost, not made again later
@@ -212,7 +214,7 @@ class TimerScheduler:
             counted[0] += 1
 
     async def _claim_alone(self, timer: Timer, scheduled: float) -> bool:
-        """Make the tick without a call (nothing to call, the queue full): True when this node made it."""
+        """Make the tick without a call (its submit failed for a fault of faasd's): True when this node made it."""
         try:
             return bool(await self._queue.write(lambda s: self._store.claim_tick(s, timer.name, scheduled)))
         except Exception:

@@ -211,6 +211,14 @@ class InvocationStore:
             )
             return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
+    async def held_by(self, node: str) -> list[IndexRow]:
+        """The unfinished calls ``node`` holds (its lease, run out or not)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(*_INDEX_COLUMNS).where(InvocationRow.status.in_(ACTIVE), InvocationRow.lease_owner == node)
+            )
+            return [(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
     async def claim(self, session: AsyncSession, call_id: str, node: str, now: float, until: float) -> bool:
         """Take ``call_id`` for ``node`` when nobody else holds it: a conditional UPDATE, True when it
         changed the row. A call left running by a node that is gone is queued again."""
@@ -338,9 +346,11 @@ class TriggerStore:
             "overlap": timer.overlap,
             "catch_up": timer.catch_up,
             "updated_at": timer.updated_at,
-            "last_tick": timer.last_tick,
         }
-        await self._put(TimerRow, timer.name, new, {**fields, "created_at": timer.created_at}, fields)
+        # ``last_tick`` only when it is made: afterwards only claim_tick moves it (an update carrying this
+        # node's older tick would move it back, and a tick another node made would be made again).
+        created = {**fields, "created_at": timer.created_at, "last_tick": timer.last_tick}
+        await self._put(TimerRow, timer.name, new, created, fields)
 
     async def put_watch(self, watch: Watch, *, new: bool, cursor: int = 0, restart: bool = False) -> None:
         fields = {

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -26,6 +27,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
 from faasd.core.entities import Environment, Function
+from faasd.core.errors import RegistryUnavailable
 from faasd.core.events import Attempt, CallRequest, CallStatus, Timer, Watch
 from faasd.events.delivery import Dispatcher
 from faasd.events.leases import LeasePolicy
@@ -567,3 +569,189 @@ async def test_a_database_away_is_logged_once_and_its_return_once(
         "looking for asynchronous calls that no node holds failed; trying again (logged once until it works)",
         "looking for asynchronous calls that no node holds works again",
     ]
+
+
+# -- the database away, a commit whose outcome a node did not see, a timer edited on another node ------------
+
+
+@contextlib.contextmanager
+def database_away(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[None]:
+    """PostgreSQL stopped; a SQLite file locked by another process (held past the 5 s busy timeout)."""
+    if cluster.database.startswith("sqlite"):
+        locker = sqlite3.connect(cluster.database.removeprefix("sqlite:///"), isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        return
+    server = request.getfixturevalue("postgres")
+    server.stop()
+    try:
+        yield
+    finally:
+        server.start()
+
+
+async def test_a_batch_with_the_database_away_fails_every_waiter_at_once(
+    cluster: Cluster, request: pytest.FixtureRequest
+) -> None:
+    a = await cluster.node("a", poll=3600)
+    await submit(a.queue)  # the connection is open (PostgreSQL: in the pool)
+    with database_away(cluster, request):
+        began = time.monotonic()
+        results = await asyncio.gather(*(submit(a.queue, b"%d" % i) for i in range(50)), return_exceptions=True)
+        took = time.monotonic() - began
+    assert all(isinstance(r, RegistryUnavailable) for r in results), results
+    assert took < 12, f"{took:.1f} s: one busy timeout (5 s) at most, not one per call"
+    assert a.queue.depth == 1
+    # The database back: submits work again.
+    await submit(a.queue)
+    assert a.queue.depth == 2 and len(await a.queue.find(CallFilter())) == 2
+
+
+async def test_a_submit_waits_for_its_commit_a_bounded_time(cluster: Cluster) -> None:
+    a = await cluster.node("a", poll=3600)
+    a.queue.submit_timeout = 0.3
+    store = a.queue.store
+    real = store.begin
+    answer = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def blackholed() -> AsyncIterator[Any]:  # a database that does not answer (until told to)
+        await answer.wait()
+        async with real() as session:
+            yield session
+
+    store.begin = blackholed  # type: ignore[method-assign]
+    first = asyncio.ensure_future(submit(a.queue, b"first"))
+    await asyncio.sleep(0.05)  # its batch is under way: the next one waits behind it
+    began = time.monotonic()
+    with pytest.raises(RegistryUnavailable, match="not stored"):
+        await submit(a.queue, b"behind")
+    assert time.monotonic() - began < 1
+    with pytest.raises(RegistryUnavailable, match="may be stored"):
+        await first
+    answer.set()  # the first commit goes through after all: that call is indexed and delivered; the other was withdrawn
+    await until(lambda: len(a.queue.entries) == 1)
+    (stored,) = await a.queue.find(CallFilter())
+    assert stored.request.body == b"first" and stored.id in a.queue.entries
+    assert a.queue.depth == 1
+
+
+async def test_a_call_committed_though_its_node_saw_an_error_is_taken_up_by_it(cluster: Cluster) -> None:
+    a = await cluster.node("a", poll=3600)
+    b = await cluster.node("b", poll=3600)
+    store = a.queue.store
+    real = store.begin
+    lost = 1
+
+    @contextlib.asynccontextmanager
+    async def commit_then_lose_the_answer() -> AsyncIterator[Any]:
+        nonlocal lost
+        async with real() as session:
+            yield session
+        if lost:
+            lost -= 1
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset by peer"))
+
+    store.begin = commit_then_lose_the_answer  # type: ignore[method-assign]
+    with pytest.raises(RegistryUnavailable):
+        await submit(a.queue)
+    (orphan,) = await b.queue.find(CallFilter())
+    owner, until_ = await lease_of(a, orphan.id)
+    assert owner == "a" and until_ > time.time() + 20
+    assert orphan.id not in a.queue.entries  # its renewals would keep it from every node
+    assert await b.queue.keeper.take_free() == 0
+    assert await a.queue.keeper.take_free() == 1
+    assert orphan.id in a.queue.entries
+    assert await a.queue.keeper.take_free() == 0
+
+
+async def test_an_orphan_found_by_a_renewal_is_taken_up(cluster: Cluster) -> None:
+    a = await cluster.node("a", lease=0.6, poll=0.05)
+    b = await cluster.node("b", poll=3600)
+    orphan = replace(await b.queue.get(await submit(b.queue)), id="orphan")
+    async with b.queue.store.begin() as session:  # held by a, which does not know it (no failure a saw)
+        await b.queue.store.insert(session, orphan, ("a", time.time() + 30))
+    await until(lambda: "orphan" in a.queue.entries)
+
+
+async def test_a_timer_update_does_not_move_its_last_tick(cluster: Cluster) -> None:
+    a = await cluster.node("a", poll=3600)
+    b = await cluster.node("b", poll=3600)
+    await a.store.add_environment(Environment("python", "img", 0, CREATED, CREATED))
+    await a.store.add_function(cluster.functions["hello"])
+    at_a, at_b = TriggerStore(a.store.engine), TriggerStore(b.store.engine)
+    timer = tick_timer(last_tick=utc(0, 15))
+    await at_a.put_timer(timer, new=True)
+    async with b.queue.store.begin() as session:
+        assert await at_b.claim_tick(session, "t", utc(0, 20))  # b makes 00:20
+    # a, which knows 00:15 as the last tick, changes the timer meanwhile.
+    await at_a.put_timer(replace(timer, cron="*/10 * * * *", updated_at=datetime.now(UTC)), new=False)
+    stored, _watches = await at_a.load()
+    assert (stored[0].cron, stored[0].last_tick) == ("*/10 * * * *", utc(0, 20))
+    async with a.queue.store.begin() as session:
+        assert not await at_a.claim_tick(session, "t", utc(0, 20))  # made once, by b
+
+
+async def test_a_node_that_does_not_know_the_function_leaves_the_tick_to_the_other(cluster: Cluster) -> None:
+    clock = Clock(utc(0, 17, 30))
+    a = await cluster.node("a", poll=3600, clock=clock)
+    b = await cluster.node("b", poll=3600, clock=clock)
+    await a.store.add_environment(Environment("python", "img", 0, CREATED, CREATED))
+    await a.store.add_function(cluster.functions["hello"])
+    triggers = TriggerStore(a.store.engine)
+    timer = tick_timer()
+    await triggers.put_timer(timer, new=True)
+    lagging: dict[str, Function] = {}  # a's catalog has not caught up with the function yet
+    schedulers = [
+        TimerScheduler(
+            lambda: {"t": timer},
+            lambda functions=functions: functions,  # type: ignore[misc]
+            node.queue,
+            TriggerStore(node.store.engine),
+            lambda *_: None,
+            clock=clock,
+        )
+        for node, functions in ((a, lagging), (b, cluster.functions))
+    ]
+    for scheduler in schedulers:
+        scheduler.start()
+    at_a, at_b = schedulers
+    await asyncio.sleep(0.05)  # both asleep until 00:20 (by the clock they read at start)
+    try:
+        clock.now = utc(0, 20, 0.1)
+        at_a.changed("no-such-timer")  # a first
+        await until(lambda: at_a.ticks.get("t", [0, 0])[1] == 1)
+        stored, _watches = await triggers.load()
+        assert stored[0].last_tick is None  # not taken
+        at_b.changed("no-such-timer")
+        await until(lambda: _calls(cluster, 1))
+        (made,) = await a.queue.find(CallFilter())
+        assert dict(made.request.headers)["X-Faasd-Scheduled-Time"] == "2026-01-01T00:20:00.000Z"
+        assert at_b.ticks["t"][0] == 1
+        stored, _watches = await triggers.load()
+        assert stored[0].last_tick == utc(0, 20)
+    finally:
+        for scheduler in schedulers:
+            with contextlib.suppress(Exception):
+                await scheduler.close()
+
+
+def tick_timer(**fields: Any) -> Timer:
+    values: dict[str, Any] = {
+        "function": "hello",
+        "cron": "*/5 * * * *",
+        "timezone": "UTC",
+        "method": "POST",
+        "subpath": "",
+        "overlap": "allow",
+        "catch_up": "once",
+        "created_at": CREATED,
+        "updated_at": CREATED,
+        "last_tick": None,
+        **fields,
+    }
+    return Timer(name="t", **values)
