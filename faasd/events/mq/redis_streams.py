@@ -37,12 +37,17 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
+
+
 class RedisConsumer:
     def __init__(self, sub: Subscription) -> None:
         self._sub = sub
         self._redis: aioredis.Redis | None = None
         self._retries: list[tuple[float, str]] = []  # (due, id) of own failed messages
         self._next_reclaim = 0.0
+        self._reclaim_from = "0-0"  # where the next look for idle messages starts (XAUTOCLAIM's cursor)
         self._mine: set[str] = set()  # ids given out by this consumer and not yet acknowledged
         # Longer than any call may take, so that a message still being worked on is never taken over.
         self._reclaim_idle_ms = int(max(RECLAIM_IDLE, 2 * sub.ack_wait) * 1000)
@@ -68,6 +73,8 @@ class RedisConsumer:
                 socket_keepalive=True,
             )
             self._redis = aioredis.Redis(connection_pool=pool)
+            # XAUTOCLAIM's reply as Redis gives it: redis-py's parsing of a JUSTID reply drops the cursor.
+            self._redis.set_response_callback("XAUTOCLAIM", _raw)
             await self._redis.ping()
             try:
                 await self._redis.xgroup_create(self._sub.topic, self._sub.group, id="0", mkstream=True)
@@ -115,18 +122,21 @@ class RedisConsumer:
         """Messages idle at a consumer that is gone: found with JUSTID (which counts no delivery),
         then claimed one by one, except those this consumer still holds."""
         self._next_reclaim = time.monotonic() + RECLAIM_EVERY
-        # redis-py answers a JUSTID look with the ids alone, without the cursor: every look starts at the
-        # beginning of the group's pending list (the messages it claims leave other consumers' part of it).
-        result = await self._r.xautoclaim(
+        # Each look goes on where the last one stopped (the cursor XAUTOCLAIM answers; 0-0 after a whole
+        # pass), so a long head of pending messages this consumer holds does not hide idle ones behind it.
+        reply = await self._r.execute_command(  # type: ignore[no-untyped-call]
+            "XAUTOCLAIM",
             self._sub.topic,
             self._sub.group,
             self._sub.consumer,
-            min_idle_time=self._reclaim_idle_ms,
-            start_id="0-0",
-            count=count,
-            justid=True,
+            self._reclaim_idle_ms,
+            self._reclaim_from,
+            "COUNT",
+            count,
+            "JUSTID",
         )
-        found = [_text(i) for i in result or []]
+        self._reclaim_from = _text(reply[0])
+        found = [_text(i) for i in reply[1] or []]
         held = self._mine | {entry_id for _due, entry_id in self._retries}
         ids: list[Any] = [i for i in found if i not in held]
         if not ids:
