@@ -173,3 +173,22 @@ async def test_not_ready_once_the_change_follower_has_failed_for_30_s(store: Sto
         await follower.close()
         await pool.shutdown()
         await gone.dispose()
+
+
+async def test_socket_errors_mean_the_database_only_from_its_drivers() -> None:
+    """A refused connection or a timeout from anything else (another node, the container engine) is not
+    a registry that cannot be reached; asyncpg's own, raised as they are, are."""
+    assert not is_unavailable(ConnectionRefusedError(111, "Connection refused"))
+    assert not is_unavailable(TimeoutError())
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/faasd")
+    try:
+        with pytest.raises(OSError) as refused:
+            async with engine.connect():
+                pass
+        assert is_unavailable(refused.value)
+        try:
+            raise RuntimeError("a write failed") from refused.value
+        except RuntimeError as wrapped:
+            assert is_unavailable(wrapped)
+    finally:
+        await engine.dispose()
