@@ -241,6 +241,7 @@ async def start_services(settings: Settings, backend: ContainerBackend | None = 
     canaries = await start_canaries(controller, CanaryStore(store.engine), counts)
     triggers = events.triggers if events is not None else None
     cluster = start_cluster(store, controller, journal, applied, triggers=triggers, canaries=canaries.control)
+    controller.catch_up_with(cluster.follower.catch_up)  # a write applies the other nodes' changes first
     await heartbeat.start()
     return Services(
         settings,

@@ -181,8 +181,10 @@ class AdminApi:
 
     async def _set_labels(self, kind: str, name: str, labels: dict[str, str] | None) -> None:
         if self._labels is not None and labels is not None:
-            with recording(ChangeKind.labels, f"{kind}/{name}"):
-                await self._labels.set(kind, name, labels)
+            # Under the registry's lock, as the follower's reload of the labels: neither overwrites the other.
+            async with self._controller.lock:
+                with recording(ChangeKind.labels, f"{kind}/{name}"):
+                    await self._labels.set(kind, name, labels)
 
     def _lister(self, res: Resource) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
@@ -245,7 +247,8 @@ class AdminApi:
         return handler
 
     async def function_code(self, request: web.Request) -> web.Response:
-        code = self._controller.function_code(request.match_info["name"])
+        # A node without its own copy reads the code from the shared registry first: off the loop.
+        code = await asyncio.to_thread(self._controller.function_code, request.match_info["name"])
         return web.Response(body=code, content_type="text/plain", charset="utf-8")
 
     async def function_versions(self, request: web.Request) -> web.Response:

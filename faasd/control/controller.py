@@ -6,6 +6,9 @@ Catalog in place (faasd/control/catalog.py: in time that does not grow with
 the registry, all between two awaits, so the data plane, reading it without
 a lock on the same thread, never sees half a write), and the pool is told.
 Writes are serialized by one lock, so SQLite and the catalog never disagree.
+Taking it applies first every change another node sharing the registry made
+(:class:`WriteLock`): a write is checked against the registry as it is, not
+as this node last followed it.
 Packages and what the build queue reports are in faasd/control/packages.py.
 """
 
@@ -19,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 from faasd.builds.store import PackageStore
@@ -99,6 +103,54 @@ def _route_functions(body: dict[str, Any]) -> tuple[str, tuple[tuple[str, int], 
     return check.heaviest(pairs), pairs if len(pairs) > 1 else ()
 
 
+# The follower's task (faasd/cluster/changes.py): its own applies take the lock without catching up again.
+FOLLOWER_TASK = "cluster-follower"
+
+
+class WriteLock(asyncio.Lock):
+    """The registry's write lock: one writer at a time, re-entered by the task that holds it.
+
+    Whoever takes it (``async with``) applies first every change row other nodes wrote that this node has
+    not applied yet (:attr:`catch_up`, the follower's pass: one query on the primary key when there is
+    none), so what the writer checks (is the name free, does the function exist, does anything use it)
+    and the copy it changes are the registry's as of now, not as this node last followed it. The
+    follower's applies take it too: re-entered within a catch-up, and without one in the follower's own
+    task. No follower (before it starts; a test's lone controller): nothing to catch up.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+        self.catch_up: Callable[[], Awaitable[object]] | None = None
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            self._depth += 1
+            return
+        await self.acquire()
+        self._owner, self._depth = task, 1
+        if self.catch_up is None or (task is not None and task.get_name() == FOLLOWER_TASK):
+            return
+        try:
+            await self.catch_up()
+        except BaseException:
+            self._let_go()
+            raise
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        self._owner, self._depth = None, 0
+        self.release()
+
+
 def _get(mapping: Any, kind: str, name: str) -> Any:
     try:
         return mapping[name]
@@ -133,15 +185,22 @@ class Controller(PackageControl, VersionControl, ReplicaControl):
         self._keep_versions = keep_versions
         self._versions: dict[str, dict[int, str]] = {}
         self._version_blobs: Counter[str] = Counter()
-        self._lock = asyncio.Lock()
+        self._write_lock = WriteLock()
+        self._lock: asyncio.Lock = self._write_lock  # as the mixins know it
         self.catalog = Catalog()
         # Who else holds references to functions (timers, watches: faasd/events/triggers.py).
         self.dependents: list[Dependents] = []
 
     @property
-    def lock(self) -> asyncio.Lock:
-        """The registry's write lock, for the writers of other parts that refer to functions."""
-        return self._lock
+    def lock(self) -> WriteLock:
+        """The registry's write lock, for the writers of other parts that refer to functions (taking it
+        applies the other nodes' pending changes first: :class:`WriteLock`)."""
+        return self._write_lock
+
+    def catch_up_with(self, catch_up: Callable[[], Awaitable[object]]) -> None:
+        """Every write applies the other nodes' pending changes first with ``catch_up`` (the follower's
+        ``catch_up``, faasd/cluster/changes.py), under the lock."""
+        self._write_lock.catch_up = catch_up
 
     async def start(self, stock: dict[str, str], marker: Path, builders: Mapping[str, str] = STOCK_BUILDERS) -> None:
         """Load the registry; on the very first start, register the stock environments.
@@ -454,7 +513,7 @@ class Controller(PackageControl, VersionControl, ReplicaControl):
             # The routes, timers, watches, MQ triggers and canaries go in the same transaction; the
             # other nodes drop them with the function.
             with recording(ChangeKind.function, name):
-                await self._store.delete_function(name, [t.name for t in routes])
+                await self._store.delete_function(name, [t.name for t in routes], force=force)
             self.catalog.drop_function(name)  # with its routes
             self._forget_code(fn.code_sha256)
             self._versions_gone({name})

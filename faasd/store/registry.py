@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from faasd.core.blobs import SharedBlobs
 from faasd.core.database import DatabaseUrl, database_url
 from faasd.core.entities import BuildStatus, Environment, Function, HttpTrigger, Package
-from faasd.core.errors import Conflict, RegistryUnavailable
+from faasd.core.errors import Conflict, NotFound, RegistryUnavailable
 from faasd.core.versions import FunctionVersion
 from faasd.store.blobs import BlobTable
 from faasd.store.database import migrate, open_engine, unreachable
@@ -164,6 +164,43 @@ class Contents:
 Row = EnvironmentRow | FunctionRow | HttpTriggerRow | PackageRow
 RowType = type[EnvironmentRow] | type[FunctionRow] | type[HttpTriggerRow] | type[PackageRow]
 
+# Said of a write that found the registry changed by another node since this node last read it.
+MEANWHILE = "(by another node sharing the registry, meanwhile)"
+
+
+def _kind(model: RowType) -> str:
+    """A table's objects as users name them: "environment", "function", "route", "package"."""
+    return "route" if model is HttpTriggerRow else model.__tablename__[:-1]
+
+
+async def _users(session: AsyncSession, model: RowType, name: str) -> list[str]:
+    """What refers to ``model``'s row ``name``, as users name it ("route 'r'"): what keeps it from going."""
+    if model is EnvironmentRow:
+        refs: list[tuple[str, Any, Any]] = [
+            ("function", FunctionRow, FunctionRow.environment == name),
+            ("package", PackageRow, PackageRow.environment == name),
+        ]
+    elif model is FunctionRow:
+        split = HttpTriggerRow.functions_json.contains(json.dumps(name), autoescape=True)  # one of its weights
+        refs = [
+            ("route", HttpTriggerRow, or_(HttpTriggerRow.function == name, split)),
+            ("timer", TimerRow, TimerRow.function == name),
+            ("watch", WatchRow, WatchRow.function == name),
+            ("mqtrigger", MqTriggerRow, MqTriggerRow.function == name),
+        ]
+    else:
+        refs = []
+    users = []
+    for kind, table, where in refs:
+        users += [f"{kind} '{n}'" for n in await session.scalars(select(table.name).where(where).order_by(table.name))]
+    return users
+
+
+def _in_use(model: RowType, name: str, users: list[str], force_hint: bool = False) -> Conflict:
+    used = ", ".join(users) if users else "another object"
+    then = "delete them first or pass force=true" if force_hint else "delete them first"
+    return Conflict(f"{_kind(model)} '{name}' is used by {used} {MEANWHILE}: nothing was deleted; {then}")
+
 
 class Store:
     def __init__(self, engine: AsyncEngine, database: DatabaseUrl | None = None) -> None:
@@ -236,12 +273,21 @@ class Store:
             raise Conflict(f"{row.__tablename__[:-1]} '{row.name}' conflicts with an existing one") from exc
 
     async def _update(self, model: RowType, name: str, fields: dict[str, Any]) -> None:
+        """NotFound when there is no such row (another node deleted it): nothing is written."""
         async with self._sessions.begin() as session:
-            await session.execute(update(model).where(model.name == name).values(**fields))
+            result = await session.execute(update(model).where(model.name == name).values(**fields))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotFound(f"{_kind(model)} '{name}' not found: it was deleted {MEANWHILE}")
 
     async def _delete(self, model: RowType, name: str) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(delete(model).where(model.name == name))
+        """Conflict, naming them, when other rows still refer to it (made by another node: this one checked)."""
+        try:
+            async with self._sessions.begin() as session:
+                await session.execute(delete(model).where(model.name == name))
+        except IntegrityError as exc:
+            async with self._sessions() as session:
+                users = await _users(session, model, name)
+            raise _in_use(model, name, users) from exc
 
     # environments
     async def add_environment(self, env: Environment) -> None:
@@ -294,7 +340,7 @@ class Store:
                     .where(FunctionRow.name == fn.name, FunctionRow.revision == fn.revision - 1)
                     .values(**_function_fields(fn))
                 )
-                if result.rowcount != 1:
+                if result.rowcount != 1:  # type: ignore[attr-defined]
                     raise conflict
                 if version is not None:
                     session.add(_version_row(version))
@@ -330,20 +376,29 @@ class Store:
                 index.setdefault(function, {})[number] = sha256
         return index
 
-    async def delete_function(self, name: str, routes: Iterable[str] = ()) -> None:
-        """The function, its versions and the routes to it, in one transaction (``routes``: those that split
-        their calls between it and others too)."""
-        async with self._sessions.begin() as session:
-            await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function == name))
-            await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
-            await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.name.in_(list(routes))))
-            await session.execute(
-                delete(CanaryRow).where(or_(CanaryRow.newfunction == name, CanaryRow.oldfunction == name))
-            )
-            await session.execute(delete(TimerRow).where(TimerRow.function == name))
-            await session.execute(delete(WatchRow).where(WatchRow.function == name))
-            await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function == name))
-            await session.execute(delete(FunctionRow).where(FunctionRow.name == name))
+    async def delete_function(self, name: str, routes: Iterable[str] = (), *, force: bool = False) -> None:
+        """The function, its versions and its canaries, in one transaction; with ``force`` the routes,
+        timers, watches and message-queue triggers that use it too (``routes``: those that split their
+        calls between it and others). Without ``force`` nothing may use it (the caller found nothing: what
+        uses it now another node made meanwhile): a Conflict naming them, and nothing is deleted."""
+        try:
+            async with self._sessions.begin() as session:
+                if not force and (users := await _users(session, FunctionRow, name)):
+                    raise _in_use(FunctionRow, name, users, force_hint=True)
+                await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function == name))
+                await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.function == name))
+                await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.name.in_(list(routes))))
+                await session.execute(
+                    delete(CanaryRow).where(or_(CanaryRow.newfunction == name, CanaryRow.oldfunction == name))
+                )
+                await session.execute(delete(TimerRow).where(TimerRow.function == name))
+                await session.execute(delete(WatchRow).where(WatchRow.function == name))
+                await session.execute(delete(MqTriggerRow).where(MqTriggerRow.function == name))
+                await session.execute(delete(FunctionRow).where(FunctionRow.name == name))
+        except IntegrityError as exc:  # a use committed between the check and the delete
+            async with self._sessions() as session:
+                users = await _users(session, FunctionRow, name)
+            raise _in_use(FunctionRow, name, users, force_hint=not force) from exc
 
     # HTTP triggers
     async def add_trigger(self, trigger: HttpTrigger, url_key: str) -> None:
@@ -377,7 +432,9 @@ class Store:
         try:
             async with self._sessions.begin() as session:
                 row = HttpTriggerRow.name == trigger.name
-                await session.execute(update(HttpTriggerRow).where(row).values(**fields))
+                result = await session.execute(update(HttpTriggerRow).where(row).values(**fields))
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise NotFound(f"route '{trigger.name}' not found: it was deleted {MEANWHILE}")
                 if then is not None:
                     await then(session)
         except IntegrityError as exc:
@@ -394,8 +451,22 @@ class Store:
         await self._update(PackageRow, package.name, _package_fields(package))
 
     async def delete_package(self, name: str, functions: list[str], routes: Iterable[str] = ()) -> None:
-        """The package, the ``functions`` that run it and the routes to them, in one transaction."""
+        """The package, the ``functions`` that run it and the routes to them, in one transaction.
+
+        A function that runs it and is not among ``functions`` (another node made it meanwhile) is a
+        Conflict naming it, and nothing is deleted."""
         async with self._sessions.begin() as session:
+            others = await session.scalars(
+                select(FunctionRow.name)
+                .where(FunctionRow.package == name, FunctionRow.name.not_in(functions))
+                .order_by(FunctionRow.name)
+            )
+            users = [f"function '{n}'" for n in others]
+            if users:
+                raise Conflict(
+                    f"package '{name}' is used by {', '.join(users)} {MEANWHILE}: nothing was deleted; "
+                    "read it again and retry"
+                )
             await session.execute(delete(HttpTriggerRow).where(HttpTriggerRow.name.in_(list(routes))))
             if functions:
                 await session.execute(delete(FunctionVersionRow).where(FunctionVersionRow.function.in_(functions)))
