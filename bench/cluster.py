@@ -159,7 +159,8 @@ def failover(database: str, calls: int, lease: float, run_id: str, deadline: Dea
         cb.close()
         return result
     finally:
-        b.stop()
+        for node in (a, b):
+            node.stop()  # SIGTERM (A: when the phase failed before its kill)
         for node in (a, b):
             engine.cleanup(node.owner)
             HostFirewall(node.owner).teardown()  # a faasd killed with -9 leaves its (inert) chains
