@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 3.0
 LIVE_BEATS = 3
+LEAVE_TIMEOUT = 2.0  # seconds a stopping node tries to mark its row as stopped
 LIVE_SECONDS = HEARTBEAT_SECONDS * LIVE_BEATS
 FORGET_AFTER = 3600.0  # a node gone this long leaves the list (and stops being named as missing)
 
@@ -147,8 +148,15 @@ class Heartbeat:
             await self.beat()
 
     async def close(self) -> None:
+        """Stop beating and say so in this node's row (bounded: a database that is away is not waited for),
+        so that a restart under the same id does not wait to tell its previous process from another node."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.started_at is not None:
+            try:
+                await asyncio.wait_for(self.store.left(self.node, self.started_at, self.live_seconds), LEAVE_TIMEOUT)
+            except Exception as exc:  # the row just ages out as a crashed node's would
+                log.info("node heartbeat: could not mark this node as stopped (%s)", exc)

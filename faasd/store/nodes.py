@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from faasd.store.database import upsert
@@ -53,6 +53,16 @@ class NodeStore:
                 changed["started_at"] = now
             await session.execute(stmt.on_conflict_do_update(index_elements=[NodeRow.id], set_=changed))
         return now
+
+    async def left(self, node: str, started_at: float, live_seconds: float) -> None:
+        """``node`` (its process started at ``started_at``) stopped: its row is no longer live from now on (kept
+        for the list like any unseen node's), so that the next process under its id starts without waiting."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(NodeRow)
+                .where(NodeRow.id == node, NodeRow.started_at == started_at)
+                .values(last_seen=NodeRow.last_seen - live_seconds - 1)
+            )
 
     async def list(self) -> NodeList:
         async with self._sessions() as session:

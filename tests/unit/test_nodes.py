@@ -207,3 +207,17 @@ async def test_a_faasd_whose_id_a_live_node_holds_stops_at_start_with_one_line(t
     finally:
         await other.close()
         await engine.dispose()
+
+
+async def test_a_node_stopped_cleanly_is_not_live_and_its_restart_does_not_wait(engine: AsyncEngine) -> None:
+    first = Heartbeat(NodeStore(engine), "solo", "http://10.0.0.7:8080", "0.1.0", interval=60.0)
+    await first.start()
+    listing = await NodeStore(engine).list()
+    assert first.live(next(n for n in listing.nodes if n.id == "solo"), listing.now)
+    await first.close()  # SIGTERM: the row says the node stopped
+    listing = await NodeStore(engine).list()
+    row = next(n for n in listing.nodes if n.id == "solo")  # kept, for the list, as not live
+    assert not first.live(row, listing.now)
+    # Its restart under the same id: no live row to tell from another node, so no wait of 1.5 intervals (90 s).
+    again = Heartbeat(NodeStore(engine), "solo", "http://10.0.0.7:8080", "0.1.0", interval=60.0)
+    await asyncio.wait_for(again.claim(), 20)
