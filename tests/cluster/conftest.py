@@ -19,8 +19,8 @@ def engine() -> docker.DockerClient:
 
 @pytest.fixture
 def cluster(engine: docker.DockerClient, postgres: PostgresServer, tmp_path: Path) -> Iterator[Cluster]:
-    """Nodes a and b (pools of 1, a database of their own on the session's PostgreSQL) behind nginx."""
-    nodes = Cluster(engine, postgres, tmp_path, default_poolsize=1)
+    """Nodes a and b (pools of 1, leases of 5 s, a database of their own on the session's PostgreSQL) behind nginx."""
+    nodes = Cluster(engine, postgres, tmp_path, default_poolsize=1, async_lease=5)
     try:
         yield nodes.start()
     finally:

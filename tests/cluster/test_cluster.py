@@ -29,7 +29,7 @@ HELLO = "module.exports = async () => 'hello from the cluster';\n"
 # REDIS_HOST, in plain RESP over a socket (the runtime has no Redis client). The container's hostname is
 # its short id: the test tells which node ran a delivery from the container's owner label.
 RECORDER = """
-import os, socket
+import os, socket, time
 
 def main(context):
     c = context.request.context
@@ -42,6 +42,7 @@ def main(context):
         reply = s.recv(64)
     if not reply.startswith(b":"):
         raise RuntimeError(f"redis answered {reply!r}")
+    time.sleep(float(os.environ.get("HOLD", "0")))  # a slow function: a node killed mid-way holds calls
     return "recorded"
 """
 
@@ -50,12 +51,12 @@ def get(url: str, **kw: Any) -> requests.Response:
     return requests.get(url, timeout=kw.pop("timeout", 30), **kw)
 
 
-def recorder(cluster: Cluster, redis_server: RedisServer, name: str, key: str) -> None:
+def recorder(cluster: Cluster, redis_server: RedisServer, name: str, key: str, hold: float = 0.0) -> None:
     cluster.a.create_function(
         name,
         "python",
         RECORDER,
-        env={"REDIS_HOST": "redis", "KEY": key},
+        env={"REDIS_HOST": "redis", "KEY": key, "HOLD": str(hold)},
         network=redis_server.network,
     )
 
@@ -94,11 +95,12 @@ def test_a_change_through_one_node_is_served_by_the_other_and_through_nginx(clus
 
 def test_async_calls_survive_a_node_killed_in_the_middle(cluster: Cluster, redis_server: RedisServer) -> None:
     key = f"deliveries-{time.monotonic_ns()}"
-    recorder(cluster, redis_server, "rec", key)
+    recorder(cluster, redis_server, "rec", key, hold=0.2)
     for node in cluster.nodes:  # both nodes know the function before the calls
         wait_for(lambda n=node: n.api("GET", "/v1/functions/rec").status_code == 200, "the function", timeout=15)
 
     ids: list[str] = []
+    via_a: set[str] = set()
     lock = threading.Lock()
 
     def submit(i: int) -> None:
@@ -107,6 +109,8 @@ def test_async_calls_survive_a_node_killed_in_the_middle(cluster: Cluster, redis
         assert r.status_code == 202, r.text
         with lock:
             ids.append(r.json()["call_id"])
+            if node is cluster.a:
+                via_a.add(r.json()["call_id"])
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(submit, range(500)))
@@ -138,6 +142,9 @@ def test_async_calls_survive_a_node_killed_in_the_middle(cluster: Cluster, redis
     assert set(by_call) == set(ids)
     for call_id, nodes in by_call.items():
         assert nodes.count("b") <= 1 and nodes.count("a") <= 1, (call_id, nodes)
+    assert [call_id for call_id, nodes in by_call.items() if "a" in nodes], "no delivery told apart as node a's"
+    # Node b took over calls node a held when it died (submitted through a, delivered by b).
+    assert [call_id for call_id in via_a if "b" in by_call[call_id]], "node b delivered none of node a's calls"
     again = [call_id for call_id, nodes in by_call.items() if len(nodes) > 1]
     assert len(again) <= 64, f"{len(again)} calls delivered twice: more than node a had in flight"
 
