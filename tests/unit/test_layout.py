@@ -37,3 +37,18 @@ def test_node_runtime_requires_only_builtins() -> None:
     assert required, "the pattern found no require at all"
     names = {name.removeprefix("node:") for name in required}
     assert names - NODE_BUILTINS == set()
+
+
+def test_every_python_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists its packages by name: a new one missing there is missing from `pip install faasd`."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    dirs = {"faasd": "faasd", "faas_cli": "cli", "faasd_migrations": "migrations"}
+    found = {
+        ".".join((name, *init.parent.relative_to(ROOT / folder).parts))
+        for name, folder in dirs.items()
+        for init in (ROOT / folder).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set(), f"packages missing from pyproject.toml's packages: {sorted(found - listed)}"
