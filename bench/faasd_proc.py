@@ -77,6 +77,10 @@ class Faasd:
             str(self.idle_timeout),
             "--log-level",
             self.log_level,
+            # Named here: with --database the default label would hash the machine's name too, and the
+            # suite's clean-up by label must find the containers of a node it killed.
+            "--owner-label",
+            self.owner,
             *self.extra_args,
         ]
         log = self.log_path.open("wb")
