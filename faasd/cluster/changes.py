@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from faasd.cluster.availability import is_unavailable
 from faasd.store.models import ChangeRow
+
+# True while this task applies other nodes' change rows (Follower.catch_up).
+APPLYING: ContextVar[bool] = ContextVar("faasd_cluster_applying", default=False)
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +184,18 @@ class Follower:
 
     async def catch_up(self, *, lazy: bool = False) -> int:
         """Apply every row after :attr:`applied` (others' rows; this node's are skipped); how many applied.
+
+        Marked as :data:`APPLYING` while it runs: the writes it makes take the controller's lock, which
+        then does not catch up again (whichever task called it: the follower's, or a writer's).
+        """
+        token = APPLYING.set(True)
+        try:
+            return await self._catch_up(lazy=lazy)
+        finally:
+            APPLYING.reset(token)
+
+    async def _catch_up(self, *, lazy: bool) -> int:
+        """:meth:`catch_up`'s pass.
 
         ``lazy``: not at all when the SQLite files did not change since the last pass (a poll), unless that
         read is :data:`READ_EVERY` seconds old (a file's times are as fine as the kernel's clock tick: a

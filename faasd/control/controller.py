@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from faasd.builds.store import PackageStore
+from faasd.cluster.changes import APPLYING
 from faasd.cluster.journal import ChangeKind, recording
 from faasd.control.catalog import Catalog
 from faasd.control.packages import BuildQueue, PackageControl, builder_of
@@ -103,10 +104,6 @@ def _route_functions(body: dict[str, Any]) -> tuple[str, tuple[tuple[str, int], 
     return check.heaviest(pairs), pairs if len(pairs) > 1 else ()
 
 
-# The follower's task (faasd/cluster/changes.py): its own applies take the lock without catching up again.
-FOLLOWER_TASK = "cluster-follower"
-
-
 class WriteLock(asyncio.Lock):
     """The registry's write lock: one writer at a time, re-entered by the task that holds it.
 
@@ -114,8 +111,8 @@ class WriteLock(asyncio.Lock):
     not applied yet (:attr:`catch_up`, the follower's pass: one query on the primary key when there is
     none), so what the writer checks (is the name free, does the function exist, does anything use it)
     and the copy it changes are the registry's as of now, not as this node last followed it. The
-    follower's applies take it too: re-entered within a catch-up, and without one in the follower's own
-    task. No follower (before it starts; a test's lone controller): nothing to catch up.
+    follower's applies take it too, without catching up again (they run within a catch-up: APPLYING,
+    faasd/cluster/changes.py). No follower (before it starts; a test's lone controller): nothing to catch up.
     """
 
     def __init__(self) -> None:
@@ -131,7 +128,7 @@ class WriteLock(asyncio.Lock):
             return
         await self.acquire()
         self._owner, self._depth = task, 1
-        if self.catch_up is None or (task is not None and task.get_name() == FOLLOWER_TASK):
+        if self.catch_up is None or APPLYING.get():
             return
         try:
             await self.catch_up()
