@@ -177,10 +177,6 @@ class Settings:
     keep_versions: int = 10
 
     @property
-    def database_path(self) -> Path:
-        return self.state_dir / "faasd.db"
-
-    @property
     def database_url(self) -> DatabaseUrl:
         """The registry's database (``--database``; checked by :func:`load_settings`)."""
         return database_url(self.database, self.state_dir)
