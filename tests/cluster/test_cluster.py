@@ -22,29 +22,9 @@ import requests
 from tests.cluster.harness import Cluster
 from tests.integration.brokers import RedisServer
 from tests.integration.harness import wait_for
+from tests.integration.recorder import entries, recorder_function
 
 HELLO = "module.exports = async () => 'hello from the cluster';\n"
-
-# Records each delivery: RPUSH <key> "<call id> <attempt> <scheduled time> <container>" on the Redis at
-# REDIS_HOST, in plain RESP over a socket (the runtime has no Redis client). The container's hostname is
-# its short id: the test tells which node ran a delivery from the container's owner label.
-RECORDER = """
-import os, socket, time
-
-def main(context):
-    c = context.request.context
-    entry = " ".join((c.get("call_id", "-"), c.get("attempt", "-"), c.get("scheduled_time", "-"), socket.gethostname()))
-    key = os.environ["KEY"].encode()
-    parts = [b"RPUSH", key, entry.encode()]
-    command = b"*%d\\r\\n" % len(parts) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(p), p) for p in parts)
-    with socket.create_connection((os.environ["REDIS_HOST"], 6379), timeout=5) as s:
-        s.sendall(command)
-        reply = s.recv(64)
-    if not reply.startswith(b":"):
-        raise RuntimeError(f"redis answered {reply!r}")
-    time.sleep(float(os.environ.get("HOLD", "0")))  # a slow function: a node killed mid-way holds calls
-    return "recorded"
-"""
 
 
 def get(url: str, **kw: Any) -> requests.Response:
@@ -52,17 +32,7 @@ def get(url: str, **kw: Any) -> requests.Response:
 
 
 def recorder(cluster: Cluster, redis_server: RedisServer, name: str, key: str, hold: float = 0.0) -> None:
-    cluster.a.create_function(
-        name,
-        "python",
-        RECORDER,
-        env={"REDIS_HOST": "redis", "KEY": key, "HOLD": str(hold)},
-        network=redis_server.network,
-    )
-
-
-def entries(redis_server: RedisServer, key: str) -> list[str]:
-    return list(redis_server.command("LRANGE", key, "0", "-1"))
+    cluster.a.ok("POST", "/v1/functions", json=recorder_function(name, redis_server, key, hold))
 
 
 def test_a_change_through_one_node_is_served_by_the_other_and_through_nginx(cluster: Cluster) -> None:
@@ -121,7 +91,7 @@ def test_async_calls_survive_a_node_killed_in_the_middle(cluster: Cluster, redis
     cluster.a.kill9()
 
     def delivered() -> bool:
-        return {e.split()[0] for e in entries(redis_server, key)} >= set(ids)
+        return {e[0] for e in entries(redis_server, key)} >= set(ids)
 
     wait_for(delivered, "all 500 calls delivered (node b taking over a's after their leases expire)", timeout=300)
 
@@ -136,8 +106,7 @@ def test_async_calls_survive_a_node_killed_in_the_middle(cluster: Cluster, redis
     # end a never recorded); node b delivers each call once, so none is delivered again after its success.
     a_containers = {c.id[:12] for c in cluster.a.containers()}
     by_call: dict[str, list[str]] = collections.defaultdict(list)
-    for entry in entries(redis_server, key):
-        call_id, _attempt, _scheduled, host = entry.split()
+    for call_id, _attempt, _scheduled, _at, host in entries(redis_server, key):
         by_call[call_id].append("a" if host in a_containers else "b")
     assert set(by_call) == set(ids)
     for call_id, nodes in by_call.items():
@@ -155,7 +124,7 @@ def test_a_timer_fires_once_per_tick_with_both_nodes_up(cluster: Cluster, redis_
     cluster.b.ok("POST", "/v1/timers", json={"name": "every-second", "function": "tick", "cron": "@every 1s"})
     wait_for(lambda: len(entries(redis_server, key)) >= 12, "12 ticks", timeout=120)
     cluster.b.ok("DELETE", "/v1/timers/every-second")
-    ticks = collections.Counter(e.split()[2] for e in entries(redis_server, key))
+    ticks = collections.Counter(e[2] for e in entries(redis_server, key))
     assert all(t != "-" for t in ticks), ticks
     assert max(ticks.values()) == 1, f"ticks fired more than once: {[t for t, n in ticks.items() if n > 1]}"
 

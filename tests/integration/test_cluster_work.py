@@ -38,29 +38,10 @@ from faasd.events.mq.broker import kinds
 from faasd.events.mq.runner import subscription
 from tests.integration.brokers import NatsServer, RedisServer
 from tests.integration.harness import FaasdProcess, wait_for
+from tests.integration.recorder import entries, recorder_function
 
 LEASE = 4.0  # --async-lease of both nodes
 CALLS = 200
-
-# Records each delivery: RPUSH <key> "<call id> <attempt> <scheduled time> <unix time>" on the Redis at
-# REDIS_HOST, in plain RESP over a socket (the runtime has no Redis client).
-RECORDER = """
-import os, socket, time
-
-def main(context):
-    c = context.request.context
-    entry = " ".join((c.get("call_id", "-"), c.get("attempt", "-"), c.get("scheduled_time", "-"), repr(time.time())))
-    key = os.environ["KEY"].encode()
-    parts = [b"RPUSH", key, entry.encode()]
-    command = b"*%d\\r\\n" % len(parts) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(p), p) for p in parts)
-    with socket.create_connection((os.environ["REDIS_HOST"], 6379), timeout=5) as s:
-        s.sendall(command)
-        reply = s.recv(64)
-    if not reply.startswith(b":"):
-        raise RuntimeError(f"redis answered {reply!r}")
-    time.sleep(0.2)  # long enough that a node killed mid-way holds calls running and queued
-    return "recorded"
-"""
 
 
 class Nodes:
@@ -127,14 +108,8 @@ def nodes(engine: docker.DockerClient, redis_server: RedisServer, database: str,
         two.close()
 
 
-def entries(redis_server: RedisServer, key: str) -> list[list[str]]:
-    return [e.split() for e in redis_server.command("LRANGE", key, "0", "-1")]
-
-
 def recorder(nodes: Nodes, redis_server: RedisServer, name: str, key: str) -> None:
-    nodes.a.create_function(
-        name, "python", RECORDER, env={"REDIS_HOST": "redis", "KEY": key}, network=redis_server.network
-    )
+    nodes.a.ok("POST", "/v1/functions", json=recorder_function(name, redis_server, key, hold=0.2))
     wait_for(lambda: nodes.b.api("GET", f"/v1/functions/{name}").status_code == 200, "node b to know it", timeout=15)
 
 
@@ -185,7 +160,7 @@ def test_async_calls_through_two_nodes_each_delivered_once_and_a_killed_nodes_ta
         timeout=60,
     )
     seen = collections.defaultdict(list)  # call id -> [(attempt, unix time)]
-    for call_id, attempt, _scheduled, at in entries(redis_server, key):
+    for call_id, attempt, _scheduled, at, _container in entries(redis_server, key):
         seen[call_id].append((int(attempt), float(at)))
     assert set(seen) == set(ids)
     for call_id, deliveries in seen.items():
