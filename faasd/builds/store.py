@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 
 from faasd.builds.archive import ArchiveInfo
-from faasd.core.blobs import SharedBlobs
+from faasd.core.blobs import SharedBlobs, write_file
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -71,16 +71,7 @@ class PackageStore:
         if self._shared is not None and not target.is_file():
             data = self._shared.get(sha256)
             if data is not None:
-                fd, tmp = tempfile.mkstemp(dir=self._incoming, prefix=".fetch-")
-                try:
-                    with os.fdopen(fd, "wb") as out:
-                        out.write(data)
-                        out.flush()
-                        os.fsync(out.fileno())
-                    os.replace(tmp, target)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
+                write_file(self._incoming, target, data)
         return target
 
     def has(self, sha256: str) -> bool:

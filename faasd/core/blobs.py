@@ -7,6 +7,8 @@ On SQLite there is none: the state dir's files are the blobs.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -32,3 +34,22 @@ class SharedBlobs(Protocol):
         """Remove the blobs that no function, version or package names any more and that were put long
         enough ago (no write about to name them); how many. At most once in a while: a no-op otherwise."""
         ...
+
+
+def write_file(root: Path, target: Path, data: bytes) -> None:
+    """``data`` as ``target`` (in ``root``): a temporary file, fsynced, renamed, the directory fsynced."""
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -12,29 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
-from faasd.core.blobs import SharedBlobs
-
-
-def write_file(root: Path, target: Path, data: bytes) -> None:
-    """``data`` as ``target`` (in ``root``): a temporary file, fsynced, renamed, the directory fsynced."""
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+from faasd.core.blobs import SharedBlobs, write_file
 
 
 class CodeStore:
